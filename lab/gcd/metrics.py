@@ -1,0 +1,44 @@
+"""Clustering accuracy for generalized category discovery ("v2": ONE Hungarian matching over all samples).
+
+GCD/SimGCD's ``split_cluster_acc_v2``: build the contingency matrix between predicted clusters and true
+classes over *all* evaluated samples, find the single best one-to-one matching with the Hungarian
+algorithm, then report the matched accuracy on all samples, on samples of old classes, and on new classes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def cluster_acc_v2(y_true, y_pred, old_mask) -> dict:
+    """All/Old/New accuracy under one Hungarian matching.
+
+    y_true, y_pred: int arrays (N,); old_mask: bool (N,) True where the TRUE class is an old class.
+    Returns {"all", "old", "new"} in [0, 1] (nan where a group is empty).
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    old_mask = np.asarray(old_mask, dtype=bool)
+    if y_true.shape != y_pred.shape or y_true.shape != old_mask.shape:
+        raise ValueError("y_true, y_pred and old_mask must have the same shape")
+    if y_true.size == 0:
+        return {"all": float("nan"), "old": float("nan"), "new": float("nan")}
+    D = int(max(y_pred.max(), y_true.max())) + 1
+    w = np.zeros((D, D), dtype=np.int64)
+    np.add.at(w, (y_pred, y_true), 1)
+    rows, cols = linear_sum_assignment(w.max() - w)
+    mapping = np.empty(D, dtype=np.int64)
+    mapping[rows] = cols
+    correct = mapping[y_pred] == y_true
+    grp = lambda m: float(correct[m].mean()) if m.any() else float("nan")  # noqa: E731
+    return {"all": float(correct.mean()), "old": grp(old_mask), "new": grp(~old_mask)}
+
+
+def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 10) -> float:
+    """Cosine kNN-k accuracy (majority vote): how linearly-free "good" a feature space is."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    f = lambda a: a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-12)  # noqa: E731
+    clf = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
+    clf.fit(f(np.asarray(train_x, dtype=np.float32)), train_y)
+    return float((clf.predict(f(np.asarray(test_x, dtype=np.float32))) == np.asarray(test_y)).mean())

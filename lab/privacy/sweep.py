@@ -1,0 +1,220 @@
+"""Sweeps for user-level DP, saved as JSON for notebooks and the dashboard (``lab.viz.privacy`` plots them).
+
+All files are strict JSON; infinite values are the string ``"inf"`` (use :func:`as_float` to read them).
+Committed results live in ``bench/results/`` and are written by ``bench/run_dp_tables.py`` (or
+``python -m lab dp-sweep --kind ...``).
+
+Schema
+------
+**Run record** (``python -m lab dp`` output and every element of ``rows`` below, task ``lm``)::
+
+    task "lm" | "meanest"; algo "els" | "uls" | "nonprivate"
+    epsilon_target   user-level target (float or "inf")
+    epsilon          user-level epsilon as accounted (ELS: mixture-of-Gaussians PLD; ULS: PLD of the
+                     Poisson-subsampled Gaussian at the user rate); "inf" without noise
+    epsilon_example  ELS only: example-level epsilon (null for ULS)
+    epsilon_group    ELS only: user-level epsilon via group privacy (loose; may be "inf")
+    epsilon_rdp_opacus  ULS only: Opacus RDP second opinion
+    delta, bound (k), noise_multiplier (sigma/C), sampling_rate (examples for ELS/nonprivate, users for ULS),
+    sampling_unit "example" | "user", steps, seed, batch (expected example-gradients per step), clip, lr,
+    eval_loss (held-out users, nats/char), eval_ppl, pretrained_loss, n_train_users, n_train_examples,
+    n_eval_windows, example_gradients (actually computed), accountant, seconds, seconds_train,
+    seconds_calibration, history [{step, eval_loss}]
+
+``bench/results/dp_privacy_utility.json`` (:func:`privacy_utility_sweep`)::
+
+    {"kind": "privacy-utility", "delta", "bound", "steps", "batch", "seeds": [..], "epsilons": [.., "inf"],
+     "pretrained_loss": float, "nonprivate": {"mean", "std", "losses": [...]},
+     "rows": [run record, ...],
+     "summary": [{"algo", "epsilon", "mean", "std", "n", "noise_multiplier"}, ...],
+     "seconds": float}
+
+``bench/results/dp_bound_sweep.json`` (:func:`bound_sweep`)::
+
+    {"kind": "bound", "epsilon", "delta", "steps", "batch", "bounds": [..], "seeds": [..],
+     "pretrained_loss", "rows": [run record...],
+     "summary": [{"algo", "bound", "mean", "std", "n", "noise_multiplier", "n_train_examples"}], "seconds"}
+
+``bench/results/dp_accounting.json`` (:func:`accounting_sweep`)::
+
+    {"kind": "accounting", "noise_multiplier", "sampling_rate", "steps", "delta",
+     "rows": [{"bound", "epsilon_mixture", "epsilon_group", "epsilon_example", "epsilon_uls",
+               "seconds"}], "calibration": [{"bound", "epsilon_target", "sigma_mixture", "seconds"}]}
+
+``bench/results/dp_tier1.json`` (:func:`tier1_sweep`)::
+
+    {"kind": "tier1", "config": MeanEstConfig as dict, "regimes": {"diverse": {"tau", "s"}, ...},
+     "delta", "sampling_rate", "tuned": {"<regime>/<algo>": {"clip", "lr", "grid": [{clip, lr, error}]}},
+     "rows": [{"regime", "algo", "epsilon", "seed", "noise_multiplier", "clip", "lr", "error",
+               "error_last"}],
+     "summary": [{"regime", "algo", "epsilon", "error_mean", "error_std", "n"}], "seconds"}
+
+``bench/results/dp_tune.json`` (:func:`tune_sweep`)::
+
+    {"kind": "tune", "epsilon", "bound", "delta", "steps", "seed": 0,
+     "rows": [run record...], "best": {"els": {"clip", "lr", "eval_loss"}, "uls": ..., "nonprivate": ...}}
+
+``bench/results/dp_step_bench.json`` (``bench/bench_dp_step.py``)::
+
+    {"threads", "batch", "repeats", "seconds_per_step": {"nonprivate", "els", "uls"},
+     "ratio": {"els", "uls"}, "params"}
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from lab.privacy.runner import json_safe  # noqa: F401  (re-exported)
+
+EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf)
+BOUNDS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def as_float(v):
+    """Read a JSON number that may be the string "inf"."""
+    return math.inf if v == "inf" else (-math.inf if v == "-inf" else float(v))
+
+
+def _say(msg):
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def _summ(rows, keys):
+    acc = {}
+    for r in rows:
+        acc.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for k, rs in acc.items():
+        losses = [r["eval_loss"] for r in rs]
+        d = dict(zip(keys, k))
+        d.update(mean=float(np.mean(losses)), std=float(np.std(losses)), n=len(losses),
+                 noise_multiplier=rs[0]["noise_multiplier"], n_train_examples=rs[0].get("n_train_examples"))
+        out.append(d)
+    return out
+
+
+def _strip(r):
+    return {k: v for k, v in r.items() if k not in ("device",)}
+
+
+def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=400, delta=1e-5, batch=64,
+                          algos=("els", "uls"), **kw) -> dict:
+    """ELS and ULS at each user-level epsilon (``inf`` = clipping without noise) plus the non-private
+    baseline, ``seeds`` each, same bound/steps/example-gradients. See module schema."""
+    from lab.privacy.runner import run_lm
+
+    t0 = time.time()
+    rows = []
+    for seed in seeds:
+        r = run_lm("nonprivate", None, delta, bound, steps, seed, batch=batch, **kw)
+        rows.append(_strip(r))
+        _say(f"nonprivate seed={seed} loss={r['eval_loss']:.4f} ({r['seconds']:.0f}s)")
+    for eps in epsilons:
+        for algo in algos:
+            for seed in seeds:
+                r = run_lm(algo, eps, delta, bound, steps, seed, batch=batch, **kw)
+                rows.append(_strip(r))
+                _say(f"{algo} eps={eps} seed={seed} loss={r['eval_loss']:.4f} z={r['noise_multiplier']:.3f} "
+                     f"({r['seconds']:.0f}s)")
+    npl = [r["eval_loss"] for r in rows if r["algo"] == "nonprivate"]
+    dp_rows = [dict(r, epsilon=r["epsilon_target"]) for r in rows if r["algo"] != "nonprivate"]
+    summary = _summ(dp_rows, ("algo", "epsilon"))
+    return {"kind": "privacy-utility", "delta": delta, "bound": bound, "steps": steps, "batch": batch,
+            "seeds": list(seeds), "epsilons": list(epsilons), "pretrained_loss": rows[0]["pretrained_loss"],
+            "nonprivate": {"mean": float(np.mean(npl)), "std": float(np.std(npl)), "losses": npl},
+            "rows": rows, "summary": summary, "seconds": time.time() - t0}
+
+
+def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=400, delta=1e-5, batch=64,
+                algos=("els", "uls"), **kw) -> dict:
+    """Contribution bound k vs held-out loss at one user-level epsilon, for ELS and ULS."""
+    from lab.privacy.runner import run_lm
+
+    t0 = time.time()
+    rows = []
+    for k in bounds:
+        for algo in algos:
+            for seed in seeds:
+                r = run_lm(algo, epsilon, delta, k, steps, seed, batch=batch, **kw)
+                rows.append(_strip(r))
+                _say(f"{algo} k={k} seed={seed} loss={r['eval_loss']:.4f} z={r['noise_multiplier']:.3f} "
+                     f"M={r['n_train_examples']} ({r['seconds']:.0f}s)")
+    return {"kind": "bound", "epsilon": epsilon, "delta": delta, "steps": steps, "batch": batch,
+            "bounds": list(bounds), "seeds": list(seeds), "pretrained_loss": rows[0]["pretrained_loss"],
+            "rows": rows, "summary": _summ(rows, ("algo", "bound")), "seconds": time.time() - t0}
+
+
+def accounting_sweep(bounds=BOUNDS, noise_multiplier=1.0, sampling_rate=None, steps=400, delta=1e-5,
+                     calibrate_epsilon=None) -> dict:
+    """User-level epsilon vs k at a fixed sigma and q: mixture-of-Gaussians PLD vs group privacy, plus the
+    example-level and ULS epsilons at the same sigma and rate. ``sampling_rate`` defaults to the tier-2
+    rate at k = 16. With ``calibrate_epsilon``, also the sigma each k needs for that user-level epsilon."""
+    from lab.privacy import accounting as A
+
+    if sampling_rate is None:
+        sampling_rate = default_lm_rate(16)
+    rows = []
+    for k in bounds:
+        t = time.time()
+        rows.append({"bound": k,
+                     "epsilon_mixture": A.els_user_epsilon(noise_multiplier, sampling_rate, steps, k, delta),
+                     "epsilon_group": A.group_privacy_epsilon(noise_multiplier, sampling_rate, steps, k, delta),
+                     "epsilon_example": A.els_example_epsilon(noise_multiplier, sampling_rate, steps, delta),
+                     "epsilon_uls": A.uls_epsilon(noise_multiplier, sampling_rate, steps, delta),
+                     "seconds": time.time() - t})
+        _say(f"accounting k={k}: {rows[-1]}")
+    cal = []
+    for k in (bounds if calibrate_epsilon else ()):
+        t = time.time()
+        z = A.calibrate_noise(calibrate_epsilon, delta, sampling_rate, steps, algo="els", bound=k)
+        cal.append({"bound": k, "epsilon_target": calibrate_epsilon, "sigma_mixture": z, "seconds": time.time() - t})
+        _say(f"calibration k={k}: {cal[-1]}")
+    return {"kind": "accounting", "noise_multiplier": noise_multiplier, "sampling_rate": sampling_rate,
+            "steps": steps, "delta": delta, "rows": rows, "calibration": cal}
+
+
+def default_lm_rate(bound=16, batch=64) -> float:
+    """The tier-2 example sampling rate B/M at contribution bound ``bound``."""
+    from lab.privacy.lm import bound_contributions, load_user_data
+
+    w, _ = bound_contributions(load_user_data().train_windows, bound, 0)
+    return batch / len(w)
+
+
+def tier1_sweep(epsilons=(1.0, 4.0, 16.0), seeds=(0, 1, 2), delta=1e-5) -> dict:
+    """Tier-1 grid (see ``meanest.regime_grid``) with a per-(regime, algo, epsilon) summary."""
+    from lab.privacy.meanest import regime_grid, summarize
+
+    g = regime_grid(epsilons=epsilons, seeds=seeds, delta=delta)
+    g["kind"] = "tier1"
+    g["summary"] = summarize(g)
+    return g
+
+
+TUNE_GRID = {
+    "els": {"clip": (0.3, 1.0, 3.0), "lr": (1e-3, 3e-3)},
+    "uls": {"clip": (0.1, 0.3, 1.0), "lr": (1e-3, 3e-3)},
+    "nonprivate": {"clip": (None,), "lr": (1e-3, 3e-3, 1e-2)},
+}
+
+
+def tune_sweep(epsilon=4.0, bound=16, steps=400, delta=1e-5, seed=0, grid=TUNE_GRID, **kw) -> dict:
+    """Clip-norm / learning-rate grid per algorithm at one user-level epsilon and one seed."""
+    from lab.privacy.runner import run_lm
+
+    rows, best = [], {}
+    for algo, g in grid.items():
+        for clip in g["clip"]:
+            for lr in g["lr"]:
+                r = run_lm(algo, epsilon if algo != "nonprivate" else None, delta, bound, steps, seed, clip=clip,
+                           lr=lr, **kw)
+                rows.append(_strip(r))
+                _say(f"tune {algo} clip={clip} lr={lr}: {r['eval_loss']:.4f} ({r['seconds']:.0f}s)")
+                if algo not in best or r["eval_loss"] < best[algo]["eval_loss"]:
+                    best[algo] = {"clip": clip, "lr": lr, "eval_loss": r["eval_loss"]}
+    return {"kind": "tune", "epsilon": epsilon, "bound": bound, "delta": delta, "steps": steps, "seed": seed,
+            "rows": rows, "best": best}

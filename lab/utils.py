@@ -1,0 +1,86 @@
+"""Small shared helpers: input validation, seeding, device choice."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+
+
+class LabError(ValueError):
+    """Bad input from a user. The message names the parameter and the allowed range.
+
+    The CLI prints it as one line (no traceback); the dashboard shows it in an error box.
+    """
+
+
+def check_range(name: str, value, low=None, high=None, *, low_open=False, high_open=False, integer=False):
+    """Raise LabError unless ``low <(=) value <(=) high``; return the value.
+
+    >>> check_range("alpha", 0.5, 0, None, low_open=True)
+    0.5
+    """
+    if integer and (isinstance(value, bool) or int(value) != value):
+        raise LabError(f"{name} must be an integer, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise LabError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(v):
+        raise LabError(f"{name} must be finite, got {value!r}")
+    bad = (low is not None and (v <= low if low_open else v < low)) or (
+        high is not None and (v >= high if high_open else v > high))
+    if bad:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        lb = "(" if low_open or low is None else "["
+        hb = ")" if high_open or high is None else "]"
+        raise LabError(f"{name} must be in {lb}{lo}, {hi}{hb}, got {value!r}")
+    return int(value) if integer else value
+
+
+def check_choice(name: str, value, choices):
+    if value not in choices:
+        raise LabError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return value
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) so that the same seed gives the same numbers."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def get_device(prefer: str | None = None):
+    """CUDA when present (or when asked for), otherwise CPU. ``LAB_DEVICE`` overrides."""
+    import torch
+
+    prefer = prefer or os.environ.get("LAB_DEVICE")
+    if prefer:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def data_path(*parts: str) -> str:
+    """Path under the committed ``data/`` folder (override with ``LAB_DATA_DIR``)."""
+    base = os.environ.get("LAB_DATA_DIR") or os.path.join(repo_root(), "data")
+    return os.path.join(base, *parts)
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """Write JSON via a temp file + rename so a failed run leaves nothing half-written."""
+    import json
+
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(d, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
