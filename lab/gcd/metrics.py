@@ -10,11 +10,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 
-def cluster_acc_v2(y_true, y_pred, old_mask) -> dict:
+def cluster_acc_v2(y_true, y_pred, old_mask, groups=None) -> dict:
     """All/Old/New accuracy under one Hungarian matching.
 
     y_true, y_pred: int arrays (N,); old_mask: bool (N,) True where the TRUE class is an old class.
-    Returns {"all", "old", "new"} in [0, 1] (nan where a group is empty).
+    Returns {"all", "old", "new"} in [0, 1] (nan where a group is empty). With ``groups`` (N,) ints (e.g. the
+    client of each sample), also "groups": accuracy per group id under the SAME global matching.
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
@@ -31,7 +32,11 @@ def cluster_acc_v2(y_true, y_pred, old_mask) -> dict:
     mapping[rows] = cols
     correct = mapping[y_pred] == y_true
     grp = lambda m: float(correct[m].mean()) if m.any() else float("nan")  # noqa: E731
-    return {"all": float(correct.mean()), "old": grp(old_mask), "new": grp(~old_mask)}
+    out = {"all": float(correct.mean()), "old": grp(old_mask), "new": grp(~old_mask)}
+    if groups is not None:
+        groups = np.asarray(groups)
+        out["groups"] = {int(g): grp(groups == g) for g in np.unique(groups)}
+    return out
 
 
 def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 10) -> float:

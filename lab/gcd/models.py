@@ -17,7 +17,7 @@ import torch.nn.functional as F
 @dataclass
 class ModelConfig:
     in_shape: tuple = (28, 28)        # (H, W) of grayscale inputs
-    widths: tuple = (32, 64, 128)     # CNN block widths; the last block is the trainable one
+    widths: tuple = (16, 32, 64)      # CNN block widths (= data/backbone_simclr); the last block is trained
     mlp_hidden: tuple = (256, 128)    # used instead of the CNN when the images are tiny (8x8 digits)
     proj_dim: int = 64
     n_heads: int = 10                 # classifier outputs: |old| + an upper bound on new classes
@@ -36,17 +36,22 @@ def conv_block(cin, cout):
 class CNNBackbone(nn.Module):
     """3 conv blocks (28->14->7->1 via pooling); output: (B, widths[-1]) features."""
 
-    def __init__(self, widths=(32, 64, 128)):
+    def __init__(self, widths=(16, 32, 64)):
         super().__init__()
         w = (1,) + tuple(widths)
         self.blocks = nn.ModuleList([conv_block(w[i], w[i + 1]) for i in range(len(widths))])
         self.out_dim = widths[-1]
 
-    def forward(self, x):                       # x: (B, 1, 28, 28) in [0, 1]
-        for i, blk in enumerate(self.blocks):
-            x = blk(x)
-            x = F.max_pool2d(x, 2) if i < len(self.blocks) - 1 else x.mean(dim=(2, 3))
-        return x                                # (B, C)
+    def prefix(self, x):                        # x: (B, 1, 28, 28) in [0, 1]
+        for blk in self.blocks[:-1]:
+            x = F.max_pool2d(blk(x), 2)
+        return x                                # (B, C', 7, 7)
+
+    def suffix(self, h):
+        return self.blocks[-1](h).mean(dim=(2, 3))   # (B, C)
+
+    def forward(self, x):
+        return self.suffix(self.prefix(x))
 
     def frozen_prefix(self):
         return self.blocks[:-1]
@@ -65,11 +70,17 @@ class MLPBackbone(nn.Module):
                                      for i in range(len(hidden))])
         self.out_dim = hidden[-1]
 
-    def forward(self, x):
+    def prefix(self, x):
         x = x.flatten(1)
-        for blk in self.blocks:
+        for blk in self.blocks[:-1]:
             x = blk(x)
         return x
+
+    def suffix(self, h):
+        return self.blocks[-1](h)
+
+    def forward(self, x):
+        return self.suffix(self.prefix(x))
 
     def frozen_prefix(self):
         return self.blocks[:-1]
@@ -106,8 +117,25 @@ class GCDModel(nn.Module):
 
     def forward(self, x):
         """Returns (features (B, d), projection (B, p) L2-normalised, cosine logits (B, n_heads))."""
-        f = self.backbone(x)
+        return self.from_prefix(self.backbone.prefix(x))
+
+    def from_prefix(self, h):
+        """The trainable part: last backbone block + heads, from the frozen prefix's output."""
+        f = self.backbone.suffix(h)
         return f, F.normalize(self.projector(f), dim=-1), self.head(f)
+
+    @torch.no_grad()
+    def prefix_features(self, x, batch: int = 1024, dtype=torch.float16):
+        """Frozen-prefix outputs of inputs x (N, 1, H, W), stored compactly; valid while the prefix is frozen."""
+        was = self.training
+        self.eval()
+        out = torch.cat([self.backbone.prefix(x[s:s + batch]).to(dtype) for s in range(0, len(x), batch)])
+        self.train(was)
+        return out
+
+    @property
+    def prefix_frozen(self) -> bool:
+        return getattr(self, "_prefix_frozen", False)
 
     def freeze_prefix(self, freeze: bool = True):
         """Freeze all backbone blocks but the last (and keep their BatchNorm statistics fixed)."""
@@ -129,8 +157,7 @@ def load_backbone(model: GCDModel, path: str) -> None:
     from safetensors.torch import load_file
 
     sd = {k[len("backbone."):]: v for k, v in load_file(path).items() if k.startswith("backbone.")}
-    missing, unexpected = model.backbone.load_state_dict(sd, strict=True), None
-    return missing
+    model.backbone.load_state_dict(sd, strict=True)
 
 
 def to_input(x_uint8, device=None) -> torch.Tensor:

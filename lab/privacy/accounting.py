@@ -201,20 +201,34 @@ def user_epsilon(algo, noise_multiplier, sampling_rate, steps, delta, bound=1, *
     raise LabError(f"algo must be els or uls for accounting; got {algo!r}")
 
 
+def _rdp_quick(z, q, steps, delta):
+    """Opacus RDP epsilon on a short list of orders (fast; only used to bracket calibration)."""
+    import warnings
+
+    from opacus.accountants.analysis import rdp as R
+
+    orders = [2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 128, 256]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eps, _ = R.get_privacy_spent(orders=orders, rdp=R.compute_rdp(q=q, noise_multiplier=z, steps=steps,
+                                                                         orders=orders), delta=delta)
+    return float(eps)
+
+
 def _rdp_sigma_lower(target_epsilon, sampling_rate, steps, delta) -> float:
     """A cheap lower estimate of the sigma that reaches ``target_epsilon`` for the k=1 sampled Gaussian.
 
     RDP over-estimates epsilon, so the RDP-calibrated sigma is an upper estimate of the PLD sigma for
     k=1; the true PLD sigma is rarely more than ~15 % below it, and user-level ELS (k>=1) needs at least
     the k=1 sigma. We return 0.7x the RDP sigma (floored at ``MIN_NOISE_MULTIPLIER``)."""
-    lo, hi = 0.05, MAX_NOISE_MULTIPLIER
+    lo, hi = MIN_NOISE_MULTIPLIER, MAX_NOISE_MULTIPLIER
     for _ in range(60):
         mid = math.sqrt(lo * hi)
-        if opacus_epsilon(mid, sampling_rate, steps, delta, "rdp") > target_epsilon:
+        if _rdp_quick(mid, sampling_rate, steps, delta) > target_epsilon:
             lo = mid
         else:
             hi = mid
-        if hi / lo < 1.01:
+        if hi / lo < 1.03:
             break
     return max(MIN_NOISE_MULTIPLIER, 0.7 * hi)
 
@@ -237,32 +251,74 @@ def calibrate_noise(target_epsilon, delta, sampling_rate, steps, *, algo="uls", 
     if algo not in check_choice_algo:
         raise LabError(f"algo must be one of els, uls, example; got {algo!r}")
 
-    def eps(z):
-        if algo == "els":
-            return els_user_epsilon(z, sampling_rate, steps, bound, delta, discretization=discretization)
-        return sampled_gaussian_epsilon(z, sampling_rate, steps, delta, discretization=discretization)
+    def eps_at(disc):
+        def eps(z):
+            if algo == "els":
+                return els_user_epsilon(z, sampling_rate, steps, bound, delta, discretization=disc)
+            return sampled_gaussian_epsilon(z, sampling_rate, steps, delta, discretization=disc)
+        return eps
+
+    def bisect(eps, lo, hi, tol, e_lo=None, e_hi=None):
+        """Smallest z in [lo, hi] (hi doubled as needed) with eps(z) <= target, to relative ``tol``.
+
+        Illinois regula falsi on (log z, log eps - log target), which keeps a bracket like bisection
+        but needs only a few evaluations of the smooth eps curve."""
+        e_lo = eps(lo) if e_lo is None else e_lo
+        if e_lo <= target_epsilon:
+            return lo  # the bracket floor already meets the target
+        e_hi = eps(hi) if e_hi is None else e_hi
+        while e_hi > target_epsilon:
+            lo, e_lo, hi = hi, e_hi, hi * 2
+            if hi > MAX_NOISE_MULTIPLIER:
+                raise LabError(f"epsilon {target_epsilon} needs noise_multiplier > {MAX_NOISE_MULTIPLIER}: "
+                               "use fewer steps or a lower sampling rate")
+            e_hi = eps(hi)
+        lt = math.log(target_epsilon)
+        f_lo, f_hi = math.log(e_lo) - lt, math.log(max(e_hi, 1e-300)) - lt
+        side = 0
+        while hi / lo > 1 + tol:
+            a, b = math.log(lo), math.log(hi)
+            m = b - f_hi * (b - a) / (f_hi - f_lo) if f_hi != f_lo else (a + b) / 2
+            m = min(max(m, a + 0.02 * (b - a)), b - 0.02 * (b - a))
+            if b - a < 4 * tol:  # nearly there: plain bisection
+                m = (a + b) / 2
+            mid = math.exp(m)
+            f = math.log(max(eps(mid), 1e-300)) - lt
+            if f > 0:
+                lo, f_lo = mid, f
+                if side == -1:
+                    f_hi /= 2
+                side = -1
+            else:
+                hi, f_hi = mid, f
+                if side == 1:
+                    f_lo /= 2
+                side = 1
+        return hi
 
     if bracket is None:
         lo = _rdp_sigma_lower(target_epsilon, sampling_rate, steps, delta)
-        hi = lo * 2
+        # first guess for hi: a user is "hit" with prob 1-(1-q)^k; doubled until it meets the target
+        q_user = 1 - (1 - sampling_rate) ** (bound if algo == "els" else 1)
+        hi = max(lo * 1.5, _rdp_sigma_lower(target_epsilon, q_user, steps, delta) / 0.7 * 1.1)
     else:
         lo, hi = map(float, bracket)
         if lo < MIN_NOISE_MULTIPLIER:
             raise LabError(f"calibration bracket low end must be >= {MIN_NOISE_MULTIPLIER}; got {lo}")
-    if eps(lo) <= target_epsilon:
-        return lo  # the bracket floor already meets the target
-    while eps(hi) > target_epsilon:
-        lo, hi = hi, hi * 2
-        if hi > MAX_NOISE_MULTIPLIER:
-            raise LabError(f"epsilon {target_epsilon} needs noise_multiplier > {MAX_NOISE_MULTIPLIER}: "
-                           "raise steps' budget (fewer steps or a lower sampling rate)")
-    while hi / lo > 1 + rtol:
-        mid = math.sqrt(lo * hi)
-        if eps(mid) > target_epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    # stage 1 at a coarse discretisation (cheap, and an upper bound on epsilon, so its answer meets the
+    # target at any finer discretisation too); stage 2 refines just below it.
+    coarse = max(discretization, FAST_DISCRETIZATION)
+    z = bisect(eps_at(coarse), lo, hi, max(rtol, 0.01))
+    if coarse == discretization:
+        return z
+    fine = eps_at(discretization)
+    lo2 = max(lo, z / 1.03)
+    if lo2 >= z:
+        return z
+    e2 = fine(lo2)
+    if e2 <= target_epsilon:
+        return bisect(fine, lo, lo2, rtol, e_hi=e2)
+    return bisect(fine, lo2, z, rtol, e_lo=e2)
 
 
 @functools.lru_cache(maxsize=4096)

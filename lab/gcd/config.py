@@ -1,0 +1,106 @@
+"""One config per federated GCD run: a small dataclass, serialisable to JSON and hashed for caches."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+from lab.utils import LabError, check_choice, check_range
+
+METHODS = ("simgcd", "gcd", "local", "central", "fedlpa")
+BACKBONES = ("pretrained", "scratch")
+
+# Learning rates tuned once at alpha=0.1, seed 0 (grid and results: bench/results/lr_grid.json).
+DEFAULT_LR = {"simgcd": 0.05, "gcd": 0.05, "local": 0.05, "central": 0.05, "fedlpa": 0.05}
+
+
+@dataclass
+class FedGCDConfig:
+    method: str = "simgcd"
+    dataset: str = "fashion_mnist"
+    clients: int = 5
+    alpha: float = 0.5
+    rounds: int = 20
+    local_epochs: int = 1
+    seed: int = 0
+    backbone: str = "pretrained"
+    partition: str = "dirichlet"
+    min_client_size: int = 50
+    old_classes: tuple = (0, 1, 2, 3, 4)
+    labelled_fraction: float = 0.5
+    client_fraction: float = 1.0
+    lr: float | None = None              # None -> DEFAULT_LR[method]
+    batch_size: int = 128
+    lam: float = 0.35                    # weight of the supervised terms
+    memax_weight: float = 2.0
+    teacher_warmup_rounds: int = 5
+    n_heads: int | None = None           # None -> n_classes (FedLPA: |old| + k_max_new)
+    eval_every: int = 1
+    view_bank: int = 4                   # augmented views per image precomputed through the frozen prefix (0: off)
+    # FedLPA
+    k_max_new: int = 10                  # upper bound on new classes: heads = |old| + k_max_new
+    knn_k: int = 10
+    confidence_quantile: float = 0.5
+    sim_floor: float = 0.0
+    lpa_weight: float = 0.5              # epsilon
+    lpa_form: str = "add"
+    refresh_every: int = 2               # R: rerun CLSD + InfoMap every R rounds
+    warmup_rounds: int = 5
+    markov_time: float | str = "auto"    # a number, or "auto": per-client rule in lab.gcd.communities
+    min_community: float = 0.02          # communities below this share of the client's samples are noise
+    prior_smoothing: float = 0.5         # Laplace pseudo-count per head
+    use_lpa: bool = True                 # --no-lpa
+    use_confidence: bool = True          # --no-confidence
+    oracle_prior: bool = False           # --oracle-prior
+
+    def __post_init__(self):
+        self.old_classes = tuple(self.old_classes)
+
+    @property
+    def learning_rate(self) -> float:
+        return DEFAULT_LR[self.method] if self.lr is None else self.lr
+
+    def validate(self, n_samples: int | None = None) -> "FedGCDConfig":
+        check_choice("method", self.method, METHODS)
+        check_choice("dataset", self.dataset, ("fashion_mnist", "digits"))
+        check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("lpa_form", self.lpa_form, ("add", "replace"))
+        check_range("alpha", self.alpha, 0, None, low_open=True)
+        check_range("clients", self.clients, 1, n_samples, integer=True)
+        check_range("rounds", self.rounds, 1, 10000, integer=True)
+        check_range("local_epochs", self.local_epochs, 1, 100, integer=True)
+        check_range("seed", self.seed, 0, 2**31 - 1, integer=True)
+        check_range("client_fraction", self.client_fraction, 0, 1, low_open=True)
+        check_range("labelled_fraction", self.labelled_fraction, 0, 1, low_open=True, high_open=True)
+        if self.lr is not None:
+            check_range("lr", self.lr, 0, 10, low_open=True)
+        check_range("batch_size", self.batch_size, 2, 4096, integer=True)
+        check_range("view_bank", self.view_bank, 0, 64, integer=True)
+        if self.view_bank == 1:
+            raise LabError("view_bank must be 0 (fresh augmentations) or >= 2 (two distinct views per sample)")
+        check_range("knn_k", self.knn_k, 1, 200, integer=True)
+        check_range("confidence_quantile", self.confidence_quantile, 0, 1)
+        check_range("sim_floor", self.sim_floor, -1, 1)
+        check_range("lpa_weight", self.lpa_weight, 0, 100)
+        check_range("refresh_every", self.refresh_every, 1, 1000, integer=True)
+        check_range("warmup_rounds", self.warmup_rounds, 0, 10000, integer=True)
+        check_range("k_max_new", self.k_max_new, 1, 1000, integer=True)
+        if self.markov_time != "auto":
+            check_range("markov_time", self.markov_time, 0, 100, low_open=True)
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["old_classes"] = list(self.old_classes)
+        return d
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FedGCDConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise LabError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**d)
