@@ -69,7 +69,12 @@ class GCDClient:
         x = to_input(self._x, self._device)
         self._clean = m.prefix_features(x)
         if A >= 2:
-            self._bank = torch.stack([m.prefix_features(augment(x, self._gen)) for _ in range(A)])
+            self._bank = torch.stack([m.prefix_features(self._augment(x)) for _ in range(A)])
+
+    def _augment(self, x):
+        if min(x.shape[-2:]) < 16:    # 8x8 digits: crops and erasing would destroy the glyph
+            return augment(x, self._gen, min_scale=0.8, jitter=0.2, erase_p=0.0)
+        return augment(x, self._gen)
 
     @property
     def n(self) -> int:
@@ -112,7 +117,7 @@ class GCDClient:
                     _, z, logits = model.from_prefix(h)
                 else:
                     x = to_input(self._x[idx], dev)
-                    views = torch.cat([augment(x, self._gen), augment(x, self._gen)])   # (2B, 1, H, W)
+                    views = torch.cat([self._augment(x), self._augment(x)])     # (2B, 1, H, W)
                     _, z, logits = model(views)
                 yv = torch.as_tensor(self._y_visible[idx], device=dev)
                 lab = yv >= 0

@@ -102,7 +102,7 @@ def register(sub) -> None:
     p.add_argument("--epsilon", type=float, default=None, help="user-level target epsilon (> 0)")
     p.add_argument("--delta", type=float, default=1e-5, help="delta in (0, 1)")
     p.add_argument("--bound", type=int, default=16, help="contribution bound k: max examples per user (>= 1)")
-    p.add_argument("--steps", type=int, default=400, help="training steps (>= 1)")
+    p.add_argument("--steps", type=int, default=300, help="training steps (>= 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output JSON (stdout when absent)")
     p.add_argument("--task", choices=("lm", "meanest"), default="lm", help="lm: tier 2 (default); meanest: tier 1")
@@ -125,7 +125,7 @@ def register(sub) -> None:
     s.add_argument("--epsilon", type=float, default=None)
     s.add_argument("--bound", type=int, default=16)
     s.add_argument("--delta", type=float, default=1e-5)
-    s.add_argument("--steps", type=int, default=400)
+    s.add_argument("--steps", type=int, default=300)
     s.add_argument("--noise-multiplier", type=float, default=1.0, help="accounting sweep only")
     s.set_defaults(func=cmd_sweep)
 

@@ -182,7 +182,7 @@ class UserData:
 _USER_CACHE: dict = {}
 
 
-def load_user_data(block=64, eval_frac=0.15, split_seed=0, max_eval_windows=3000) -> UserData:
+def load_user_data(block=64, eval_frac=0.15, split_seed=0, max_eval_windows=2000) -> UserData:
     """Shakespeare users -> windows; a fixed random ``eval_frac`` of users is held out for evaluation.
 
     Users with no full window are dropped. Cached per process."""

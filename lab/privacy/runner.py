@@ -32,7 +32,7 @@ from lab.utils import LabError, check_choice, check_range, get_device, set_seed
 
 ALGOS = ("els", "uls", "nonprivate")
 
-#: Tuned defaults (bench/run_dp_tables.py --tune, eps=4, seed 0, k=16, T=400); see bench/results.
+#: Tuned defaults (bench/run_dp_tables.py --part tune, eps=4, seed 0, k=16, T=300); see bench/results.
 DEFAULTS = {
     "els": {"clip": 1.0, "lr": 2e-3},
     "uls": {"clip": 0.5, "lr": 2e-3},
@@ -40,7 +40,7 @@ DEFAULTS = {
 }
 DEFAULT_BATCH = 64
 DEFAULT_BOUND = 16
-DEFAULT_STEPS = 400
+DEFAULT_STEPS = 300
 
 
 def _cache_path():
@@ -80,7 +80,9 @@ def validate(algo, epsilon, delta, bound, steps, seed):
     """Raise LabError naming the parameter and its range (epsilon may be None/inf only for nonprivate)."""
     check_choice("algo", algo, ALGOS)
     if algo != "nonprivate" or epsilon is not None:
-        if not (algo == "nonprivate" and math.isinf(float(epsilon))):
+        if epsilon is None:
+            raise LabError("epsilon is required for els/uls (user-level target, > 0; inf = clip, no noise)")
+        if not (isinstance(epsilon, (int, float)) and math.isinf(epsilon) and epsilon > 0):
             check_range("epsilon", epsilon, 0, None, low_open=True)
     check_range("delta", delta, 0, 1, low_open=True, high_open=True)
     check_range("bound", bound, 1, None, integer=True)

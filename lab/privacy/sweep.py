@@ -97,40 +97,54 @@ def _summ(rows, keys):
     return out
 
 
+def _hp(hyper, algo):
+    """``{"clip", "lr"}`` for ``algo`` from a ``{algo: {"clip", "lr", ...}}`` dict (tuned values), or {}."""
+    if not hyper or algo not in hyper:
+        return {}
+    return {k: hyper[algo][k] for k in ("clip", "lr") if k in hyper[algo]}
+
+
 def _strip(r):
     return {k: v for k, v in r.items() if k not in ("device",)}
 
 
-def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=400, delta=1e-5, batch=64,
-                          algos=("els", "uls"), **kw) -> dict:
+def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=300, delta=1e-5, batch=64,
+                          algos=("els", "uls"), on_row=None, hyper=None, **kw) -> dict:
     """ELS and ULS at each user-level epsilon (``inf`` = clipping without noise) plus the non-private
-    baseline, ``seeds`` each, same bound/steps/example-gradients. See module schema."""
+    baseline, ``seeds`` each, same bound/steps/example-gradients. ``seeds`` may be a dict
+    ``{epsilon: seeds}`` to spend fewer seeds on some points. ``hyper``: tuned ``{algo: {clip, lr}}``
+    (default: ``runner.DEFAULTS``). See module schema."""
     from lab.privacy.runner import run_lm
 
     t0 = time.time()
     rows = []
-    for seed in seeds:
-        r = run_lm("nonprivate", None, delta, bound, steps, seed, batch=batch, **kw)
+    for seed in (seeds.get("default", (0,)) if isinstance(seeds, dict) else seeds):
+        r = run_lm("nonprivate", None, delta, bound, steps, seed, batch=batch, **_hp(hyper, "nonprivate"), **kw)
         rows.append(_strip(r))
+        if on_row:
+            on_row(rows)
         _say(f"nonprivate seed={seed} loss={r['eval_loss']:.4f} ({r['seconds']:.0f}s)")
+    seeds_of = (lambda e: seeds.get(e, seeds.get("default", (0,)))) if isinstance(seeds, dict) else (lambda e: seeds)
     for eps in epsilons:
         for algo in algos:
-            for seed in seeds:
-                r = run_lm(algo, eps, delta, bound, steps, seed, batch=batch, **kw)
+            for seed in seeds_of(eps):
+                r = run_lm(algo, eps, delta, bound, steps, seed, batch=batch, **_hp(hyper, algo), **kw)
                 rows.append(_strip(r))
+                if on_row:
+                    on_row(rows)
                 _say(f"{algo} eps={eps} seed={seed} loss={r['eval_loss']:.4f} z={r['noise_multiplier']:.3f} "
                      f"({r['seconds']:.0f}s)")
     npl = [r["eval_loss"] for r in rows if r["algo"] == "nonprivate"]
     dp_rows = [dict(r, epsilon=r["epsilon_target"]) for r in rows if r["algo"] != "nonprivate"]
     summary = _summ(dp_rows, ("algo", "epsilon"))
     return {"kind": "privacy-utility", "delta": delta, "bound": bound, "steps": steps, "batch": batch,
-            "seeds": list(seeds), "epsilons": list(epsilons), "pretrained_loss": rows[0]["pretrained_loss"],
+            "seeds": sorted({r["seed"] for r in rows}), "epsilons": list(epsilons), "pretrained_loss": rows[0]["pretrained_loss"],
             "nonprivate": {"mean": float(np.mean(npl)), "std": float(np.std(npl)), "losses": npl},
             "rows": rows, "summary": summary, "seconds": time.time() - t0}
 
 
-def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=400, delta=1e-5, batch=64,
-                algos=("els", "uls"), **kw) -> dict:
+def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=300, delta=1e-5, batch=64,
+                algos=("els", "uls"), on_row=None, hyper=None, **kw) -> dict:
     """Contribution bound k vs held-out loss at one user-level epsilon, for ELS and ULS."""
     from lab.privacy.runner import run_lm
 
@@ -139,8 +153,10 @@ def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=400, delta=1e-5, b
     for k in bounds:
         for algo in algos:
             for seed in seeds:
-                r = run_lm(algo, epsilon, delta, k, steps, seed, batch=batch, **kw)
+                r = run_lm(algo, epsilon, delta, k, steps, seed, batch=batch, **_hp(hyper, algo), **kw)
                 rows.append(_strip(r))
+                if on_row:
+                    on_row(rows)
                 _say(f"{algo} k={k} seed={seed} loss={r['eval_loss']:.4f} z={r['noise_multiplier']:.3f} "
                      f"M={r['n_train_examples']} ({r['seconds']:.0f}s)")
     return {"kind": "bound", "epsilon": epsilon, "delta": delta, "steps": steps, "batch": batch,
@@ -148,7 +164,7 @@ def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=400, delta=1e-5, b
             "rows": rows, "summary": _summ(rows, ("algo", "bound")), "seconds": time.time() - t0}
 
 
-def accounting_sweep(bounds=BOUNDS, noise_multiplier=1.0, sampling_rate=None, steps=400, delta=1e-5,
+def accounting_sweep(bounds=BOUNDS, noise_multiplier=1.0, sampling_rate=None, steps=300, delta=1e-5,
                      calibrate_epsilon=None) -> dict:
     """User-level epsilon vs k at a fixed sigma and q: mixture-of-Gaussians PLD vs group privacy, plus the
     example-level and ULS epsilons at the same sigma and rate. ``sampling_rate`` defaults to the tier-2
@@ -202,7 +218,7 @@ TUNE_GRID = {
 }
 
 
-def tune_sweep(epsilon=4.0, bound=16, steps=400, delta=1e-5, seed=0, grid=TUNE_GRID, **kw) -> dict:
+def tune_sweep(epsilon=4.0, bound=16, steps=300, delta=1e-5, seed=0, grid=TUNE_GRID, **kw) -> dict:
     """Clip-norm / learning-rate grid per algorithm at one user-level epsilon and one seed."""
     from lab.privacy.runner import run_lm
 

@@ -1,0 +1,35 @@
+"""Federated Privacy Lab — the explorer. Run: ``streamlit run dashboard/app.py``.
+
+One idea per page (TensorFlow Playground style). Pages are thin: widgets -> ``lab`` -> ``lab.viz`` figures;
+shared loaders and URL-bound settings live in ``dashboard/common.py``.
+"""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="Federated Privacy Lab", page_icon=":material/hub:", layout="wide")
+
+PAGES = {
+    "Federated category discovery": [
+        st.Page("pages/data_partitions.py", title="Data & partitions", icon=":material/grid_on:",
+                url_path="data", default=True),
+        st.Page("pages/similarity_graph.py", title="Similarity graph (CLSD)", icon=":material/share:",
+                url_path="graph"),
+        st.Page("pages/communities.py", title="InfoMap communities", icon=":material/bubble_chart:",
+                url_path="communities"),
+        st.Page("pages/prior_alignment.py", title="Prior alignment", icon=":material/bar_chart:",
+                url_path="prior"),
+        st.Page("pages/training.py", title="Federated training", icon=":material/model_training:",
+                url_path="training"),
+    ],
+    "User-level privacy": [
+        st.Page("pages/privacy_utility.py", title="Privacy–utility", icon=":material/lock:", url_path="privacy"),
+    ],
+}
+
+st.navigation(PAGES).run()

@@ -1,0 +1,708 @@
+"""Shared pieces of the dashboard: settings bound to the URL, cached loaders, upload validation, layout helpers.
+
+Pages stay thin: widgets -> the cached calls below (which call ``lab``) -> ``lab.viz`` figures.
+
+* **Settings live in the URL.** Every widget is created with ``bind="query-params"`` and a short key, so the
+  address bar holds the preset (``?alpha=0.1&clients=10&mt=1.05``) and a teacher can share it.
+* **Heavy work is cached** with ``st.cache_resource`` (read-only arrays, graphs, models: no copy on a hit),
+  keyed by plain tuples of settings.
+* **Bring your own data:** :func:`validate_upload` turns the bytes of a CSV or npz into arrays or raises
+  :class:`lab.utils.LabError` with a message for the user. CSVs are parsed by pandas' C reader, npz files are
+  read with ``allow_pickle=False`` after their members' sizes were checked; nothing in an upload is executed
+  or unpickled.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from lab.utils import LabError  # noqa: E402
+
+SNAPSHOT_DIR = ROOT / "data" / "snapshots"
+GCD_RESULTS_DIR = ROOT / "bench" / "results" / "gcd"
+DEMO_RESULTS_DIR = ROOT / "dashboard" / "demo_results"
+DP_RESULTS_DIR = ROOT / "bench" / "results"
+
+OLD_CLASSES = (0, 1, 2, 3, 4)
+ALPHAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)   # the log slider's stops
+MARKOV_TIMES = ("auto", 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02,
+                1.03, 1.05, 1.07, 1.1, 1.15, 1.2, 1.3, 1.5, 2.0, 3.0, 4.0, 5.0)   # fine steps near 1
+SUBSAMPLE = (250, 500, 1000, 2000, 4000)
+
+# Upload limits (bring your own data)
+MAX_UPLOAD_MB = 20
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+MAX_DECOMPRESSED_BYTES = 200 * 1024 * 1024    # npz members, uncompressed
+MAX_ROWS = 20_000
+MAX_FEATURES = 4096
+MIN_ROWS = 50
+MAX_CLASSES = 50
+LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
+USER_COLUMNS = ("user", "user_id", "client", "client_id", "writer", "group")
+NPZ_FEATURES = ("x", "features", "data", "images")
+
+
+def _set_threads():
+    import torch
+
+    torch.set_num_threads(1)    # 2 shared cores: one thread is faster than two (FIELD_NOTES)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Page furniture
+# --------------------------------------------------------------------------------------------------------
+
+def page_start(title: str, look_at: str) -> float:
+    """Title + the one sentence that says what to look at; returns the start time for :func:`footer`."""
+    t0 = time.perf_counter()
+    st.title(title)
+    st.markdown(f"**What to look at:** {look_at}")
+    return t0
+
+
+def footer(t0: float) -> None:
+    """Last element of every page: compute time and a run counter (the browser test waits for it)."""
+    n = st.session_state.get("_runs", 0) + 1
+    st.session_state["_runs"] = n
+    st.caption(f"Page computed in {time.perf_counter() - t0:.2f} s · run {n} · settings are in the URL: "
+               "copy it to share this preset.")
+
+
+@contextlib.contextmanager
+def guard():
+    """Show a :class:`LabError` (bad settings or data) as an error box instead of a traceback."""
+    try:
+        yield
+    except LabError as e:
+        st.error(str(e))
+
+
+def show(fig, name: str, key: str | None = None) -> None:
+    st.plotly_chart(fig, width="stretch", key=key,
+                    config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name}})
+
+
+def download_csv(df, file_name: str, label: str = "Download table (CSV)", key: str | None = None) -> None:
+    st.download_button(label, df.to_csv(index=False).encode(), file_name=file_name, mime="text/csv",
+                       key=key or f"dl_{file_name}")
+
+
+def ensure_choice(key: str, options, default=None) -> None:
+    """Before a widget is drawn: reset its state when the options changed under it."""
+    if key in st.session_state and st.session_state[key] not in list(options):
+        st.session_state[key] = default if default is not None else list(options)[0]
+
+
+def ensure_range(key: str, low, high) -> None:
+    if key in st.session_state:
+        v = st.session_state[key]
+        if not isinstance(v, (int, float)) or not low <= v <= high:
+            st.session_state[key] = min(max(v, low), high) if isinstance(v, (int, float)) else low
+
+
+def carried(key: str, default, cast=float):
+    """A setting owned by another page: its live widget state, else its URL parameter, else ``default``."""
+    v = st.session_state.get(key)
+    if v is None:
+        v = st.query_params.get(key)
+    try:
+        return default if v is None else cast(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def fmt_markov(v) -> str:
+    return "auto" if v == "auto" else f"{v:g}"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bring your own data: validation
+# --------------------------------------------------------------------------------------------------------
+
+@dataclass
+class UserData:
+    """A validated upload: numeric features, integer labels 0..C-1, optional user ids."""
+    name: str
+    features: np.ndarray          # (n, d) float32, raw
+    labels: np.ndarray            # (n,) int64
+    class_names: list
+    users: np.ndarray | None      # (n,) int64 or None
+    feature_names: list
+    digest: str
+    image_shape: tuple | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    def summary(self) -> str:
+        u = f", {len(np.unique(self.users))} users" if self.users is not None else ""
+        return (f"{self.name}: {self.n} rows, {self.features.shape[1]} features, "
+                f"{len(self.class_names)} classes{u}")
+
+
+def _match(names, wanted):
+    low = {str(n).strip().lower(): n for n in names}
+    for w in wanted:
+        if w in low:
+            return low[w]
+    return None
+
+
+def _encode_labels(raw, what="label"):
+    raw = np.asarray(raw)
+    if raw.dtype.kind == "f":
+        if np.isnan(raw).any():
+            raise LabError(f"the {what} column has {int(np.isnan(raw).sum())} missing values")
+        if np.all(raw == np.round(raw)):
+            raw = raw.astype(np.int64)
+    if raw.dtype.kind in "OUS":
+        raw = raw.astype(str)
+    values, codes = np.unique(raw, return_inverse=True)
+    return [str(v) for v in values], codes.astype(np.int64)
+
+
+def _check_arrays(name, X, y_raw, users_raw, feature_names, digest, image_shape=None) -> UserData:
+    n = len(X)
+    if n < MIN_ROWS:
+        raise LabError(f"{name} has {n} rows; at least {MIN_ROWS} are needed to partition and draw a graph")
+    if n > MAX_ROWS:
+        raise LabError(f"{name} has {n} rows; the limit is {MAX_ROWS}: subsample it first")
+    if X.shape[1] < 2:
+        raise LabError(f"{name} has {X.shape[1]} feature column(s); at least 2 numeric features are needed")
+    if X.shape[1] > MAX_FEATURES:
+        raise LabError(f"{name} has {X.shape[1]} features; the limit is {MAX_FEATURES}")
+    X = X.astype(np.float32)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        cols = sorted({feature_names[j] for j in np.flatnonzero(bad.any(0))})[:5]
+        raise LabError(f"{name}: {int(bad.sum())} missing or infinite feature values (columns {', '.join(cols)}); "
+                       "fill or drop them first")
+    class_names, y = _encode_labels(y_raw)
+    if len(class_names) < 2:
+        raise LabError(f"{name}: the label column holds a single class; at least 2 are needed")
+    if len(class_names) > MAX_CLASSES:
+        raise LabError(f"{name}: the label column has {len(class_names)} distinct values (the limit is "
+                       f"{MAX_CLASSES} classes); is it a continuous column?")
+    users = None
+    if users_raw is not None:
+        _, users = _encode_labels(users_raw, "user")
+    return UserData(name, X, y, class_names, users, list(feature_names), digest, image_shape)
+
+
+def _parse_csv(name: str, data: bytes, digest: str) -> UserData:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(io.BytesIO(data), engine="c", low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise LabError(f"{name} holds no data (no header and no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise LabError(f"{name} is not a readable CSV: {str(e).splitlines()[0][:200]}") from None
+    if df.shape[1] == 0 or len(df) == 0:
+        raise LabError(f"{name} has a header but no rows")
+    label = _match(df.columns, LABEL_COLUMNS)
+    if label is None:
+        raise LabError(f"{name} has no label column: name one column {' / '.join(LABEL_COLUMNS)} "
+                       f"(found: {', '.join(map(str, list(df.columns)[:8]))}{'…' if df.shape[1] > 8 else ''})")
+    user = _match([c for c in df.columns if c != label], USER_COLUMNS)
+    feats = [c for c in df.columns if c not in (label, user)]
+    non_numeric = [c for c in feats if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        c = non_numeric[0]
+        example = next((v for v in df[c] if isinstance(v, str)), df[c].iloc[0])
+        more = f" and {len(non_numeric) - 1} more" if len(non_numeric) > 1 else ""
+        raise LabError(f"{name}: feature column {c!r}{more} is not numeric (e.g. {str(example)[:30]!r}); every "
+                       f"column other than the label ({label!r}) and user column must hold numbers")
+    if df[label].isna().any():
+        raise LabError(f"{name}: the label column {label!r} has {int(df[label].isna().sum())} empty cells")
+    if user is not None and df[user].isna().any():
+        raise LabError(f"{name}: the user column {user!r} has {int(df[user].isna().sum())} empty cells")
+    X = df[feats].to_numpy(dtype=np.float64) if feats else np.zeros((len(df), 0))
+    side = int(round(math.sqrt(len(feats)))) if feats else 0
+    image_shape = (side, side) if side * side == len(feats) and len(feats) >= 64 else None
+    return _check_arrays(name, X, df[label].to_numpy(), None if user is None else df[user].to_numpy(),
+                         [str(c) for c in feats], digest, image_shape)
+
+
+def _parse_npz(name: str, data: bytes, digest: str) -> UserData:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError):
+        raise LabError(f"{name} is not a valid .npz file (not a zip archive)") from None
+    if not infos:
+        raise LabError(f"{name} is an empty .npz archive")
+    if any(not i.filename.endswith(".npy") for i in infos):
+        raise LabError(f"{name} holds files other than .npy arrays")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_DECOMPRESSED_BYTES:
+        raise LabError(f"{name} unpacks to {total / 2**20:.0f} MB; the limit is {MAX_DECOMPRESSED_BYTES // 2**20} MB")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:       # object arrays need pickle: refused
+        raise LabError(f"{name}: {e}; store plain numeric/string arrays") from None
+    except Exception as e:  # noqa: BLE001 - any malformed member is the user's data problem
+        raise LabError(f"{name} could not be read as npz: {str(e)[:200]}") from None
+    xk = _match(arrays, NPZ_FEATURES)
+    yk = _match(arrays, LABEL_COLUMNS)
+    if xk is None:
+        raise LabError(f"{name} has no feature array: name it one of {', '.join(NPZ_FEATURES)} "
+                       f"(found: {', '.join(arrays)})")
+    if yk is None:
+        raise LabError(f"{name} has no label array: name it one of {', '.join(LABEL_COLUMNS)} "
+                       f"(found: {', '.join(arrays)})")
+    uk = _match(arrays, USER_COLUMNS + ("users", "clients", "groups"))
+    X, y = arrays[xk], arrays[yk]
+    if X.dtype.kind not in "biuf":
+        raise LabError(f"{name}: the feature array {xk!r} is not numeric (dtype {X.dtype})")
+    if X.ndim not in (2, 3) or len(X) == 0:
+        raise LabError(f"{name}: the feature array {xk!r} must be (rows, features) or (rows, H, W); "
+                       f"got shape {X.shape}")
+    image_shape = tuple(X.shape[1:]) if X.ndim == 3 else None
+    X = X.reshape(len(X), -1)
+    if y.ndim != 1 or len(y) != len(X):
+        raise LabError(f"{name}: the label array {yk!r} must be 1-D with one entry per row "
+                       f"({len(X)}); got shape {y.shape}")
+    users = arrays[uk] if uk is not None else None
+    if users is not None and (users.ndim != 1 or len(users) != len(X)):
+        raise LabError(f"{name}: the user array {uk!r} must be 1-D with one entry per row")
+    return _check_arrays(name, X.astype(np.float64), y, users, [f"f{j}" for j in range(X.shape[1])], digest,
+                         image_shape)
+
+
+def validate_upload(name: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> UserData:
+    """Validate an uploaded CSV or npz; return :class:`UserData` or raise :class:`LabError` with the reason.
+
+    CSV: one label column (``label``/``class``/``target``/``y``), optionally a user column
+    (``user``/``client``/...), every other column numeric. npz: arrays ``X`` (or ``features``, 2-D or
+    (n, H, W) images) and ``y`` (or ``label``), optionally ``user``. Checks: non-empty, at most ``max_bytes``,
+    {MIN_ROWS}..{MAX_ROWS} rows, numeric finite features, 2..{MAX_CLASSES} classes.
+    """
+    name = os.path.basename(str(name or "upload"))
+    if data is None or len(data) == 0:
+        raise LabError(f"{name} is empty")
+    if len(data) > max_bytes:
+        raise LabError(f"{name} is {len(data) / 2**20:.1f} MB; the upload limit is {max_bytes / 2**20:.0f} MB")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    low = name.lower()
+    if low.endswith(".csv"):
+        return _parse_csv(name, data, digest)
+    if low.endswith(".npz"):
+        return _parse_npz(name, data, digest)
+    raise LabError(f"{name}: only .csv and .npz files are accepted")
+
+
+@st.cache_resource
+def _upload_registry() -> dict:
+    """digest -> UserData, shared by the cached loaders (the digest is the cache key)."""
+    return {}
+
+
+def register_upload(ud: UserData) -> str:
+    reg = _upload_registry()
+    if len(reg) > 16:
+        reg.pop(next(iter(reg)))
+    reg[ud.digest] = ud
+    return f"upload:{ud.digest}"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cached loaders
+# --------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Pool:
+    """One whole data set (all training samples) as the partition pages see it."""
+    key: str
+    y: np.ndarray
+    class_names: list
+    images: np.ndarray | None       # (N, H, W) uint8 or None
+    features: np.ndarray | None     # (N, d) float32 standardised (uploads) or None
+    users: np.ndarray | None
+    old_classes: tuple
+
+
+@st.cache_resource(show_spinner=False)
+def load_pool(key: str) -> Pool:
+    if key.startswith("upload:"):
+        ud = _upload_registry().get(key.split(":", 1)[1])
+        if ud is None:
+            raise LabError("the uploaded file is no longer in memory: upload it again")
+        f = ud.features
+        f = (f - f.mean(0)) / (f.std(0) + 1e-8)
+        imgs = None
+        if ud.image_shape is not None:
+            raw = ud.features
+            lo, hi = raw.min(), raw.max()
+            imgs = ((raw - lo) / max(hi - lo, 1e-12) * 255).round().astype(np.uint8).reshape((-1, *ud.image_shape))
+        n_old = max(1, len(ud.class_names) // 2)
+        return Pool(key, ud.labels, list(ud.class_names), imgs, f.astype(np.float32), ud.users,
+                    tuple(range(n_old)))
+    from lab.data.images import load_dataset
+
+    d = load_dataset(key)
+    return Pool(key, d.y_train, list(d.class_names), d.x_train, None, None, OLD_CLASSES)
+
+
+@dataclass
+class Federation:
+    pool: Pool
+    split: object          # lab.data.split.GCDSplit
+    part: object           # lab.data.partition.Partition
+
+
+def fed_config(dataset, scheme, alpha, clients, seed):
+    from lab.gcd.config import FedGCDConfig
+
+    return FedGCDConfig(dataset=dataset, partition=scheme, alpha=float(alpha), clients=int(clients), seed=int(seed))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def federation(pool_key: str, scheme: str, alpha: float, clients: int, seed: int) -> Federation:
+    """GCD split + partition: for the committed data sets exactly :func:`lab.gcd.experiment.prepare`."""
+    from lab.data.partition import make_partition
+    from lab.data.split import gcd_split
+
+    pool = load_pool(pool_key)
+    if pool_key.startswith("upload:"):
+        split = gcd_split(pool.y, pool.old_classes, 0.5, seed=seed)
+        part = make_partition(scheme, pool.y, clients, alpha=alpha, min_size=min(50, len(pool.y) // clients),
+                              strata=split.labelled, user_ids=pool.users, seed=seed)
+    else:
+        from lab.gcd.experiment import prepare
+
+        _, split, part = prepare(fed_config(pool_key, scheme, alpha, clients, seed))
+    return Federation(pool, split, part)
+
+
+def snapshots() -> dict:
+    """Committed trained models: stem -> path (``data/snapshots/*.safetensors``)."""
+    return {Path(p).stem: p for p in sorted(glob.glob(str(SNAPSHOT_DIR / "*.safetensors")))}
+
+
+@st.cache_resource(show_spinner=False)
+def load_snapshot(path: str):
+    """(weights, FedGCDConfig) of a committed snapshot."""
+    from lab.gcd.experiment import load_weights
+
+    return load_weights(path)
+
+
+def model_options(pool_key: str) -> list:
+    if pool_key.startswith("upload:"):
+        return ["features"]
+    if pool_key == "digits":
+        return ["pixels"]
+    snaps = sorted(snapshots(), key=lambda s: (not s.startswith("fedlpa"), not s.startswith("simgcd"), s))
+    return [f"snap:{s}" for s in snaps] + ["backbone", "pixels"]
+
+
+def model_label(m: str) -> str:
+    if m.startswith("snap:"):
+        return f"trained model: {m[5:]}"
+    return {"backbone": "pretrained backbone (no trained heads)", "pixels": "raw pixels",
+            "features": "uploaded features (standardised)"}.get(m, m)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def client_arrays(pool_key, scheme, alpha, clients, seed, client, model, n_max) -> dict:
+    """One client's samples seen through ``model``: features, predictions (None without trained heads),
+    true / visible labels, labelled mask, images; subsampled (seeded) to at most ``n_max`` samples."""
+    _set_threads()
+    fed = federation(pool_key, scheme, alpha, clients, seed)
+    if not 0 <= client < fed.part.n_clients:
+        raise LabError(f"client must be in [0, {fed.part.n_clients - 1}], got {client}")
+    idx = fed.part.client_indices[client]
+    pool = fed.pool
+    probs = None
+    if model == "pixels":
+        if pool.images is None:
+            raise LabError("this data set has no images: choose its features")
+        feats = pool.images[idx].reshape(len(idx), -1).astype(np.float32) / 255.0
+    elif model == "features":
+        feats = pool.features[idx]
+    elif model == "backbone" or model.startswith("snap:"):
+        from lab.gcd.experiment import client_view
+
+        weights = None
+        if model.startswith("snap:"):
+            path = snapshots().get(model[5:])
+            if path is None:
+                raise LabError(f"snapshot {model[5:]} not found under data/snapshots/")
+            weights, _ = load_snapshot(path)
+        v = client_view(fed_config(pool_key, scheme, alpha, clients, seed), client, weights)
+        feats = v["features"]
+        probs = v["probs"] if weights is not None else None   # untrained heads give meaningless confidence
+    else:
+        raise LabError(f"unknown model {model!r}")
+    y = pool.y[idx]
+    lab = fed.split.labelled[idx]
+    sel = np.arange(len(idx))
+    if len(idx) > n_max:
+        sel = np.sort(np.random.default_rng(seed).choice(len(idx), int(n_max), replace=False))
+    out = {"index": idx[sel], "features": np.ascontiguousarray(feats[sel]), "probs": None if probs is None else probs[sel],
+           "y_true": y[sel], "labelled": lab[sel], "y_visible": np.where(lab[sel], y[sel], -1),
+           "images": None if pool.images is None else pool.images[idx[sel]],
+           "old_classes": np.asarray(pool.old_classes), "class_names": pool.class_names, "n_client": len(idx)}
+    for v in out.values():
+        if isinstance(v, np.ndarray):
+            v.setflags(write=False)
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def graph_for(ckey: tuple, k: int, quantile: float, floor: float, refine: bool = True):
+    from lab.gcd.clsd import build_graph
+
+    c = client_arrays(*ckey)
+    return build_graph(c["features"], c["probs"], c["labelled"], c["y_visible"], c["old_classes"], k=int(k),
+                       quantile=float(quantile), sim_floor=float(floor), refine=refine)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def layout_for(ckey: tuple, method: str, k: int = 10, quantile: float = 0.5, floor: float = 0.0) -> np.ndarray:
+    from lab.viz.layout import embed_2d
+
+    c = client_arrays(*ckey)
+    g = graph_for(ckey, k, quantile, floor) if method == "spring" else None
+    return embed_2d(c["features"], method, seed=0, graph=g)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def communities_for(ckey: tuple, k: int, quantile: float, floor: float, markov_time, min_share: float):
+    from lab.gcd.communities import find_communities
+
+    c = client_arrays(*ckey)
+    g = graph_for(ckey, k, quantile, floor)
+    min_size = max(2, int(math.ceil(min_share * len(c["y_true"]))))
+    return find_communities(g, c["features"], markov_time=markov_time, min_size=min_size, seed=1)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shared sidebar: data set, partition, client, model
+# --------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Settings:
+    dataset: str
+    pool_key: str
+    scheme: str
+    alpha: float
+    clients: int
+    seed: int
+    client: int
+    model: str
+    n_max: int
+
+    @property
+    def fed_args(self) -> tuple:
+        return (self.pool_key, self.scheme, self.alpha, self.clients, self.seed)
+
+    def ckey(self, client: int | None = None) -> tuple:
+        return (*self.fed_args, self.client if client is None else client, self.model, self.n_max)
+
+
+def upload_box() -> None:
+    """The bring-your-own-data uploader (sidebar expander); a valid upload becomes the data set."""
+    with st.sidebar.expander("Bring your own data (CSV or npz)", expanded=False):
+        st.caption(f"CSV: numeric feature columns, one `label` column (or class/target/y), optionally a "
+                   f"`user`/`client` column. npz: arrays `X` (rows × features, or rows × H × W) and `y`, "
+                   f"optionally `user`. {MIN_ROWS}–{MAX_ROWS:,} rows, ≤ {MAX_UPLOAD_MB} MB. Nothing in the file "
+                   "is executed or unpickled.")
+        f = st.file_uploader("Upload a data set", type=["csv", "npz"], key="upload")
+        if f is None:
+            return
+        data = f.getvalue()
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        cached = st.session_state.get("_upload_ok")
+        if cached and cached[0] == digest:
+            st.success(cached[1])
+            return
+        try:
+            ud = validate_upload(f.name, data)
+        except LabError as e:
+            st.session_state.pop("_upload_ok", None)
+            st.error(f"Upload rejected: {e}")
+            return
+        key = register_upload(ud)
+        st.session_state["_upload_ok"] = (ud.digest, f"Loaded {ud.summary()}.")
+        st.session_state["_upload_key"] = key
+        st.session_state["ds"] = "upload"          # switch to the new data (before the selectbox is drawn)
+        st.success(f"Loaded {ud.summary()}.")
+
+
+def federation_sidebar(client: bool = True, model: bool = True) -> Settings:
+    """Data set, partition, α, clients, seed (+ client, model, subsample) in the sidebar, bound to the URL."""
+    top = st.sidebar.container()
+    upload_box()
+    up_key = st.session_state.get("_upload_key")
+    if up_key and up_key.split(":", 1)[1] not in _upload_registry():
+        up_key = None
+    datasets = ["fashion_mnist", "digits"] + (["upload"] if up_key else [])
+    names = {"fashion_mnist": "Fashion-MNIST (committed subset, 6,000 train)", "digits": "sklearn digits (8×8)",
+             "upload": "your upload"}
+    with top:
+        st.subheader("Federation")
+        ensure_choice("ds", datasets)
+        dataset = st.selectbox("Data set", datasets, format_func=names.get, key="ds", bind="query-params")
+        pool_key = up_key if dataset == "upload" else dataset
+        has_users = dataset == "upload" and load_pool(pool_key).users is not None
+        schemes = ["dirichlet", "iid", "shards"] + (["natural"] if has_users else [])
+        ensure_choice("part", schemes)
+        scheme = st.selectbox("Partition", schemes, key="part", bind="query-params",
+                              help="dirichlet: label skew set by α; shards: 2 classes per client; "
+                                   "natural: by the upload's user column")
+        alpha = st.select_slider("α (Dirichlet concentration, log scale)", ALPHAS, value=0.5, key="alpha",
+                                 bind="query-params", format_func=lambda a: f"{a:g}",
+                                 disabled=scheme != "dirichlet",
+                                 help="small α: each client holds a few classes; large α: close to IID")
+        clients = st.slider("Clients", 2, 20, 5, key="clients", bind="query-params")
+        seed = st.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params")
+        c, m, n_max = 0, "pixels", 1000
+        if client:
+            ensure_range("client", 0, clients - 1)
+            c = st.slider("Client", 0, clients - 1, 0, key="client", bind="query-params")
+        if model:
+            opts = model_options(pool_key)
+            ensure_choice("model", opts)
+            m = st.selectbox("Features from", opts, format_func=model_label, key="model", bind="query-params",
+                             help="a trained model's features and confident predictions refine the graph; "
+                                  "without trained heads only the visible labels do")
+            n_max = st.select_slider("Samples per client (at most)", SUBSAMPLE, value=1000, key="nmax",
+                                     bind="query-params",
+                                     help="larger clients are subsampled (seeded) to keep graphs responsive")
+    return Settings(dataset, pool_key, scheme, float(alpha), int(clients), int(seed), int(c), m, int(n_max))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Result files
+# --------------------------------------------------------------------------------------------------------
+
+def read_json_files(pattern: str) -> list:
+    """Parsed JSON files matching ``pattern`` (unreadable files are skipped), each with ``_file`` added."""
+    out = []
+    for p in sorted(glob.glob(pattern)):
+        try:
+            with open(p) as f:
+                d = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(d, dict):
+            d["_file"] = os.path.relpath(p, ROOT)
+            out.append(d)
+    return out
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def gcd_results() -> tuple:
+    """(records, source): ``bench/results/gcd/*.json`` when present, else the dashboard's demo runs."""
+    recs = [r for r in read_json_files(str(GCD_RESULTS_DIR / "*.json")) if "history" in r and "method" in r]
+    if recs:
+        return recs, "bench/results/gcd"
+    recs = [r for r in read_json_files(str(DEMO_RESULTS_DIR / "*.json")) if "history" in r and "method" in r]
+    return recs, "dashboard/demo_results (small demo runs)"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Prior alignment (trained snapshots)
+# --------------------------------------------------------------------------------------------------------
+
+def snapshot_pairs() -> dict:
+    """Snapshots grouped by setting: "alpha=0.1, seed 0" -> {method: path}, from each file's stored config."""
+    out = {}
+    for stem, path in snapshots().items():
+        try:
+            _, cfg = load_snapshot(path)
+        except Exception:  # noqa: BLE001 - a half-written or foreign file is skipped, not fatal
+            continue
+        key = f"{cfg.dataset}, α={cfg.alpha:g}, {cfg.clients} clients, seed {cfg.seed}"
+        out.setdefault(key, {})[cfg.method] = path
+    return out
+
+
+@st.cache_resource(show_spinner=False)
+def head_classes(path: str) -> np.ndarray:
+    """Each head of a snapshot read as a class: ONE Hungarian matching of predicted heads to true classes on
+    all unlabelled training samples (the evaluation's "v2" matching); -1 for heads left unmatched."""
+    from scipy.optimize import linear_sum_assignment
+
+    from lab.gcd.client import predict, set_shared
+    from lab.gcd.experiment import build_model, prepare
+
+    _set_threads()
+    weights, cfg = load_snapshot(path)
+    data, split, _ = prepare(cfg)
+    H = int(weights["head.weight"].shape[0])
+    import torch
+
+    model = build_model(cfg, data, H, torch.device("cpu"))
+    set_shared(model, weights)
+    unl = np.flatnonzero(split.unlabelled)
+    _, probs = predict(model, data.x_train[unl], torch.device("cpu"))
+    w = np.zeros((H, data.n_classes), dtype=np.int64)
+    np.add.at(w, (probs.argmax(1), data.y_train[unl]), 1)
+    rows, cols = linear_sum_assignment(-w)
+    out = np.full(H, -1, dtype=np.int64)
+    out[rows] = cols
+    return out
+
+
+def to_class_space(p_heads, head_class, n_classes: int) -> np.ndarray:
+    """Sum a distribution over heads into classes (+ a last bin for unmatched heads)."""
+    out = np.zeros(n_classes + 1)
+    for h, v in enumerate(np.asarray(p_heads, dtype=float)):
+        out[head_class[h] if head_class[h] >= 0 else n_classes] += v
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def snapshot_client(path: str, client: int) -> dict:
+    """A client seen through a snapshot: its mean prediction and, as the FedLPA client computes it, the
+    InfoMap prior (CLSD graph -> communities -> heads -> smoothed histogram) with the snapshot's settings."""
+    import dataclasses
+
+    import torch
+
+    from lab.gcd.client import set_shared
+    from lab.gcd.experiment import build_model, prepare
+    from lab.gcd.fedlpa import FedLPAClient
+
+    _set_threads()
+    cpu = torch.device("cpu")
+    weights, cfg = load_snapshot(path)
+    data, split, part = prepare(cfg)
+    if not 0 <= client < part.n_clients:
+        raise LabError(f"client must be in [0, {part.n_clients - 1}], got {client}")
+    H = int(weights["head.weight"].shape[0])
+    model = build_model(cfg, data, H, cpu)
+    set_shared(model, weights)
+    idx = part.client_indices[client]
+    dcfg = dataclasses.replace(cfg, view_bank=0)       # discovery only: no augmented view bank
+    fl = FedLPAClient(client, data.x_train[idx], data.y_train[idx], split.labelled[idx], model, dcfg,
+                      old_classes=split.old_classes, device=cpu)
+    _, probs = fl.local_view()
+    st_ = fl.discover()
+    return {"y_true": data.y_train[idx], "n_classes": data.n_classes, "class_names": data.class_names,
+            "mean_pred": probs.mean(0), "prior": st_["prior"], "k_est": st_["k_est"], "heads": H,
+            "k_true": part.k_true(0.02)[client], "cfg": cfg}

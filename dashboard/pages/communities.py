@@ -1,0 +1,73 @@
+"""InfoMap communities: how many categories does each client hold, found without knowing K?"""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import common as C
+from lab.viz.gcd import communities_scatter, community_class_table, k_estimates
+
+t0 = C.page_start("InfoMap communities",
+                  "slide the markov time: below 1 InfoMap splits the client into many small communities, above "
+                  "1 it merges them; 'auto' merges communities whose prototypes agree. Compare K̂ with the "
+                  "true class count in the bars.")
+s = C.federation_sidebar()
+
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+mt = c1.select_slider("Markov time", C.MARKOV_TIMES, value="auto", key="mt", bind="query-params",
+                      format_func=C.fmt_markov)
+k = c2.slider("k (neighbours per sample)", 1, 50, 10, key="k", bind="query-params")
+min_share = c3.select_slider("Noise below (share of client)", [0.0, 0.005, 0.01, 0.02, 0.05, 0.1], value=0.02,
+                             key="minc", bind="query-params", format_func=lambda v: f"{v:.1%}",
+                             help="communities smaller than this share of the client's samples are noise")
+layout = c4.selectbox("Layout", ["pca", "tsne", "spring"], key="layout", bind="query-params")
+P = C.carried("P", 0.5)          # the graph page's refinement settings, when set there
+floor = C.carried("floor", 0.0)
+
+with C.guard():
+    ckey = s.ckey()
+    cl = C.client_arrays(*ckey)
+    y = cl["y_true"]
+    with st.spinner("Running InfoMap…"):
+        com = C.communities_for(ckey, k, P, floor, mt, min_share)
+        pos = C.layout_for(ckey, layout, k, P, floor)
+    k_true_here = int((np.bincount(y) >= 0.02 * len(y)).sum())
+    m = st.columns(4)
+    m[0].metric("K̂ (communities)", com.k_est, delta=f"{com.k_est - k_true_here:+d} vs true",
+                delta_color="off")
+    m[1].metric("True classes (≥ 2 %)", k_true_here)
+    m[2].metric("InfoMap modules before noise/merge", com.raw_modules)
+    m[3].metric("Noise samples", int((com.labels < 0).sum()))
+
+    left, right = st.columns([3, 2])
+    with left:
+        C.show(communities_scatter(pos, com.labels, y, title=f"Client {s.client}: InfoMap communities "
+                                   f"(markov time {C.fmt_markov(mt)}, {layout.upper()} layout)"), "communities")
+    with right:
+        C.show(community_class_table(com.labels, y, cl["class_names"]), "community_class_table")
+
+    with st.spinner("K̂ for every client…"):
+        k_est, k_true = [], []
+        for c in range(s.clients):
+            ck = s.ckey(c)
+            yc = C.client_arrays(*ck)["y_true"]
+            k_est.append(C.communities_for(ck, k, P, floor, mt, min_share).k_est)
+            k_true.append(int((np.bincount(yc) >= 0.02 * len(yc)).sum()))
+    C.show(k_estimates(k_true, k_est), "k_estimates")
+    within = np.mean(np.abs(np.array(k_est) - np.array(k_true)) <= 1)
+    st.caption(f"K̂ within ±1 of the true count for {within:.0%} of clients.")
+
+    ids = np.unique(com.labels)
+    rows = []
+    for c in ids:
+        yc = y[com.labels == c]
+        maj = int(np.bincount(yc).argmax())
+        rows.append({"community": "noise" if c < 0 else int(c), "size": len(yc),
+                     "majority class": cl["class_names"][maj], "purity": float((yc == maj).mean()),
+                     "labelled": int(cl["labelled"][com.labels == c].sum())})
+    df = pd.DataFrame(rows)
+    st.dataframe(df, hide_index=True)
+    C.download_csv(df, f"communities_client{s.client}.csv", "Download communities (CSV)")
+    kdf = pd.DataFrame({"client": range(s.clients), "k_true": k_true, "k_est": k_est})
+    C.download_csv(kdf, "k_estimates.csv", "Download K̂ per client (CSV)")
+
+C.footer(t0)

@@ -1,0 +1,173 @@
+"""Federated training: All / Old / New accuracy per round for each method; committed results and live runs."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import common as C
+from lab.viz.gcd import results_bars, training_curves
+
+METHODS = ["simgcd", "gcd", "fedlpa", "local", "central"]
+LABEL = {"simgcd": "FedAvg+SimGCD", "gcd": "FedAvg+GCD", "fedlpa": "FedLPA", "local": "local only",
+         "central": "centralized"}
+
+t0 = C.page_start("Federated training",
+                  "watch the New panel (classes no client ever labelled): that is where methods part ways; at "
+                  "small α FedLPA aligns each client to its own discovered prior instead of a uniform one.")
+
+
+def run_name(r: dict) -> str:
+    cfg = r.get("config") or {}
+    name = LABEL.get(r["method"], r["method"])
+    tags = []
+    if cfg.get("oracle_prior"):
+        tags.append("oracle prior")
+    if cfg.get("use_lpa") is False and r["method"] == "fedlpa":
+        tags.append("no LPA")
+    if cfg.get("use_confidence") is False and r["method"] == "fedlpa":
+        tags.append("no confidence")
+    if cfg.get("lr") is not None:
+        tags.append(f"lr {cfg['lr']:g}")
+    return name + (f" ({', '.join(tags)})" if tags else "")
+
+
+def mean_history(runs: list) -> list:
+    """Per-round mean over seeds (rounds present in every run)."""
+    by_round = {}
+    for r in runs:
+        for h in r["history"]:
+            by_round.setdefault(h["round"], []).append(h)
+    rows = []
+    for rnd in sorted(by_round):
+        hs = by_round[rnd]
+        if len(hs) == len(runs):
+            rows.append({"round": rnd, **{m: float(np.mean([h[m] for h in hs]))
+                                         for m in ("acc_all", "acc_old", "acc_new")}})
+    return rows
+
+
+def summarize(recs: list):
+    """(histories per run name, bar rows with mean ± std over seeds, per-run table)."""
+    groups = {}
+    for r in recs:
+        groups.setdefault(run_name(r), []).append(r)
+    hist, bars = {}, []
+    for name, runs in groups.items():
+        seeds = len(runs)
+        hist[f"{name} · {seeds} seed{'s' if seeds > 1 else ''}"] = mean_history(runs)
+        row = {"name": name, "seeds": seeds}
+        for m in ("acc_all", "acc_old", "acc_new"):
+            v = [r[m] for r in runs]
+            row[m], row[m + "_std"] = float(np.mean(v)), float(np.std(v))
+        bars.append(row)
+    table = pd.DataFrame([{"run": run_name(r), "method": r["method"], "alpha": r.get("alpha"), "seed": r.get("seed"),
+                           "rounds": r.get("rounds"), "acc_all": r["acc_all"], "acc_old": r["acc_old"],
+                           "acc_new": r["acc_new"], "test_acc_all": r.get("test_acc_all"),
+                           "k_true": str(r.get("k_true")), "k_est": str(r.get("k_est")),
+                           "seconds": r.get("seconds"), "file": r.get("_file", "live run")} for r in recs])
+    return hist, bars, table
+
+
+# ---------------------------------------------------------------------------------------------------------
+st.subheader("Results")
+recs, source = C.gcd_results()
+if not recs:
+    st.info("No result files yet (bench/results/gcd/*.json or dashboard/demo_results/*.json): start a live run "
+            "below. `python dashboard/build_demo_results.py` rebuilds the small demo set.")
+else:
+    st.caption(f"From `{source}` ({len(recs)} runs). Accuracy is clustering accuracy with one Hungarian matching; "
+               "bars are the mean of the last 3 evaluations, ± std over seeds.")
+    alphas = sorted({float(r.get("alpha", np.nan)) for r in recs})
+    c1, c2 = st.columns([1, 2])
+    C.ensure_choice("ralpha", alphas, 0.1 if 0.1 in alphas else alphas[0])
+    ra = c1.select_slider("α of the runs shown", alphas, value=0.1 if 0.1 in alphas else alphas[0], key="ralpha",
+                          bind="query-params", format_func=lambda a: f"{a:g}")
+    here = [r for r in recs if float(r.get("alpha", np.nan)) == ra]
+    names = sorted({run_name(r) for r in here})
+    shown = c2.multiselect("Runs", names, default=names, key="rruns")
+    here = [r for r in here if run_name(r) in shown]
+    if here:
+        hist, bars, table = summarize(here)
+        C.show(training_curves(hist, title=f"Accuracy per round at α = {ra:g} (mean over seeds)"), "training_curves")
+        C.show(results_bars(bars), "results_bars")
+        st.dataframe(table.style.format(precision=3, subset=["acc_all", "acc_old", "acc_new", "test_acc_all"]),
+                     hide_index=True)
+        C.download_csv(table, f"gcd_results_alpha{ra:g}.csv", "Download results (CSV)")
+    else:
+        st.info("Pick at least one run.")
+
+# ---------------------------------------------------------------------------------------------------------
+st.subheader("Run live")
+st.caption("Small runs on 2 CPU cores: about 30–40 s for the first Fashion-MNIST round (features are cached), "
+           "then seconds per round; digits (8×8) take about a second per round. Finished runs are kept, so "
+           "revisiting a setting is instant.")
+c1, c2, c3 = st.columns([2, 1, 1])
+methods = c1.multiselect("Methods", METHODS, default=["simgcd", "fedlpa"], key="t_methods", bind="query-params",
+                         format_func=LABEL.get)
+t_ds = c2.selectbox("Data set", ["fashion_mnist", "digits"], key="t_ds", bind="query-params")
+t_alpha = c3.select_slider("α", C.ALPHAS, value=0.1, key="t_alpha", bind="query-params",
+                           format_func=lambda a: f"{a:g}")
+c4, c5, c6 = st.columns(3)
+rounds = c4.slider("Rounds", 1, 20, 3, key="t_rounds", bind="query-params")
+clients = c5.slider("Clients", 2, 10, 5, key="t_clients", bind="query-params")
+warm = c6.slider("FedLPA warm-up rounds", 0, 10, 1, key="t_warm", bind="query-params",
+                 help="SimGCD rounds before CLSD + InfoMap + LPA start (the CLI default is 5)")
+
+
+@st.cache_resource
+def run_store() -> dict:
+    """cfg.key() -> result record of finished live runs (shared by sessions, lives as long as the server)."""
+    return {}
+
+
+def configs():
+    from lab.gcd.config import FedGCDConfig
+
+    return [FedGCDConfig(method=m, dataset=t_ds, alpha=float(t_alpha), rounds=int(rounds), clients=int(clients),
+                         warmup_rounds=int(warm), seed=0) for m in methods]
+
+
+with C.guard():
+    cfgs = configs()
+    for c in cfgs:
+        c.validate()
+    store = run_store()
+    go = st.button("Run", type="primary", disabled=not cfgs, key="t_run")
+    chart = st.empty()
+    done = {}
+    if go:
+        C._set_threads()
+        from lab.gcd.experiment import run_experiment
+
+        bar = st.progress(0.0, text="starting…")
+        for i, cfg in enumerate(cfgs):
+            key = cfg.key()
+            if key in store:
+                done[cfg.method] = store[key]
+                continue
+            live = []
+
+            def on_round(rnd, total, row, i=i, cfg=cfg, live=live):
+                live.append(row)
+                bar.progress(min(1.0, (i + rnd / total) / len(cfgs)),
+                             text=f"{LABEL[cfg.method]}: round {rnd}/{total}, All {row['acc_all']:.3f}")
+                chart.plotly_chart(training_curves({**{LABEL[m]: r["history"] for m, r in done.items()},
+                                                    LABEL[cfg.method]: live}, title="Live: accuracy per round"),
+                                   width="stretch", key=f"live_{cfg.method}_{rnd}")
+
+            store[key] = run_experiment(cfg, on_round=on_round)
+            done[cfg.method] = store[key]
+        bar.progress(1.0, text="done")
+    else:
+        done = {c.method: store[c.key()] for c in cfgs if c.key() in store}
+    if done:
+        chart.plotly_chart(training_curves({LABEL[m]: r["history"] for m, r in done.items()},
+                                           title=f"Live runs at α = {t_alpha:g} ({t_ds}, {rounds} rounds)"),
+                           width="stretch", key="live_final")
+        _, _, table = summarize(list(done.values()))
+        st.dataframe(table.drop(columns=["file"]).style.format(precision=3, subset=["acc_all", "acc_old", "acc_new"]),
+                     hide_index=True)
+        C.download_csv(table, "live_runs.csv", "Download live runs (CSV)", key="dl_live")
+    elif cfgs:
+        st.caption("Press Run to train these settings.")
+
+C.footer(t0)

@@ -1,0 +1,163 @@
+"""Figures for the federated category-discovery side: partitions, graphs, communities, priors, training."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+           "#e6550d", "#31a354", "#756bb1", "#636363"]
+
+
+def _color(i):
+    return "#cccccc" if i < 0 else PALETTE[int(i) % len(PALETTE)]
+
+
+def partition_heatmap(counts, class_names=None, title="Samples per client and class"):
+    """counts: (clients, classes) ints."""
+    counts = np.asarray(counts)
+    names = class_names or [str(c) for c in range(counts.shape[1])]
+    fig = go.Figure(go.Heatmap(z=counts, x=names, y=[f"client {k}" for k in range(counts.shape[0])],
+                               colorscale="Blues", text=counts, texttemplate="%{text}",
+                               hovertemplate="%{y}, %{x}: %{z}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="class", yaxis_autorange="reversed", height=120 + 40 * counts.shape[0])
+    return fig
+
+
+def label_histograms(counts, class_names=None, old_classes=None, title="Each client's label histogram"):
+    """Stacked share-of-client bars; old classes solid, new classes hatched."""
+    counts = np.asarray(counts, dtype=float)
+    share = counts / counts.sum(1, keepdims=True).clip(min=1)
+    names = class_names or [str(c) for c in range(counts.shape[1])]
+    old = set(old_classes if old_classes is not None else [])
+    fig = go.Figure()
+    for c in range(counts.shape[1]):
+        fig.add_bar(x=[f"client {k}" for k in range(counts.shape[0])], y=share[:, c], name=names[c],
+                    marker=dict(color=_color(c), pattern_shape="" if c in old or not old else "/"))
+    fig.update_layout(barmode="stack", title=title, yaxis_title="share of the client's samples",
+                      legend_title="class (hatched = new)")
+    return fig
+
+
+def sample_images(images, titles=None, cols: int = 8, title="Samples"):
+    """images: (n, H, W) uint8."""
+    images = np.asarray(images)
+    n = len(images)
+    rows = max(1, int(np.ceil(n / cols)))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.06)
+    for i, im in enumerate(images):
+        fig.add_trace(go.Heatmap(z=im[::-1], colorscale="gray_r", showscale=False, hoverinfo="skip"),
+                      row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor=None)
+    fig.update_layout(title=title, height=110 * rows + 60, margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+def _edge_xy(pos, src, dst):
+    xs = np.empty(3 * len(src))
+    ys = np.empty(3 * len(src))
+    xs[0::3], xs[1::3], xs[2::3] = pos[src, 0], pos[dst, 0], np.nan
+    ys[0::3], ys[1::3], ys[2::3] = pos[src, 1], pos[dst, 1], np.nan
+    return xs, ys
+
+
+def similarity_graph(pos, src, dst, kind, y_true, node_color=None, max_edges: int = 20000, seed: int = 0,
+                     title="Similarity graph", color_title="true class"):
+    """Nodes at ``pos`` (n, 2) coloured by ``node_color`` (default: true class); edges by kind and by whether
+    they join two true classes. Edges are sampled down to ``max_edges`` (WebGL traces) to stay responsive.
+
+    kind: 0 = kNN, 1 = must-link, 2 = cut (see lab.gcd.clsd)."""
+    pos, src, dst, kind = np.asarray(pos), np.asarray(src), np.asarray(dst), np.asarray(kind)
+    y = np.asarray(y_true)
+    if len(src) > max_edges:
+        keep = np.sort(np.random.default_rng(seed).choice(len(src), max_edges, replace=False))
+        src, dst, kind = src[keep], dst[keep], kind[keep]
+    cross = y[src] != y[dst]
+    fig = go.Figure()
+    groups = [("kNN, same class", (kind == 0) & ~cross, "rgba(120,120,120,0.25)", 1),
+              ("kNN, joins two classes", (kind == 0) & cross, "rgba(214,39,40,0.45)", 1),
+              ("must-link", kind == 1, "rgba(44,160,44,0.45)", 1),
+              ("cut", kind == 2, "rgba(0,0,0,0.8)", 1)]
+    for name, m, col, wd in groups:
+        xs, ys = _edge_xy(pos, src[m], dst[m])
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=col, width=wd), name=f"{name} ({int(m.sum())})",
+                                   hoverinfo="skip"))
+    c = y if node_color is None else np.asarray(node_color)
+    for v in np.unique(c):
+        m = c == v
+        fig.add_trace(go.Scattergl(x=pos[m, 0], y=pos[m, 1], mode="markers", name=f"{color_title} {v}" if v >= 0 else "noise",
+                                   marker=dict(size=5, color=_color(v)), legendgroup="nodes"))
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=560, legend=dict(itemsizing="constant"))
+    return fig
+
+
+def communities_scatter(pos, comm_labels, y_true, title="InfoMap communities"):
+    """Samples coloured by community (grey = noise); hover shows the true class."""
+    pos, comm, y = np.asarray(pos), np.asarray(comm_labels), np.asarray(y_true)
+    fig = go.Figure()
+    for c in np.unique(comm):
+        m = comm == c
+        fig.add_trace(go.Scattergl(x=pos[m, 0], y=pos[m, 1], mode="markers",
+                                   name="noise" if c < 0 else f"community {c} ({int(m.sum())})",
+                                   marker=dict(size=5, color=_color(c)), text=[f"true class {v}" for v in y[m]],
+                                   hovertemplate="%{text}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=520)
+    return fig
+
+
+def k_estimates(k_true, k_est, title="Estimated vs true number of categories per client"):
+    x = [f"client {k}" for k in range(len(k_true))]
+    fig = go.Figure([go.Bar(x=x, y=k_true, name="true (classes >= 2% of client)"),
+                     go.Bar(x=x, y=k_est, name="InfoMap K_hat")])
+    fig.update_layout(barmode="group", title=title, yaxis_title="categories")
+    return fig
+
+
+def community_class_table(comm_labels, y_true, class_names=None, title="Community x true class"):
+    comm, y = np.asarray(comm_labels), np.asarray(y_true)
+    cs = np.unique(comm)
+    n_cls = int(y.max()) + 1
+    tab = np.stack([np.bincount(y[comm == c], minlength=n_cls) for c in cs])
+    names = class_names or [str(i) for i in range(n_cls)]
+    fig = go.Figure(go.Heatmap(z=tab, x=names, y=["noise" if c < 0 else f"community {c}" for c in cs],
+                               colorscale="Purples", text=tab, texttemplate="%{text}"))
+    fig.update_layout(title=title, yaxis_autorange="reversed", height=140 + 28 * len(cs))
+    return fig
+
+
+def prior_bars(series: dict, labels=None, title="Local distributions over heads"):
+    """series: name -> (H,) distribution (e.g. true histogram, InfoMap prior, mean prediction SimGCD / LPA)."""
+    fig = go.Figure()
+    for name, v in series.items():
+        v = np.asarray(v, dtype=float)
+        fig.add_bar(x=labels or [str(i) for i in range(len(v))], y=v, name=name)
+    fig.update_layout(barmode="group", title=title, yaxis_title="probability", xaxis_title="head / class")
+    return fig
+
+
+def training_curves(histories: dict, metrics=("acc_all", "acc_old", "acc_new"), title="Accuracy per round"):
+    """histories: run name -> list of {round, acc_all, acc_old, acc_new}. One panel per metric."""
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[m.replace("acc_", "").title() for m in metrics],
+                        shared_yaxes=True)
+    for i, (name, hist) in enumerate(histories.items()):
+        r = [h["round"] for h in hist]
+        for j, m in enumerate(metrics):
+            fig.add_trace(go.Scatter(x=r, y=[h[m] for h in hist], mode="lines+markers", name=name,
+                                     line=dict(color=_color(i)), legendgroup=name, showlegend=j == 0),
+                          row=1, col=j + 1)
+    fig.update_yaxes(range=[0, 1], title_text="clustering accuracy (v2)", col=1)
+    fig.update_xaxes(title_text="round")
+    fig.update_layout(title=title, height=420)
+    return fig
+
+
+def results_bars(rows, title="All / Old / New (mean of the last 3 evaluations)"):
+    """rows: list of dicts with name, acc_all, acc_old, acc_new and optional *_std."""
+    fig = go.Figure()
+    for m in ("acc_all", "acc_old", "acc_new"):
+        fig.add_bar(x=[r["name"] for r in rows], y=[r[m] for r in rows], name=m.replace("acc_", "").title(),
+                    error_y=dict(type="data", array=[r.get(m + "_std", 0) for r in rows]))
+    fig.update_layout(barmode="group", title=title, yaxis_range=[0, 1])
+    return fig

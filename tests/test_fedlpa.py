@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+
+from lab.gcd.clsd import CUT, KNN, MUST, build_graph, knn_edges
+from lab.gcd.communities import find_communities
+from lab.gcd.config import FedGCDConfig
+from lab.gcd.experiment import run_experiment
+from lab.gcd.prior import empirical_prior, map_communities_to_heads, sample_heads
+
+
+def blobs(n_blobs=4, per=60, dim=16, seed=0, spread=0.08):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_blobs, dim))
+    x = np.concatenate([c + spread * np.linalg.norm(c) * rng.normal(size=(per, dim)) for c in centers])
+    return x, np.repeat(np.arange(n_blobs), per)
+
+
+@pytest.mark.parametrize("n_blobs", [2, 4, 7])
+def test_infomap_recovers_planted_blobs(n_blobs):
+    x, y = blobs(n_blobs)
+    g = build_graph(x, None, np.zeros(len(y), bool), np.full(len(y), -1), [], k=10, refine=False)
+    for mt in (1.0, "auto"):
+        c = find_communities(g, x, markov_time=mt, min_size=5)
+        assert c.k_est == n_blobs
+        # communities are the blobs (up to renaming)
+        for b in range(n_blobs):
+            assert len(np.unique(c.labels[y == b])) == 1
+
+
+def test_isolated_nodes_stay_singletons_and_become_noise():
+    x, y = blobs(3, per=30)
+    x[:, 14:] = 0
+    x = np.concatenate([x, np.eye(16)[14:]])            # two points orthogonal to everything else
+    g = build_graph(x, None, np.zeros(len(x), bool), np.full(len(x), -1), [], k=10, sim_floor=0.3, refine=False)
+    c = find_communities(g, x, markov_time=1.0, min_size=5)
+    assert c.k_est == 3 and (c.labels[-2:] == -1).all()
+
+
+def test_refinement_adds_and_cuts_exactly_the_right_edges():
+    x, y = blobs(3, per=40, spread=0.6, seed=1)              # overlapping blobs: some kNN edges cross
+    n = len(y)
+    rng = np.random.default_rng(0)
+    labelled = rng.random(n) < 0.3
+    labelled &= y < 2                                         # classes 0, 1 are old
+    y_vis = np.where(labelled, y, -1)
+    probs = np.full((n, 3), 0.01)
+    probs[np.arange(n), y] = 0.98                             # a model that predicts the truth
+    plain = build_graph(x, probs, labelled, y_vis, [0, 1], k=8, refine=False)
+    g = build_graph(x, probs, labelled, y_vis, [0, 1], k=8, quantile=0.5, refine=True)
+    anchor = g.anchor_label
+    # anchors = labelled (own label) + confident unlabelled old-class predictions
+    assert (anchor[labelled] == y[labelled]).all()
+    assert g.confident[~labelled].sum() > 0 and not g.confident[labelled].any()
+    assert (anchor[(anchor >= 0) & ~labelled] < 2).all()
+    s, d = g.src, g.dst
+    both = (anchor[s] >= 0) & (anchor[d] >= 0)
+    # every edge between anchors of different classes is cut, and only those
+    assert ((g.kind == CUT) == (both & (anchor[s] != anchor[d]))).all()
+    # every must-link joins two anchors of the same class, weight 1
+    m = g.kind == MUST
+    assert (both[m] & (anchor[s][m] == anchor[d][m])).all() and (g.weight[m] == 1).all()
+    # the kNN edges not between two anchors are untouched
+    key = lambda a, b: set(zip(a.tolist(), b.tolist()))  # noqa: E731
+    untouched = key(plain.src[~((plain.anchor_label[plain.src] >= 0))], plain.dst[~(plain.anchor_label[plain.src] >= 0)])
+    assert key(g.src[g.kind == KNN], g.dst[g.kind == KNN]) >= {e for e in untouched if anchor[e[1]] < 0}
+    # refinement improves edge precision
+    assert g.edge_precision(y) >= plain.edge_precision(y)
+
+
+def test_knn_edges_are_undirected_and_deduplicated():
+    x, _ = blobs(2, per=20)
+    s, d, w = knn_edges(x, 5)
+    assert (s < d).all() and len(set(zip(s, d))) == len(s) and (w <= 1 + 1e-6).all()
+
+
+def test_mapping_and_prior():
+    comm = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, -1])
+    probs = np.zeros((10, 5))
+    probs[:, 4] = 1.0
+    probs[5:9, 3] = 2.0
+    y_vis = np.array([1, -1, -1, -1, -1, -1, -1, -1, -1, -1])
+    head = map_communities_to_heads(comm, probs / probs.sum(1, keepdims=True), y_vis, n_heads=5)
+    assert head[0] == 1                                      # labelled community -> its class head
+    assert len(set(head.tolist())) == 3 and head[2] == 3     # Hungarian on mean predictions
+    heads = sample_heads(comm, probs, head)
+    pi = empirical_prior(heads, 5, smoothing=0.0)
+    assert np.isclose(pi.sum(), 1) and np.isclose(pi[1], 0.3) and np.isclose(pi[3], 0.4)
+
+
+def test_fedlpa_same_seed_same_result():
+    cfg = dict(method="fedlpa", dataset="digits", clients=3, alpha=0.3, rounds=3, warmup_rounds=1,
+               refresh_every=1, seed=2)
+    a = run_experiment(FedGCDConfig(**cfg))
+    b = run_experiment(FedGCDConfig(**cfg))
+    assert a["history"] == b["history"] and a["k_est"] == b["k_est"]
+    assert len(a["k_est"]) == 3 and all(k >= 1 for k in a["k_est"]) and len(a["prior_kl"]) == 3
+
+
+@pytest.mark.parametrize("flags", [dict(use_lpa=False), dict(use_confidence=False), dict(oracle_prior=True),
+                                   dict(lpa_form="replace")])
+def test_fedlpa_ablations_run(flags):
+    r = run_experiment(FedGCDConfig(method="fedlpa", dataset="digits", clients=2, alpha=0.5, rounds=2,
+                                    warmup_rounds=1, **flags))
+    assert 0 < r["acc_all"] <= 1
