@@ -27,7 +27,7 @@ def test_same_seed_same_numbers():
 
 def test_nonprivate_converges_to_mean():
     r = M.train("nonprivate", SMALL, clip=np.inf, lr=0.2, noise_multiplier=0.0, seed=0)
-    assert r["error"] < 0.3  # sampling floor ~ d (tau^2 + s^2/G) / N ~ 0.6 * ... small
+    assert r["error"] < 0.3  # the sampling floor d (tau^2 + s^2 / G) / N is about 0.2 here
 
 
 @pytest.mark.parametrize("regime,winner", [("diverse", "uls"), ("identical", "els")])

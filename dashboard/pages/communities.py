@@ -61,7 +61,7 @@ with C.guard():
     for c in ids:
         yc = y[com.labels == c]
         maj = int(np.bincount(yc).argmax())
-        rows.append({"community": "noise" if c < 0 else int(c), "size": len(yc),
+        rows.append({"community": "noise" if c < 0 else str(int(c)), "size": len(yc),
                      "majority class": cl["class_names"][maj], "purity": float((yc == maj).mean()),
                      "labelled": int(cl["labelled"][com.labels == c].sum())})
     df = pd.DataFrame(rows)

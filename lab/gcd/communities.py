@@ -86,7 +86,7 @@ def merge_by_prototype(labels, features, threshold: float):
 
 def find_communities(graph: SimilarityGraph, features, *, markov_time: float | str = "auto",
                      min_size: int = 5, seed: int = 1, num_trials: int = 1, base_time: float = 1.0,
-                     merge_threshold: float = 0.9) -> Communities:
+                     merge_threshold: float = 0.8) -> Communities:
     """InfoMap -> noise removal -> (auto) prototype merging -> Communities."""
     f = np.asarray(features, dtype=np.float64)
     f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)

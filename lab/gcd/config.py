@@ -46,7 +46,7 @@ class FedGCDConfig:
     lpa_form: str = "add"
     refresh_every: int = 2               # R: rerun CLSD + InfoMap every R rounds
     warmup_rounds: int = 5
-    markov_time: float | str = "auto"    # a number, or "auto": per-client rule in lab.gcd.communities
+    markov_time: float | str = 4.0       # a number, or "auto" (InfoMap at 1 + prototype merging); grid in bench/
     min_community: float = 0.02          # communities below this share of the client's samples are noise
     prior_smoothing: float = 0.5         # Laplace pseudo-count per head
     use_lpa: bool = True                 # --no-lpa

@@ -1,0 +1,208 @@
+"""Drive the dashboard in a real browser: start ``streamlit run`` headless, open each page in Debian's Chromium
+through Playwright, check that plotly charts rendered and no error box shows, time the cold load and the
+rerun after a slider change, keep screenshots.
+
+Used by ``tests/test_dashboard_browser.py`` (assertions) and ``bench/bench_dashboard.py`` (timings JSON).
+Never downloads a browser: Chromium comes from ``apt-get install chromium`` (``/usr/bin/chromium``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-dev-shm-usage"]
+
+# url_path, title, key of the slider that the timing moves
+PAGES = [
+    ("data", "Data & partitions", "alpha"),
+    ("graph", "Similarity graph (CLSD)", "k"),
+    ("communities", "InfoMap communities", "mt"),
+    ("prior", "Prior alignment", "pclient"),
+    ("training", "Federated training", "ralpha"),
+    ("privacy", "Privacy–utility", "bound"),
+]
+FOOTER = re.compile(r"Page computed in ([0-9.]+) s · run (\d+)")
+
+
+def chromium_available() -> bool:
+    return os.path.exists(CHROMIUM)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """``python -m streamlit run dashboard/app.py`` on 127.0.0.1:<free port>, stopped on exit."""
+
+    def __init__(self, port: int | None = None, timeout: float = 90, log_path: str | None = None):
+        self.port = port or free_port()
+        self.timeout = timeout
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.proc = None
+        self.started_in = None
+
+    def __enter__(self):
+        cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats",
+               "false", "--server.fileWatcherType", "none"]
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        while time.perf_counter() - t0 < self.timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with code {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        self.started_in = time.perf_counter() - t0
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.__exit__(None, None, None)
+        raise TimeoutError(f"streamlit did not answer /_stcore/health within {self.timeout} s")
+
+    def __exit__(self, *exc):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+        return False
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+@dataclass
+class PageResult:
+    path: str
+    title: str
+    cold_s: float = float("nan")
+    server_s: float = float("nan")           # the page's own compute time (footer)
+    slider_s: float = float("nan")           # rerun after moving the slider one step (may compute)
+    slider_back_s: float = float("nan")      # moving it back: cached results
+    charts: int = 0
+    exceptions: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    screenshots: list = field(default_factory=list)
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def _footer(page):
+    loc = page.get_by_text(FOOTER)
+    if loc.count() == 0:
+        return None
+    m = FOOTER.search(loc.first.inner_text())
+    return (float(m.group(1)), int(m.group(2))) if m else None
+
+
+def _wait_rendered(page, timeout_s, previous_run=None):
+    """Until the footer shows a new run, the app is idle and every plotly chart has drawn its SVG."""
+    t_end = time.perf_counter() + timeout_s
+    while time.perf_counter() < t_end:
+        f = _footer(page)
+        if f is not None and (previous_run is None or f[1] != previous_run):
+            charts = page.locator(".js-plotly-plot")
+            n = charts.count()
+            drawn = page.locator(".js-plotly-plot .main-svg").count()
+            running = page.locator('[data-testid="stStatusWidget"]').count()
+            if n > 0 and drawn >= n and running == 0:
+                return f
+            if n == 0 and running == 0 and page.locator('[data-testid="stException"]').count():
+                return f
+        page.wait_for_timeout(25)
+    raise TimeoutError(f"page did not finish rendering within {timeout_s} s")
+
+
+def _errors(page, res: PageResult):
+    res.exceptions = [e.inner_text()[:300] for e in page.locator('[data-testid="stException"]').all()]
+    res.errors = [e.inner_text()[:300] for e in page.locator('[data-testid="stAlertContentError"]').all()]
+    res.charts = page.locator(".js-plotly-plot").count()
+
+
+def _move_slider(page, widget_key: str, key: str) -> bool:
+    """Focus the slider whose widget key is ``widget_key`` and press an arrow key (one step)."""
+    thumb = page.locator(f'.st-key-{widget_key} input[type="range"]')
+    if thumb.count() == 0:
+        return False
+    thumb.first.focus()
+    page.keyboard.press(key)
+    return True
+
+
+def probe_page(page, base_url: str, path: str, title: str, slider: str | None, shots: Path | None,
+               timeout_s: float = 120) -> PageResult:
+    res = PageResult(path, title)
+    t0 = time.perf_counter()
+    page.goto(f"{base_url}/{path}", wait_until="commit")
+    f = _wait_rendered(page, timeout_s)
+    res.cold_s = time.perf_counter() - t0
+    res.server_s = f[0]
+    _errors(page, res)
+    if shots is not None:
+        shots.mkdir(parents=True, exist_ok=True)
+        p = shots / f"{path}.png"
+        page.screenshot(path=str(p), full_page=True)
+        res.screenshots.append(str(p))
+    if slider:
+        for key, attr in (("ArrowRight", "slider_s"), ("ArrowLeft", "slider_back_s")):
+            run = _footer(page)[1]
+            t1 = time.perf_counter()
+            if not _move_slider(page, slider, key):
+                res.note = f"slider {slider!r} not found"
+                break
+            _wait_rendered(page, timeout_s, previous_run=run)
+            setattr(res, attr, time.perf_counter() - t1)
+        _errors(page, res)
+        if shots is not None and not res.note:
+            p = shots / f"{path}_after_slider.png"
+            page.screenshot(path=str(p), full_page=True)
+            res.screenshots.append(str(p))
+    return res
+
+
+def probe_all(shots: Path | None = None, pages=PAGES, viewport=(1400, 1000), log_path: str | None = None) -> dict:
+    """Start the app, visit every page (cold, then slider moves); return a JSON-able report."""
+    from playwright.sync_api import sync_playwright
+
+    out = {"pages": [], "chromium": CHROMIUM}
+    with AppServer(log_path=log_path) as srv, sync_playwright() as pw:
+        out["server_start_s"] = round(srv.started_in, 3)
+        browser = launch(pw)
+        try:
+            ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            page = ctx.new_page()
+            for path, title, slider in pages:
+                out["pages"].append(probe_page(page, srv.url, path, title, slider, shots).as_dict())
+            # second visit of every page in a fresh session: caches are warm
+            page2 = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
+            for i, (path, title, _) in enumerate(pages):
+                r = probe_page(page2, srv.url, path, title, None, None)
+                out["pages"][i]["warm_reload_s"] = round(r.cold_s, 3)
+        finally:
+            browser.close()
+    return out

@@ -1,0 +1,144 @@
+"""Privacy–utility: user-level DP by example-level sampling (ELS) vs user-level sampling (ULS)."""
+import math
+import os
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import common as C
+from lab.privacy.sweep import BOUNDS
+from lab.viz import privacy as V
+
+t0 = C.page_start("Privacy–utility",
+                  "slide the contribution bound k: the example-level ε never moves, the group-privacy "
+                  "conversion explodes, and the tight user-level accountant for ELS stays bounded — while ULS, "
+                  "which samples and clips whole users, reaches the same noise at a much smaller ε.")
+
+st.markdown(
+    "**What a user-level guarantee means.** Example-level DP promises that adding or removing *one example* "
+    "barely changes what training outputs; but a user (here a Shakespeare character) owns many examples, so a "
+    "model can still reveal that user's style. User-level DP promises the same for *everything one user "
+    "contributed*: an observer of the trained model cannot tell, beyond the factor e^ε (plus a failure "
+    "probability δ), whether a given user took part at all. Capping each user at k examples (the contribution "
+    "bound) makes that promise finite: ELS samples examples and must pay for up to k of one user's examples "
+    "landing in the same step; ULS samples users and clips each user's whole update, so one user moves a step "
+    "by at most the clip norm.")
+
+
+def dp_file(name):
+    path = C.DP_RESULTS_DIR / name
+    if not path.exists():
+        return None
+    try:
+        return C.read_json_files(str(path))[0]
+    except IndexError:
+        return None
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def dp_results(mtimes: tuple) -> dict:
+    del mtimes  # cache key only: re-read when a file changes
+    return {n: dp_file(f"dp_{n}.json") for n in ("privacy_utility", "bound_sweep", "accounting", "tier1")}
+
+
+def mtimes():
+    return tuple(os.path.getmtime(p) if p.exists() else 0.0
+                 for p in (C.DP_RESULTS_DIR / f"dp_{n}.json" for n in ("privacy_utility", "bound_sweep", "accounting",
+                                                                       "tier1")))
+
+
+@st.cache_resource(show_spinner="Counting each user's examples…")
+def examples_after_bound() -> dict:
+    """k -> (M examples kept after bounding each user to k, N users): from the bound sweep when present,
+    else counted from the Shakespeare training users (a few seconds, once)."""
+    b = dp_results(mtimes()).get("bound_sweep")
+    out = {}
+    if b:
+        for r in b.get("rows", []):
+            if r.get("n_train_examples") and r.get("n_train_users"):
+                out[int(r["bound"])] = (int(r["n_train_examples"]), int(r["n_train_users"]))
+    if all(k in out for k in BOUNDS):
+        return out
+    from lab.privacy.lm import load_user_data
+
+    counts = [len(w) for w in load_user_data().train_windows]
+    return {k: (int(sum(min(n, k) for n in counts)), len(counts)) for k in BOUNDS}
+
+
+res = dp_results(mtimes())
+
+# --- live accountant ---------------------------------------------------------------------------------
+st.subheader("Accountant, live")
+c1, c2, c3, c4, c5 = st.columns(5)
+k = c1.select_slider("Contribution bound k", list(BOUNDS), value=16, key="bound", bind="query-params")
+sigma = c2.select_slider("Noise multiplier σ", [0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0], value=1.0,
+                         key="sigma", bind="query-params")
+steps = c3.select_slider("Steps T", [100, 300, 1000, 3000], value=300, key="steps", bind="query-params")
+delta = c4.select_slider("δ", [1e-4, 1e-5, 1e-6, 1e-7], value=1e-5, key="delta", bind="query-params",
+                         format_func=lambda d: f"{d:.0e}")
+batch = c5.select_slider("Example-gradients per step B", [16, 32, 64, 128, 256], value=64, key="batch",
+                         bind="query-params")
+
+with C.guard():
+    from lab.privacy.accounting import epsilon_fast
+
+    M, N = examples_after_bound()[k]
+    q = min(1.0, batch / M)
+    with st.spinner("Accounting…"):
+        eps = {kind: epsilon_fast(kind, sigma, q, steps, delta, k) for kind in ("els", "group", "example", "uls")}
+    fmt = lambda e: "∞" if not math.isfinite(e) else f"{e:.3g}"  # noqa: E731
+    m = st.columns(5)
+    m[0].metric("Sampling rate q = B / M", f"{q:.4f}", help=f"M = {M:,} examples kept from {N:,} training users "
+                "at this k; ELS samples each example with prob. q, ULS each user (with its ≤ k examples)")
+    m[1].metric("ELS, user-level ε (tight PLD)", fmt(eps["els"]),
+                help="mixture-of-Gaussians PLD: a user's ≤ k examples land in a step ~ Binomial(k, q)")
+    m[2].metric("ELS, user-level ε (group privacy)", fmt(eps["group"]), help="k × example-level ε, the textbook "
+                "conversion; ∞ when it cannot reach this δ")
+    m[3].metric("ELS, example-level ε", fmt(eps["example"]), help="protects one example, not a user")
+    m[4].metric("ULS, user-level ε", fmt(eps["uls"]), help="Poisson-sampled Gaussian over users (clip per user)")
+    st.caption(f"All at σ = {sigma:g}, δ = {delta:.0e}, T = {steps} steps; noise std = σ × clip norm. "
+               "Coarse PLD (discretisation 1e-2): an upper bound, a little above the reported numbers.")
+    if st.toggle("Draw ε against σ for this k (a few seconds per new setting)", key="curve",
+                 value=not any(res.values())):
+        @st.cache_data(show_spinner="Accounting a σ grid…")
+        def curve(k, q, steps, delta):
+            sig = [0.5, 0.7, 1.0, 1.5, 2.0, 3.0]
+            return {"sigma": sig,
+                    "ELS user (mixture PLD)": [epsilon_fast("els", s, q, steps, delta, k) for s in sig],
+                    "ELS user (group privacy)": [epsilon_fast("group", s, q, steps, delta, k) for s in sig],
+                    "ULS user": [epsilon_fast("uls", s, q, steps, delta, k) for s in sig],
+                    "ELS example": [epsilon_fast("example", s, q, steps, delta, k) for s in sig]}
+        C.show(V.epsilon_curve_figure(curve(k, q, steps, delta)), "epsilon_vs_sigma")
+
+# --- committed sweeps ----------------------------------------------------------------------------------
+st.subheader("Held-out loss against user-level ε")
+with C.guard():
+    pu = res.get("privacy_utility")
+    if pu:
+        C.show(V.privacy_utility_figure(pu), "privacy_utility")
+        df = pd.DataFrame(pu.get("summary", []))
+        if len(df):
+            st.dataframe(df, hide_index=True)
+            C.download_csv(df, "privacy_utility.csv", "Download privacy–utility table (CSV)")
+    else:
+        st.info("The privacy–utility sweep is not computed yet (`bench/results/dp_privacy_utility.json`; "
+                "`python -m lab dp-sweep` writes it).")
+
+    b = res.get("bound_sweep")
+    acc = res.get("accounting")
+    t1 = res.get("tier1")
+    if b:
+        st.subheader("The contribution bound trade-off")
+        C.show(V.bound_sweep_figure(b), "bound_sweep")
+        C.download_csv(pd.DataFrame(b.get("summary", [])), "bound_sweep.csv", "Download bound sweep (CSV)")
+    if acc:
+        st.subheader("What the tight accountant buys")
+        C.show(V.accounting_figure(acc), "accounting")
+    if t1:
+        st.subheader("The synthetic testbed: when does each sampling win?")
+        C.show(V.tier1_figure(t1), "tier1")
+    missing = [f"dp_{n}.json" for n, v in (("bound_sweep", b), ("accounting", acc), ("tier1", t1)) if not v]
+    if missing:
+        st.info(f"Not computed yet: {', '.join(missing)} (in bench/results/).")
+
+C.footer(t0)
