@@ -22,9 +22,9 @@ CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-dev-shm-usage"]
 
-# url_path, title, key of the slider that the timing moves
+# url path (the default page lives at the root), title, key of the slider that the timing moves
 PAGES = [
-    ("data", "Data & partitions", "alpha"),
+    ("", "Data & partitions", "alpha"),
     ("graph", "Similarity graph (CLSD)", "k"),
     ("communities", "InfoMap communities", "mt"),
     ("prior", "Prior alignment", "pclient"),
@@ -123,17 +123,19 @@ def _footer(page):
 def _wait_rendered(page, timeout_s, previous_run=None):
     """Until the footer shows a new run, the app is idle and every plotly chart has drawn its SVG."""
     t_end = time.perf_counter() + timeout_s
+    idle_without_chart = None
     while time.perf_counter() < t_end:
         f = _footer(page)
         if f is not None and (previous_run is None or f[1] != previous_run):
-            charts = page.locator(".js-plotly-plot")
-            n = charts.count()
+            n = page.locator(".js-plotly-plot").count()
             drawn = page.locator(".js-plotly-plot .main-svg").count()
             running = page.locator('[data-testid="stStatusWidget"]').count()
             if n > 0 and drawn >= n and running == 0:
                 return f
-            if n == 0 and running == 0 and page.locator('[data-testid="stException"]').count():
-                return f
+            if n == 0 and running == 0:     # finished without a chart: give plotly 3 s, then report it
+                idle_without_chart = idle_without_chart or time.perf_counter()
+                if time.perf_counter() - idle_without_chart > 3:
+                    return f
         page.wait_for_timeout(25)
     raise TimeoutError(f"page did not finish rendering within {timeout_s} s")
 
@@ -156,16 +158,18 @@ def _move_slider(page, widget_key: str, key: str) -> bool:
 
 def probe_page(page, base_url: str, path: str, title: str, slider: str | None, shots: Path | None,
                timeout_s: float = 120) -> PageResult:
-    res = PageResult(path, title)
+    res = PageResult(path or "data", title)
     t0 = time.perf_counter()
     page.goto(f"{base_url}/{path}", wait_until="commit")
+    if page.get_by_text("Page not found").count():
+        res.errors.append("Page not found")
     f = _wait_rendered(page, timeout_s)
     res.cold_s = time.perf_counter() - t0
     res.server_s = f[0]
     _errors(page, res)
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-        p = shots / f"{path}.png"
+        p = shots / f"{path or 'data'}.png"
         page.screenshot(path=str(p), full_page=True)
         res.screenshots.append(str(p))
     if slider:
@@ -179,7 +183,7 @@ def probe_page(page, base_url: str, path: str, title: str, slider: str | None, s
             setattr(res, attr, time.perf_counter() - t1)
         _errors(page, res)
         if shots is not None and not res.note:
-            p = shots / f"{path}_after_slider.png"
+            p = shots / f"{path or 'data'}_after_slider.png"
             page.screenshot(path=str(p), full_page=True)
             res.screenshots.append(str(p))
     return res

@@ -96,7 +96,7 @@ def guard():
 
 
 def show(fig, name: str, key: str | None = None) -> None:
-    st.plotly_chart(fig, width="stretch", key=key,
+    st.plotly_chart(fig, width="stretch", key=key, theme=None,
                     config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name}})
 
 
@@ -418,9 +418,18 @@ def model_options(pool_key: str) -> list:
     return [f"snap:{s}" for s in snaps] + ["backbone", "pixels"]
 
 
+METHOD_LABEL = {"simgcd": "FedAvg+SimGCD", "gcd": "FedAvg+GCD", "fedlpa": "FedLPA", "local": "local only",
+                "central": "centralized"}
+
+
 def model_label(m: str) -> str:
     if m.startswith("snap:"):
-        return f"trained model: {m[5:]}"
+        import re
+
+        g = re.fullmatch(r"(\w+?)_alpha([0-9.e-]+)_seed(\d+)", m[5:])
+        if g:
+            return f"{METHOD_LABEL.get(g[1], g[1])} trained at α={g[2]} (seed {g[3]})"
+        return f"trained: {m[5:]}"
     return {"backbone": "pretrained backbone (no trained heads)", "pixels": "raw pixels",
             "features": "uploaded features (standardised)"}.get(m, m)
 
@@ -476,7 +485,14 @@ def graph_for(ckey: tuple, k: int, quantile: float, floor: float, refine: bool =
     from lab.gcd.clsd import build_graph
 
     c = client_arrays(*ckey)
-    return build_graph(c["features"], c["probs"], c["labelled"], c["y_visible"], c["old_classes"], k=int(k),
+    probs = c["probs"]
+    if probs is None:
+        # Labels-only refinement. build_graph(probs=None) still indexes probs when it marks confident samples
+        # (lab/gcd/clsd.py, reported); predictions that never name a seen class select no confident sample,
+        # which is exactly "only labelled samples are anchors".
+        probs = np.zeros((len(c["y_true"]), int(np.max(c["old_classes"])) + 2), dtype=np.float32)
+        probs[:, -1] = 1.0
+    return build_graph(c["features"], probs, c["labelled"], c["y_visible"], c["old_classes"], k=int(k),
                        quantile=float(quantile), sim_floor=float(floor), refine=refine)
 
 

@@ -37,15 +37,18 @@ with C.guard():
         pos = C.layout_for(ckey, layout, k, P, floor)
     counts = g.counts()
     prec0, prec1 = g0.edge_precision(y), g.edge_precision(y)
-    m = st.columns(5)
+    m = st.columns(7)
     m[0].metric("Samples", len(y), help=f"client {s.client} holds {cl['n_client']} samples")
-    m[1].metric("kNN / must-link / cut", f"{counts['kNN']} / {counts['must-link']} / {counts['cut']}")
-    m[2].metric("Anchors", int((g.anchor_label >= 0).sum()),
+    m[1].metric("Anchors", int((g.anchor_label >= 0).sum()),
                 help=f"{int(cl['labelled'].sum())} labelled + {int(g.confident.sum())} confident")
-    m[3].metric("Edge precision, plain kNN", f"{prec0:.3f}" if np.isfinite(prec0) else "–",
+    m[2].metric("kNN edges", counts["kNN"])
+    m[3].metric("Must-links", counts["must-link"])
+    m[4].metric("Cuts", counts["cut"])
+    m[5].metric("Precision, plain kNN", f"{prec0:.3f}" if np.isfinite(prec0) else "–",
                 help="share of edges joining two samples of the same true class")
-    m[4].metric("after refinement", f"{prec1:.3f}" if np.isfinite(prec1) else "–",
-                delta=f"{prec1 - prec0:+.3f}" if np.isfinite(prec0) and np.isfinite(prec1) else None)
+    m[6].metric("Precision, refined", f"{prec1:.3f}" if np.isfinite(prec1) else "–",
+                delta=f"{prec1 - prec0:+.3f}" if np.isfinite(prec0) and np.isfinite(prec1) else None,
+                help="kNN + must-link edges after refinement (cut edges removed)")
     if cl["probs"] is None:
         st.caption("No trained heads for these features: only labelled samples are anchors (P has no effect). "
                    "Pick a trained model in the sidebar to see confidence-guided refinement.")

@@ -10,8 +10,8 @@ from lab.utils import LabError, check_choice, check_range
 METHODS = ("simgcd", "gcd", "local", "central", "fedlpa")
 BACKBONES = ("pretrained", "scratch")
 
-# Learning rates tuned once at alpha=0.1, seed 0 (grid and results: bench/results/lr_grid.json).
-DEFAULT_LR = {"simgcd": 0.05, "gcd": 0.05, "local": 0.05, "central": 0.05, "fedlpa": 0.05}
+# Learning rates tuned once at alpha=0.1, seed 0 (grid and results: bench/results/gcd_tuning.json).
+DEFAULT_LR = {"simgcd": 0.05, "gcd": 0.1, "local": 0.05, "central": 0.05, "fedlpa": 0.1}
 
 
 @dataclass
@@ -42,7 +42,7 @@ class FedGCDConfig:
     knn_k: int = 10
     confidence_quantile: float = 0.5
     sim_floor: float = 0.0
-    lpa_weight: float = 0.5              # epsilon
+    lpa_weight: float = 1.0              # epsilon (tuned with the form: bench/results/gcd_tuning.json)
     lpa_form: str = "add"
     refresh_every: int = 2               # R: rerun CLSD + InfoMap every R rounds
     warmup_rounds: int = 5

@@ -1,0 +1,250 @@
+"""The Streamlit dashboard under ``streamlit.testing.v1.AppTest``: every page renders its figures on the
+committed data, every widget survives its extremes, URL presets load, and uploads are validated.
+
+AppTest runs the scripts without a browser (plotly charts come back as raw specs, no JavaScript runs);
+``test_dashboard_browser.py`` covers the real browser.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from dashboard import common as C  # noqa: E402
+from lab.utils import LabError  # noqa: E402
+
+APP = str(ROOT / "dashboard" / "app.py")
+TIMEOUT = 180
+PAGES = {"data": None, "graph": "pages/similarity_graph.py", "communities": "pages/communities.py",
+         "prior": "pages/prior_alignment.py", "training": "pages/training.py", "privacy": "pages/privacy_utility.py"}
+
+
+def open_page(name: str, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query or {})
+    at.run()
+    if PAGES[name]:
+        at.switch_page(PAGES[name]).run()
+    return at
+
+
+def ok(at: AppTest, charts: int = 1) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) >= charts
+    return at
+
+
+def rerun(at: AppTest, **values) -> AppTest:
+    """Set widgets by key (select_slider, slider, selectbox, ... found by key) and rerun."""
+    for key, v in values.items():
+        w = next(x for kind in ("select_slider", "slider", "selectbox", "number_input", "multiselect", "toggle",
+                                "checkbox") for x in getattr(at, kind) if x.key == key)
+        w.set_value(v)
+    return at.run()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pages: defaults and extremes
+# ---------------------------------------------------------------------------------------------------------
+
+def test_data_page_default_and_extremes():
+    at = ok(open_page("data"), charts=3)            # heatmap, histograms, sample images
+    assert at.metric[0].value == "5"
+    ok(rerun(at, alpha=100.0, clients=2, seed=10_000), charts=3)
+    ok(rerun(at, part="shards", clients=20, client=19), charts=3)
+    ok(rerun(at, part="iid", ds="digits", client=0), charts=3)
+    # an impossible partition is a clear error box, not a traceback
+    rerun(at, part="dirichlet", ds="fashion_mnist")
+    rerun(at, alpha=0.01, clients=20)
+    assert not at.exception
+    assert at.error and "raise alpha" in at.error[0].value
+
+
+def test_url_preset_is_applied_and_bad_values_ignored():
+    at = ok(open_page("data", {"alpha": "0.1", "clients": "7", "client": "6"}), charts=3)
+    assert at.select_slider(key="alpha").value == 0.1
+    assert at.slider(key="clients").value == 7
+    assert at.slider(key="client").value == 6
+    at = ok(open_page("data", {"alpha": "lots", "clients": "999"}), charts=3)
+    assert at.select_slider(key="alpha").value == 0.5
+    assert at.slider(key="clients").value == 5
+
+
+def test_graph_page_default_and_extremes():
+    at = ok(open_page("graph"))
+    assert any(m.label.startswith("Precision, refined") for m in at.metric)
+    ok(rerun(at, nmax=250, k=1, P=0.0, floor=-1.0, edges=1000))
+    ok(rerun(at, k=50, P=1.0, floor=0.99, edges=50000))
+    ok(rerun(at, k=10, floor=0.0, layout="tsne"))
+    ok(rerun(at, layout="spring", model="pixels"))
+    ok(rerun(at, layout="pca", model="backbone", clients=20, client=19, nmax=4000))
+
+
+def test_communities_page_default_and_extremes():
+    at = ok(open_page("communities"), charts=3)     # scatter, community x class, K per client
+    ok(rerun(at, nmax=250, mt=0.5, k=1, minc=0.0), charts=3)
+    ok(rerun(at, mt=5.0, k=50, minc=0.1), charts=3)
+    ok(rerun(at, mt=1.0, k=10, minc=0.02, layout="spring"), charts=3)
+
+
+def test_prior_page_each_end_client():
+    at = ok(open_page("prior"))
+    slider = at.select_slider(key="pclient")
+    last = slider.options[-1]
+    ok(rerun(at, pclient=int(last)))
+    assert at.dataframe
+
+
+def test_training_page_results_and_a_live_run():
+    at = open_page("training")
+    assert not at.exception
+    results, _ = C.gcd_results()
+    if results:
+        ok(at, charts=2)
+        alphas = at.select_slider(key="ralpha").options
+        ok(rerun(at, ralpha=float(alphas[0])), charts=2)
+        ok(rerun(at, ralpha=float(alphas[-1])), charts=2)
+    # a tiny live run (8x8 digits, 1 round, 2 clients): progress, curves and a table, no exception
+    rerun(at, t_methods=["simgcd"], t_ds="digits", t_rounds=1, t_clients=2, t_warm=0, t_alpha=100.0)
+    at.button(key="t_run").click().run()
+    ok(at)
+    assert any("live" in str(d.value.columns.tolist()) or len(d.value) for d in at.dataframe)
+    n_before = len(at.dataframe)
+    at.run()                                          # revisit: the finished run is kept, no new training
+    assert len(at.dataframe) == n_before
+
+
+def test_privacy_page_default_and_extremes():
+    at = open_page("privacy")
+    assert not at.exception and not at.error
+    ok(rerun(at, bound=1, sigma=5.0, steps=100, delta=1e-4, batch=16, curve=True))
+    rerun(at, bound=64, sigma=0.5, steps=3000, delta=1e-7, batch=256, curve=False)
+    assert not at.exception and not at.error
+    values = {m.label: m.value for m in at.metric}
+    assert values["ELS, example-level ε"] != "∞"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bring your own data
+# ---------------------------------------------------------------------------------------------------------
+
+def blobs_csv(n=300, d=6, classes=4, users=12, seed=0, label="label") -> bytes:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    centres = rng.normal(0, 4, (classes, d))
+    x = centres[y] + rng.normal(0, 1, (n, d))
+    head = ",".join([f"f{j}" for j in range(d)] + [label, "user"])
+    rows = [",".join([f"{v:.4f}" for v in x[i]] + [f"c{y[i]}", f"u{i % users}"]) for i in range(n)]
+    return (head + "\n" + "\n".join(rows) + "\n").encode()
+
+
+def test_validate_valid_csv():
+    ud = C.validate_upload("blobs.csv", blobs_csv())
+    assert ud.features.shape == (300, 6) and ud.features.dtype == np.float32
+    assert ud.class_names == ["c0", "c1", "c2", "c3"]
+    assert set(np.unique(ud.labels)) == {0, 1, 2, 3}
+    assert ud.users is not None and len(np.unique(ud.users)) == 12
+
+
+def test_validate_rejects_non_numeric_column():
+    data = blobs_csv().decode().splitlines()
+    data[5] = data[5].replace(data[5].split(",")[2], "oops", 1)
+    with pytest.raises(LabError, match="'f2' is not numeric"):
+        C.validate_upload("bad.csv", ("\n".join(data) + "\n").encode())
+
+
+def test_validate_rejects_missing_label_column():
+    with pytest.raises(LabError, match="no label column"):
+        C.validate_upload("nolabel.csv", blobs_csv(label="species"))
+
+
+def test_validate_rejects_empty_file():
+    with pytest.raises(LabError, match="empty"):
+        C.validate_upload("empty.csv", b"")
+    with pytest.raises(LabError, match="no data|no rows"):
+        C.validate_upload("header_only.csv", b"f0,f1,label\n")
+
+
+def test_validate_rejects_oversized_file():
+    with pytest.raises(LabError, match="upload limit"):
+        C.validate_upload("big.csv", b"0" * (C.MAX_UPLOAD_BYTES + 1))
+    with pytest.raises(LabError, match="upload limit"):
+        C.validate_upload("blobs.csv", blobs_csv(), max_bytes=1000)
+
+
+def test_validate_rejects_too_few_rows_and_one_class():
+    with pytest.raises(LabError, match="at least 50"):
+        C.validate_upload("small.csv", blobs_csv(n=20))
+    with pytest.raises(LabError, match="single class"):
+        C.validate_upload("one.csv", blobs_csv(classes=1))
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_validate_npz_images_and_refuses_pickles():
+    rng = np.random.default_rng(0)
+    ud = C.validate_upload("imgs.npz", _npz(X=rng.integers(0, 255, (80, 8, 8), dtype=np.uint8),
+                                            y=np.arange(80) % 3))
+    assert ud.features.shape == (80, 64) and ud.image_shape == (8, 8)
+    with pytest.raises(LabError, match="allow_pickle|numeric"):
+        C.validate_upload("obj.npz", _npz(X=np.array([{"a": 1}] * 60, dtype=object), y=np.arange(60) % 2))
+    with pytest.raises(LabError, match="not a valid .npz"):
+        C.validate_upload("fake.npz", b"PK-not-really-a-zip" * 10)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("run.py", "print('hi')")
+    with pytest.raises(LabError, match="other than .npy"):
+        C.validate_upload("code.npz", buf.getvalue())
+    with pytest.raises(LabError, match="only .csv and .npz"):
+        C.validate_upload("model.pkl", b"\x80\x04")
+
+
+def _upload(at: AppTest, name: str, data: bytes, mime="text/csv") -> AppTest:
+    at.file_uploader(key="upload").set_value((name, data, mime))
+    return at.run()
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("bad.csv", b"f0,f1,label\n" + b"1,x,a\n" * 60, "not numeric"),
+    ("nolabel.csv", blobs_csv(label="species"), "no label column"),
+    ("empty.csv", b"", "empty"),
+    ("big.csv", b"0" * (C.MAX_UPLOAD_BYTES + 1), "upload limit"),
+])
+def test_upload_rejected_through_the_page(name, data, message):
+    at = open_page("data")
+    _upload(at, name, data)
+    assert not at.exception
+    assert any("Upload rejected" in e.value and message in e.value for e in at.error), [e.value for e in at.error]
+    assert at.selectbox(key="ds").value == "fashion_mnist"      # the committed data stays selected
+
+
+def test_upload_valid_csv_drives_every_data_page():
+    at = open_page("data")
+    _upload(at, "blobs.csv", blobs_csv())
+    assert not at.exception
+    assert at.selectbox(key="ds").value == "upload"
+    assert any("Loaded blobs.csv" in s.value for s in at.success)
+    ok(at, charts=2)                                  # heatmap + histograms (no images in this upload)
+    assert "natural" in at.selectbox(key="part").options
+    ok(rerun(at, part="natural", clients=4), charts=2)
+    at.switch_page(PAGES["graph"]).run()
+    ok(at)
+    assert at.selectbox(key="model").value == "features"
+    at.switch_page(PAGES["communities"]).run()
+    ok(at, charts=3)
