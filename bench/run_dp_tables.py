@@ -63,7 +63,8 @@ def part_accounting(a):
 def part_tune(a):
     from lab.privacy.sweep import tune_sweep
 
-    res = tune_sweep(epsilon=4.0, bound=16, steps=a.steps)
+    res = tune_sweep(epsilon=4.0, bound=16, steps=a.steps,
+                     on_row=lambda rows: _write("dp_tune.json", {"kind": "tune", "partial": True, "rows": rows}))
     _write("dp_tune.json", res)
     print(json.dumps(res["best"]))
 
@@ -71,13 +72,13 @@ def part_tune(a):
 def _hyper():
     """Tuned {algo: {clip, lr}} from dp_tune.json when present (else runner.DEFAULTS)."""
     tu = _load("dp_tune.json")
-    return tu["best"] if tu else None
+    return tu["best"] if tu and not tu.get("partial") else None
 
 
 def part_pu(a):
     from lab.privacy.sweep import EPSILONS, privacy_utility_sweep
 
-    eps = tuple(a.epsilons) if a.epsilons else EPSILONS
+    eps = tuple(a.epsilons) if a.epsilons else (1.0, 2.0, 4.0, 8.0)
     # 3 seeds at the table's epsilons {1, 2, 4, 8}; the curve's extra points get a.extra_seeds
     seeds = {e: tuple(a.seeds) for e in (1.0, 2.0, 4.0, 8.0)}
     seeds["default"] = tuple(a.seeds)
@@ -89,10 +90,31 @@ def part_pu(a):
     _write("dp_privacy_utility.json", res)
 
 
+def part_pu_extra(a):
+    """Add the curve's extra epsilons (default 0.5, 16, inf) with --extra-seeds to dp_privacy_utility.json."""
+    from lab.privacy.sweep import _summ, privacy_utility_sweep
+
+    base = _load("dp_privacy_utility.json")
+    eps = tuple(a.epsilons) if a.epsilons else (0.5, 16.0, math.inf)
+    res = privacy_utility_sweep(epsilons=eps, seeds={"default": (), **{e: tuple(a.extra_seeds) for e in eps}},
+                                bound=base["bound"], steps=base["steps"], batch=base["batch"], hyper=_hyper())
+    from lab.privacy.sweep import as_float
+
+    rows = base["rows"] + res["rows"]
+    base["rows"] = rows
+    dp_rows = [dict(r, epsilon=r["epsilon_target"]) for r in rows if r["algo"] != "nonprivate"]
+    base["summary"] = sorted(_summ(dp_rows, ("algo", "epsilon")), key=lambda r: (r["algo"], as_float(r["epsilon"])))
+    base["epsilons"] = sorted({as_float(e) for e in base["epsilons"]} | set(eps))
+    base["seconds"] = base.get("seconds", 0) + res["seconds"]
+    _write("dp_privacy_utility.json", base)
+
+
 def part_bound(a):
     from lab.privacy.sweep import BOUNDS, bound_sweep
 
-    res = bound_sweep(bounds=BOUNDS, seeds=tuple(a.bound_seeds), epsilon=4.0, steps=a.steps, hyper=_hyper(),
+    pu = _load("dp_privacy_utility.json") or {"rows": []}
+    res = bound_sweep(bounds=tuple(a.bounds) if a.bounds else BOUNDS, seeds=tuple(a.bound_seeds), epsilon=4.0,
+                      steps=a.steps, hyper=_hyper(), reuse_rows=pu["rows"],
                       on_row=lambda rows: _write("dp_bound_sweep.json", {"kind": "bound", "partial": True,
                                                                          "rows": rows}))
     _write("dp_bound_sweep.json", res)
@@ -201,12 +223,13 @@ def part_summary(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", required=True, choices=("tier1", "accounting", "tune", "pu", "bound", "summary"))
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--part", required=True, choices=("tier1", "accounting", "tune", "pu", "pu_extra", "bound", "summary"))
+    ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--extra-seeds", type=int, nargs="+", default=[0],
                     help="seeds for privacy-utility points outside the eps {1,2,4,8} table")
     ap.add_argument("--bound-seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--bounds", type=int, nargs="+", default=None)
     ap.add_argument("--epsilons", type=float, nargs="+", default=None)
     ap.add_argument("--sigma", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=1)

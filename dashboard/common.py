@@ -2,8 +2,9 @@
 
 Pages stay thin: widgets -> the cached calls below (which call ``lab``) -> ``lab.viz`` figures.
 
-* **Settings live in the URL.** Every widget is created with ``bind="query-params"`` and a short key, so the
-  address bar holds the preset (``?alpha=0.1&clients=10&mt=1.05``) and a teacher can share it.
+* **Settings live in the URL.** Every setting has a short key and is written to ``st.query_params``, so the
+  address bar holds the preset (``?alpha=0.1&clients=10&mt=1.05``) and a teacher can share it; a setting
+  also follows the user across pages (see the widget helpers below).
 * **Heavy work is cached** with ``st.cache_resource`` (read-only arrays, graphs, models: no copy on a hit),
   keyed by plain tuples of settings.
 * **Bring your own data:** :func:`validate_upload` turns the bytes of a CSV or npz into arrays or raises
@@ -105,17 +106,106 @@ def download_csv(df, file_name: str, label: str = "Download table (CSV)", key: s
                        key=key or f"dl_{file_name}")
 
 
-def ensure_choice(key: str, options, default=None) -> None:
-    """Before a widget is drawn: reset its state when the options changed under it."""
-    if key in st.session_state and st.session_state[key] not in list(options):
-        st.session_state[key] = default if default is not None else list(options)[0]
+# --------------------------------------------------------------------------------------------------------
+# Widgets whose values live in the URL and survive page switches
+# --------------------------------------------------------------------------------------------------------
+# Streamlit's own ``bind="query-params"`` drops a page's parameters on a page switch and remounts the
+# shared sidebar widgets at their first option, so the helpers below do it by hand:
+#   before a widget is drawn, its state is primed from (1) its live value, (2) the value this session last
+#   saw on any page (``_keep``), (3) the URL, (4) the default -- the first valid one wins;
+#   after it is drawn, the value goes to ``_keep`` and to the URL (removed when it equals the default).
+# A shared URL therefore opens on exactly its preset, and a setting follows the user from page to page.
+
+def _qs(v) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_qs(x) for x in v)
+    return str(v)
 
 
-def ensure_range(key: str, low, high) -> None:
-    if key in st.session_state:
-        v = st.session_state[key]
-        if not isinstance(v, (int, float)) or not low <= v <= high:
-            st.session_state[key] = min(max(v, low), high) if isinstance(v, (int, float)) else low
+def _from_url(key: str, parse):
+    raw = st.query_params.get(key)
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _prime(key: str, default, valid, parse) -> None:
+    keep = st.session_state.setdefault("_keep", {})
+    if key in st.session_state and valid(st.session_state[key]):
+        st.session_state[key] = st.session_state[key]     # re-assert: a remounted widget would reset
+        return
+    for v in (keep.get(key), _from_url(key, parse), default):
+        if v is not None and valid(v):
+            st.session_state[key] = v
+            return
+    st.session_state[key] = default
+
+
+def _kept(key: str, value, default, url: bool = True):
+    st.session_state.setdefault("_keep", {})[key] = value
+    if url:
+        if _qs(value) == _qs(default):
+            if key in st.query_params:
+                del st.query_params[key]
+        elif st.query_params.get(key) != _qs(value):
+            st.query_params[key] = _qs(value)
+    return value
+
+
+def _by_text(options):
+    table = {_qs(o): o for o in options}
+    return lambda raw: table[raw]
+
+
+def select(label, options, default=None, *, key, where=None, url=True, **kw):
+    options = list(options)
+    default = options[0] if default is None or default not in options else default
+    _prime(key, default, lambda v: v in options, _by_text(options))
+    return _kept(key, (where or st).selectbox(label, options, key=key, **kw), default, url)
+
+
+def select_slider(label, options, default, *, key, where=None, url=True, **kw):
+    options = list(options)
+    _prime(key, default, lambda v: v in options, _by_text(options))
+    return _kept(key, (where or st).select_slider(label, options, key=key, **kw), default, url)
+
+
+def slider(label, low, high, default, *, key, step=None, where=None, url=True, **kw):
+    kind = type(default)
+
+    def valid(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high and (
+            kind is float or float(v).is_integer())
+    _prime(key, default, valid, lambda raw: kind(float(raw)) if kind is int else float(raw))
+    st.session_state[key] = kind(st.session_state[key])
+    return _kept(key, (where or st).slider(label, low, high, step=step, key=key, **kw), default, url)
+
+
+def number(label, low, high, default, *, key, where=None, url=True, **kw):
+    _prime(key, default, lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+           lambda raw: int(raw))
+    return _kept(key, (where or st).number_input(label, low, high, step=1, key=key, **kw), default, url)
+
+
+def multiselect(label, options, default, *, key, where=None, url=True, **kw):
+    options = list(options)
+    default = [d for d in default if d in options]
+    text = _by_text(options)
+    _prime(key, default, lambda v: isinstance(v, list) and all(x in options for x in v),
+           lambda raw: [text(x) for x in raw.split(",") if x])
+    return _kept(key, (where or st).multiselect(label, options, key=key, **kw), default, url)
+
+
+def toggle(label, default, *, key, where=None, url=True, **kw):
+    _prime(key, bool(default), lambda v: isinstance(v, bool), lambda raw: {"1": True, "0": False}[raw])
+    return _kept(key, (where or st).toggle(label, key=key, **kw), bool(default), url)
 
 
 def carried(key: str, default, cast=float):
@@ -580,34 +670,27 @@ def federation_sidebar(client: bool = True, model: bool = True) -> Settings:
              "upload": "your upload"}
     with top:
         st.subheader("Federation")
-        ensure_choice("ds", datasets)
-        dataset = st.selectbox("Data set", datasets, format_func=names.get, key="ds", bind="query-params")
+        dataset = select("Data set", datasets, key="ds", format_func=names.get)
         pool_key = up_key if dataset == "upload" else dataset
         has_users = dataset == "upload" and load_pool(pool_key).users is not None
         schemes = ["dirichlet", "iid", "shards"] + (["natural"] if has_users else [])
-        ensure_choice("part", schemes)
-        scheme = st.selectbox("Partition", schemes, key="part", bind="query-params",
-                              help="dirichlet: label skew set by α; shards: 2 classes per client; "
-                                   "natural: by the upload's user column")
-        alpha = st.select_slider("α (Dirichlet concentration, log scale)", ALPHAS, value=0.5, key="alpha",
-                                 bind="query-params", format_func=lambda a: f"{a:g}",
-                                 disabled=scheme != "dirichlet",
-                                 help="small α: each client holds a few classes; large α: close to IID")
-        clients = st.slider("Clients", 2, 20, 5, key="clients", bind="query-params")
-        seed = st.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params")
+        scheme = select("Partition", schemes, key="part",
+                        help="dirichlet: label skew set by α; shards: 2 classes per client; "
+                             "natural: by the upload's user column")
+        alpha = select_slider("α (Dirichlet concentration, log scale)", ALPHAS, 0.5, key="alpha",
+                              format_func=lambda a: f"{a:g}", disabled=scheme != "dirichlet",
+                              help="small α: each client holds a few classes; large α: close to IID")
+        clients = slider("Clients", 2, 20, 5, key="clients")
+        seed = number("Seed", 0, 10_000, 0, key="seed")
         c, m, n_max = 0, "pixels", 1000
         if client:
-            ensure_range("client", 0, clients - 1)
-            c = st.slider("Client", 0, clients - 1, 0, key="client", bind="query-params")
+            c = slider("Client", 0, clients - 1, 0, key="client")
         if model:
-            opts = model_options(pool_key)
-            ensure_choice("model", opts)
-            m = st.selectbox("Features from", opts, format_func=model_label, key="model", bind="query-params",
-                             help="a trained model's features and confident predictions refine the graph; "
-                                  "without trained heads only the visible labels do")
-            n_max = st.select_slider("Samples per client (at most)", SUBSAMPLE, value=1000, key="nmax",
-                                     bind="query-params",
-                                     help="larger clients are subsampled (seeded) to keep graphs responsive")
+            m = select("Features from", model_options(pool_key), key="model", format_func=model_label,
+                       help="a trained model's features and confident predictions refine the graph; "
+                            "without trained heads only the visible labels do")
+            n_max = select_slider("Samples per client (at most)", SUBSAMPLE, 1000, key="nmax",
+                                  help="larger clients are subsampled (seeded) to keep graphs responsive")
     return Settings(dataset, pool_key, scheme, float(alpha), int(clients), int(seed), int(c), m, int(n_max))
 
 

@@ -161,7 +161,9 @@ if len(table):
     table = table[table["run"].notna()]
     summary = (table.groupby(["alpha", "run"])[["All", "Old", "New", "test All", "seconds"]]
                .agg(["mean", "std", "count"]))
-    show = pd.DataFrame({c: summary[(c, "mean")].map("{:.3f}".format) + " ± " + summary[(c, "std")].fillna(0).map("{:.3f}".format)
+    n_seeds = summary[("All", "count")]
+    show = pd.DataFrame({c: summary[(c, "mean")].map("{:.3f}".format)
+                         + np.where(n_seeds > 1, " ± " + summary[(c, "std")].fillna(0).map("{:.3f}".format), "")
                          for c in ("All", "Old", "New", "test All")})
     show["seeds"] = summary[("All", "count")]
     show["s/run"] = summary[("seconds", "mean")].round(0)

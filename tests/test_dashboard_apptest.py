@@ -46,13 +46,21 @@ def ok(at: AppTest, charts: int = 1) -> AppTest:
     return at
 
 
+KINDS = ("select_slider", "slider", "selectbox", "number_input", "multiselect", "toggle", "checkbox")
+
+
+def widget(at: AppTest, key: str):
+    return next(x for kind in KINDS for x in getattr(at, kind) if x.key == key)
+
+
 def rerun(at: AppTest, **values) -> AppTest:
-    """Set widgets by key (select_slider, slider, selectbox, ... found by key) and rerun."""
+    """Set widgets by key, rerun, and check the page kept the values it was given."""
     for key, v in values.items():
-        w = next(x for kind in ("select_slider", "slider", "selectbox", "number_input", "multiselect", "toggle",
-                                "checkbox") for x in getattr(at, kind) if x.key == key)
-        w.set_value(v)
-    return at.run()
+        widget(at, key).set_value(v)
+    at.run()
+    for key, v in values.items():
+        assert widget(at, key).value == v, (key, widget(at, key).value, v)
+    return at
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -63,7 +71,8 @@ def test_data_page_default_and_extremes():
     at = ok(open_page("data"), charts=3)            # heatmap, histograms, sample images
     assert at.metric[0].value == "5"
     ok(rerun(at, alpha=100.0, clients=2, seed=10_000), charts=3)
-    ok(rerun(at, part="shards", clients=20, client=19), charts=3)
+    ok(rerun(at, part="shards", clients=20), charts=3)
+    ok(rerun(at, client=19), charts=3)
     ok(rerun(at, part="iid", ds="digits", client=0), charts=3)
     # an impossible partition is a clear error box, not a traceback
     rerun(at, part="dirichlet", ds="fashion_mnist")
@@ -89,7 +98,8 @@ def test_graph_page_default_and_extremes():
     ok(rerun(at, k=50, P=1.0, floor=0.99, edges=50000))
     ok(rerun(at, k=10, floor=0.0, layout="tsne"))
     ok(rerun(at, layout="spring", model="pixels"))
-    ok(rerun(at, layout="pca", model="backbone", clients=20, client=19, nmax=4000))
+    ok(rerun(at, layout="pca", model="backbone", clients=20, nmax=4000))
+    ok(rerun(at, client=19))
 
 
 def test_communities_page_default_and_extremes():
@@ -225,7 +235,7 @@ def _upload(at: AppTest, name: str, data: bytes, mime="text/csv") -> AppTest:
     ("nolabel.csv", blobs_csv(label="species"), "no label column"),
     ("empty.csv", b"", "empty"),
     ("big.csv", b"0" * (C.MAX_UPLOAD_BYTES + 1), "upload limit"),
-])
+], ids=["non-numeric", "no-label", "empty", "oversized"])
 def test_upload_rejected_through_the_page(name, data, message):
     at = open_page("data")
     _upload(at, name, data)

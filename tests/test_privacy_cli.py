@@ -27,25 +27,29 @@ needs_weights = pytest.mark.skipif(not os.path.exists(data_path("charlm_pretrain
 
 
 @needs_weights
-@pytest.mark.parametrize("algo", ["els", "uls", "nonprivate"])
-def test_dp_lm_tiny(tmp_path, algo):
+@pytest.mark.parametrize("algo,privacy", [
+    ("uls", ["--epsilon", "8"]),  # calibrated to the user-level target
+    ("els", ["--noise-multiplier", "3"]),  # given sigma, accounted (mixture PLD + group + example level)
+    ("nonprivate", []),
+])
+def test_dp_lm_tiny(tmp_path, algo, privacy):
     out = tmp_path / f"{algo}.json"
-    rc = main(["dp", "--algo", algo, "--epsilon", "8", "--delta", "1e-5", "--seed", "1", "--out", str(out),
-               *TINY_LM])
+    rc = main(["dp", "--algo", algo, *privacy, "--delta", "1e-5", "--seed", "1", "--out", str(out), *TINY_LM])
     assert rc == 0
     r = json.loads(out.read_text())
     assert REQUIRED <= set(r)
     assert r["algo"] == algo and r["steps"] == 2 and r["bound"] == 4
-    assert 0 < r["eval_loss"] < 6
+    assert 0 < r["eval_loss"] < 6 and r["eval_ppl"] > 1
     if algo == "nonprivate":
         assert r["epsilon"] == "inf" and r["noise_multiplier"] == 0
+    elif algo == "uls":
+        assert 7.5 < r["epsilon"] <= 8 * 1.001 and r["noise_multiplier"] > 0 and r["epsilon_example"] is None
     else:
-        assert r["epsilon"] <= 8 * 1.001 and r["noise_multiplier"] > 0
-    if algo == "els":
-        assert r["epsilon_example"] <= r["epsilon"] <= r["epsilon_group"]
+        assert r["noise_multiplier"] == 3 and r["epsilon_target"] is None
+        assert r["epsilon_example"] < r["epsilon"] <= r["epsilon_group"]
     # same seed -> same numbers
     out2 = tmp_path / f"{algo}2.json"
-    main(["dp", "--algo", algo, "--epsilon", "8", "--seed", "1", "--out", str(out2), *TINY_LM])
+    main(["dp", "--algo", algo, *privacy, "--seed", "1", "--out", str(out2), *TINY_LM])
     assert json.loads(out2.read_text())["eval_loss"] == r["eval_loss"]
 
 

@@ -13,13 +13,12 @@ t0 = C.page_start("InfoMap communities",
 s = C.federation_sidebar()
 
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-mt = c1.select_slider("Markov time", C.MARKOV_TIMES, value="auto", key="mt", bind="query-params",
-                      format_func=C.fmt_markov)
-k = c2.slider("k (neighbours per sample)", 1, 50, 10, key="k", bind="query-params")
-min_share = c3.select_slider("Noise below (share of client)", [0.0, 0.005, 0.01, 0.02, 0.05, 0.1], value=0.02,
-                             key="minc", bind="query-params", format_func=lambda v: f"{v:.1%}",
+mt = C.select_slider("Markov time", C.MARKOV_TIMES, "auto", key="mt", where=c1, format_func=C.fmt_markov)
+k = C.slider("k (neighbours per sample)", 1, 50, 10, key="k", where=c2)
+min_share = C.select_slider("Noise below (share of client)", [0.0, 0.005, 0.01, 0.02, 0.05, 0.1], 0.02,
+                            key="minc", where=c3, format_func=lambda v: f"{v:.1%}",
                              help="communities smaller than this share of the client's samples are noise")
-layout = c4.selectbox("Layout", ["pca", "tsne", "spring"], key="layout", bind="query-params")
+layout = C.select("Layout", ["pca", "tsne", "spring"], key="layout", where=c4)
 P = C.carried("P", 0.5)          # the graph page's refinement settings, when set there
 floor = C.carried("floor", 0.0)
 

@@ -25,7 +25,7 @@ with C.guard():
         st.info("No trained snapshots in `data/snapshots/` yet (they are written by `python -m lab fedgcd` runs "
                 "with a weights file). Showing the client's true histogram against the InfoMap communities of "
                 "the pretrained backbone's features, each community read as its majority class.")
-        client = st.select_slider("Client", list(range(5)), value=0, key="pclient", bind="query-params")
+        client = C.select_slider("Client", list(range(5)), 0, key="pclient")
         ckey = ("fashion_mnist", "dirichlet", 0.1, 5, 0, client, "backbone", 4000)
         cl = C.client_arrays(*ckey)
         com = C.communities_for(ckey, 10, 0.5, 0.0, "auto", 0.02)
@@ -40,11 +40,11 @@ with C.guard():
     else:
         keys = list(pairs)
         c1, c2 = st.columns([2, 1])
-        ckey_ = c1.selectbox("Trained models (from data/snapshots)", keys, key="psnap", bind="query-params")
+        ckey_ = C.select("Trained models (from data/snapshots)", keys, key="psnap", where=c1)
         models = pairs[ckey_]
         any_path = next(iter(models.values()))
         cfg = C.load_snapshot(any_path)[1]
-        client = c2.select_slider("Client", list(range(cfg.clients)), value=0, key="pclient", bind="query-params")
+        client = C.select_slider("Client", list(range(cfg.clients)), 0, key="pclient", where=c2)
         with st.spinner("Reading the client through the trained models…"):
             views = {m: C.snapshot_client(p, client) for m, p in models.items()}
             maps = {m: C.head_classes(p) for m, p in models.items()}

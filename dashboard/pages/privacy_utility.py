@@ -70,14 +70,12 @@ res = dp_results(mtimes())
 # --- live accountant ---------------------------------------------------------------------------------
 st.subheader("Accountant, live")
 c1, c2, c3, c4, c5 = st.columns(5)
-k = c1.select_slider("Contribution bound k", list(BOUNDS), value=16, key="bound", bind="query-params")
-sigma = c2.select_slider("Noise multiplier σ", [0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0], value=1.0,
-                         key="sigma", bind="query-params")
-steps = c3.select_slider("Steps T", [100, 300, 1000, 3000], value=300, key="steps", bind="query-params")
-delta = c4.select_slider("δ", [1e-4, 1e-5, 1e-6, 1e-7], value=1e-5, key="delta", bind="query-params",
-                         format_func=lambda d: f"{d:.0e}")
-batch = c5.select_slider("Example-gradients per step B", [16, 32, 64, 128, 256], value=64, key="batch",
-                         bind="query-params")
+k = C.select_slider("Contribution bound k", list(BOUNDS), 16, key="bound", where=c1)
+sigma = C.select_slider("Noise multiplier σ", [0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0], 1.0, key="sigma",
+                        where=c2)
+steps = C.select_slider("Steps T", [100, 300, 1000, 3000], 300, key="steps", where=c3)
+delta = C.select_slider("δ", [1e-4, 1e-5, 1e-6, 1e-7], 1e-5, key="delta", where=c4, format_func=lambda d: f"{d:.0e}")
+batch = C.select_slider("Example-gradients per step B", [16, 32, 64, 128, 256], 64, key="batch", where=c5)
 
 with C.guard():
     from lab.privacy.accounting import epsilon_fast
@@ -98,8 +96,7 @@ with C.guard():
     m[4].metric("ULS, user-level ε", fmt(eps["uls"]), help="Poisson-sampled Gaussian over users (clip per user)")
     st.caption(f"All at σ = {sigma:g}, δ = {delta:.0e}, T = {steps} steps; noise std = σ × clip norm. "
                "Coarse PLD (discretisation 1e-2): an upper bound, a little above the reported numbers.")
-    if st.toggle("Draw ε against σ for this k (a few seconds per new setting)", key="curve",
-                 value=not any(res.values())):
+    if C.toggle("Draw ε against σ for this k (a few seconds per new setting)", not any(res.values()), key="curve"):
         @st.cache_data(show_spinner="Accounting a σ grid…")
         def curve(k, q, steps, delta):
             sig = [0.5, 0.7, 1.0, 1.5, 2.0, 3.0]

@@ -14,18 +14,18 @@ t0 = C.page_start("Similarity graph (CLSD)",
 s = C.federation_sidebar()
 
 c1, c2, c3 = st.columns(3)
-k = c1.slider("k (neighbours per sample)", 1, 50, 10, key="k", bind="query-params")
-P = c2.slider("P (confidence quantile)", 0.0, 1.0, 0.5, 0.05, key="P", bind="query-params",
-              help="an unlabelled sample predicted as seen class c is an anchor when its confidence is at or "
+k = C.slider("k (neighbours per sample)", 1, 50, 10, key="k", where=c1)
+P = C.slider("P (confidence quantile)", 0.0, 1.0, 0.5, key="P", step=0.05, where=c2,
+             help="an unlabelled sample predicted as seen class c is an anchor when its confidence is at or "
                    "above the P-quantile of that class's confidences (needs a trained model)")
-floor = c3.slider("Similarity floor (cosine)", -1.0, 0.99, 0.0, 0.01, key="floor", bind="query-params",
-                  help="kNN links below this cosine similarity are dropped")
+floor = C.slider("Similarity floor (cosine)", -1.0, 0.99, 0.0, key="floor", step=0.01, where=c3,
+                 help="kNN links below this cosine similarity are dropped")
 c4, c5 = st.columns(2)
-layout = c4.selectbox("Layout", ["pca", "tsne", "spring"], key="layout", bind="query-params",
-                      format_func={"pca": "PCA (instant)", "tsne": "t-SNE (seconds, cached)",
+layout = C.select("Layout", ["pca", "tsne", "spring"], key="layout", where=c4,
+                  format_func={"pca": "PCA (instant)", "tsne": "t-SNE (seconds, cached)",
                                    "spring": "spring on the graph (seconds, cached)"}.get)
-max_edges = c5.select_slider("Edges drawn (sampled above this)", [1000, 2000, 5000, 10000, 20000, 50000],
-                             value=5000, key="edges", bind="query-params")
+max_edges = C.select_slider("Edges drawn (sampled above this)", [1000, 2000, 5000, 10000, 20000, 50000], 5000,
+                            key="edges", where=c5)
 
 with C.guard():
     ckey = s.ckey()

@@ -78,12 +78,15 @@ else:
                "bars are the mean of the last 3 evaluations, ± std over seeds.")
     alphas = sorted({float(r.get("alpha", np.nan)) for r in recs})
     c1, c2 = st.columns([1, 2])
-    C.ensure_choice("ralpha", alphas, 0.1 if 0.1 in alphas else alphas[0])
-    ra = c1.select_slider("α of the runs shown", alphas, value=0.1 if 0.1 in alphas else alphas[0], key="ralpha",
-                          bind="query-params", format_func=lambda a: f"{a:g}")
+    if len(alphas) > 1:
+        ra = C.select_slider("α of the runs shown", alphas, 0.1 if 0.1 in alphas else alphas[0], key="ralpha",
+                             where=c1, format_func=lambda a: f"{a:g}")
+    else:
+        ra = alphas[0]
+        c1.markdown(f"α = {ra:g} (the only α in these results)")
     here = [r for r in recs if float(r.get("alpha", np.nan)) == ra]
     names = sorted({run_name(r) for r in here})
-    shown = c2.multiselect("Runs", names, default=names, key="rruns")
+    shown = C.multiselect("Runs", names, names, key="rruns", where=c2, url=False)
     here = [r for r in here if run_name(r) in shown]
     if here:
         hist, bars, table = summarize(here)
@@ -101,16 +104,14 @@ st.caption("Small runs on 2 CPU cores: about 30–40 s for the first Fashion-MNI
            "then seconds per round; digits (8×8) take about a second per round. Finished runs are kept, so "
            "revisiting a setting is instant.")
 c1, c2, c3 = st.columns([2, 1, 1])
-methods = c1.multiselect("Methods", METHODS, default=["simgcd", "fedlpa"], key="t_methods", bind="query-params",
-                         format_func=LABEL.get)
-t_ds = c2.selectbox("Data set", ["fashion_mnist", "digits"], key="t_ds", bind="query-params")
-t_alpha = c3.select_slider("α", C.ALPHAS, value=0.1, key="t_alpha", bind="query-params",
-                           format_func=lambda a: f"{a:g}")
+methods = C.multiselect("Methods", METHODS, ["simgcd", "fedlpa"], key="t_methods", where=c1, format_func=LABEL.get)
+t_ds = C.select("Data set", ["fashion_mnist", "digits"], key="t_ds", where=c2)
+t_alpha = C.select_slider("α", C.ALPHAS, 0.1, key="t_alpha", where=c3, format_func=lambda a: f"{a:g}")
 c4, c5, c6 = st.columns(3)
-rounds = c4.slider("Rounds", 1, 20, 3, key="t_rounds", bind="query-params")
-clients = c5.slider("Clients", 2, 10, 5, key="t_clients", bind="query-params")
-warm = c6.slider("FedLPA warm-up rounds", 0, 10, 1, key="t_warm", bind="query-params",
-                 help="SimGCD rounds before CLSD + InfoMap + LPA start (the CLI default is 5)")
+rounds = C.slider("Rounds", 1, 20, 3, key="t_rounds", where=c4)
+clients = C.slider("Clients", 2, 10, 5, key="t_clients", where=c5)
+warm = C.slider("FedLPA warm-up rounds", 0, 10, 1, key="t_warm", where=c6,
+                help="SimGCD rounds before CLSD + InfoMap + LPA start (the CLI default is 5)")
 
 
 @st.cache_resource

@@ -34,7 +34,7 @@ def register(sub) -> None:
     g.add_argument("--R", dest="refresh_every", type=int, default=d.refresh_every,
                    help="rerun CLSD + InfoMap every R rounds")
     g.add_argument("--warmup", dest="warmup_rounds", type=int, default=d.warmup_rounds)
-    g.add_argument("--markov-time", default=str(d.markov_time), help="a number > 0, or 'auto'")
+    g.add_argument("--markov-time", default=str(d.markov_time), help="a number > 0, 'auto' or 'labelled'")
     g.add_argument("--lpa-form", default=d.lpa_form, help="add or replace")
     g.add_argument("--k-max-new", type=int, default=d.k_max_new, help="upper bound on new classes (heads)")
     g.add_argument("--no-lpa", action="store_true", help="ablation: uniform prior (SimGCD's term only)")
@@ -44,14 +44,14 @@ def register(sub) -> None:
 
 
 def _markov(v: str):
-    if v == "auto":
+    if v in ("auto", "labelled"):
         return v
     try:
         return check_range("markov_time", float(v), 0, 100, low_open=True)
     except LabError:
         raise
     except Exception:
-        raise LabError(f"markov_time must be a number > 0 or 'auto', got {v!r}") from None
+        raise LabError(f"markov_time must be a number > 0, 'auto' or 'labelled', got {v!r}") from None
 
 
 def config_from_args(a) -> FedGCDConfig:

@@ -84,12 +84,20 @@ def merge_by_prototype(labels, features, threshold: float):
         labels[labels == ids[j]] = ids[i]
 
 
-def find_communities(graph: SimilarityGraph, features, *, markov_time: float | str = "auto",
+def find_communities(graph: SimilarityGraph, features, *, markov_time: float | str = 4.0,
                      min_size: int = 5, seed: int = 1, num_trials: int = 1, base_time: float = 1.0,
-                     merge_threshold: float = 0.8) -> Communities:
-    """InfoMap -> noise removal -> (auto) prototype merging -> Communities."""
+                     merge_threshold: float = 0.8, y_visible=None) -> Communities:
+    """InfoMap -> noise removal -> (auto) prototype merging -> Communities.
+
+    ``markov_time``: a number; ``"auto"`` (InfoMap at ``base_time``, then merge communities whose prototypes
+    have cosine >= ``merge_threshold``); or ``"labelled"`` (per client, the time whose communities best
+    reproduce the client's labelled classes, see :func:`choose_markov_time`; needs ``y_visible``)."""
     f = np.asarray(features, dtype=np.float64)
     f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
+    if markov_time == "labelled":
+        if y_visible is None:
+            raise ValueError("markov_time='labelled' needs y_visible")
+        markov_time, _ = choose_markov_time(graph, features, y_visible, min_size=min_size, seed=seed)
     mt = base_time if markov_time == "auto" else float(markov_time)
     raw = infomap_modules(graph, mt, seed, num_trials)
     labels, _ = _relabel(raw, f, min_size)
@@ -98,3 +106,45 @@ def find_communities(graph: SimilarityGraph, features, *, markov_time: float | s
     labels, protos = _relabel(labels, f, min_size)
     sizes = np.bincount(labels[labels >= 0], minlength=len(protos)) if len(protos) else np.zeros(0, int)
     return Communities(labels, protos, sizes, int(raw.max() + 1), mt)
+
+
+MARKOV_GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)
+
+
+def labelled_fit(labels, y_visible) -> float:
+    """How well communities reproduce the client's labelled classes: clustering accuracy with one
+    Hungarian matching over the labelled samples only (noise counts as wrong). Over-splitting a class and
+    merging two classes both lower it."""
+    from scipy.optimize import linear_sum_assignment
+
+    m = np.asarray(y_visible) >= 0
+    if m.sum() == 0:
+        return float("nan")
+    y, c = np.asarray(y_visible)[m], np.asarray(labels)[m]
+    ok = c >= 0
+    if not ok.any():
+        return 0.0
+    _, ci = np.unique(c[ok], return_inverse=True)
+    _, yi = np.unique(y[ok], return_inverse=True)
+    w = np.zeros((ci.max() + 1, yi.max() + 1))
+    np.add.at(w, (ci, yi), 1)
+    r, k = linear_sum_assignment(-w)
+    return float(w[r, k].sum() / m.sum())
+
+
+def choose_markov_time(graph: SimilarityGraph, features, y_visible, *, grid=MARKOV_GRID, min_size: int = 5,
+                       seed: int = 1, tol: float = 0.01):
+    """Per-client markov time, calibrated on the client's own labelled samples (as GCD picks K by the
+    accuracy on labelled data): the largest time whose communities reproduce the labelled classes within
+    ``tol`` of the best time. Returns (time, {time: score})."""
+    f = np.asarray(features, dtype=np.float64)
+    f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
+    scores = {}
+    for t in grid:
+        labels, _ = _relabel(infomap_modules(graph, t, seed), f, min_size)
+        scores[t] = labelled_fit(labels, y_visible)
+    valid = {t: s for t, s in scores.items() if s == s}
+    if not valid:
+        return 4.0, scores
+    best = max(valid.values())
+    return max(t for t, s in valid.items() if s >= best - tol), scores

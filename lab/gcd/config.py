@@ -46,7 +46,8 @@ class FedGCDConfig:
     lpa_form: str = "add"
     refresh_every: int = 2               # R: rerun CLSD + InfoMap every R rounds
     warmup_rounds: int = 5
-    markov_time: float | str = 4.0       # a number, or "auto" (InfoMap at 1 + prototype merging); grid in bench/
+    markov_time: float | str = 4.0       # a number, "auto" (InfoMap at 1 + prototype merging) or "labelled"
+                                         # (per-client time calibrated on labelled samples); bench/kest_rules.py
     min_community: float = 0.02          # communities below this share of the client's samples are noise
     prior_smoothing: float = 0.5         # Laplace pseudo-count per head
     use_lpa: bool = True                 # --no-lpa
@@ -85,7 +86,7 @@ class FedGCDConfig:
         check_range("refresh_every", self.refresh_every, 1, 1000, integer=True)
         check_range("warmup_rounds", self.warmup_rounds, 0, 10000, integer=True)
         check_range("k_max_new", self.k_max_new, 1, 1000, integer=True)
-        if self.markov_time != "auto":
+        if self.markov_time not in ("auto", "labelled"):
             check_range("markov_time", self.markov_time, 0, 100, low_open=True)
         return self
 

@@ -32,7 +32,8 @@ class FedLPAClient(GCDClient):
         graph = build_graph(feats, probs, self._labelled, self._y_visible, self._old, k=cfg.knn_k,
                             quantile=cfg.confidence_quantile, sim_floor=cfg.sim_floor, refine=cfg.use_confidence)
         comm = find_communities(graph, feats, markov_time=cfg.markov_time,
-                                min_size=max(2, int(np.ceil(cfg.min_community * self.n))), seed=cfg.seed + 1)
+                                min_size=max(2, int(np.ceil(cfg.min_community * self.n))), seed=cfg.seed + 1,
+                                y_visible=self._y_visible)
         H = probs.shape[1]
         if cfg.oracle_prior:
             heads = oracle_heads(self._y_true, probs, self._old, H)
@@ -51,7 +52,7 @@ class FedLPAClient(GCDClient):
         st = self.discover()
         self._state = {"k_est": st["k_est"], "prior_kl": st["prior_kl"]}
         self._prior = st["prior"] if cfg.use_lpa else None
-        return {"k_est": float(st["k_est"])}
+        return {}                      # K_hat is local knowledge too: the server is not told
 
     def prior(self, rnd: int):
         return self._prior if rnd > self._cfg.warmup_rounds else None

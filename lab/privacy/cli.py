@@ -32,9 +32,18 @@ def _validate_common(a):
 def cmd_dp(a) -> int:
     from lab.privacy.runner import json_safe
 
-    if a.epsilon is None and a.algo != "nonprivate":
+    if a.epsilon is None and a.algo != "nonprivate" and a.noise_multiplier is None:
         raise LabError("epsilon is required for --algo els/uls (user-level target, > 0)")
-    _validate_common(a)
+    if a.noise_multiplier is not None:
+        check_range("noise_multiplier", a.noise_multiplier, 0, None, low_open=True)
+        if a.task == "meanest":
+            raise LabError("--noise-multiplier is only supported for --task lm")
+    if a.epsilon is not None or a.noise_multiplier is None:
+        _validate_common(a)
+    else:
+        check_range("delta", a.delta, 0, 1, low_open=True, high_open=True)
+        check_range("bound", a.bound, 1, None, integer=True)
+        check_range("steps", a.steps, 1, None, integer=True)
     if a.task == "meanest":
         import dataclasses
 
@@ -55,6 +64,7 @@ def cmd_dp(a) -> int:
             torch.set_num_threads(a.threads)
         res = run_lm(a.algo, a.epsilon, a.delta, a.bound, a.steps, a.seed,
                      batch=a.batch if a.batch is not None else DEFAULT_BATCH, clip=a.clip, lr=a.lr,
+                     noise_multiplier=a.noise_multiplier,
                      max_train_users=a.max_train_users, eval_windows=a.eval_windows, progress=not a.quiet)
     res = json_safe(res)
     if a.out:
@@ -102,7 +112,7 @@ def register(sub) -> None:
     p.add_argument("--epsilon", type=float, default=None, help="user-level target epsilon (> 0)")
     p.add_argument("--delta", type=float, default=1e-5, help="delta in (0, 1)")
     p.add_argument("--bound", type=int, default=16, help="contribution bound k: max examples per user (>= 1)")
-    p.add_argument("--steps", type=int, default=300, help="training steps (>= 1)")
+    p.add_argument("--steps", type=int, default=100, help="training steps (>= 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output JSON (stdout when absent)")
     p.add_argument("--task", choices=("lm", "meanest"), default="lm", help="lm: tier 2 (default); meanest: tier 1")
@@ -110,6 +120,8 @@ def register(sub) -> None:
     p.add_argument("--clip", type=float, default=None, help="clip norm C (default: tuned value)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: tuned value)")
     p.add_argument("--batch", type=int, default=None, help="expected example-gradients per step")
+    p.add_argument("--noise-multiplier", type=float, default=None,
+                   help="train at this sigma instead of calibrating to --epsilon (the JSON reports the epsilon spent)")
     p.add_argument("--max-train-users", type=int, default=None, help=argparse_suppress())
     p.add_argument("--eval-windows", type=int, default=None, help=argparse_suppress())
     p.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -125,7 +137,7 @@ def register(sub) -> None:
     s.add_argument("--epsilon", type=float, default=None)
     s.add_argument("--bound", type=int, default=16)
     s.add_argument("--delta", type=float, default=1e-5)
-    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--steps", type=int, default=100)
     s.add_argument("--noise-multiplier", type=float, default=1.0, help="accounting sweep only")
     s.set_defaults(func=cmd_sweep)
 

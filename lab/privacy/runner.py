@@ -38,9 +38,9 @@ DEFAULTS = {
     "uls": {"clip": 0.5, "lr": 2e-3},
     "nonprivate": {"clip": None, "lr": 2e-3},
 }
-DEFAULT_BATCH = 64
+DEFAULT_BATCH = 256
 DEFAULT_BOUND = 16
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 100
 
 
 def _cache_path():
@@ -76,6 +76,10 @@ def calibrated_noise(algo, epsilon, delta, sampling_rate, steps, bound) -> float
     return z
 
 
+_PRE_LOSS: dict = {}
+_ACC_CACHE: dict = {}
+
+
 def validate(algo, epsilon, delta, bound, steps, seed):
     """Raise LabError naming the parameter and its range (epsilon may be None/inf only for nonprivate)."""
     check_choice("algo", algo, ALGOS)
@@ -91,14 +95,17 @@ def validate(algo, epsilon, delta, bound, steps, seed):
 
 
 def run_lm(algo="uls", epsilon=4.0, delta=1e-5, bound=DEFAULT_BOUND, steps=DEFAULT_STEPS, seed=0, *,
-           batch=DEFAULT_BATCH, clip=None, lr=None, eval_every=0, max_train_users=None, eval_windows=None,
+           batch=DEFAULT_BATCH, clip=None, lr=None, noise_multiplier=None, eval_every=0, max_train_users=None, eval_windows=None,
            device=None, progress=True, report_discretization=A.REPORT_DISCRETIZATION) -> dict:
     """Fine-tune the SOTU-pretrained char LM on private users; return the result dict (CLI JSON).
 
     Unit of privacy: the **user** (a (play, character)); ``epsilon`` is the user-level target. For ELS
     the JSON also carries the example-level epsilon and the group-privacy conversion. ``epsilon = inf``
     with a DP algo trains with clipping but no noise. ``max_train_users``/``eval_windows`` shrink the
-    problem for tests."""
+    problem for tests. ``noise_multiplier`` skips calibration: train at that sigma and report the
+    epsilon it spends (``epsilon_target`` is then null)."""
+    if noise_multiplier is not None and epsilon is None and algo != "nonprivate":
+        epsilon = math.inf  # validated below; the noise is given
     validate(algo, epsilon, delta, bound, steps, seed)
     check_range("batch", batch, 1, None, integer=True)
     t0 = time.time()
@@ -124,7 +131,11 @@ def run_lm(algo="uls", epsilon=4.0, delta=1e-5, bound=DEFAULT_BOUND, steps=DEFAU
     check_range("batch", batch, 1, M, integer=True)
 
     eps_target = float("inf") if epsilon is None else float(epsilon)
-    z = calibrated_noise(algo, eps_target, delta, q, steps, bound)
+    if noise_multiplier is not None and algo != "nonprivate":
+        z = float(check_range("noise_multiplier", noise_multiplier, 0, None))  # given: account, don't calibrate
+        eps_target = None
+    else:
+        z = calibrated_noise(algo, eps_target, delta, q, steps, bound)
     t_cal = time.time() - t0
 
     model = load_pretrained(device=device)
@@ -132,7 +143,10 @@ def run_lm(algo="uls", epsilon=4.0, delta=1e-5, bound=DEFAULT_BOUND, steps=DEFAU
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1000003 + 17)
     history = []
-    pre_loss = evaluate(model, ev)
+    pre_key = (str(device), int(ev.shape[0]))
+    if pre_key not in _PRE_LOSS:
+        _PRE_LOSS[pre_key] = evaluate(model, ev)
+    pre_loss = _PRE_LOSS[pre_key]
     t_train = time.time()
     it = range(steps)
     if progress:
@@ -178,7 +192,11 @@ def run_lm(algo="uls", epsilon=4.0, delta=1e-5, bound=DEFAULT_BOUND, steps=DEFAU
         out.update(epsilon=float("inf"), epsilon_example=float("inf") if algo == "els" else None,
                    accountant="none")
     else:
-        out.update(A.accounting_summary(algo, z, q, steps, delta, bound, discretization=report_discretization))
+        key = (algo, z, q, steps, delta, bound, report_discretization)
+        if key not in _ACC_CACHE:  # seeds share it
+            _ACC_CACHE[key] = A.accounting_summary(algo, z, q, steps, delta, bound,
+                                                   discretization=report_discretization)
+        out.update(_ACC_CACHE[key])
     out.update(history=history, seconds=time.time() - t0, seconds_train=t_train, seconds_calibration=t_cal)
     return out
 

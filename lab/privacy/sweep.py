@@ -108,7 +108,7 @@ def _strip(r):
     return {k: v for k, v in r.items() if k not in ("device",)}
 
 
-def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=300, delta=1e-5, batch=64,
+def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=100, delta=1e-5, batch=256,
                           algos=("els", "uls"), on_row=None, hyper=None, **kw) -> dict:
     """ELS and ULS at each user-level epsilon (``inf`` = clipping without noise) plus the non-private
     baseline, ``seeds`` each, same bound/steps/example-gradients. ``seeds`` may be a dict
@@ -143,16 +143,33 @@ def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=30
             "rows": rows, "summary": summary, "seconds": time.time() - t0}
 
 
-def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=300, delta=1e-5, batch=64,
-                algos=("els", "uls"), on_row=None, hyper=None, **kw) -> dict:
-    """Contribution bound k vs held-out loss at one user-level epsilon, for ELS and ULS."""
+def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=100, delta=1e-5, batch=256,
+                algos=("els", "uls"), on_row=None, hyper=None, reuse_rows=(), **kw) -> dict:
+    """Contribution bound k vs held-out loss at one user-level epsilon, for ELS and ULS.
+
+    ``reuse_rows``: run records from another sweep (e.g. the privacy-utility runs at this epsilon and
+    k = 16); a record with the same algo, k, epsilon, seed, steps, batch, clip and lr is the same
+    deterministic run, so it is reused instead of recomputed (marked ``"reused": true``)."""
     from lab.privacy.runner import run_lm
 
     t0 = time.time()
     rows = []
+    def same(r, algo, k, seed):
+        hp = _hp(hyper, algo) or {"clip": DEFAULTS[algo]["clip"], "lr": DEFAULTS[algo]["lr"]}
+        return (r["algo"] == algo and r["bound"] == k and r["epsilon_target"] == epsilon and r["seed"] == seed
+                and r["steps"] == steps and r["batch"] == batch and r["delta"] == delta
+                and r["clip"] == hp.get("clip") and r["lr"] == hp.get("lr"))
+
+    from lab.privacy.runner import DEFAULTS
+
     for k in bounds:
         for algo in algos:
             for seed in seeds:
+                old = [r for r in reuse_rows if same(r, algo, k, seed)]
+                if old:
+                    rows.append(dict(old[0], reused=True))
+                    _say(f"{algo} k={k} seed={seed}: reused")
+                    continue
                 r = run_lm(algo, epsilon, delta, k, steps, seed, batch=batch, **_hp(hyper, algo), **kw)
                 rows.append(_strip(r))
                 if on_row:
@@ -164,7 +181,7 @@ def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=300, delta=1e-5, b
             "rows": rows, "summary": _summ(rows, ("algo", "bound")), "seconds": time.time() - t0}
 
 
-def accounting_sweep(bounds=BOUNDS, noise_multiplier=1.0, sampling_rate=None, steps=300, delta=1e-5,
+def accounting_sweep(bounds=BOUNDS, noise_multiplier=1.0, sampling_rate=None, steps=100, delta=1e-5,
                      calibrate_epsilon=None) -> dict:
     """User-level epsilon vs k at a fixed sigma and q: mixture-of-Gaussians PLD vs group privacy, plus the
     example-level and ULS epsilons at the same sigma and rate. ``sampling_rate`` defaults to the tier-2
@@ -193,7 +210,7 @@ def accounting_sweep(bounds=BOUNDS, noise_multiplier=1.0, sampling_rate=None, st
             "steps": steps, "delta": delta, "rows": rows, "calibration": cal}
 
 
-def default_lm_rate(bound=16, batch=64) -> float:
+def default_lm_rate(bound=16, batch=256) -> float:
     """The tier-2 example sampling rate B/M at contribution bound ``bound``."""
     from lab.privacy.lm import bound_contributions, load_user_data
 
@@ -211,28 +228,30 @@ def tier1_sweep(epsilons=(1.0, 4.0, 16.0), seeds=(0, 1, 2), delta=1e-5) -> dict:
     return g
 
 
-#: Clip/lr grid (per-example gradient norm of the pretrained model on Shakespeare: median 16.5; per-user
-#: mean gradient at k=16: median 6.6 — so both grids span "everything clipped" to "about half clipped").
+#: (clip, lr) pairs tried per algorithm. Per-example gradient norm of the pretrained model on Shakespeare:
+#: median 16.5; per-user mean gradient at k=16: median 6.6 — small clips put every update in the
+#: "all clipped" regime, the large ones clip about half.
 TUNE_GRID = {
-    "els": {"clip": (1.0, 8.0), "lr": (2e-3, 5e-3)},
-    "uls": {"clip": (0.5, 4.0), "lr": (2e-3, 5e-3)},
-    "nonprivate": {"clip": (None,), "lr": (2e-3, 5e-3)},
+    "els": ((1.0, 1e-3), (1.0, 3e-3), (8.0, 1e-3)),
+    "uls": ((0.5, 1e-3), (0.5, 3e-3), (4.0, 1e-3)),
+    "nonprivate": ((None, 1e-3), (None, 3e-3)),
 }
 
 
-def tune_sweep(epsilon=4.0, bound=16, steps=300, delta=1e-5, seed=0, grid=TUNE_GRID, **kw) -> dict:
+def tune_sweep(epsilon=4.0, bound=16, steps=100, delta=1e-5, seed=0, grid=TUNE_GRID, on_row=None, **kw) -> dict:
     """Clip-norm / learning-rate grid per algorithm at one user-level epsilon and one seed."""
     from lab.privacy.runner import run_lm
 
     rows, best = [], {}
-    for algo, g in grid.items():
-        for clip in g["clip"]:
-            for lr in g["lr"]:
-                r = run_lm(algo, epsilon if algo != "nonprivate" else None, delta, bound, steps, seed, clip=clip,
-                           lr=lr, **kw)
-                rows.append(_strip(r))
-                _say(f"tune {algo} clip={clip} lr={lr}: {r['eval_loss']:.4f} ({r['seconds']:.0f}s)")
-                if algo not in best or r["eval_loss"] < best[algo]["eval_loss"]:
-                    best[algo] = {"clip": clip, "lr": lr, "eval_loss": r["eval_loss"]}
+    for algo, pairs in grid.items():
+        for clip, lr in pairs:
+            r = run_lm(algo, epsilon if algo != "nonprivate" else None, delta, bound, steps, seed, clip=clip,
+                       lr=lr, **kw)
+            rows.append(_strip(r))
+            _say(f"tune {algo} clip={clip} lr={lr}: {r['eval_loss']:.4f} ({r['seconds']:.0f}s)")
+            if on_row:
+                on_row(rows)
+            if algo not in best or r["eval_loss"] < best[algo]["eval_loss"]:
+                best[algo] = {"clip": clip, "lr": lr, "eval_loss": r["eval_loss"]}
     return {"kind": "tune", "epsilon": epsilon, "bound": bound, "delta": delta, "steps": steps, "seed": seed,
             "rows": rows, "best": best}
