@@ -84,7 +84,9 @@ def part_pu(a):
     seeds["default"] = tuple(a.seeds)
     for e in eps:
         seeds.setdefault(e, tuple(a.extra_seeds))
+    old = _load("dp_privacy_utility.json") or {"rows": []}
     res = privacy_utility_sweep(epsilons=eps, seeds=seeds, bound=16, steps=a.steps, hyper=_hyper(),
+                                reuse_rows=old["rows"],
                                 on_row=lambda rows: _write("dp_privacy_utility.json",
                                                            {"kind": "privacy-utility", "partial": True, "rows": rows}))
     _write("dp_privacy_utility.json", res)
@@ -150,17 +152,31 @@ def part_summary(a):
         L += ["", "Tuned (clip, lr): " + ", ".join(f"{k}: ({v['clip']}, {v['lr']})" for k, v in t1["tuned"].items()),
               ""]
     pu = _load("dp_privacy_utility.json")
-    if pu and not pu.get("partial"):
+    if pu and pu.get("partial"):  # an interrupted sweep: summarise the runs it has
+        from lab.privacy.sweep import _summ, as_float
+
+        rows = pu["rows"]
+        npl = [r["eval_loss"] for r in rows if r["algo"] == "nonprivate"]
+        pu = {"rows": rows, "bound": rows[0]["bound"], "steps": rows[0]["steps"], "batch": rows[0]["batch"],
+              "pretrained_loss": rows[0]["pretrained_loss"], "seeds": sorted({r["seed"] for r in rows}),
+              "nonprivate": {"mean": float(np.mean(npl)), "std": float(np.std(npl))},
+              "summary": _summ([dict(r, epsilon=r["epsilon_target"]) for r in rows if r["algo"] != "nonprivate"],
+                               ("algo", "epsilon"))}
+        pu["epsilons"] = sorted({r["epsilon"] for r in pu["summary"]}, key=as_float)
+        L += ["**(partial sweep: the runs finished so far)**", ""]
+    if pu:
         L += ["## Tier 2: char LM fine-tuned on Shakespeare users (3 seeds)", "",
               f"k = {pu['bound']}, T = {pu['steps']} steps, B = {pu['batch']} example-gradients per step "
               f"(both algorithms), pretrained on SOTU.", "",
-              "| user-level ε | ELS loss | ULS loss | ELS σ | ULS σ |", "|---|---|---|---|---|"]
+              "| user-level ε | ELS loss | ULS loss | seeds | ELS σ | ULS σ | better |", "|---|---|---|---|---|---|---|"]
         s = {(r["algo"], str(r["epsilon"])): r for r in pu["summary"]}
         for e in pu["epsilons"]:
             els, uls = s.get(("els", str(e))), s.get(("uls", str(e)))
             if els and uls:
+                win = "ULS" if uls["mean"] < els["mean"] else "ELS"
                 L.append(f"| {e} | {els['mean']:.4f} ± {els['std']:.4f} | {uls['mean']:.4f} ± {uls['std']:.4f} | "
-                         f"{_f(els['noise_multiplier'])} | {_f(uls['noise_multiplier'])} |")
+                         f"{min(els['n'], uls['n'])} | {_f(els['noise_multiplier'])} | {_f(uls['noise_multiplier'])} | "
+                         f"{win} |")
         L += ["", f"Pretrained (no fine-tuning): **{pu['pretrained_loss']:.4f}**; non-private fine-tune: "
               f"**{pu['nonprivate']['mean']:.4f} ± {pu['nonprivate']['std']:.4f}** (gain "
               f"{pu['pretrained_loss'] - pu['nonprivate']['mean']:.3f} nats/char).", ""]
@@ -177,16 +193,24 @@ def part_summary(a):
         L += [f"Seconds per sweep point (one run incl. calibration and evaluation, 1 thread): median "
               f"{np.median(secs):.0f}, max {np.max(secs):.0f}.", ""]
     b = _load("dp_bound_sweep.json")
-    if b and not b.get("partial"):
+    if b and b.get("partial"):
+        from lab.privacy.sweep import _summ
+
+        b = {"rows": b["rows"], "epsilon": b["rows"][0]["epsilon_target"], "seeds": sorted({r["seed"] for r in b["rows"]}),
+             "bounds": sorted({r["bound"] for r in b["rows"]}), "summary": _summ(b["rows"], ("algo", "bound"))}
+        L += ["**(partial bound sweep)**", ""]
+    if b:
         L += [f"## Contribution bound sweep (user-level ε = {b['epsilon']}, seeds {b['seeds']})", "",
               "| k | ELS loss | ELS σ | ULS loss | ULS σ | examples kept |", "|---|---|---|---|---|---|"]
         s = {(r["algo"], r["bound"]): r for r in b["summary"]}
         for k in b["bounds"]:
-            e, u = s[("els", k)], s[("uls", k)]
+            e, u = s.get(("els", k)), s.get(("uls", k))
+            if not (e and u):
+                continue
             L.append(f"| {k} | {e['mean']:.4f} | {_f(e['noise_multiplier'])} | {u['mean']:.4f} | "
                      f"{_f(u['noise_multiplier'])} | {e['n_train_examples']} |")
         for algo in ("els", "uls"):
-            best = min((s[(algo, k)] for k in b["bounds"]), key=lambda r: r["mean"])
+            best = min((s[(algo, k)] for k in b["bounds"] if (algo, k) in s), key=lambda r: r["mean"])
             L.append(f"\nBest k for {algo.upper()}: {best['bound']} ({best['mean']:.4f}).")
         L.append("")
     acc = _load("dp_accounting.json")

@@ -16,19 +16,19 @@ st.set_page_config(page_title="Federated Privacy Lab", page_icon=":material/hub:
 
 PAGES = {
     "Federated category discovery": [
-        st.Page("pages/data_partitions.py", title="Data & partitions", icon=":material/grid_on:",
+        st.Page("views/data_partitions.py", title="Data & partitions", icon=":material/grid_on:",
                 url_path="data", default=True),
-        st.Page("pages/similarity_graph.py", title="Similarity graph (CLSD)", icon=":material/share:",
+        st.Page("views/similarity_graph.py", title="Similarity graph (CLSD)", icon=":material/share:",
                 url_path="graph"),
-        st.Page("pages/communities.py", title="InfoMap communities", icon=":material/bubble_chart:",
+        st.Page("views/communities.py", title="InfoMap communities", icon=":material/bubble_chart:",
                 url_path="communities"),
-        st.Page("pages/prior_alignment.py", title="Prior alignment", icon=":material/bar_chart:",
+        st.Page("views/prior_alignment.py", title="Prior alignment", icon=":material/bar_chart:",
                 url_path="prior"),
-        st.Page("pages/training.py", title="Federated training", icon=":material/model_training:",
+        st.Page("views/training.py", title="Federated training", icon=":material/model_training:",
                 url_path="training"),
     ],
     "User-level privacy": [
-        st.Page("pages/privacy_utility.py", title="Privacy–utility", icon=":material/lock:", url_path="privacy"),
+        st.Page("views/privacy_utility.py", title="Privacy–utility", icon=":material/lock:", url_path="privacy"),
     ],
 }
 

@@ -102,6 +102,7 @@ class PageResult:
     server_s: float = float("nan")           # the page's own compute time (footer)
     slider_s: float = float("nan")           # rerun after moving the slider one step (may compute)
     slider_back_s: float = float("nan")      # moving it back: cached results
+    slider_server_s: list = field(default_factory=list)   # the page's own compute time on those two reruns
     charts: int = 0
     exceptions: list = field(default_factory=list)
     errors: list = field(default_factory=list)
@@ -179,8 +180,9 @@ def probe_page(page, base_url: str, path: str, title: str, slider: str | None, s
             if not _move_slider(page, slider, key):
                 res.note = f"slider {slider!r} not found"
                 break
-            _wait_rendered(page, timeout_s, previous_run=run)
+            f2 = _wait_rendered(page, timeout_s, previous_run=run)
             setattr(res, attr, time.perf_counter() - t1)
+            res.slider_server_s.append(f2[0])
         _errors(page, res)
         if shots is not None and not res.note:
             p = shots / f"{path or 'data'}_after_slider.png"

@@ -44,8 +44,8 @@ DP_RESULTS_DIR = ROOT / "bench" / "results"
 
 OLD_CLASSES = (0, 1, 2, 3, 4)
 ALPHAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)   # the log slider's stops
-MARKOV_TIMES = ("auto", 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02,
-                1.03, 1.05, 1.07, 1.1, 1.15, 1.2, 1.3, 1.5, 2.0, 3.0, 4.0, 5.0)   # fine steps near 1
+MARKOV_TIMES = ("auto", "labelled", 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0, 1.01,
+                1.02, 1.03, 1.05, 1.07, 1.1, 1.15, 1.2, 1.3, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)   # fine steps near 1
 SUBSAMPLE = (250, 500, 1000, 2000, 4000)
 
 # Upload limits (bring your own data)
@@ -96,14 +96,46 @@ def guard():
         st.error(str(e))
 
 
-def show(fig, name: str, key: str | None = None) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, theme=None,
-                    config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name}})
+SVG_POINT_LIMIT = int(os.environ.get("LAB_DASH_SVG_LIMIT", "30000"))
 
 
-def download_csv(df, file_name: str, label: str = "Download table (CSV)", key: str | None = None) -> None:
-    st.download_button(label, df.to_csv(index=False).encode(), file_name=file_name, mime="text/csv",
-                       key=key or f"dl_{file_name}")
+def svg_if_small(fig, limit: int = SVG_POINT_LIMIT):
+    """Swap WebGL scatter traces for SVG ones when the figure is small: without a GPU (software WebGL) a
+    WebGL context costs about a second per chart, an SVG path with a few thousand segments far less."""
+    import plotly.graph_objects as go
+
+    gl = [t for t in fig.data if t.type == "scattergl"]
+    if not gl or sum(len(t.x) if t.x is not None else 0 for t in gl) > limit:
+        return fig
+    data, shapes = [], []
+    for t in fig.data:
+        if t.type == "scattergl":
+            d = t.to_plotly_json()
+            d.pop("type", None)
+            if EDGE_SHAPES and d.get("mode") == "lines" and d.get("x") is not None and len(d["x"]) > 300:
+                shapes.append(_segments_path(d["x"], d["y"], d.get("line", {})))
+                d["x"], d["y"] = [None], [None]          # legend entry only; the segments are one SVG path
+            t = go.Scatter(**d)
+        data.append(t)
+    out = go.Figure(data=data, layout=fig.layout)
+    if shapes:
+        out.update_layout(shapes=list(out.layout.shapes or ()) + shapes)
+    return out
+
+
+EDGE_SHAPES = os.environ.get("LAB_DASH_EDGE_SHAPES", "1") == "1"
+
+
+def _segments_path(xs, ys, line: dict) -> dict:
+    """Line segments separated by NaN as ONE SVG path shape (plotly draws one DOM node per segment)."""
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    pen_up = np.r_[True, ~ok[:-1]][ok]                      # a point after a gap starts a new subpath
+    cmd = np.where(pen_up, "M", "L")
+    pts = np.char.add(np.char.add(np.char.mod("%.5g", xs[ok]), ","), np.char.mod("%.5g", ys[ok]))
+    path = "".join(np.char.add(cmd, pts).tolist()) or "M0,0"
+    return dict(type="path", path=path, xref="x", yref="y", layer="below",
+                line=dict(color=line.get("color", "#999"), width=line.get("width", 1)))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -220,7 +252,15 @@ def carried(key: str, default, cast=float):
 
 
 def fmt_markov(v) -> str:
-    return "auto" if v == "auto" else f"{v:g}"
+    return {"auto": "auto (merge)", "labelled": "labelled (per client)"}.get(v) or f"{v:g}"
+
+
+def default_markov_time():
+    """The lab's default rule (FedGCDConfig.markov_time), when the slider offers it."""
+    from lab.gcd.config import FedGCDConfig
+
+    v = FedGCDConfig().markov_time
+    return v if v in MARKOV_TIMES else "auto"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -602,7 +642,8 @@ def communities_for(ckey: tuple, k: int, quantile: float, floor: float, markov_t
     c = client_arrays(*ckey)
     g = graph_for(ckey, k, quantile, floor)
     min_size = max(2, int(math.ceil(min_share * len(c["y_true"]))))
-    return find_communities(g, c["features"], markov_time=markov_time, min_size=min_size, seed=1)
+    return find_communities(g, c["features"], markov_time=markov_time, min_size=min_size, seed=1,
+                            y_visible=c["y_visible"])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -743,7 +784,8 @@ def snapshot_pairs() -> dict:
 @st.cache_resource(show_spinner=False)
 def head_classes(path: str) -> np.ndarray:
     """Each head of a snapshot read as a class: ONE Hungarian matching of predicted heads to true classes on
-    all unlabelled training samples (the evaluation's "v2" matching); -1 for heads left unmatched."""
+    unlabelled training samples (the evaluation's "v2" matching, on a seeded subsample of
+    ``MATCH_SAMPLES`` to stay interactive); -1 for heads left unmatched."""
     from scipy.optimize import linear_sum_assignment
 
     from lab.gcd.client import predict, set_shared
@@ -758,6 +800,7 @@ def head_classes(path: str) -> np.ndarray:
     model = build_model(cfg, data, H, torch.device("cpu"))
     set_shared(model, weights)
     unl = np.flatnonzero(split.unlabelled)
+    unl = np.sort(np.random.default_rng(0).choice(unl, min(len(unl), MATCH_SAMPLES), replace=False))
     _, probs = predict(model, data.x_train[unl], torch.device("cpu"))
     w = np.zeros((H, data.n_classes), dtype=np.int64)
     np.add.at(w, (probs.argmax(1), data.y_train[unl]), 1)
@@ -765,6 +808,9 @@ def head_classes(path: str) -> np.ndarray:
     out = np.full(H, -1, dtype=np.int64)
     out[rows] = cols
     return out
+
+
+MATCH_SAMPLES = 1500
 
 
 def to_class_space(p_heads, head_class, n_classes: int) -> np.ndarray:

@@ -112,7 +112,7 @@ names = v["class_names"]
 H = probs.shape[1]
 graph = build_graph(v["features"], probs, v["labelled"], v["y_visible"], v["old_classes"],
                     k=cfg_lpa.knn_k, quantile=cfg_lpa.confidence_quantile, sim_floor=cfg_lpa.sim_floor)
-comm = find_communities(graph, v["features"], markov_time=MARKOV_TIME,
+comm = find_communities(graph, v["features"], markov_time=MARKOV_TIME, y_visible=v["y_visible"],
                         min_size=max(2, math.ceil(cfg_lpa.min_community * len(y))), seed=cfg_lpa.seed + 1)
 head_of_comm = map_communities_to_heads(comm.labels, probs, v["y_visible"], H)
 heads = sample_heads(comm.labels, probs, head_of_comm)
@@ -183,9 +183,11 @@ def pull(weight, target):
 
 uniform_pull = pull(cfg_lpa.memax_weight, None)
 lpa_pull = pull(cfg_lpa.lpa_weight, prior)
-vz.prior_bars({f"uniform pull (×{cfg_lpa.memax_weight:g})": uniform_pull, f"LPA pull (×{cfg_lpa.lpa_weight:g})": lpa_pull,
-               "total (form 'add')": uniform_pull + lpa_pull}, labels=head_names,
-              title=f"Client {CLIENT}: which way each term pushes the mean prediction (−gradient on its logits)").show()
+fig = vz.prior_bars({f"uniform pull (×{cfg_lpa.memax_weight:g})": uniform_pull, f"LPA pull (×{cfg_lpa.lpa_weight:g})": lpa_pull,
+                     "total (form 'add')": uniform_pull + lpa_pull}, labels=head_names,
+                    title=f"Client {CLIENT}: which way each term pushes the mean prediction (−gradient on its logits)")
+fig.update_layout(yaxis_title="push on p̄'s logits (−∂L/∂θ)")
+fig.show()
 
 # %% [markdown]
 # ## 4. Two global models on the same client
@@ -227,7 +229,7 @@ for c in range(cfg_lpa.clients):
     hc = np.append(np.bincount(yc)[np.unique(yc)] / len(yc), 0.0)
     g = build_graph(vl["features"], pc, vl["labelled"], vl["y_visible"], vl["old_classes"],
                     k=cfg_lpa.knn_k, quantile=cfg_lpa.confidence_quantile, sim_floor=cfg_lpa.sim_floor)
-    cm = find_communities(g, vl["features"], markov_time=MARKOV_TIME,
+    cm = find_communities(g, vl["features"], markov_time=MARKOV_TIME, y_visible=vl["y_visible"],
                           min_size=max(2, math.ceil(cfg_lpa.min_community * len(yc))), seed=cfg_lpa.seed + 1)
     pi = empirical_prior(sample_heads(cm.labels, pc, map_communities_to_heads(cm.labels, pc, vl["y_visible"], pc.shape[1])),
                          pc.shape[1], cfg_lpa.prior_smoothing)
@@ -248,12 +250,14 @@ pd.DataFrame(rows)
 #   histogram than the uniform target (compare the `TV(true, uniform)` and `TV(true, π)` columns) — the premise
 #   of LPA.
 # * π is only as good as the community → head mapping. Look at the community table of section 1: a community
-#   takes the head of its labelled samples' majority class even when they are a handful among hundreds of
-#   unlabelled samples of a new class; π then credits that new class's mass to an old head.
-# * With the `add` form and a gentle ε, the uniform pull still dominates the total: LPA *tilts* the regulariser
-#   rather than replacing it, and FedLPA's p̄ need not end up closer to the local histogram than SimGCD's
-#   (compare the two `TV(true, p̄)` columns). Whether the tilt buys accuracy is measured in notebook 05 — do
-#   not read a gain into one client or one seed.
+#   takes the head of the majority class of whatever labelled samples it holds — even a handful among hundreds of
+#   unlabelled samples of a new class — and π then credits that new class's mass to an old head. Split
+#   communities of one new class take several heads: the KL(true ‖ π) readout adds their mass up again, the
+#   per-class TV table counts the extra heads as "other heads".
+# * With the `add` form the uniform pull stays in the objective: LPA *tilts* the regulariser rather than replacing
+#   it. Compare the two `TV(true, p̄)` columns: on which clients is FedLPA's mean prediction closer to the local
+#   histogram than SimGCD's, and by how much? Whether the tilt buys accuracy is measured in notebook 05 — do not
+#   read a gain into one client or one seed.
 #
 # ## Exercise
 #

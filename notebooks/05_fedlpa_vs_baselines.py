@@ -159,8 +159,11 @@ table = pd.DataFrame([{"run": run_label(r), "method": r["method"], "alpha": r["a
                        "rounds": r["rounds"], "seconds": r["seconds"], "record": r} for r in runs])
 if len(table):
     table = table[table["run"].notna()]
+    def std(x):                          # spread over seeds, as in bench/results/gcd_summary.md (ddof = 0)
+        return x.std(ddof=0)
+
     summary = (table.groupby(["alpha", "run"])[["All", "Old", "New", "test All", "seconds"]]
-               .agg(["mean", "std", "count"]))
+               .agg(["mean", std, "count"]))
     n_seeds = summary[("All", "count")]
     show = pd.DataFrame({c: summary[(c, "mean")].map("{:.3f}".format)
                          + np.where(n_seeds > 1, " ± " + summary[(c, "std")].fillna(0).map("{:.3f}".format), "")
@@ -179,7 +182,7 @@ main_runs = [NAMES[m] for m in ("fedlpa", "simgcd", "gcd", "local", "central")]
 for alpha in sorted(table["alpha"].unique()) if len(table) else []:
     sub = table[(table["alpha"] == alpha) & table["run"].isin(main_runs)]
     rows = [{"name": run, **{f"acc_{k.lower()}": g[k].mean() for k in ("All", "Old", "New")},
-             **{f"acc_{k.lower()}_std": (g[k].std() if len(g) > 1 else 0.0) for k in ("All", "Old", "New")}}
+             **{f"acc_{k.lower()}_std": g[k].std(ddof=0) for k in ("All", "Old", "New")}}
             for run, g in sub.groupby("run", sort=False)]
     rows.sort(key=lambda d: main_runs.index(d["name"]))
     vz.results_bars(rows, title=f"α = {alpha:g}: All / Old / New (mean of the last 3 evaluations; ± std over seeds)").show()
@@ -215,7 +218,7 @@ for alpha in ([alphas[0], alphas[-1]] if len(alphas) > 1 else alphas):
 abl = table[(table["alpha"] == 0.1) & (table["method"] == "fedlpa")] if len(table) else table
 if len(abl):
     rows = [{"name": run, **{f"acc_{k.lower()}": g[k].mean() for k in ("All", "Old", "New")},
-             **{f"acc_{k.lower()}_std": (g[k].std() if len(g) > 1 else 0.0) for k in ("All", "Old", "New")}}
+             **{f"acc_{k.lower()}_std": g[k].std(ddof=0) for k in ("All", "Old", "New")}}
             for run, g in abl.groupby("run")]
     sim = table[(table["alpha"] == 0.1) & (table["run"] == NAMES["simgcd"])]
     if len(sim):

@@ -26,8 +26,8 @@ from lab.utils import LabError  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 180
-PAGES = {"data": None, "graph": "pages/similarity_graph.py", "communities": "pages/communities.py",
-         "prior": "pages/prior_alignment.py", "training": "pages/training.py", "privacy": "pages/privacy_utility.py"}
+PAGES = {"data": None, "graph": "views/similarity_graph.py", "communities": "views/communities.py",
+         "prior": "views/prior_alignment.py", "training": "views/training.py", "privacy": "views/privacy_utility.py"}
 
 
 def open_page(name: str, query: dict | None = None) -> AppTest:

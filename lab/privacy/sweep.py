@@ -104,36 +104,64 @@ def _hp(hyper, algo):
     return {k: hyper[algo][k] for k in ("clip", "lr") if k in hyper[algo]}
 
 
+def _find(rows, algo, eps, k, seed, steps, batch, delta, hyper):
+    """A stored run record identical in every setting (same deterministic run), or None."""
+    from lab.privacy.runner import DEFAULTS
+
+    hp = _hp(hyper, algo) or {"clip": DEFAULTS[algo]["clip"], "lr": DEFAULTS[algo]["lr"]}
+    for r in rows:
+        if r.get("partial_marker"):
+            continue
+        e = r["epsilon_target"]
+        e = as_float(e) if e is not None else None
+        same_eps = algo == "nonprivate" or (e is not None and e == eps)
+        if (r["algo"] == algo and same_eps and r["bound"] == k and r["seed"] == seed and r["steps"] == steps
+                and r["batch"] == batch and r["delta"] == delta and r["clip"] == hp.get("clip")
+                and r["lr"] == hp.get("lr")):
+            return r
+    return None
+
+
 def _strip(r):
     return {k: v for k, v in r.items() if k not in ("device",)}
 
 
 def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=100, delta=1e-5, batch=256,
-                          algos=("els", "uls"), on_row=None, hyper=None, **kw) -> dict:
+                          algos=("els", "uls"), on_row=None, hyper=None, reuse_rows=(), **kw) -> dict:
     """ELS and ULS at each user-level epsilon (``inf`` = clipping without noise) plus the non-private
     baseline, ``seeds`` each, same bound/steps/example-gradients. ``seeds`` may be a dict
     ``{epsilon: seeds}`` to spend fewer seeds on some points. ``hyper``: tuned ``{algo: {clip, lr}}``
-    (default: ``runner.DEFAULTS``). See module schema."""
+    (default: ``runner.DEFAULTS``). ``reuse_rows``: stored records of identical runs are reused, not
+    recomputed (so an interrupted sweep resumes). Runs go seed by seed, so a partial file has whole
+    curves. See module schema."""
     from lab.privacy.runner import run_lm
 
     t0 = time.time()
     rows = []
-    for seed in (seeds.get("default", (0,)) if isinstance(seeds, dict) else seeds):
-        r = run_lm("nonprivate", None, delta, bound, steps, seed, batch=batch, **_hp(hyper, "nonprivate"), **kw)
+    seeds_of = (lambda e: seeds.get(e, seeds.get("default", (0,)))) if isinstance(seeds, dict) else (lambda e: seeds)
+    np_seeds = tuple(seeds.get("default", (0,))) if isinstance(seeds, dict) else tuple(seeds)
+    all_seeds = sorted(set(np_seeds) | {s_ for e in epsilons for s_ in seeds_of(e)})
+
+    def one(algo, eps, seed):
+        old = _find(reuse_rows, algo, eps, bound, seed, steps, batch, delta, hyper)
+        if old is not None:
+            rows.append(old)
+            return
+        r = run_lm(algo, None if algo == "nonprivate" else eps, delta, bound, steps, seed, batch=batch,
+                   **_hp(hyper, algo), **kw)
         rows.append(_strip(r))
         if on_row:
             on_row(rows)
-        _say(f"nonprivate seed={seed} loss={r['eval_loss']:.4f} ({r['seconds']:.0f}s)")
-    seeds_of = (lambda e: seeds.get(e, seeds.get("default", (0,)))) if isinstance(seeds, dict) else (lambda e: seeds)
-    for eps in epsilons:
-        for algo in algos:
-            for seed in seeds_of(eps):
-                r = run_lm(algo, eps, delta, bound, steps, seed, batch=batch, **_hp(hyper, algo), **kw)
-                rows.append(_strip(r))
-                if on_row:
-                    on_row(rows)
-                _say(f"{algo} eps={eps} seed={seed} loss={r['eval_loss']:.4f} z={r['noise_multiplier']:.3f} "
-                     f"({r['seconds']:.0f}s)")
+        _say(f"{algo} eps={eps} seed={seed} loss={r['eval_loss']:.4f} z={r['noise_multiplier']:.3f} "
+             f"({r['seconds']:.0f}s)")
+
+    for seed in all_seeds:
+        if seed in np_seeds:
+            one("nonprivate", math.inf, seed)
+        for eps in epsilons:
+            if seed in seeds_of(eps):
+                for algo in algos:
+                    one(algo, eps, seed)
     npl = [r["eval_loss"] for r in rows if r["algo"] == "nonprivate"]
     dp_rows = [dict(r, epsilon=r["epsilon_target"]) for r in rows if r["algo"] != "nonprivate"]
     summary = _summ(dp_rows, ("algo", "epsilon"))

@@ -8,12 +8,15 @@ from lab.viz.gcd import communities_scatter, community_class_table, k_estimates
 
 t0 = C.page_start("InfoMap communities",
                   "slide the markov time: below 1 InfoMap splits the client into many small communities, above "
-                  "1 it merges them; 'auto' merges communities whose prototypes agree. Compare K̂ with the "
-                  "true class count in the bars.")
+                  "1 it merges them. Compare K̂ with the true class count in the bars: no single time suits every "
+                  "client, which is why 'labelled' picks one per client.")
 s = C.federation_sidebar()
 
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-mt = C.select_slider("Markov time", C.MARKOV_TIMES, "auto", key="mt", where=c1, format_func=C.fmt_markov)
+mt = C.select_slider("Markov time", C.MARKOV_TIMES, C.default_markov_time(), key="mt", where=c1,
+                     format_func=C.fmt_markov,
+                     help="'auto': InfoMap at 1, then communities with agreeing prototypes merge; 'labelled': per "
+                          "client, the time whose communities best reproduce the client's labelled classes")
 k = C.slider("k (neighbours per sample)", 1, 50, 10, key="k", where=c2)
 min_share = C.select_slider("Noise below (share of client)", [0.0, 0.005, 0.01, 0.02, 0.05, 0.1], 0.02,
                             key="minc", where=c3, format_func=lambda v: f"{v:.1%}",

@@ -28,7 +28,7 @@ with C.guard():
         client = C.select_slider("Client", list(range(5)), 0, key="pclient")
         ckey = ("fashion_mnist", "dirichlet", 0.1, 5, 0, client, "backbone", 4000)
         cl = C.client_arrays(*ckey)
-        com = C.communities_for(ckey, 10, 0.5, 0.0, "auto", 0.02)
+        com = C.communities_for(ckey, 10, 0.5, 0.0, C.default_markov_time(), 0.02)
         y, n_cls = cl["y_true"], len(cl["class_names"])
         read = np.zeros(n_cls)
         for c in np.unique(com.labels[com.labels >= 0]):
@@ -63,7 +63,8 @@ with C.guard():
                 series[label.get(m, f"mean prediction, {m}")] = C.to_class_space(views[m]["mean_pred"], maps[m], n_cls)
         C.show(prior_bars(series, labels=list(names) + ["unmatched heads"],
                           title=f"Client {client}: distributions over classes ({ckey_})"), "prior_bars")
-        st.caption("Heads are read as classes through one Hungarian matching on all unlabelled training samples; "
+        st.caption(f"Heads are read as classes through one Hungarian matching on {C.MATCH_SAMPLES:,} unlabelled "
+                   "training samples (as the evaluation does); "
                    "FedLPA has more heads than classes (|old| + K_max), their leftover mass is 'unmatched heads'.")
         rows = [{"distribution": k, "KL(true ‖ this)": kl(series["true class histogram"], v) if k != "true class histogram"
                  else 0.0, **{n: float(v[i]) for i, n in enumerate(list(names) + ["unmatched heads"])}}
