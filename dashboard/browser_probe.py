@@ -127,6 +127,9 @@ def _wait_rendered(page, timeout_s, previous_run=None):
     idle_without_chart = None
     while time.perf_counter() < t_end:
         f = _footer(page)
+        if f is None and page.locator('[data-testid="stException"]').count() and \
+                page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            return (float("nan"), -1)           # the script died before its footer: report, don't hang
         if f is not None and (previous_run is None or f[1] != previous_run):
             n = page.locator(".js-plotly-plot").count()
             drawn = page.locator(".js-plotly-plot .main-svg").count()
@@ -191,24 +194,37 @@ def probe_page(page, base_url: str, path: str, title: str, slider: str | None, s
     return res
 
 
+def probe_pages(browser, base_url: str, shots: Path | None = None, pages=PAGES, viewport=(1400, 1000)) -> list:
+    """Visit every page in a fresh session (cold, then the slider moves), then again in a second fresh
+    session (``warm_reload_s``: the caches are warm, the browser's are not)."""
+    out = []
+    ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        page = ctx.new_page()
+        for path, title, slider in pages:
+            out.append(probe_page(page, base_url, path, title, slider, shots).as_dict())
+    finally:
+        ctx.close()
+    ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        page = ctx.new_page()
+        for i, (path, title, _) in enumerate(pages):
+            out[i]["warm_reload_s"] = round(probe_page(page, base_url, path, title, None, None).cold_s, 3)
+    finally:
+        ctx.close()
+    return out
+
+
 def probe_all(shots: Path | None = None, pages=PAGES, viewport=(1400, 1000), log_path: str | None = None) -> dict:
-    """Start the app, visit every page (cold, then slider moves); return a JSON-able report."""
+    """Start the app, run :func:`probe_pages`; return a JSON-able report."""
     from playwright.sync_api import sync_playwright
 
-    out = {"pages": [], "chromium": CHROMIUM}
+    out = {"chromium": CHROMIUM, "viewport": list(viewport)}
     with AppServer(log_path=log_path) as srv, sync_playwright() as pw:
         out["server_start_s"] = round(srv.started_in, 3)
         browser = launch(pw)
         try:
-            ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-            page = ctx.new_page()
-            for path, title, slider in pages:
-                out["pages"].append(probe_page(page, srv.url, path, title, slider, shots).as_dict())
-            # second visit of every page in a fresh session: caches are warm
-            page2 = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
-            for i, (path, title, _) in enumerate(pages):
-                r = probe_page(page2, srv.url, path, title, None, None)
-                out["pages"][i]["warm_reload_s"] = round(r.cold_s, 3)
+            out["pages"] = probe_pages(browser, srv.url, shots, pages, viewport)
         finally:
             browser.close()
     return out

@@ -236,8 +236,8 @@ pd.DataFrame(rows)
 #   times, noise removal and the prototype merge of `"auto"` all bring K̂ down — each by a different amount on
 #   each client.
 # * K̂ jumps with the markov time, and the value that fits one client can misfit another. FedLPA's default is
-#   one fixed value picked on a small grid (`bench/`), and `"auto"` is one adaptive rule; estimating K per
-#   client is still an open problem of this lab (see `shared/FIELD_NOTES.md`).
+#   one fixed value picked on a small grid (`bench/`); `"labelled"` and `"auto"` are two adaptive rules, each with
+#   a blind spot. Estimating K per client is still an open problem of this lab (see `shared/FIELD_NOTES.md`).
 # * Compare ARI and accuracy, not only K̂. An extra community of an **old** class costs little: its labelled
 #   samples map it to the right head in the next step (notebook 04). A community that **merges** two classes
 #   cannot be undone, and extra communities of a **new** class each take a head of their own.

@@ -42,7 +42,7 @@
 # %% tags=["parameters"]
 DELTA = 1e-5
 SIGMA = 1.0                       # noise multiplier for the accounting section
-STEPS = 300                       # T
+STEPS = 100                       # T (lab.privacy.runner.DEFAULT_STEPS at the time of writing)
 BOUNDS_SHOWN = [1, 4, 16]         # contribution bounds k compared in the accounting tables
 SIGMAS = [0.7, 1.0, 1.5, 2.0, 3.0, 5.0]   # epsilon-vs-sigma curve
 K_CURVE = 8                       # k used for the epsilon-vs-sigma curve
@@ -309,7 +309,9 @@ pd.DataFrame(live_lm).round(4)
 
 # %%
 pu = stored("dp_privacy_utility.json")
-if pu:
+if pu and "summary" not in pu:          # the sweep writes its runs as it goes ("partial": true)
+    print(f"dp_privacy_utility.json is a partial sweep ({len(pu.get('rows', []))} runs so far): rerun when it finishes.")
+elif pu:
     vp.privacy_utility_figure(pu).show()
     tab = pd.DataFrame(pu["summary"]).assign(epsilon=lambda d: d["epsilon"].map(as_float))
     display(tab.pivot_table(index="epsilon", columns="algo", values="mean").round(4))
@@ -329,10 +331,10 @@ if sb:
 # %% [markdown]
 # ## What to notice
 #
-# * The **unit** matters more than the number: an example-level ε of about 0.6 is, for a user with 16 examples
-#   under ELS, a user-level ε many times larger (section 2's table). Always ask "ε for what?".
-# * The **mixture-of-Gaussians** accountant is exact for ELS at the user level; group privacy is so loose that it
-#   often gives no finite ε at all for k ≥ 8.
+# * The **unit** matters more than the number: in section 2's table the same ELS run has a small ε per example
+#   and a many times larger ε per user with 16 examples. Always ask "ε for what?".
+# * The **mixture-of-Gaussians** accountant is tight for ELS at the user level; group privacy is so loose that for
+#   larger k it gives no finite ε at all.
 # * ULS and ELS pay differently: ULS sees fewer, averaged gradients per step (fewer users than examples), but
 #   those averages are small when a user's examples are diverse, so it can clip low. ELS keeps more samples per
 #   step but must clip each example high and pays for k examples per user in its accountant. The synthetic

@@ -180,8 +180,10 @@ vp.bound_sweep_figure(live, algos=LIVE_ALGOS).show()
 
 # %%
 p = res_dir / "dp_bound_sweep.json"
-if p.exists():
-    b = json.loads(p.read_text())
+b = json.loads(p.read_text()) if p.exists() else None
+if b and "summary" not in b:            # the sweep writes its runs as it goes ("partial": true)
+    print(f"dp_bound_sweep.json is a partial sweep ({len(b.get('rows', []))} runs so far): rerun when it finishes.")
+elif b:
     vp.bound_sweep_figure(b).show()
     tab = pd.DataFrame(b["summary"]).pivot_table(index="bound", columns="algo", values="mean")
     display(tab.round(4))

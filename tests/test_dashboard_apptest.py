@@ -93,7 +93,7 @@ def test_url_preset_is_applied_and_bad_values_ignored():
 
 def test_graph_page_default_and_extremes():
     at = ok(open_page("graph"))
-    assert any(m.label.startswith("Precision, refined") for m in at.metric)
+    assert any(m.label.startswith("Precision (refined)") for m in at.metric)
     ok(rerun(at, nmax=250, k=1, P=0.0, floor=-1.0, edges=1000))
     ok(rerun(at, k=50, P=1.0, floor=0.99, edges=50000))
     ok(rerun(at, k=10, floor=0.0, layout="tsne"))
@@ -143,7 +143,43 @@ def test_privacy_page_default_and_extremes():
     rerun(at, bound=64, sigma=0.5, steps=3000, delta=1e-7, batch=256, curve=False)
     assert not at.exception and not at.error
     values = {m.label: m.value for m in at.metric}
-    assert values["ELS, example-level ε"] != "∞"
+    assert values["ELS example ε"] != "∞"
+
+
+def test_pages_degrade_without_result_files(tmp_path, monkeypatch):
+    """No snapshots, no training results, no DP sweeps: each page says so and still draws a figure."""
+    monkeypatch.setattr(C, "SNAPSHOT_DIR", tmp_path / "snapshots")
+    monkeypatch.setattr(C, "GCD_RESULTS_DIR", tmp_path / "gcd")
+    monkeypatch.setattr(C, "DEMO_RESULTS_DIR", tmp_path / "demo")
+    monkeypatch.setattr(C, "DP_RESULTS_DIR", tmp_path / "dp")
+    at = ok(open_page("prior"))
+    assert any("No trained snapshots" in i.value for i in at.info)
+    at = open_page("training")
+    assert not at.exception and any("No result files" in i.value for i in at.info)
+    at = open_page("privacy")
+    assert not at.exception and not at.error
+    assert any("not computed yet" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) >= 1                 # the live ε-vs-σ curve stands in
+    at = open_page("graph")
+    ok(at)
+    assert widget(at, "model").value == "backbone"           # no snapshot to default to
+
+
+def test_privacy_page_reads_a_sweep_still_being_written(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(C, "DP_RESULTS_DIR", tmp_path)
+    rows = [{"algo": a, "epsilon_target": e, "eval_loss": 2.0 + 0.1 / e + (0.05 if a == "els" else 0),
+             "noise_multiplier": 1.0, "pretrained_loss": 2.3, "n_train_examples": 1000, "n_train_users": 100}
+            for a in ("els", "uls") for e in (1.0, 4.0)]
+    (tmp_path / "dp_privacy_utility.json").write_text(json.dumps({"kind": "privacy-utility", "partial": True,
+                                                                  "rows": rows}))
+    (tmp_path / "dp_accounting.json").write_text(json.dumps({"kind": "accounting", "rows": "oops"}))
+    at = open_page("privacy")
+    assert not at.exception and not at.error
+    assert any("Partial results" in c.value for c in at.caption)
+    assert any("could not be drawn" in i.value for i in at.info)        # the broken accounting file
+    assert len(at.get("plotly_chart")) >= 1
 
 
 # ---------------------------------------------------------------------------------------------------------

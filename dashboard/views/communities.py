@@ -40,11 +40,10 @@ with C.guard():
     m[2].metric("InfoMap modules before noise/merge", com.raw_modules)
     m[3].metric("Noise samples", int((com.labels < 0).sum()))
 
-    left, right = st.columns([3, 2])
+    C.show(communities_scatter(pos, com.labels, y, title=f"Client {s.client}: InfoMap communities "
+                               f"(markov time {C.fmt_markov(mt)}, {layout.upper()} layout)"), "communities")
+    left, right = st.columns(2)
     with left:
-        C.show(communities_scatter(pos, com.labels, y, title=f"Client {s.client}: InfoMap communities "
-                                   f"(markov time {C.fmt_markov(mt)}, {layout.upper()} layout)"), "communities")
-    with right:
         C.show(community_class_table(com.labels, y, cl["class_names"]), "community_class_table")
 
     with st.spinner("K̂ for every client…"):
@@ -54,9 +53,10 @@ with C.guard():
             yc = C.client_arrays(*ck)["y_true"]
             k_est.append(C.communities_for(ck, k, P, floor, mt, min_share).k_est)
             k_true.append(int((np.bincount(yc) >= 0.02 * len(yc)).sum()))
-    C.show(k_estimates(k_true, k_est), "k_estimates")
-    within = np.mean(np.abs(np.array(k_est) - np.array(k_true)) <= 1)
-    st.caption(f"K̂ within ±1 of the true count for {within:.0%} of clients.")
+    with right:
+        C.show(k_estimates(k_true, k_est), "k_estimates")
+        within = np.mean(np.abs(np.array(k_est) - np.array(k_true)) <= 1)
+        st.caption(f"K̂ within ±1 of the true count for {within:.0%} of clients.")
 
     ids = np.unique(com.labels)
     rows = []

@@ -1,6 +1,7 @@
 """Privacy–utility: user-level DP by example-level sampling (ELS) vs user-level sampling (ULS)."""
 import math
 import os
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -10,9 +11,10 @@ from lab.privacy.sweep import BOUNDS
 from lab.viz import privacy as V
 
 t0 = C.page_start("Privacy–utility",
-                  "slide the contribution bound k: the example-level ε never moves, the group-privacy "
-                  "conversion explodes, and the tight user-level accountant for ELS stays bounded — while ULS, "
-                  "which samples and clips whole users, reaches the same noise at a much smaller ε.")
+                  "slide the contribution bound k: at the same noise and compute, ELS's user-level ε (up to k of "
+                  "one user's examples can land in one step) climbs far above ULS's, which samples and clips "
+                  "whole users, and the textbook group-privacy conversion gives up (∞) — then check in the "
+                  "curves below whether ULS's smaller ε buys a lower loss.")
 
 st.markdown(
     "**What a user-level guarantee means.** Example-level DP promises that adding or removing *one example* "
@@ -25,8 +27,8 @@ st.markdown(
     "by at most the clip norm.")
 
 
-def dp_file(name):
-    path = C.DP_RESULTS_DIR / name
+def dp_file(folder, name):
+    path = Path(folder) / name
     if not path.exists():
         return None
     try:
@@ -35,23 +37,26 @@ def dp_file(name):
         return None
 
 
+FILES = ("privacy_utility", "bound_sweep", "accounting", "tier1")
+
+
 @st.cache_data(show_spinner=False, ttl=60)
-def dp_results(mtimes: tuple) -> dict:
+def dp_results(folder: str, mtimes: tuple) -> dict:
     del mtimes  # cache key only: re-read when a file changes
-    return {n: dp_file(f"dp_{n}.json") for n in ("privacy_utility", "bound_sweep", "accounting", "tier1")}
+    return {n: dp_file(folder, f"dp_{n}.json") for n in FILES}
 
 
-def mtimes():
-    return tuple(os.path.getmtime(p) if p.exists() else 0.0
-                 for p in (C.DP_RESULTS_DIR / f"dp_{n}.json" for n in ("privacy_utility", "bound_sweep", "accounting",
-                                                                       "tier1")))
+def load_results() -> dict:
+    folder = Path(C.DP_RESULTS_DIR)
+    stamps = tuple(os.path.getmtime(p) if p.exists() else 0.0 for p in (folder / f"dp_{n}.json" for n in FILES))
+    return dp_results(str(folder), stamps)
 
 
 @st.cache_resource(show_spinner="Counting each user's examples…")
 def examples_after_bound() -> dict:
     """k -> (M examples kept after bounding each user to k, N users): from the bound sweep when present,
     else counted from the Shakespeare training users (a few seconds, once)."""
-    b = dp_results(mtimes()).get("bound_sweep")
+    b = load_results().get("bound_sweep")
     out = {}
     if b:
         for r in b.get("rows", []):
@@ -65,7 +70,56 @@ def examples_after_bound() -> dict:
     return {k: (int(sum(min(n, k) for n in counts)), len(counts)) for k in BOUNDS}
 
 
-res = dp_results(mtimes())
+def with_summary(d: dict | None, keys: tuple):
+    """A sweep file still being written has ``rows`` but no ``summary``: summarise the rows so far."""
+    if not d or d.get("summary") or not d.get("rows"):
+        return d
+    import numpy as np
+
+    from lab.privacy.sweep import as_float
+
+    groups = {}
+    for r in d["rows"]:
+        if r.get("eval_loss") is None:
+            continue
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    summary = []
+    for key, rs in groups.items():
+        losses = [float(r["eval_loss"]) for r in rs]
+        row = dict(zip(keys, key))
+        if "epsilon" in keys or "epsilon_target" in keys:
+            row["epsilon"] = row.pop("epsilon_target", row.get("epsilon"))
+        row.update(mean=float(np.mean(losses)), std=float(np.std(losses)), n=len(losses),
+                   noise_multiplier=as_float(rs[0].get("noise_multiplier") or 0.0),
+                   n_train_examples=rs[0].get("n_train_examples"))
+        summary.append(row)
+    out = dict(d, summary=[r for r in summary if r.get("algo") != "nonprivate"])
+    npv = [r for r in summary if r.get("algo") == "nonprivate"]
+    if npv and "nonprivate" not in out:
+        out["nonprivate"] = {"mean": npv[0]["mean"], "std": npv[0]["std"]}
+    first = d["rows"][0]
+    if "pretrained_loss" not in out and first.get("pretrained_loss") is not None:
+        out["pretrained_loss"] = first["pretrained_loss"]
+    if "epsilon" not in out and "bound" in keys and first.get("epsilon_target") is not None:
+        out["epsilon"] = first["epsilon_target"]
+    return out
+
+
+def figure(fn, data, name, what):
+    """Draw a lab.viz.privacy figure from a result file; an incomplete file is a note, not a crash."""
+    try:
+        fig = fn(data)
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as e:
+        st.info(f"{what} could not be drawn from its file yet ({type(e).__name__}: {e}); it may still be "
+                "being written.")
+        return False
+    C.show(fig, name)
+    return True
+
+
+res = dict(load_results())
+res["privacy_utility"] = with_summary(res.get("privacy_utility"), ("algo", "epsilon_target"))
+res["bound_sweep"] = with_summary(res.get("bound_sweep"), ("algo", "bound"))
 
 # --- live accountant ---------------------------------------------------------------------------------
 st.subheader("Accountant, live")
@@ -86,14 +140,14 @@ with C.guard():
         eps = {kind: epsilon_fast(kind, sigma, q, steps, delta, k) for kind in ("els", "group", "example", "uls")}
     fmt = lambda e: "∞" if not math.isfinite(e) else f"{e:.3g}"  # noqa: E731
     m = st.columns(5)
-    m[0].metric("Sampling rate q = B / M", f"{q:.4f}", help=f"M = {M:,} examples kept from {N:,} training users "
+    m[0].metric("Sampling rate q = B/M", f"{q:.4f}", help=f"M = {M:,} examples kept from {N:,} training users "
                 "at this k; ELS samples each example with prob. q, ULS each user (with its ≤ k examples)")
-    m[1].metric("ELS, user-level ε (tight PLD)", fmt(eps["els"]),
+    m[1].metric("ELS user ε (tight)", fmt(eps["els"]),
                 help="mixture-of-Gaussians PLD: a user's ≤ k examples land in a step ~ Binomial(k, q)")
-    m[2].metric("ELS, user-level ε (group privacy)", fmt(eps["group"]), help="k × example-level ε, the textbook "
+    m[2].metric("ELS user ε (group)", fmt(eps["group"]), help="k × example-level ε, the textbook "
                 "conversion; ∞ when it cannot reach this δ")
-    m[3].metric("ELS, example-level ε", fmt(eps["example"]), help="protects one example, not a user")
-    m[4].metric("ULS, user-level ε", fmt(eps["uls"]), help="Poisson-sampled Gaussian over users (clip per user)")
+    m[3].metric("ELS example ε", fmt(eps["example"]), help="protects one example, not a user")
+    m[4].metric("ULS user ε", fmt(eps["uls"]), help="Poisson-sampled Gaussian over users (clip per user)")
     st.caption(f"All at σ = {sigma:g}, δ = {delta:.0e}, T = {steps} steps; noise std = σ × clip norm. "
                "Coarse PLD (discretisation 1e-2): an upper bound, a little above the reported numbers.")
     if C.toggle("Draw ε against σ for this k (a few seconds per new setting)", not any(res.values()), key="curve"):
@@ -112,7 +166,9 @@ st.subheader("Held-out loss against user-level ε")
 with C.guard():
     pu = res.get("privacy_utility")
     if pu:
-        C.show(V.privacy_utility_figure(pu), "privacy_utility")
+        if pu.get("partial"):
+            st.caption(f"Partial results: the sweep is still running ({len(pu.get('rows', []))} runs so far).")
+        figure(V.privacy_utility_figure, pu, "privacy_utility", "The privacy–utility curve")
         df = pd.DataFrame(pu.get("summary", []))
         if len(df):
             st.dataframe(df, hide_index=True)
@@ -126,14 +182,16 @@ with C.guard():
     t1 = res.get("tier1")
     if b:
         st.subheader("The contribution bound trade-off")
-        C.show(V.bound_sweep_figure(b), "bound_sweep")
+        if b.get("partial"):
+            st.caption(f"Partial results: the sweep is still running ({len(b.get('rows', []))} runs so far).")
+        figure(V.bound_sweep_figure, b, "bound_sweep", "The bound sweep")
         C.download_csv(pd.DataFrame(b.get("summary", [])), "bound_sweep.csv", "Download bound sweep (CSV)")
     if acc:
         st.subheader("What the tight accountant buys")
-        C.show(V.accounting_figure(acc), "accounting")
+        figure(V.accounting_figure, acc, "accounting", "The accounting comparison")
     if t1:
         st.subheader("The synthetic testbed: when does each sampling win?")
-        C.show(V.tier1_figure(t1), "tier1")
+        figure(V.tier1_figure, t1, "tier1", "The tier-1 comparison")
     missing = [f"dp_{n}.json" for n, v in (("bound_sweep", b), ("accounting", acc), ("tier1", t1)) if not v]
     if missing:
         st.info(f"Not computed yet: {', '.join(missing)} (in bench/results/).")

@@ -44,9 +44,9 @@ with C.guard():
     m[2].metric("kNN edges", counts["kNN"])
     m[3].metric("Must-links", counts["must-link"])
     m[4].metric("Cuts", counts["cut"])
-    m[5].metric("Precision, plain kNN", f"{prec0:.3f}" if np.isfinite(prec0) else "–",
+    m[5].metric("Precision (kNN)", f"{prec0:.3f}" if np.isfinite(prec0) else "–",
                 help="share of edges joining two samples of the same true class")
-    m[6].metric("Precision, refined", f"{prec1:.3f}" if np.isfinite(prec1) else "–",
+    m[6].metric("Precision (refined)", f"{prec1:.3f}" if np.isfinite(prec1) else "–",
                 delta=f"{prec1 - prec0:+.3f}" if np.isfinite(prec0) and np.isfinite(prec1) else None,
                 help="kNN + must-link edges after refinement (cut edges removed)")
     if cl["probs"] is None:

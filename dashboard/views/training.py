@@ -15,18 +15,47 @@ t0 = C.page_start("Federated training",
                   "small α FedLPA aligns each client to its own discovered prior instead of a uniform one.")
 
 
+def tuned() -> dict:
+    """method -> the hyper-parameters tuned once at α = 0.1 (``bench/results/gcd_tuning.json``), else the
+    library defaults; runs at other values are tagged (they belong to the tuning grid)."""
+    import json
+
+    try:
+        with open(C.ROOT / "bench" / "results" / "gcd_tuning.json") as f:
+            return json.load(f).get("best", {})
+    except (OSError, ValueError):
+        from lab.gcd.config import DEFAULT_LR
+
+        return {m: {"lr": v} for m, v in DEFAULT_LR.items()}
+
+
+TUNED = tuned()
+FORMATS = {"alpha": "{:g}", "acc_all": "{:.3f}", "acc_old": "{:.3f}", "acc_new": "{:.3f}", "test_acc_all": "{:.3f}",
+           "seconds": "{:.0f}"}
+
+
 def run_name(r: dict) -> str:
+    """Method label + what sets this run apart: an ablation flag or a value off the tuned settings."""
     cfg = r.get("config") or {}
-    name = LABEL.get(r["method"], r["method"])
+    m = r["method"]
+    name = LABEL.get(m, m)
     tags = []
-    if cfg.get("oracle_prior"):
-        tags.append("oracle prior")
-    if cfg.get("use_lpa") is False and r["method"] == "fedlpa":
-        tags.append("no LPA")
-    if cfg.get("use_confidence") is False and r["method"] == "fedlpa":
-        tags.append("no confidence")
-    if cfg.get("lr") is not None:
-        tags.append(f"lr {cfg['lr']:g}")
+    if m == "fedlpa":
+        if cfg.get("oracle_prior"):
+            tags.append("oracle prior")
+        if cfg.get("use_lpa") is False:
+            tags.append("no LPA")
+        if cfg.get("use_confidence") is False:
+            tags.append("no confidence")
+    best = TUNED.get(m, {})
+    for hp, short in (("lr", "lr"), ("lpa_form", "form"), ("lpa_weight", "ε")):
+        if hp == "lr" or m == "fedlpa":
+            v = cfg.get(hp)
+            want = best.get(hp)
+            if v is not None and want is not None and v != want:
+                tags.append(f"{short} {v:g}" if isinstance(v, float) else f"{short} {v}")
+    if r.get("demo"):
+        tags.append("demo")
     return name + (f" ({', '.join(tags)})" if tags else "")
 
 
@@ -85,15 +114,16 @@ else:
         ra = alphas[0]
         c1.markdown(f"α = {ra:g} (the only α in these results)")
     here = [r for r in recs if float(r.get("alpha", np.nan)) == ra]
-    names = sorted({run_name(r) for r in here})
-    shown = C.multiselect("Runs", names, names, key="rruns", where=c2, url=False)
+    names = sorted({run_name(r) for r in here}, key=lambda n: ("(" in n, n))
+    main = [n for n in names if "(" not in n] or names
+    shown = C.multiselect("Runs (tagged runs: tuning grid and ablations)", names, main, key="rruns", where=c2,
+                          url=False)
     here = [r for r in here if run_name(r) in shown]
     if here:
         hist, bars, table = summarize(here)
         C.show(training_curves(hist, title=f"Accuracy per round at α = {ra:g} (mean over seeds)"), "training_curves")
         C.show(results_bars(bars), "results_bars")
-        st.dataframe(table.style.format(precision=3, subset=["acc_all", "acc_old", "acc_new", "test_acc_all"]),
-                     hide_index=True)
+        st.dataframe(table.style.format(FORMATS, na_rep="–"), hide_index=True)
         C.download_csv(table, f"gcd_results_alpha{ra:g}.csv", "Download results (CSV)")
     else:
         st.info("Pick at least one run.")
@@ -165,8 +195,7 @@ with C.guard():
                                            title=f"Live runs at α = {t_alpha:g} ({t_ds}, {rounds} rounds)"),
                            width="stretch", key="live_final")
         _, _, table = summarize(list(done.values()))
-        st.dataframe(table.drop(columns=["file"]).style.format(precision=3, subset=["acc_all", "acc_old", "acc_new"]),
-                     hide_index=True)
+        st.dataframe(table.drop(columns=["file"]).style.format(FORMATS, na_rep="–"), hide_index=True)
         C.download_csv(table, "live_runs.csv", "Download live runs (CSV)", key="dl_live")
     elif cfgs:
         st.caption("Press Run to train these settings.")

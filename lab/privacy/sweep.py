@@ -9,7 +9,7 @@ Schema
 **Run record** (``python -m lab dp`` output and every element of ``rows`` below, task ``lm``)::
 
     task "lm" | "meanest"; algo "els" | "uls" | "nonprivate"
-    epsilon_target   user-level target (float or "inf")
+    epsilon_target   user-level target (float or "inf"; null when the run was given --noise-multiplier)
     epsilon          user-level epsilon as accounted (ELS: mixture-of-Gaussians PLD; ULS: PLD of the
                      Poisson-subsampled Gaussian at the user rate); "inf" without noise
     epsilon_example  ELS only: example-level epsilon (null for ULS)
@@ -26,14 +26,17 @@ Schema
     {"kind": "privacy-utility", "delta", "bound", "steps", "batch", "seeds": [..], "epsilons": [.., "inf"],
      "pretrained_loss": float, "nonprivate": {"mean", "std", "losses": [...]},
      "rows": [run record, ...],
-     "summary": [{"algo", "epsilon", "mean", "std", "n", "noise_multiplier"}, ...],
+     "summary": [{"algo", "epsilon", "mean", "std", "n", "noise_multiplier", "n_train_examples"}, ...],
      "seconds": float}
+    (the table's epsilons {1, 2, 4, 8} have 3 seeds; the curve's extra points 0.5, 16 and "inf" — clipping
+    without noise — have seed 0 only: check "n". While a sweep runs the file holds {"partial": true, "rows"}.)
 
 ``bench/results/dp_bound_sweep.json`` (:func:`bound_sweep`)::
 
     {"kind": "bound", "epsilon", "delta", "steps", "batch", "bounds": [..], "seeds": [..],
      "pretrained_loss", "rows": [run record...],
      "summary": [{"algo", "bound", "mean", "std", "n", "noise_multiplier", "n_train_examples"}], "seconds"}
+    (rows taken over from the privacy-utility sweep — same deterministic run — carry "reused": true)
 
 ``bench/results/dp_accounting.json`` (:func:`accounting_sweep`)::
 
