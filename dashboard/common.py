@@ -632,14 +632,8 @@ def graph_for(ckey: tuple, k: int, quantile: float, floor: float, refine: bool =
     from lab.gcd.clsd import build_graph
 
     c = client_arrays(*ckey)
-    probs = c["probs"]
-    if probs is None:
-        # Labels-only refinement. build_graph(probs=None) still indexes probs when it marks confident samples
-        # (lab/gcd/clsd.py, reported); predictions that never name a seen class select no confident sample,
-        # which is exactly "only labelled samples are anchors".
-        probs = np.zeros((len(c["y_true"]), int(np.max(c["old_classes"])) + 2), dtype=np.float32)
-        probs[:, -1] = 1.0
-    return build_graph(c["features"], probs, c["labelled"], c["y_visible"], c["old_classes"], k=int(k),
+    # probs=None (raw features, uploads): only labelled samples refine the graph
+    return build_graph(c["features"], c["probs"], c["labelled"], c["y_visible"], c["old_classes"], k=int(k),
                        quantile=float(quantile), sim_floor=float(floor), refine=refine)
 
 
@@ -809,9 +803,8 @@ def head_classes(path: str) -> np.ndarray:
     """Each head of a snapshot read as a class: ONE Hungarian matching of predicted heads to true classes on
     unlabelled training samples (the evaluation's "v2" matching, on a seeded subsample of
     ``MATCH_SAMPLES`` to stay interactive); -1 for heads left unmatched."""
-    from scipy.optimize import linear_sum_assignment
-
     from lab.gcd.client import predict, set_shared
+    from lab.gcd.metrics import hungarian_map
     from lab.gcd.experiment import build_model, prepare
 
     _set_threads()
@@ -825,12 +818,7 @@ def head_classes(path: str) -> np.ndarray:
     unl = np.flatnonzero(split.unlabelled)
     unl = np.sort(np.random.default_rng(0).choice(unl, min(len(unl), MATCH_SAMPLES), replace=False))
     _, probs = predict(model, data.x_train[unl], torch.device("cpu"))
-    w = np.zeros((H, data.n_classes), dtype=np.int64)
-    np.add.at(w, (probs.argmax(1), data.y_train[unl]), 1)
-    rows, cols = linear_sum_assignment(-w)
-    out = np.full(H, -1, dtype=np.int64)
-    out[rows] = cols
-    return out
+    return hungarian_map(data.y_train[unl], probs.argmax(1), n_pred=H, n_true=data.n_classes)
 
 
 MATCH_SAMPLES = 1500

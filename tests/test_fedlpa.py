@@ -102,3 +102,11 @@ def test_fedlpa_ablations_run(flags):
     r = run_experiment(FedGCDConfig(method="fedlpa", dataset="digits", clients=2, alpha=0.5, rounds=2,
                                     warmup_rounds=1, **flags))
     assert 0 < r["acc_all"] <= 1
+
+
+def test_graph_without_model_uses_labels_only():
+    x, y = blobs(2, per=30)
+    lab = np.zeros(len(y), bool)
+    lab[::5] = True
+    g = build_graph(x, None, lab, np.where(lab, y, -1), [0, 1], k=5, refine=True)
+    assert not g.confident.any() and (g.anchor_label[lab] == y[lab]).all() and (g.anchor_label[~lab] == -1).all()

@@ -86,3 +86,12 @@ def test_ss_kmeans_keeps_labelled_classes():
     assign, cent = ss_kmeans(x[lab], y[lab], x[~lab], k=3, seed=0)
     assert cluster_acc_v2(y[~lab], assign, y[~lab] < 2)["all"] > 0.98
     assert np.linalg.norm(cent[0] - centers[0]) < 1 and np.linalg.norm(cent[1] - centers[1]) < 1
+
+
+def test_hungarian_map_matches_v2():
+    from lab.gcd.metrics import hungarian_map
+
+    y = np.array([0, 0, 1, 1, 2])
+    pred = np.array([2, 2, 0, 0, 3])
+    m = hungarian_map(y, pred, n_pred=5)
+    assert m[2] == 0 and m[0] == 1 and m[3] == 2 and m[1] == -1 and m[4] == -1

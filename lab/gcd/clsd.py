@@ -107,10 +107,10 @@ def build_graph(features, probs, labelled, y_visible, old_classes, *, k: int = 1
     confident = np.zeros(n, dtype=bool)
     if not refine:
         return SimilarityGraph(n, src, dst, w, kind, anchor, confident)
+    anchor[labelled] = np.asarray(y_visible)[labelled]
     if probs is not None:     # without a model (bring-your-own features) only labels refine the graph
         confident = confident_samples(probs, labelled, old_classes, quantile)
-    anchor[labelled] = np.asarray(y_visible)[labelled]
-    anchor[confident] = np.asarray(probs).argmax(1)[confident]
+        anchor[confident] = np.asarray(probs).argmax(1)[confident]
     la, lb = anchor[src], anchor[dst]
     both = (la >= 0) & (lb >= 0)
     kind[both & (la != lb)] = CUT

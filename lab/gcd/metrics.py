@@ -10,6 +10,20 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 
+def hungarian_map(y_true, y_pred, n_pred: int | None = None, n_true: int | None = None) -> np.ndarray:
+    """The v2 matching itself: for each predicted cluster id, the true class it is matched to (-1: none)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    P = n_pred or int(y_pred.max()) + 1
+    T = n_true or int(y_true.max()) + 1
+    w = np.zeros((P, T), dtype=np.int64)
+    np.add.at(w, (y_pred, y_true), 1)
+    rows, cols = linear_sum_assignment(-w)
+    out = np.full(P, -1, dtype=np.int64)
+    out[rows] = cols
+    return out
+
+
 def cluster_acc_v2(y_true, y_pred, old_mask, groups=None) -> dict:
     """All/Old/New accuracy under one Hungarian matching.
 
