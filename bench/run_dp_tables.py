@@ -115,8 +115,9 @@ def part_bound(a):
     from lab.privacy.sweep import BOUNDS, bound_sweep
 
     pu = _load("dp_privacy_utility.json") or {"rows": []}
+    prev = _load("dp_bound_sweep.json") or {"rows": []}
     res = bound_sweep(bounds=tuple(a.bounds) if a.bounds else BOUNDS, seeds=tuple(a.bound_seeds), epsilon=4.0,
-                      steps=a.steps, hyper=_hyper(), reuse_rows=pu["rows"],
+                      steps=a.steps, hyper=_hyper(), reuse_rows=pu["rows"] + prev["rows"],
                       on_row=lambda rows: _write("dp_bound_sweep.json", {"kind": "bound", "partial": True,
                                                                          "rows": rows}))
     _write("dp_bound_sweep.json", res)
