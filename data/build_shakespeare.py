@@ -4,7 +4,7 @@
     python data/build_shakespeare.py
 
 Writes data/shakespeare.jsonl.gz (speeches by (play, character)) and data/sotu_1933on.txt.gz (public
-pretraining corpus). See data/README_privacy.md.
+pretraining corpus). See data/README.md.
 """
 import hashlib
 import os

@@ -62,7 +62,7 @@ import torch
 
 from lab.gcd.clsd import CUT, KNN, MUST, build_graph
 from lab.gcd.config import FedGCDConfig
-from lab.gcd.experiment import client_view, load_weights, run_experiment
+from lab.gcd.experiment import client_view, load_snapshot
 from lab.viz import gcd as vz
 from lab.viz.layout import embed_2d
 
@@ -71,23 +71,17 @@ torch.set_num_threads(1)   # one thread measured fastest on a shared 2-core mach
 # %% [markdown]
 # ## 1. The client, seen through the global model
 #
-# `load_weights` returns the model's weights *and* the config that trained it, so `client_view` rebuilds
+# `load_snapshot` returns the model's weights *and* the config that trained it, so `client_view` rebuilds
 # exactly that federation (same split, same partition) and runs the model on one client's images. We get
 # per sample: L2-normalised features, predicted probabilities over the heads, the true label (for us, the
 # teachers — the client never sees it) and the label the client *may* see (old classes, labelled half).
 
 # %%
-snap = ROOT / "data" / "snapshots" / f"{SNAPSHOT}.safetensors"
-if not snap.exists():   # a fresh checkout without snapshots: train a short run (about a minute) instead
-    from tqdm.auto import tqdm
-    import tempfile
+# the committed trained model; a checkout without it trains a short FedAvg+SimGCD run instead (progress bar)
+from tqdm.auto import tqdm
 
-    print(f"{snap.name} not found: training a {FALLBACK_ROUNDS}-round FedAvg+SimGCD model instead")
-    snap = Path(tempfile.mkdtemp()) / "fallback.safetensors"
-    with tqdm(total=FALLBACK_ROUNDS, desc="FedAvg+SimGCD", unit="round") as bar:
-        run_experiment(FedGCDConfig(method="simgcd", alpha=0.1, rounds=FALLBACK_ROUNDS, view_bank=2),
-                       on_round=lambda r, n, row: bar.update(1), weights_out=str(snap))
-weights, cfg = load_weights(str(snap))
+with tqdm(total=FALLBACK_ROUNDS, desc="snapshot (trains only if missing)", unit="round") as bar:
+    weights, cfg = load_snapshot(SNAPSHOT, FALLBACK_ROUNDS, on_round=lambda r, n, row: bar.update(1))
 view = client_view(cfg, CLIENT, weights)
 y = view["y_true"]
 names = view["class_names"]

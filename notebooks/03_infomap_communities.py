@@ -66,7 +66,7 @@ from sklearn.metrics import adjusted_rand_score
 from lab.gcd.clsd import build_graph
 from lab.gcd.communities import choose_markov_time, find_communities
 from lab.gcd.config import FedGCDConfig
-from lab.gcd.experiment import client_view, load_weights, run_experiment
+from lab.gcd.experiment import client_view, load_snapshot
 from lab.gcd.metrics import cluster_acc_v2
 from lab.viz import gcd as vz
 from lab.viz.layout import embed_2d
@@ -74,17 +74,11 @@ from lab.viz.layout import embed_2d
 torch.set_num_threads(1)
 
 # %%
-snap = ROOT / "data" / "snapshots" / f"{SNAPSHOT}.safetensors"
-if not snap.exists():   # a fresh checkout without snapshots: train a short run (about a minute) instead
-    from tqdm.auto import tqdm
-    import tempfile
+# the committed trained model; a checkout without it trains a short FedAvg+SimGCD run instead (progress bar)
+from tqdm.auto import tqdm
 
-    print(f"{snap.name} not found: training a {FALLBACK_ROUNDS}-round FedAvg+SimGCD model instead")
-    snap = Path(tempfile.mkdtemp()) / "fallback.safetensors"
-    with tqdm(total=FALLBACK_ROUNDS, desc="FedAvg+SimGCD", unit="round") as bar:
-        run_experiment(FedGCDConfig(method="simgcd", alpha=0.1, rounds=FALLBACK_ROUNDS, view_bank=2),
-                       on_round=lambda r, n, row: bar.update(1), weights_out=str(snap))
-weights, cfg = load_weights(str(snap))
+with tqdm(total=FALLBACK_ROUNDS, desc="snapshot (trains only if missing)", unit="round") as bar:
+    weights, cfg = load_snapshot(SNAPSHOT, FALLBACK_ROUNDS, on_round=lambda r, n, row: bar.update(1))
 views = {c: client_view(cfg, c, weights) for c in range(cfg.clients)}   # every client, through the same model
 k_true = views[0]["k_true"]                                              # classes with >= 2 % of each client
 names = views[0]["class_names"]

@@ -253,3 +253,17 @@ def client_view(cfg: FedGCDConfig, client_id: int, weights: dict | None = None, 
             "y_visible": np.where(lab, y, -1), "features": feats, "probs": probs,
             "old_classes": split.old_classes, "class_names": data.class_names, "counts": part.counts,
             "k_true": part.k_true(0.02)}
+
+
+def load_snapshot(name: str = "simgcd_alpha0.1_seed0", fallback_rounds: int = 3, on_round=None):
+    """(weights, config) of a committed trained model under ``data/snapshots/``. In a checkout without it,
+    train a short FedAvg+SimGCD run (alpha 0.1) instead, so teaching material still runs."""
+    import os
+    import tempfile
+
+    path = data_path("snapshots", f"{name}.safetensors")
+    if not os.path.exists(path):
+        path = os.path.join(tempfile.mkdtemp(), "fallback.safetensors")
+        run_experiment(FedGCDConfig(method="simgcd", alpha=0.1, rounds=fallback_rounds, view_bank=2),
+                       on_round=on_round, weights_out=path)
+    return load_weights(path)
