@@ -37,7 +37,6 @@ from lab.utils import LabError  # noqa: E402
 
 SNAPSHOT_DIR = ROOT / "data" / "snapshots"
 GCD_RESULTS_DIR = ROOT / "bench" / "results" / "gcd"
-DEMO_RESULTS_DIR = ROOT / "dashboard" / "demo_results"
 DP_RESULTS_DIR = ROOT / "bench" / "results"
 
 OLD_CLASSES = (0, 1, 2, 3, 4)
@@ -582,18 +581,15 @@ def read_json_files(pattern: str) -> list:
 
 
 def gcd_results() -> tuple:
-    """(records, source): ``bench/results/gcd/*.json`` when present, else the dashboard's demo runs."""
-    return _gcd_results(str(GCD_RESULTS_DIR), str(DEMO_RESULTS_DIR))
+    """(records, source): the committed runs of ``bench/run_gcd_tables.py`` (``bench/results/gcd/*.json``)."""
+    return _gcd_results(str(GCD_RESULTS_DIR))
 
 
 @st.cache_data(show_spinner=False, ttl=30)
-def _gcd_results(results_dir: str, demo_dir: str) -> tuple:
+def _gcd_results(results_dir: str) -> tuple:
     ok = lambda r: "history" in r and "method" in r and "acc_all" in r  # noqa: E731
     recs = [r for r in read_json_files(os.path.join(results_dir, "*.json")) if ok(r)]
-    if recs:
-        return recs, os.path.relpath(results_dir, ROOT)
-    recs = [r for r in read_json_files(os.path.join(demo_dir, "*.json")) if ok(r)]
-    return recs, f"{os.path.relpath(demo_dir, ROOT)} (small demo runs)"
+    return recs, os.path.relpath(results_dir, ROOT)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -150,7 +150,6 @@ def test_pages_degrade_without_result_files(tmp_path, monkeypatch):
     """No snapshots, no training results, no DP sweeps: each page says so and still draws a figure."""
     monkeypatch.setattr(C, "SNAPSHOT_DIR", tmp_path / "snapshots")
     monkeypatch.setattr(C, "GCD_RESULTS_DIR", tmp_path / "gcd")
-    monkeypatch.setattr(C, "DEMO_RESULTS_DIR", tmp_path / "demo")
     monkeypatch.setattr(C, "DP_RESULTS_DIR", tmp_path / "dp")
     at = ok(open_page("prior"))
     assert any("No trained snapshots" in i.value for i in at.info)

@@ -55,6 +55,11 @@ def test_page_renders_a_chart_without_errors(report, path, title, slider):
     assert r["cold_s"] < 60 and r["slider_back_s"] < 20, r   # loose: the targets are reported by the bench
 
 
+def _slider(page, key):
+    """The value a Streamlit slider (by widget key) shows."""
+    return page.locator(f'.st-key-{key} input[type="range"]').first.get_attribute("aria-valuetext")
+
+
 def test_shared_preset_url_opens_on_its_settings(app):
     """A teacher's link to a page with settings: the page opens there (no 'Page not found' on a deep link)."""
     srv, browser = app
@@ -64,10 +69,8 @@ def test_shared_preset_url_opens_on_its_settings(app):
         page.goto(f"{srv.url}/communities?alpha=0.1&clients=7&client=3&k=12&mt=1.05", wait_until="commit")
         B._wait_rendered(page, 120)
         assert page.get_by_text("Page not found").count() == 0
-        value = lambda key: page.locator(f'.st-key-{key} input[type="range"]').first.get_attribute(  # noqa: E731
-            "aria-valuetext")
-        assert (value("alpha"), value("clients"), value("client"), value("k")) == ("0.1", "7", "3", "12")
-        assert value("mt") == "1.05"
+        assert (_slider(page, "alpha"), _slider(page, "clients"), _slider(page, "client"), _slider(page, "k")) == ("0.1", "7", "3", "12")
+        assert _slider(page, "mt") == "1.05"
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         ctx.close()
@@ -85,9 +88,7 @@ def test_settings_follow_the_user_across_pages(app):
         while "/graph" not in page.url and time.time() < t_end:
             page.wait_for_timeout(50)
         B._wait_rendered(page, 120)
-        value = lambda key: page.locator(f'.st-key-{key} input[type="range"]').first.get_attribute(  # noqa: E731
-            "aria-valuetext")
-        assert (value("alpha"), value("clients"), value("client")) == ("0.2", "6", "4")
+        assert (_slider(page, "alpha"), _slider(page, "clients"), _slider(page, "client")) == ("0.2", "6", "4")
         assert "alpha=0.2" in page.url                      # the new page's URL is a shareable preset too
     finally:
         ctx.close()

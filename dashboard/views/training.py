@@ -100,8 +100,8 @@ def summarize(recs: list):
 st.subheader("Results")
 recs, source = C.gcd_results()
 if not recs:
-    st.info("No result files yet (bench/results/gcd/*.json or dashboard/demo_results/*.json): start a live run "
-            "below. `python dashboard/build_demo_results.py` rebuilds the small demo set.")
+    st.info("No result files yet (bench/results/gcd/*.json): start a live run "
+            "below. `python bench/run_gcd_tables.py` rebuilds the committed tables.")
 else:
     st.caption(f"From `{source}` ({len(recs)} runs). Accuracy is clustering accuracy with one Hungarian matching; "
                "bars are the mean of the last 3 evaluations, ± std over seeds.")
