@@ -19,7 +19,7 @@ sys.path.insert(0, ROOT)
 from lab.gcd.clsd import build_graph  # noqa: E402
 from lab.gcd.communities import find_communities  # noqa: E402
 from lab.gcd.config import FedGCDConfig  # noqa: E402
-from lab.gcd.experiment import client_view, load_weights  # noqa: E402
+from lab.gcd.snapshots import client_view, load_weights  # noqa: E402
 from lab.gcd.prior import empirical_prior, map_communities_to_heads, sample_heads  # noqa: E402
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, ROOT)
 from lab.gcd.clsd import build_graph  # noqa: E402
 from lab.gcd.communities import find_communities  # noqa: E402
 from lab.gcd.config import FedGCDConfig  # noqa: E402
-from lab.gcd.experiment import client_view, load_weights  # noqa: E402
+from lab.gcd.snapshots import client_view, load_weights  # noqa: E402
 
 RULES = {
     "markov 1": dict(markov_time=1.0), "markov 2": dict(markov_time=2.0), "markov 3": dict(markov_time=3.0),

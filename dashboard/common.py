@@ -359,13 +359,15 @@ def federation(pool_key: str, scheme: str, alpha: float, clients: int, seed: int
 
 def snapshots() -> dict:
     """Committed trained models: stem -> path (``data/snapshots/*.safetensors``)."""
-    return {Path(p).stem: p for p in sorted(glob.glob(str(SNAPSHOT_DIR / "*.safetensors")))}
+    from lab.gcd.snapshots import snapshot_paths
+
+    return snapshot_paths(str(SNAPSHOT_DIR))
 
 
 @st.cache_resource(show_spinner=False)
 def load_snapshot(path: str):
     """(weights, FedGCDConfig) of a committed snapshot."""
-    from lab.gcd.experiment import load_weights
+    from lab.gcd.snapshots import load_weights
 
     return load_weights(path)
 
@@ -413,7 +415,7 @@ def client_arrays(pool_key, scheme, alpha, clients, seed, client, model, n_max) 
     elif model == "features":
         feats = pool.features[idx]
     elif model == "backbone" or model.startswith("snap:"):
-        from lab.gcd.experiment import client_view
+        from lab.gcd.snapshots import client_view
 
         weights = None
         if model.startswith("snap:"):
@@ -611,65 +613,23 @@ def snapshot_pairs() -> dict:
 
 @st.cache_resource(show_spinner=False)
 def head_classes(path: str) -> np.ndarray:
-    """Each head of a snapshot read as a class: ONE Hungarian matching of predicted heads to true classes on
-    unlabelled training samples (the evaluation's "v2" matching, on a seeded subsample of
-    ``MATCH_SAMPLES`` to stay interactive); -1 for heads left unmatched."""
-    from lab.gcd.client import predict, set_shared
-    from lab.gcd.metrics import hungarian_map
-    from lab.gcd.experiment import build_model, prepare
+    """Each head of a snapshot read as a class (:func:`lab.gcd.snapshots.head_classes`), cached."""
+    from lab.gcd.snapshots import head_classes as _head_classes
 
     _set_threads()
-    weights, cfg = load_snapshot(path)
-    data, split, _ = prepare(cfg)
-    H = int(weights["head.weight"].shape[0])
-    import torch
-
-    model = build_model(cfg, data, H, torch.device("cpu"))
-    set_shared(model, weights)
-    unl = np.flatnonzero(split.unlabelled)
-    unl = np.sort(np.random.default_rng(0).choice(unl, min(len(unl), MATCH_SAMPLES), replace=False))
-    _, probs = predict(model, data.x_train[unl], torch.device("cpu"))
-    return hungarian_map(data.y_train[unl], probs.argmax(1), n_pred=H, n_true=data.n_classes)
-
-
-MATCH_SAMPLES = 1500
+    return _head_classes(*load_snapshot(path))
 
 
 def to_class_space(p_heads, head_class, n_classes: int) -> np.ndarray:
-    """Sum a distribution over heads into classes (+ a last bin for unmatched heads)."""
-    out = np.zeros(n_classes + 1)
-    for h, v in enumerate(np.asarray(p_heads, dtype=float)):
-        out[head_class[h] if head_class[h] >= 0 else n_classes] += v
-    return out
+    from lab.gcd.snapshots import to_class_space as _to_class_space
+
+    return _to_class_space(p_heads, head_class, n_classes)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def snapshot_client(path: str, client: int) -> dict:
-    """A client seen through a snapshot: its mean prediction and, as the FedLPA client computes it, the
-    InfoMap prior (CLSD graph -> communities -> heads -> smoothed histogram) with the snapshot's settings."""
-    import dataclasses
-
-    import torch
-
-    from lab.gcd.client import set_shared
-    from lab.gcd.experiment import build_model, prepare
-    from lab.gcd.fedlpa import FedLPAClient
+    """A client seen through a snapshot (:func:`lab.gcd.snapshots.snapshot_client`), cached."""
+    from lab.gcd.snapshots import snapshot_client as _snapshot_client
 
     _set_threads()
-    cpu = torch.device("cpu")
-    weights, cfg = load_snapshot(path)
-    data, split, part = prepare(cfg)
-    if not 0 <= client < part.n_clients:
-        raise LabError(f"client must be in [0, {part.n_clients - 1}], got {client}")
-    H = int(weights["head.weight"].shape[0])
-    model = build_model(cfg, data, H, cpu)
-    set_shared(model, weights)
-    idx = part.client_indices[client]
-    dcfg = dataclasses.replace(cfg, view_bank=0)       # discovery only: no augmented view bank
-    fl = FedLPAClient(client, data.x_train[idx], data.y_train[idx], split.labelled[idx], model, dcfg,
-                      old_classes=split.old_classes, device=cpu)
-    _, probs = fl.local_view()
-    st_ = fl.discover()
-    return {"y_true": data.y_train[idx], "n_classes": data.n_classes, "class_names": data.class_names,
-            "mean_pred": probs.mean(0), "prior": st_["prior"], "k_est": st_["k_est"], "heads": H,
-            "k_true": part.k_true(0.02)[client], "cfg": cfg}
+    return _snapshot_client(*load_snapshot(path), client)

@@ -62,7 +62,7 @@ import torch
 
 from lab.gcd.clsd import CUT, KNN, MUST, build_graph
 from lab.gcd.config import FedGCDConfig
-from lab.gcd.experiment import client_view, load_snapshot
+from lab.gcd.snapshots import client_view, load_snapshot
 from lab.viz import gcd as vz
 from lab.viz.layout import embed_2d
 

@@ -66,7 +66,7 @@ from sklearn.metrics import adjusted_rand_score
 from lab.gcd.clsd import build_graph
 from lab.gcd.communities import choose_markov_time, find_communities
 from lab.gcd.config import FedGCDConfig
-from lab.gcd.experiment import client_view, load_snapshot
+from lab.gcd.snapshots import client_view, load_snapshot
 from lab.gcd.metrics import cluster_acc_v2
 from lab.viz import gcd as vz
 from lab.viz.layout import embed_2d

@@ -58,7 +58,8 @@ import torch
 from lab.gcd.clsd import build_graph
 from lab.gcd.communities import find_communities
 from lab.gcd.config import FedGCDConfig
-from lab.gcd.experiment import client_view, load_weights, run_experiment
+from lab.gcd.experiment import run_experiment
+from lab.gcd.snapshots import client_view, load_weights
 from lab.gcd.losses import mean_entropy_term, prior_kl
 from lab.gcd.prior import (empirical_prior, map_communities_to_heads, oracle_heads, prior_vs_truth_kl,
                            sample_heads)

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common as C
+from lab.gcd.snapshots import MATCH_SAMPLES
 from lab.viz.gcd import prior_bars
 
 
@@ -63,7 +64,7 @@ with C.guard():
                 series[label.get(m, f"mean prediction, {m}")] = C.to_class_space(views[m]["mean_pred"], maps[m], n_cls)
         C.show(prior_bars(series, labels=list(names) + ["unmatched heads"],
                           title=f"Client {client}: distributions over classes ({ckey_})"), "prior_bars")
-        st.caption(f"Heads are read as classes through one Hungarian matching on {C.MATCH_SAMPLES:,} unlabelled "
+        st.caption(f"Heads are read as classes through one Hungarian matching on {MATCH_SAMPLES:,} unlabelled "
                    "training samples (as the evaluation does); "
                    "FedLPA has more heads than classes (|old| + K_max), their leftover mass is 'unmatched heads'.")
         rows = [{"distribution": k, "KL(true ‖ this)": kl(series["true class histogram"], v) if k != "true class histogram"

@@ -129,7 +129,7 @@ def run_experiment(cfg: FedGCDConfig, on_round=None, device=None, weights_out: s
     """Run the configured method; return the result record (the CLI's JSON).
 
     ``weights_out``: also save the final global model's shared weights (safetensors) for figures that need a
-    trained model (see :func:`client_view`)."""
+    trained model (see :func:`lab.gcd.snapshots.client_view`)."""
     t0 = time.time()
     device = device or get_device()
     data, split, part = prepare(cfg)
@@ -188,6 +188,8 @@ def run_experiment(cfg: FedGCDConfig, on_round=None, device=None, weights_out: s
         final, fed_hist = run_federated(clients, strategy, get_shared(template), cfg.rounds, seed=cfg.seed,
                                     evaluate_fn=evaluate_fn, eval_every=cfg.eval_every)
         if weights_out:
+            from lab.gcd.snapshots import save_weights
+
             save_weights(weights_out, final, cfg)
         if cfg.method == "fedlpa":
             k_est = [c.report()["k_est"] for c in clients]
@@ -203,67 +205,3 @@ def run_experiment(cfg: FedGCDConfig, on_round=None, device=None, weights_out: s
         "seconds": round(time.time() - t0, 2), "history": history, "config": cfg.to_dict(),
         "device": str(device),
     }
-
-
-def save_weights(path: str, weights: dict, cfg: FedGCDConfig) -> None:
-    """Shared weights + the config that made them, as safetensors (no pickle)."""
-    import json
-    import os
-
-    from safetensors.torch import save_file
-
-    tmp = path + ".tmp"
-    save_file({k: torch.as_tensor(v).contiguous() for k, v in weights.items()}, tmp,
-              metadata={"config": json.dumps(cfg.to_dict())})
-    os.replace(tmp, path)
-
-
-def load_weights(path: str):
-    """(weights dict of numpy arrays, FedGCDConfig) from :func:`save_weights`."""
-    import json
-
-    from safetensors import safe_open
-
-    with safe_open(path, framework="np") as f:
-        cfg = FedGCDConfig.from_dict(json.loads(f.metadata()["config"]))
-        return {k: f.get_tensor(k) for k in f.keys()}, cfg
-
-
-def client_view(cfg: FedGCDConfig, client_id: int, weights: dict | None = None, device=None) -> dict:
-    """One client's data seen through a model (pretrained backbone + initial heads if ``weights`` is None).
-
-    For teaching figures (notebooks, dashboard): returns images, true labels, the labelled mask and visible
-    labels, L2-normalised features and predictions at temperature 0.1, plus old classes and heads."""
-    from lab.utils import LabError
-
-    device = device or get_device()
-    data, split, part = prepare(cfg)
-    if not 0 <= client_id < part.n_clients:
-        raise LabError(f"client must be in [0, {part.n_clients - 1}], got {client_id}")
-    set_seed(cfg.seed)
-    heads = n_heads_for(cfg, data) if weights is None else int(weights["head.weight"].shape[0])
-    model = build_model(cfg, data, heads, device)
-    if weights is not None:
-        set_shared(model, weights)
-    idx = part.client_indices[client_id]
-    feats, probs = predict(model, data.x_train[idx], device)
-    lab = split.labelled[idx]
-    y = data.y_train[idx]
-    return {"index": idx, "images": data.x_train[idx], "y_true": y, "labelled": lab,
-            "y_visible": np.where(lab, y, -1), "features": feats, "probs": probs,
-            "old_classes": split.old_classes, "class_names": data.class_names, "counts": part.counts,
-            "k_true": part.k_true(0.02)}
-
-
-def load_snapshot(name: str = "simgcd_alpha0.1_seed0", fallback_rounds: int = 3, on_round=None):
-    """(weights, config) of a committed trained model under ``data/snapshots/``. In a checkout without it,
-    train a short FedAvg+SimGCD run (alpha 0.1) instead, so teaching material still runs."""
-    import os
-    import tempfile
-
-    path = data_path("snapshots", f"{name}.safetensors")
-    if not os.path.exists(path):
-        path = os.path.join(tempfile.mkdtemp(), "fallback.safetensors")
-        run_experiment(FedGCDConfig(method="simgcd", alpha=0.1, rounds=fallback_rounds, view_bank=2),
-                       on_round=on_round, weights_out=path)
-    return load_weights(path)
