@@ -63,8 +63,41 @@ def test_simgcd_loss_replace_with_uniform_prior_equals_plain():
     y = torch.randint(0, 3, (8,))
     lab = torch.tensor([1, 0, 1, 0, 0, 0, 1, 0], dtype=torch.bool)
     a, _ = simgcd_loss(logits, z, y, lab, teacher_temp=0.05)
-    b, _ = simgcd_loss(logits, z, y, lab, teacher_temp=0.05, prior=torch.full((6,), 1 / 6), prior_form="replace")
+    b, _ = simgcd_loss(logits, z, y, lab, teacher_temp=0.05, prior=torch.full((6,), 1 / 6), prior_form="replace",
+                       prior_weight=2.0)                      # eps = w_me: the uniform term, renamed
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_replace_form_uses_its_weight():
+    """The replace form's weight is eps (it used to be ignored: replace 0.5 and replace 1.0 were one run)."""
+    torch.manual_seed(0)
+    logits = torch.randn(16, 6)
+    z = torch.nn.functional.normalize(torch.randn(16, 4), dim=1)
+    y = torch.randint(0, 3, (8,))
+    lab = torch.zeros(8, dtype=torch.bool)
+    pi = torch.tensor([0.5, 0.3, 0.1, 0.05, 0.03, 0.02])
+    kw = dict(teacher_temp=0.05, prior=pi, prior_form="replace", lam=0.0, contrastive=False)
+    base, _ = simgcd_loss(logits, z, y, lab, prior_weight=0.0, **kw)
+    one, parts = simgcd_loss(logits, z, y, lab, prior_weight=1.0, **kw)
+    two, _ = simgcd_loss(logits, z, y, lab, prior_weight=2.0, **kw)
+    assert not torch.allclose(one, two)                       # the weight matters
+    assert torch.allclose(two - base, 2 * (one - base), atol=1e-5) and parts.get("lpa", 0) > 0
+    assert "me_max" not in parts                               # replace drops the uniform term
+
+
+def test_add_form_optimum_is_a_flattened_prior():
+    """w_me*KL(p||U) + eps*KL(p||pi) is minimised at p ∝ pi^(eps/(w_me+eps)) (pi^(1/3) at 2 and 1)."""
+    pi = torch.tensor([0.6, 0.25, 0.1, 0.05])
+    logit = torch.zeros(4, requires_grad=True)
+    opt = torch.optim.Adam([logit], lr=0.05)
+    for _ in range(3000):
+        p = torch.softmax(logit, 0)
+        loss = 2.0 * mean_entropy_term(p) + 1.0 * prior_kl(p, pi)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    target = pi ** (1 / 3) / (pi ** (1 / 3)).sum()
+    assert torch.allclose(torch.softmax(logit, 0).detach(), target, atol=2e-3)
 
 
 def test_distill_loss_is_cross_view():

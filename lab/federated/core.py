@@ -1,9 +1,10 @@
 """The federated loop as explicit hooks (Flower's shape): clients ``fit``/``evaluate``; a strategy
 ``configure_fit``/``aggregate_fit``; an in-process runner that drives rounds.
 
-Privacy by construction: the runner only ever holds :class:`ClientProxy` objects, which expose a client's id
-and its two calls and nothing else; a client's arrays live in the client object behind the proxy. What the
-server receives is exactly what ``fit`` returns: weights, a sample count and scalar metrics.
+The runner only ever holds :class:`ClientProxy` objects, which expose a client's id and its two calls; a
+client's arrays live in the client object behind the proxy. What the server receives is exactly what ``fit``
+returns: weights, a sample count and scalar metrics. In one process this is a convention (see ClientProxy);
+across Flower processes it is a fact.
 
 Weights travel as ``dict[str, numpy.ndarray]`` (name -> array), which maps one-to-one onto Flower's NDArrays
 (``list(weights.values())`` with a fixed key order), so a Flower ClientApp/ServerApp can wrap these same
@@ -35,14 +36,27 @@ class Client(Protocol):
 
 
 class ClientProxy:
-    """What the server holds: an id and two calls. The wrapped client is unreachable through attributes."""
+    """What the in-process server holds: a client id and two calls.
 
-    __slots__ = ("cid", "fit", "evaluate")
+    Attribute access from the proxy does not lead to the client: no ``__dict__``, read-only slots, and
+    ``proxy.fit.__self__`` is the proxy itself. That is all one Python process can promise — the garbage
+    collector (``gc.get_referents``) and closures still reach the client (``tests/test_client_isolation.py``
+    shows both). The guarantee that a server cannot touch client data is the process boundary of the Flower
+    engine (``lab.federated.flower``), not this class.
+    """
+
+    __slots__ = ("cid", "_call")
 
     def __init__(self, client):
+        calls = {"fit": client.fit, "evaluate": client.evaluate}
         object.__setattr__(self, "cid", client.cid)
-        object.__setattr__(self, "fit", client.fit)
-        object.__setattr__(self, "evaluate", client.evaluate)
+        object.__setattr__(self, "_call", lambda name, weights, config: calls[name](weights, config))
+
+    def fit(self, weights: Weights, config: dict) -> FitRes:
+        return self._call("fit", weights, config)
+
+    def evaluate(self, weights: Weights, config: dict) -> dict:
+        return self._call("evaluate", weights, config)
 
     def __setattr__(self, *_):
         raise AttributeError("ClientProxy is read-only")

@@ -5,7 +5,8 @@ import argparse
 import os
 import sys
 
-from lab.gcd.config import BACKBONES, METHODS, FedGCDConfig
+from lab.gcd.config import BACKBONES, FedGCDConfig
+from lab.gcd.methods import METHODS
 from lab.utils import LabError, check_range, write_json_atomic
 
 

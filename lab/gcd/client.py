@@ -1,8 +1,14 @@
 """A GCD client: owns its images and the labels it is allowed to see, trains the shared model locally.
 
-Only ``fit`` and ``evaluate`` are called from outside (through :class:`lab.federated.core.ClientProxy`).
-``fit`` returns the shared weights, a sample count and scalar training metrics: no images, labels,
-features, priors or prototypes leave the client.
+A client is built from its images and its *visible* labels only (``-1`` where unlabelled): the true classes
+of its unlabelled samples are held by the experimenter's evaluator, never by the client, so no training code
+can read them (tested).
+
+Only ``fit`` and ``evaluate`` are called from outside (through :class:`lab.federated.core.ClientProxy`, or
+a Flower ClientApp). ``fit`` returns the shared weights, a sample count and scalar training metrics: no
+images, labels, features, priors or prototypes leave the client. ``evaluate`` answers the tasks in
+:attr:`GCDClient.EVALUATE`: a confidence check, and the two messages of federated semi-supervised k-means
+(per-cluster feature sums and counts, see :mod:`lab.gcd.sskmeans`).
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import numpy as np
 import torch
 
 from lab.federated.core import FitRes
+from lab.gcd import sskmeans
 from lab.gcd.augment import augment
 from lab.gcd.losses import simgcd_loss, teacher_temperature
 from lab.gcd.models import GCDModel, to_input
@@ -42,13 +49,12 @@ def cosine_lr(base: float, rnd: int, rounds: int, floor: float = 0.1) -> float:
 class GCDClient:
     """One client of FedAvg+SimGCD (``objective='simgcd'``) or FedAvg+GCD (``objective='contrastive'``)."""
 
-    def __init__(self, cid: int, x, y_true, labelled, model: GCDModel, cfg, *, old_classes,
+    def __init__(self, cid: int, x, y_visible, model: GCDModel, cfg, *, old_classes,
                  objective: str = "simgcd", device=None):
         self.cid = cid
-        self._x = x                                   # (n, H, W) uint8: never leaves
-        self._y_true = np.asarray(y_true)             # ground truth: used only by explicit oracle ablations
-        self._labelled = np.asarray(labelled, bool)   # which labels this client may use
-        self._y_visible = np.where(self._labelled, self._y_true, -1)
+        self._x = x                                         # (n, H, W) uint8: never leaves
+        self._y_visible = np.asarray(y_visible, np.int64)   # labels this client may use, -1 elsewhere
+        self._labelled = self._y_visible >= 0
         self._model = model
         self._cfg = cfg
         self._objective = objective
@@ -58,6 +64,18 @@ class GCDClient:
         self._rng = np.random.default_rng(cfg.seed * 1000 + cid)
         self._bank = None    # (A, n, C, h, w) fp16: augmented views through the frozen prefix
         self._clean = None   # (n, C, h, w) fp16: un-augmented images through the frozen prefix
+        self._view = None    # (weights digest, (features, probs)) of the last local_view
+
+    # --- state that must survive between rounds (Flower keeps it in Context.state) ------------------
+    def get_state(self) -> dict:
+        """The client's evolving state as plain arrays/ints: its two random streams (and a subclass's own)."""
+        return {"rng": np.frombuffer(pickle_free_state(self._rng), dtype=np.uint8).copy(),
+                "gen": self._gen.get_state().numpy().copy()}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what :meth:`get_state` returned (a fresh process continues exactly where the last stopped)."""
+        set_pickle_free_state(self._rng, bytes(np.asarray(state["rng"], np.uint8)))
+        self._gen.set_state(torch.from_numpy(np.asarray(state["gen"], np.uint8).copy()))
 
     def _prepare_cache(self):
         """With a frozen prefix, push A augmented views of every image through it once. Each round then
@@ -140,11 +158,59 @@ class GCDClient:
         self._prepare_cache()
         return predict(self._model, self._x, self._device, prefix=self._clean)
 
-    def evaluate(self, weights: dict, config: dict) -> dict:
-        """Scalar check the server may request: mean max-probability of the model on the client's data."""
-        set_shared(self._model, weights)
-        _, probs = self.local_view()
+    def _view_of(self, weights: dict):
+        """local_view() under ``weights``, cached by a digest of the weights (k-means asks many times)."""
+        key = weights_digest(weights)
+        if self._view is None or self._view[0] != key:
+            set_shared(self._model, weights)
+            self._view = (key, self.local_view())
+        return self._view[1]
+
+    # --- evaluate: tasks the server may ask for (one table, Flower's configure_evaluate sends the task) --
+    def _confidence(self, feats, probs, config) -> dict:
         return {"mean_confidence": float(probs.max(1).mean()), "num_examples": self.n}
+
+    def _kmeans_init(self, feats, probs, config) -> dict:
+        return sskmeans.client_init_stats(feats, self._y_visible, int(config["k"]), seed=int(config.get("seed", 0)))
+
+    def _kmeans_step(self, feats, probs, config) -> dict:
+        return sskmeans.client_step_stats(feats, self._y_visible, np.asarray(config["centroids"]))
+
+    EVALUATE = {"confidence": _confidence, "kmeans-init": _kmeans_init, "kmeans-step": _kmeans_step}
+
+    def evaluate(self, weights: dict, config: dict) -> dict:
+        """Answer ``config["task"]`` (default ``"confidence"``) under ``weights``; see :attr:`EVALUATE`."""
+        task = config.get("task", "confidence")
+        if task not in self.EVALUATE:
+            raise ValueError(f"unknown evaluate task {task!r}; one of {sorted(self.EVALUATE)}")
+        feats, probs = self._view_of(weights)
+        return self.EVALUATE[task](self, feats, probs, config)
+
+
+def weights_digest(weights: dict) -> str:
+    """A short digest of a weights dict (names, shapes and bytes), to cache what a model computed."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for k in sorted(weights):
+        a = np.ascontiguousarray(weights[k])
+        h.update(k.encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def pickle_free_state(rng: np.random.Generator) -> bytes:
+    """A numpy Generator's state as JSON bytes (PCG64 state is ints only: no pickle needed)."""
+    import json
+
+    return json.dumps(rng.bit_generator.state).encode()
+
+
+def set_pickle_free_state(rng: np.random.Generator, raw: bytes) -> None:
+    import json
+
+    rng.bit_generator.state = json.loads(raw.decode())
 
 
 @torch.no_grad()

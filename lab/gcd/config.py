@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, fields
 
 from lab.utils import LabError, check_choice, check_range
 
-METHODS = ("simgcd", "gcd", "local", "central", "fedlpa")
 BACKBONES = ("pretrained", "scratch")
 
 # Learning rates tuned once at alpha=0.1, seed 0 (grid and results: bench/results/gcd_tuning.json).
@@ -43,7 +42,8 @@ class FedGCDConfig:
     confidence_quantile: float = 0.5
     sim_floor: float = 0.0
     lpa_weight: float = 1.0              # epsilon (tuned with the form: bench/results/gcd_tuning.json)
-    lpa_form: str = "add"
+    lpa_form: str = "add"                # lab.gcd.losses.PRIOR_FORMS: "add" or "replace"
+    lpa_ramp_rounds: int = 0             # pi_r = (1-r) U + r pi, r: 0 -> 1 over this many rounds after warm-up
     refresh_every: int = 2               # R: rerun CLSD + InfoMap every R rounds
     warmup_rounds: int = 5
     markov_time: float | str = 4.0       # a number, "auto" (InfoMap at 1 + prototype merging) or "labelled"
@@ -62,10 +62,13 @@ class FedGCDConfig:
         return DEFAULT_LR[self.method] if self.lr is None else self.lr
 
     def validate(self, n_samples: int | None = None) -> "FedGCDConfig":
-        check_choice("method", self.method, METHODS)
+        from lab.gcd.losses import PRIOR_FORMS
+        from lab.gcd.methods import METHODS
+
+        check_choice("method", self.method, tuple(METHODS))
         check_choice("dataset", self.dataset, ("fashion_mnist", "digits"))
         check_choice("backbone", self.backbone, BACKBONES)
-        check_choice("lpa_form", self.lpa_form, ("add", "replace"))
+        check_choice("lpa_form", self.lpa_form, tuple(f for f in PRIOR_FORMS if f != "none"))
         check_range("alpha", self.alpha, 0, None, low_open=True)
         check_range("clients", self.clients, 1, n_samples, integer=True)
         check_range("rounds", self.rounds, 1, 10000, integer=True)
@@ -83,6 +86,7 @@ class FedGCDConfig:
         check_range("confidence_quantile", self.confidence_quantile, 0, 1)
         check_range("sim_floor", self.sim_floor, -1, 1)
         check_range("lpa_weight", self.lpa_weight, 0, 100)
+        check_range("lpa_ramp_rounds", self.lpa_ramp_rounds, 0, 10000, integer=True)
         check_range("refresh_every", self.refresh_every, 1, 1000, integer=True)
         check_range("warmup_rounds", self.warmup_rounds, 0, 10000, integer=True)
         check_range("k_max_new", self.k_max_new, 1, 1000, integer=True)

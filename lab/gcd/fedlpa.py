@@ -4,9 +4,13 @@ Per client, after ``warmup_rounds`` SimGCD rounds and then every ``refresh_every
 model just received:
   features, predictions -> CLSD graph (lab.gcd.clsd) -> InfoMap communities, K_hat, prototypes
   (lab.gcd.communities) -> community->head mapping and empirical prior pi (lab.gcd.prior).
-Local objective: SimGCD + eps * KL(p_bar || pi) (``lpa_form='add'``) or SimGCD with its uniform term
-replaced by KL(p_bar || pi) (``'replace'``). Graph, communities, prototypes and pi never leave the client;
-the server sees the same weights + count + scalar metrics as for FedAvg+SimGCD.
+Local objective: SimGCD with the alignment term of ``lpa_form`` (``lab.gcd.losses.PRIOR_FORMS``) towards
+pi_r = (1 - r) U + r pi, where r ramps from 0 to 1 over ``lpa_ramp_rounds`` rounds after warm-up (r = 1
+at once when 0). Graph, communities, prototypes, pi and K_hat never leave the client; the server sees the
+same weights + count + scalar metrics as for FedAvg+SimGCD.
+
+The client never holds the true classes of its samples. The ``oracle_prior`` ablation is the one exception,
+and it is explicit: the experimenter hands the true labels in as ``oracle_labels``.
 """
 from __future__ import annotations
 
@@ -15,15 +19,17 @@ import numpy as np
 from lab.gcd.client import GCDClient
 from lab.gcd.clsd import build_graph
 from lab.gcd.communities import find_communities
-from lab.gcd.prior import (empirical_prior, map_communities_to_heads, oracle_heads, prior_vs_truth_kl,
-                           sample_heads)
+from lab.gcd.prior import empirical_prior, map_communities_to_heads, oracle_heads, sample_heads
 
 
 class FedLPAClient(GCDClient):
-    def __init__(self, *a, **kw):
+    def __init__(self, *a, oracle_labels=None, **kw):
         super().__init__(*a, **kw)
-        self._prior = None
-        self._state = {"k_est": None, "prior_kl": None}
+        if self._cfg.oracle_prior and oracle_labels is None:
+            raise ValueError("the oracle_prior ablation needs oracle_labels from the experimenter")
+        self._oracle = None if oracle_labels is None else np.asarray(oracle_labels)
+        self._pi = None                                   # the discovered prior over heads (stays here)
+        self._found = {"k_est": None, "heads": None}      # the last discovery, for the experimenter's report
 
     def discover(self) -> dict:
         """Run CLSD + InfoMap with the current model; returns the local discovery state (stays here)."""
@@ -36,30 +42,52 @@ class FedLPAClient(GCDClient):
                                 y_visible=self._y_visible)
         H = probs.shape[1]
         if cfg.oracle_prior:
-            heads = oracle_heads(self._y_true, probs, self._old, H)
+            heads = oracle_heads(self._oracle, probs, self._old, H)
         else:
             head_of = map_communities_to_heads(comm.labels, probs, self._y_visible, H)
             heads = sample_heads(comm.labels, probs, head_of)
         prior = empirical_prior(heads, H, cfg.prior_smoothing)
-        n_cls = int(max(self._y_true.max() + 1, len(self._old) + 1))
-        return {"graph": graph, "communities": comm, "heads": heads, "prior": prior, "k_est": comm.k_est,
-                "prior_kl": prior_vs_truth_kl(self._y_true, heads, prior, n_cls)}
+        return {"graph": graph, "communities": comm, "heads": heads, "prior": prior, "k_est": comm.k_est}
 
     def before_training(self, rnd: int, config: dict) -> dict:
         cfg = self._cfg
         if rnd <= cfg.warmup_rounds or (rnd - cfg.warmup_rounds - 1) % cfg.refresh_every != 0:
             return {}
         st = self.discover()
-        self._state = {"k_est": st["k_est"], "prior_kl": st["prior_kl"]}
-        self._prior = st["prior"] if cfg.use_lpa else None
+        self._found = {"k_est": st["k_est"], "heads": st["heads"]}
+        self._pi = st["prior"] if cfg.use_lpa else None
         return {}                      # K_hat is local knowledge too: the server is not told
 
     def prior(self, rnd: int):
-        return self._prior if rnd > self._cfg.warmup_rounds else None
+        cfg = self._cfg
+        if self._pi is None or rnd <= cfg.warmup_rounds:
+            return None
+        r = 1.0 if cfg.lpa_ramp_rounds <= 0 else min(1.0, (rnd - cfg.warmup_rounds) / cfg.lpa_ramp_rounds)
+        return (1 - r) / len(self._pi) + r * self._pi
 
     def report(self) -> dict:
-        """Scalars for the experimenter's record (K_hat, and the oracle KL of the prior to the truth)."""
-        if self._state["k_est"] is None:      # short runs that never left warm-up: discover once now
+        """For the experimenter's record (an in-process oracle channel, not a message to the server): the
+        last K_hat, each sample's head and the prior. The evaluator compares them with the truth."""
+        if self._found["k_est"] is None:      # short runs that never left warm-up: discover once now
             st = self.discover()
-            self._state = {"k_est": st["k_est"], "prior_kl": st["prior_kl"]}
-        return dict(self._state)
+            self._found = {"k_est": st["k_est"], "heads": st["heads"]}
+            pi = st["prior"]
+        else:
+            pi = self._pi if self._pi is not None else empirical_prior(self._found["heads"], self._model.cfg.n_heads,
+                                                                       self._cfg.prior_smoothing)
+        return {"k_est": int(self._found["k_est"]), "heads": self._found["heads"], "prior": pi}
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        if self._pi is not None:
+            state["prior"] = np.asarray(self._pi)
+        if self._found["k_est"] is not None:
+            state["k_est"] = np.asarray([self._found["k_est"]])
+            state["heads"] = np.asarray(self._found["heads"])
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self._pi = np.asarray(state["prior"]) if "prior" in state else None
+        if "k_est" in state:
+            self._found = {"k_est": int(np.asarray(state["k_est"])[0]), "heads": np.asarray(state["heads"])}

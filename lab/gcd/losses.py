@@ -11,8 +11,16 @@ With two views of a batch, cosine logits ``l`` (B2 = 2B rows: view 1 then view 2
 - L_ce: cross-entropy on labelled samples (temperature 0.1); L_infonce: unsupervised InfoNCE between the
   views (tau = 1.0); L_supcon: supervised contrastive on labelled samples (tau = 0.07).
 
-Local Prior Alignment replaces the uniform target by an empirical prior pi: KL(p_bar || pi), see
-:func:`prior_kl` (equal to L_me when pi is uniform; tested).
+Local Prior Alignment (LPA) aligns p_bar to a client's empirical prior pi instead of (or besides) the uniform
+target, with weight eps (``prior_weight``):
+
+- ``add``:     w_me * KL(p_bar || U) + eps * KL(p_bar || pi). Its optimum is p_bar ∝ U^(w_me/(w_me+eps)) *
+  pi^(eps/(w_me+eps)) — at w_me = 2, eps = 1 that is pi^(1/3): a flattened prior that still pulls mass onto
+  heads the client does not have;
+- ``replace``: eps * KL(p_bar || pi), optimum p_bar = pi (eps replaces w_me as the weight of the term).
+
+KL(p_bar || U) equals L_me exactly (see :func:`prior_kl`; tested). A ramp from U to pi is the client's
+choice of pi per round (``lab.gcd.fedlpa``), not a loss form.
 """
 from __future__ import annotations
 
@@ -78,6 +86,14 @@ def supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> 
     return -mean_log_prob_pos.mean()
 
 
+#: LPA form -> (weight of KL(p_bar || U), weight of KL(p_bar || pi)) from (w_me, eps); "none": no prior given
+PRIOR_FORMS = {
+    "none": lambda w_me, eps: (w_me, 0.0),
+    "add": lambda w_me, eps: (w_me, eps),
+    "replace": lambda w_me, eps: (0.0, eps),
+}
+
+
 def teacher_temperature(round_idx: int, warmup_rounds: int, start: float = 0.07, end: float = 0.04) -> float:
     """Linear warm-up of the teacher temperature over the first rounds (SimGCD: over the first epochs)."""
     if warmup_rounds <= 0 or round_idx >= warmup_rounds:
@@ -92,7 +108,8 @@ def simgcd_loss(logits, z, labels, labelled_mask, *, teacher_temp: float, lam: f
 
     logits: (2B, K) cosine logits; z: (2B, p) normalised projections; labels: (B,) (any value where
     unlabelled); labelled_mask: (B,) bool. ``prior`` (K,) enables LPA: ``add`` keeps the uniform term and adds
-    prior_weight * KL(p_bar || prior); ``replace`` swaps the uniform term for memax_weight * KL(p_bar || prior).
+    prior_weight * KL(p_bar || prior); ``replace`` swaps the uniform term for prior_weight * KL(p_bar || prior)
+    (see :data:`PRIOR_FORMS`).
     ``cluster=False`` drops the classifier losses (FedAvg+GCD trains the representation only).
     Returns (loss, dict of the parts as floats).
     """
@@ -102,15 +119,17 @@ def simgcd_loss(logits, z, labels, labelled_mask, *, teacher_temp: float, lam: f
     if cluster:
         dist = distill_loss(logits, logits, teacher_temp=teacher_temp)
         p_bar = F.softmax(logits / 0.1, dim=-1).mean(0)
-        if prior is not None and prior_form == "replace":
-            me = prior_kl(p_bar, prior)
-        else:
+        total_unsup = dist
+        parts["distill"] = dist.item()
+        uniform_weight, lpa_weight = PRIOR_FORMS[prior_form if prior is not None else "none"](memax_weight,
+                                                                                           prior_weight)
+        if uniform_weight > 0:
             me = mean_entropy_term(p_bar)
-        total_unsup = dist + memax_weight * me
-        parts.update(distill=dist.item(), me_max=me.item())
-        if prior is not None and prior_form == "add" and prior_weight > 0:
+            total_unsup = total_unsup + uniform_weight * me
+            parts["me_max"] = me.item()
+        if lpa_weight > 0:
             lpa = prior_kl(p_bar, prior)
-            total_unsup = total_unsup + prior_weight * lpa
+            total_unsup = total_unsup + lpa_weight * lpa
             parts["lpa"] = lpa.item()
         if labelled_mask.any():
             ce = F.cross_entropy(logits[lm2] / 0.1, labels.repeat(2)[lm2])

@@ -130,8 +130,8 @@ def snapshot_client(weights: dict, cfg: FedGCDConfig, client: int) -> dict:
     model = _model_for(cfg, data, weights, cpu)
     idx = part.client_indices[client]
     dcfg = dataclasses.replace(cfg, view_bank=0)       # discovery only: no augmented view bank
-    fl = FedLPAClient(client, data.x_train[idx], data.y_train[idx], split.labelled[idx], model, dcfg,
-                      old_classes=split.old_classes, device=cpu)
+    fl = FedLPAClient(client, data.x_train[idx], np.where(split.labelled[idx], data.y_train[idx], -1), model,
+                      dataclasses.replace(dcfg, oracle_prior=False), old_classes=split.old_classes, device=cpu)
     _, probs = fl.local_view()
     st = fl.discover()
     return {"y_true": data.y_train[idx], "n_classes": data.n_classes, "class_names": data.class_names,

@@ -46,3 +46,109 @@ def ss_kmeans(x_lab, y_lab, x_unlab, k: int, n_iter: int = 50, seed: int = 0, to
         if shift < tol:
             break
     return assign, cent
+
+
+# ------------------------------------------------------------------------------------------------------
+# Federated semi-supervised k-means: the same Lloyd iterations, with clients sending only statistics
+# ------------------------------------------------------------------------------------------------------
+# Each client holds its own features. The server sends centroids; a client assigns its unlabelled points to
+# the nearest centroid, keeps its labelled points pinned to their class, and returns per-cluster feature
+# SUMS and COUNTS; the server divides the totals. With every client in every step this reproduces the pooled
+# Lloyd step exactly; only the initialisation differs (see client_init_stats).
+#
+# What a client reveals: how many of its samples fall in each cluster (≈ its class histogram) and the mean
+# feature of each of its clusters — more than FedLPA, which sends only model weights and scalar losses.
+
+def client_init_stats(features, y_visible, k: int, seed: int = 0) -> dict:
+    """What a client sends once to start federated SS-k-means: per-class sums/counts of its labelled
+    features, and ``k`` candidate centroids (local k-means of its unlabelled features) with their sizes."""
+    from sklearn.cluster import KMeans
+
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(y_visible)
+    sums = np.zeros((k, f.shape[1]))
+    counts = np.zeros(k)
+    lab = y >= 0
+    np.add.at(sums, y[lab], f[lab])
+    np.add.at(counts, y[lab], 1)
+    unl = f[~lab]
+    m = min(k, len(unl))
+    if m:
+        km = KMeans(n_clusters=m, n_init=1, random_state=seed).fit(unl)
+        cand, sizes = km.cluster_centers_, np.bincount(km.labels_, minlength=m).astype(float)
+    else:
+        cand, sizes = np.zeros((0, f.shape[1])), np.zeros(0)
+    return {"class_sums": sums, "class_counts": counts, "candidates": cand, "candidate_counts": sizes}
+
+
+def client_step_stats(features, y_visible, centroids) -> dict:
+    """One Lloyd step's statistics on a client: per-cluster feature sums and counts (labelled pinned)."""
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(y_visible)
+    c = np.asarray(centroids, dtype=np.float64)
+    lab = y >= 0
+    assign = y.copy()
+    if (~lab).any():
+        u = f[~lab]
+        assign[~lab] = ((u ** 2).sum(1)[:, None] - 2 * u @ c.T + (c ** 2).sum(1)[None]).argmin(1)
+    sums = np.zeros_like(c)
+    np.add.at(sums, assign, f)
+    return {"sums": sums, "counts": np.bincount(assign, minlength=len(c)).astype(float)}
+
+
+class FederatedSSKMeans:
+    """Server side of federated semi-supervised k-means with ``k`` clusters (old class c -> cluster c).
+
+    ``run(ask)`` drives it: ``ask(config) -> list of client replies`` sends one evaluate message to every
+    client (in-process: through ClientProxy objects; on Flower: as messages) and returns their answers.
+    Initialisation: old centroids are the federated means of the labelled features; the free centroids are
+    chosen by k-means++ (seeded) among the clients' candidate centroids, weighted by candidate size.
+    """
+
+    def __init__(self, k: int, known_classes, n_iter: int = 50, tol: float = 1e-6, seed: int = 0):
+        self.k, self.known = int(k), np.asarray(sorted(known_classes), dtype=np.int64)
+        self.n_iter, self.tol, self.seed = int(n_iter), float(tol), int(seed)
+
+    def init(self, replies: list) -> np.ndarray:
+        sums = sum(r["class_sums"] for r in replies)
+        counts = sum(r["class_counts"] for r in replies)
+        cand = np.concatenate([r["candidates"] for r in replies])
+        w = np.concatenate([r["candidate_counts"] for r in replies])
+        cent = np.zeros((self.k, cand.shape[1] if len(cand) else sums.shape[1]))
+        known = [c for c in self.known if counts[c] > 0]
+        for c in known:
+            cent[c] = sums[c] / counts[c]
+        rng = np.random.default_rng(self.seed)
+        chosen = [cent[c] for c in known]
+        for c in (c for c in range(self.k) if c not in set(known)):
+            d2 = (((cand[:, None, :] - np.asarray(chosen)[None]) ** 2).sum(-1).min(1) if chosen
+                  else np.ones(len(cand)))
+            p = w * d2
+            cent[c] = cand[rng.choice(len(cand), p=p / p.sum())] if p.sum() > 0 else cand[rng.integers(len(cand))]
+            chosen.append(cent[c])
+        return cent
+
+    def step(self, cent: np.ndarray, replies: list) -> np.ndarray:
+        sums = sum(r["sums"] for r in replies)
+        counts = sum(r["counts"] for r in replies)
+        new = cent.copy()
+        ok = counts > 0
+        new[ok] = sums[ok] / counts[ok, None]
+        return new
+
+    def run(self, ask) -> np.ndarray:
+        cent = self.init(ask({"task": "kmeans-init", "k": self.k, "seed": self.seed}))
+        for _ in range(self.n_iter):
+            new = self.step(cent, ask({"task": "kmeans-step", "centroids": cent}))
+            shift = np.abs(new - cent).max()
+            cent = new
+            if shift < self.tol:
+                break
+        return cent
+
+
+def nearest(features, centroids) -> np.ndarray:
+    """Index of the nearest centroid for each row."""
+    f = np.asarray(features, dtype=np.float64)
+    c = np.asarray(centroids, dtype=np.float64)
+    return ((f ** 2).sum(1)[:, None] - 2 * f @ c.T + (c ** 2).sum(1)[None]).argmin(1)

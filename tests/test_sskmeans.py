@@ -1,0 +1,64 @@
+"""Federated semi-supervised k-means: clients send per-cluster sums and counts; the server never pools."""
+import numpy as np
+
+from lab.gcd.sskmeans import FederatedSSKMeans, client_step_stats, nearest, ss_kmeans
+
+
+def _blobs(seed=0, per=60, k=4, dim=5):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=6, size=(k, dim))
+    x = np.concatenate([c + rng.normal(size=(per, dim)) for c in centers])
+    return x, np.repeat(np.arange(k), per)
+
+
+def _clients(x, y, n=3, seed=0, labelled_classes=(0, 1)):
+    rng = np.random.default_rng(seed)
+    owner = rng.integers(0, n, len(y))
+    lab = np.isin(y, labelled_classes) & (rng.random(len(y)) < 0.5)
+    return [(x[owner == c], np.where(lab, y, -1)[owner == c]) for c in range(n)], lab
+
+
+def test_one_federated_lloyd_step_equals_the_pooled_step():
+    x, y = _blobs()
+    parts, lab = _clients(x, y)
+    cent = np.random.default_rng(1).normal(size=(4, x.shape[1]))
+    fk = FederatedSSKMeans(4, [0, 1])
+    fed = fk.step(cent, [client_step_stats(f, yv, cent) for f, yv in parts])
+    # pooled: unlabelled -> nearest centroid, labelled pinned to its class, then means
+    assign = np.where(lab, y, nearest(x, cent))
+    pooled = np.stack([x[assign == c].mean(0) if (assign == c).any() else cent[c] for c in range(4)])
+    assert np.allclose(fed, pooled)
+
+
+def test_labelled_points_stay_pinned_to_their_class():
+    x, y = _blobs()
+    parts, lab = _clients(x, y)
+    wrong = np.roll(np.stack([x[y == c].mean(0) for c in range(4)]), 1, axis=0)   # centroid c sits on class c-1
+    stats = [client_step_stats(f, yv, wrong) for f, yv in parts]
+    counts = sum(s["counts"] for s in stats)
+    # every labelled point of class c counts towards cluster c even though another centroid is nearer
+    labelled_per_class = np.bincount(y[lab], minlength=4)
+    for c in (0, 1):
+        sums_c = sum(s["sums"][c] for s in stats)
+        assert counts[c] >= labelled_per_class[c]
+        assert np.allclose(sums_c / counts[c], np.concatenate([x[lab & (y == c)], x[~lab][nearest(x[~lab], wrong) == c]]).mean(0))
+
+
+def test_federated_run_recovers_blobs_like_the_pooled_one():
+    x, y = _blobs(seed=3)
+    parts, lab = _clients(x, y, seed=3)
+
+    def ask(config):
+        from lab.gcd.sskmeans import client_init_stats
+
+        if config["task"] == "kmeans-init":
+            return [client_init_stats(f, yv, config["k"], seed=config["seed"]) for f, yv in parts]
+        return [client_step_stats(f, yv, config["centroids"]) for f, yv in parts]
+
+    cent = FederatedSSKMeans(4, [0, 1], seed=0).run(ask)
+    fed = nearest(x, cent)
+    pooled, _ = ss_kmeans(x[lab], y[lab], x, k=4, seed=0)
+    for pred in (fed, pooled):
+        for c in range(4):                              # each blob is one cluster
+            assert len(np.unique(pred[y == c])) == 1
+    assert (fed[y == 0] == 0).all() and (fed[y == 1] == 1).all()   # old classes keep their ids
