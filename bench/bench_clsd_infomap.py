@@ -8,19 +8,18 @@ prototypes) + the community->head mapping and prior. Median of repeats, after on
 """
 import json
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
+from lab.gcd.clsd import build_graph
+from lab.gcd.communities import find_communities
+from lab.gcd.config import FedGCDConfig
+from lab.gcd.prior import empirical_prior, map_communities_to_heads, sample_heads
+from lab.gcd.snapshots import client_view, load_weights
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from lab.gcd.clsd import build_graph  # noqa: E402
-from lab.gcd.communities import find_communities  # noqa: E402
-from lab.gcd.config import FedGCDConfig  # noqa: E402
-from lab.gcd.snapshots import client_view, load_weights  # noqa: E402
-from lab.gcd.prior import empirical_prior, map_communities_to_heads, sample_heads  # noqa: E402
 
 
 def main(repeats=5):

@@ -8,7 +8,7 @@ Starts ``streamlit run dashboard/app.py`` headless on 127.0.0.1, opens every pag
   slider_s        one slider step to a value not computed yet (it may compute)
   slider_back_s   the step back: cached results (the "<= 1 s after a slider change" target)
   warm_reload_s   the page opened again in a fresh browser session (server caches warm)
-Same helper as ``tests/test_dashboard_browser.py`` (``dashboard/browser_probe.py``). Each run starts a fresh
+Same helper as ``tests/test_dashboard_browser.py`` (``bench/browser_probe.py``). Each run starts a fresh
 server; with ``--runs`` > 1 the report keeps every run and the per-page median.
 """
 from __future__ import annotations
@@ -22,10 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import browser_probe as B
 
-from dashboard import browser_probe as B  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGET_COLD_S, TARGET_SLIDER_S = 10.0, 1.0
 KEYS = ("cold_s", "server_s", "slider_s", "slider_back_s", "warm_reload_s")

@@ -10,40 +10,27 @@ weights in and out, aggregation, per-client optimiser state and smaller last bat
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
+from lab.federated.core import run_federated
+from lab.gcd.config import FedGCDConfig
+from lab.gcd.experiment import Experiment
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from lab.data.partition import Partition  # noqa: E402
-from lab.federated.core import FedAvg, run_federated  # noqa: E402
-from lab.gcd.client import get_shared  # noqa: E402
-from lab.gcd.config import FedGCDConfig  # noqa: E402
-from lab.gcd.experiment import build_model, make_clients, prepare  # noqa: E402
 
 
 def timed(cfg, central: bool):
-    device = torch.device("cpu")
-    data, split, part = prepare(cfg)
-    if central:
-        part = Partition([np.arange(len(data.y_train))], part.counts.sum(0, keepdims=True))
-    torch.manual_seed(cfg.seed)
-    template = build_model(cfg, data, data.n_classes, device)
-    init = template.state_dict()
+    import dataclasses
 
-    def factory():
-        m = build_model(cfg, data, data.n_classes, device)
-        m.load_state_dict(init)
-        return m
-
-    clients = make_clients(cfg, data, split, part, factory, device)
+    exp = Experiment(dataclasses.replace(cfg, method="central" if central else cfg.method), torch.device("cpu"))
+    clients = exp.clients()
     for c in clients:                   # the frozen-prefix view bank is built once per run either way
         c._prepare_cache()
     t = time.perf_counter()
-    run_federated(clients, FedAvg(), get_shared(template), cfg.rounds, seed=cfg.seed)
+    run_federated(clients, exp.strategy(), exp.initial_weights(), cfg.rounds, seed=cfg.seed)
     return time.perf_counter() - t
 
 

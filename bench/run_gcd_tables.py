@@ -1,195 +1,246 @@
-"""Tune once, then run the comparison tables for federated GCD (issues 2 and 3).
+"""Federated GCD comparison under an honest protocol (issue 9; the protocol is written in bench/README.md).
 
-Stage ``tune``  (alpha = 0.1, seed 0): a small learning-rate grid per method, plus FedLPA's form and eps.
-                The best setting per method (mean All of the last 3 evaluations) becomes its default;
-                written to bench/results/gcd_tuning.json.
-Stage ``tables``: every method at its tuned setting: FedLPA / FedAvg+SimGCD / FedAvg+GCD at alpha 0.1 and
-                1.0 over 3 seeds; alpha 0.5, local and centralized at seed 0; FedLPA's three ablations.
-Each run's full record -> bench/results/gcd/<name>.json; the summary -> bench/results/gcd_summary.md.
+Stages (each resumable: a run whose result file exists is not run again):
 
-    python bench/run_gcd_tables.py --stage all --workers 16      # ~5 min on 16 idle cores
-    python bench/run_gcd_tables.py --stage all --quick           # digits, 2 rounds: a smoke test of this script
+``tune``    every method gets the SAME budget: a grid of ``GRID_SIZE`` settings, each run on the tuning
+            seeds ``TUNING_SEEDS`` at alpha 0.1 and 1.0; the setting with the highest mean All over those
+            runs wins (tuning-seed labels only). -> bench/results/gcd_tuning.json
+``tables``  each method at its tuned setting on the evaluation seeds ``EVAL_SEEDS`` (never seen by any
+            choice) at alpha 0.1 and 1.0, plus FedLPA's ablations. -> bench/results/gcd/*.json
+``curve``   accuracy against alpha: ``CURVE_ALPHAS`` x every method x ``CURVE_SEEDS`` (reuses table runs).
+``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
+            -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
+
+    python bench/run_gcd_tables.py --stage all --workers 2        # hours on 2 cores; minutes on 16
+    python bench/run_gcd_tables.py --stage all --quick            # digits, 2 rounds: a smoke test
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
+from tqdm import tqdm
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-RES = os.path.join(ROOT, "bench", "results")
+from lab.utils import repo_root, write_json_atomic
 
+RES = os.path.join(repo_root(), "bench", "results")
+TUNING_SEEDS = (100,)
+TUNING_ALPHAS = (0.1, 1.0)
+EVAL_SEEDS = (0, 1, 2)
+TABLE_ALPHAS = (0.1, 1.0)
+CURVE_ALPHAS = (0.05, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
+CURVE_SEEDS = (0, 1)
+GRID_SIZE = 4
+LRS = (0.02, 0.05, 0.1, 0.2)
+#: the same number of settings for every method; FedLPA spends its four on lr x LPA form
 TUNE_GRID = {
-    "simgcd": [dict(lr=lr) for lr in (0.02, 0.05, 0.1)],
-    "gcd": [dict(lr=lr) for lr in (0.02, 0.05, 0.1)],
-    "local": [dict(lr=lr) for lr in (0.05, 0.1)],
-    "central": [dict(lr=lr) for lr in (0.05, 0.1)],
-    "fedlpa": [dict(lr=lr, lpa_form=f, lpa_weight=e) for lr in (0.05, 0.1)
-               for f, e in (("add", 0.5), ("add", 1.0), ("replace", 0.5))],
+    "simgcd": [dict(lr=lr) for lr in LRS],
+    "gcd": [dict(lr=lr) for lr in LRS],
+    "local": [dict(lr=lr) for lr in LRS],
+    "central": [dict(lr=lr) for lr in LRS],
+    "fedlpa": [dict(lr=lr, lpa_form=form, lpa_weight=eps) for lr in (0.05, 0.1)
+               for form, eps in (("add", 1.0), ("replace", 2.0))],
 }
+ABLATIONS = {"no LPA": dict(use_lpa=False), "no confidence": dict(use_confidence=False),
+             "oracle prior": dict(oracle_prior=True)}
+BASELINES = ("simgcd", "gcd")           # the federated baselines FedLPA is compared with
 
 
-def name_of(method, alpha, seed, extra):
-    tag = "_".join(f"{k}{v}" for k, v in sorted(extra.items()))
-    return f"{method}_a{alpha}_s{seed}" + (f"_{tag}" if tag else "")
+def run_name(cfg: dict) -> str:
+    from lab.gcd.config import FedGCDConfig
+
+    c = FedGCDConfig.from_dict(cfg)
+    return f"{c.method}_a{c.alpha:g}_s{c.seed}_{c.key()}"
 
 
-def run_one(job):
+def run_one(cfg: dict, out_dir: str):
     import torch
 
     torch.set_num_threads(1)
     from lab.gcd.config import FedGCDConfig
     from lab.gcd.experiment import run_experiment
 
-    method, alpha, seed, extra, quick, out_dir, weights_out = job
-    kw = dict(method=method, alpha=alpha, seed=seed, **extra)
-    if quick:
-        kw.update(dataset="digits", rounds=2, warmup_rounds=1, clients=3)
-    cfg = FedGCDConfig(**kw)
-    r = run_experiment(cfg, weights_out=weights_out)
-    path = os.path.join(out_dir, name_of(method, alpha, seed, extra) + ".json")
-    with open(path, "w") as f:
-        json.dump(r, f, indent=1)
+    r = run_experiment(FedGCDConfig.from_dict(cfg))
+    path = os.path.join(out_dir, run_name(cfg) + ".json")
+    write_json_atomic(path, r)
     return path, r["acc_all"], r["seconds"]
 
 
-def run_jobs(jobs, workers):
-    out = []
-    with ProcessPoolExecutor(workers) as ex:
-        for path, acc, secs in ex.map(run_one, jobs):
-            print(f"{os.path.basename(path)}: All {acc:.4f} ({secs:.0f}s)", flush=True)
-            out.append(path)
-    return out
+def config(method, alpha, seed, quick, **kw) -> dict:
+    from lab.gcd.config import FedGCDConfig
+
+    if method == "central":          # one client holds all data: alpha changes neither training nor All/Old/New
+        alpha = TABLE_ALPHAS[0]
+    c = dict(method=method, alpha=alpha, seed=seed, **kw)
+    if quick:
+        c.update(dataset="digits", rounds=2, warmup_rounds=1, clients=3)
+    return FedGCDConfig(**c).to_dict()
 
 
-def tune(args, out_dir):
-    jobs = [(m, 0.1, 0, g, args.quick, out_dir, None) for m, grid in TUNE_GRID.items() for g in grid]
-    run_jobs(jobs, args.workers)
-    best = {}
-    table = []
-    for m, grid in TUNE_GRID.items():
-        scored = []
-        for g in grid:
-            r = json.load(open(os.path.join(out_dir, name_of(m, 0.1, 0, g) + ".json")))
-            scored.append((r["acc_all"], g))
-            table.append({"method": m, **g, "acc_all": r["acc_all"], "acc_old": r["acc_old"], "acc_new": r["acc_new"]})
-        best[m] = max(scored, key=lambda t: t[0])[1]
-    rec = {"protocol": "alpha=0.1, seed 0, default rounds; best = highest mean All of the last 3 evaluations",
-           "grid": table, "best": best}
-    with open(os.path.join(RES, "gcd_tuning.json" if not args.quick else "gcd_tuning_quick.json"), "w") as f:
-        json.dump(rec, f, indent=1)
-    return best
+def load(cfg: dict, out_dir: str):
+    p = os.path.join(out_dir, run_name(cfg) + ".json")
+    return json.load(open(p)) if os.path.exists(p) else None
 
 
-def tables(args, out_dir, best):
-    jobs = []
-    snap = os.path.join(ROOT, "data", "snapshots")
-    for alpha in (0.1, 1.0):
-        for seed in (0, 1, 2):
-            for m in ("fedlpa", "simgcd", "gcd"):
-                if (seed, alpha) == (0, 0.1) and m == "gcd":
-                    continue                   # same run as in the tuning grid
-                w = (os.path.join(snap, f"{m}_alpha{alpha}_seed{seed}.safetensors")
-                     if (seed == 0 and alpha == 0.1 and m in ("fedlpa", "simgcd") and not args.quick) else None)
-                jobs.append((m, alpha, seed, best[m], args.quick, out_dir, w))
-    for m in ("fedlpa", "simgcd", "gcd", "local", "central"):
-        jobs.append((m, 0.5, 0, best[m], args.quick, out_dir, None))
-    for alpha in (1.0,):               # alpha 0.1 local/central: same runs as in the tuning grid
-        for m in ("local", "central"):
-            jobs.append((m, alpha, 0, best[m], args.quick, out_dir, None))
-    for abl in (dict(use_lpa=False), dict(use_confidence=False), dict(oracle_prior=True)):
-        jobs.append(("fedlpa", 0.1, 0, {**best["fedlpa"], **abl}, args.quick, out_dir, None))
-    other = {"add": "replace", "replace": "add"}[best["fedlpa"].get("lpa_form", "add")]
-    jobs.append(("fedlpa", 0.1, 0, {**best["fedlpa"], "lpa_form": other}, args.quick, out_dir, None))
-    # dedupe (a tuned run may equal a table run; rerunning is cheap but keep one file per name)
-    seen, uniq = set(), []
-    for j in jobs:
-        key = name_of(j[0], j[1], j[2], j[3])
-        if key not in seen:
-            seen.add(key)
-            uniq.append(j)
-    run_jobs(uniq, args.workers)
+def run_all(cfgs: list, out_dir: str, workers: int, desc: str):
+    """Run every config whose result file is missing, in parallel processes, with a progress bar."""
+    todo = [c for c in {run_name(c): c for c in cfgs}.values() if load(c, out_dir) is None]
+    if not todo:
+        return
+    with ProcessPoolExecutor(workers) as ex, tqdm(total=len(todo), desc=desc, unit="run") as bar:
+        futs = [ex.submit(run_one, c, out_dir) for c in todo]
+        for f in as_completed(futs):
+            path, acc, secs = f.result()
+            bar.update(1)
+            bar.write(f"{os.path.basename(path)}: All {acc:.4f} ({secs:.0f}s)")
 
 
-def summarize(out_dir, best, quick):
-    runs = [json.load(open(os.path.join(out_dir, f))) for f in sorted(os.listdir(out_dir)) if f.endswith(".json")]
+def tune(a, out_dir) -> dict:
+    cfgs = {(m, i): [config(m, al, s, a.quick, **g) for al in TUNING_ALPHAS for s in TUNING_SEEDS]
+            for m, grid in TUNE_GRID.items() for i, g in enumerate(grid)}
+    assert all(len(g) == GRID_SIZE for g in TUNE_GRID.values()), "every method gets the same budget"
+    run_all([c for cs in cfgs.values() for c in cs], out_dir, a.workers, "tune")
+    grid, best = [], {}
+    for (m, i), cs in cfgs.items():
+        rs = [load(c, out_dir) for c in cs]
+        row = {"method": m, **TUNE_GRID[m][i], "acc_all": float(np.mean([r["acc_all"] for r in rs])),
+               "runs": {f"a{r['alpha']:g}_s{r['seed']}": r["acc_all"] for r in rs}}
+        grid.append(row)
+        if m not in best or row["acc_all"] > best[m][1]:
+            best[m] = (TUNE_GRID[m][i], row["acc_all"])
+    rec = {"protocol": (f"same budget ({GRID_SIZE} settings) per method; each setting run on tuning seeds "
+                        f"{list(TUNING_SEEDS)} at alpha {list(TUNING_ALPHAS)}; best = highest mean All (mean of "
+                        "the last 3 evaluations) over those runs. Evaluation seeds never enter."),
+           "tuning_seeds": list(TUNING_SEEDS), "tuning_alphas": list(TUNING_ALPHAS), "grid": grid,
+           "best": {m: b[0] for m, b in best.items()}}
+    write_json_atomic(os.path.join(RES, "gcd_tuning_quick.json" if a.quick else "gcd_tuning.json"), rec)
+    return rec["best"]
 
-    def pick(method, alpha, extra):
-        cfg = dict(best[method], **extra)
-        return [r for r in runs if r["method"] == method and r["alpha"] == alpha
-                and all(r["config"].get(k) == v for k, v in cfg.items())
-                and all(r["config"].get(k) == v for k, v in
-                        dict(use_lpa=True, use_confidence=True, oracle_prior=False).items() if k not in extra)]
 
-    lines = ["# Federated GCD on Fashion-MNIST (old 0-4 / new 5-9, 50% of old labelled, 5 clients)", "",
-             f"Tuned settings (alpha 0.1, seed 0): `{json.dumps(best)}`", "",
-             "All / Old / New: mean of the last 3 evaluations per run; mean ± std over seeds.", "",
-             "| method | alpha | seeds | All | Old | New | test All | K_hat within ±1 | s/run |", "|---|---|---|---|---|---|---|---|---|"]
-    summary = []
-    for method, alpha, extra, label in [
-        ("fedlpa", 0.1, {}, "FedLPA"), ("simgcd", 0.1, {}, "FedAvg+SimGCD"), ("gcd", 0.1, {}, "FedAvg+GCD"),
-        ("local", 0.1, {}, "local"), ("central", 0.1, {}, "centralized"),
-        ("fedlpa", 0.5, {}, "FedLPA"), ("simgcd", 0.5, {}, "FedAvg+SimGCD"), ("gcd", 0.5, {}, "FedAvg+GCD"),
-        ("local", 0.5, {}, "local"), ("central", 0.5, {}, "centralized"),
-        ("fedlpa", 1.0, {}, "FedLPA"), ("simgcd", 1.0, {}, "FedAvg+SimGCD"), ("gcd", 1.0, {}, "FedAvg+GCD"),
-        ("local", 1.0, {}, "local"), ("central", 1.0, {}, "centralized"),
-        ("fedlpa", 0.1, dict(use_lpa=False), "FedLPA --no-lpa"),
-        ("fedlpa", 0.1, dict(use_confidence=False), "FedLPA --no-confidence"),
-        ("fedlpa", 0.1, dict(oracle_prior=True), "FedLPA --oracle-prior"),
-        ("fedlpa", 0.1, dict(lpa_form={"add": "replace", "replace": "add"}[best["fedlpa"].get("lpa_form", "add")]),
-         "FedLPA other form"),
-    ]:
-        rs = pick(method, alpha, extra)
-        if not rs:
-            continue
-        a = {k: np.array([r[k] for r in rs]) for k in ("acc_all", "acc_old", "acc_new", "test_acc_all", "seconds")}
-        fmt = lambda v: f"{100 * v.mean():.1f} ± {100 * v.std():.1f}" if len(v) > 1 else f"{100 * v.mean():.1f}"  # noqa: E731
-        kh = "—"
-        if rs[0]["k_est"] is not None:
-            ok = [abs(e - t) <= 1 for r in rs for e, t in zip(r["k_est"], r["k_true"])]
-            kh = f"{100 * np.mean(ok):.0f}% ({sum(ok)}/{len(ok)})"
-        lines.append(f"| {label} | {alpha} | {len(rs)} | {fmt(a['acc_all'])} | {fmt(a['acc_old'])} | {fmt(a['acc_new'])} | "
-                     f"{fmt(a['test_acc_all'])} | {kh} | {a['seconds'].mean():.0f} |")
-        summary.append({"label": label, "method": method, "alpha": alpha, "extra": extra, "seeds": [r["seed"] for r in rs],
-                        **{k + "_mean": float(v.mean()) for k, v in a.items()},
-                        **{k + "_std": float(v.std()) for k, v in a.items()}})
-    txt = "\n".join(lines) + "\n"
+def table_configs(best, quick, alphas=TABLE_ALPHAS, seeds=EVAL_SEEDS) -> list:
+    cfgs = [config(m, al, s, quick, **best[m]) for m in TUNE_GRID for al in alphas for s in seeds]
+    cfgs += [config("fedlpa", al, s, quick, **best["fedlpa"], **abl)
+             for abl in ABLATIONS.values() for al in alphas for s in seeds]
+    return cfgs
+
+
+def curve_configs(best, quick) -> list:
+    return [config(m, al, s, quick, **best[m]) for m in TUNE_GRID for al in CURVE_ALPHAS for s in CURVE_SEEDS]
+
+
+def _stats(v):
+    v = np.asarray(v, float)
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v)), "values": v.tolist()}
+
+
+def summarize(best, out_dir, quick):
+    from lab.gcd.methods import DISPLAY_NAMES, POOLED_REFERENCE
+
+    rows, paired, lines = [], [], []
+    fmt = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"  # noqa: E731
+    for al in TABLE_ALPHAS:
+        by = {}
+        for label, m, extra in ([(DISPLAY_NAMES[m], m, {}) for m in TUNE_GRID]
+                                + [(f"FedLPA, {n}", "fedlpa", e) for n, e in ABLATIONS.items()]):
+            rs = [load(config(m, al, s, quick, **best[m], **extra), out_dir) for s in EVAL_SEEDS]
+            rs = [r for r in rs if r is not None]
+            if not rs:
+                continue
+            by[label] = rs
+            row = {"label": label, "method": m, "alpha": al, "seeds": [r["seed"] for r in rs],
+                   "federated": rs[0]["federated"], **{k: _stats([r[k] for r in rs]) for k in
+                                                         ("acc_all", "acc_old", "acc_new", "test_acc_all")}}
+            if rs[0].get("k_est"):
+                ok = [abs(e - t) <= 1 for r in rs for e, t in zip(r["k_est"], r["k_true"])]
+                row["k_hat_within_1"] = {"share": float(np.mean(ok)), "hits": int(sum(ok)), "clients": len(ok)}
+            rows.append(row)
+            if m == "gcd" and all("pooled_reference" in r for r in rs):
+                rows.append({"label": POOLED_REFERENCE, "method": "gcd-pooled", "alpha": al, "federated": False,
+                             "seeds": row["seeds"], **{k: _stats([r["pooled_reference"][k] for r in rs]) for k in
+                                                       ("acc_all", "acc_old", "acc_new", "test_acc_all")}})
+        lpa = {r["seed"]: r["acc_all"] for r in by.get("FedLPA", [])}
+        for b in BASELINES + ("fedlpa-oracle",):
+            label = "FedLPA, oracle prior" if b == "fedlpa-oracle" else DISPLAY_NAMES[b]
+            other = {r["seed"]: r["acc_all"] for r in by.get(label, [])}
+            seeds = sorted(set(lpa) & set(other))
+            if seeds:
+                d = [lpa[s] - other[s] for s in seeds]
+                ratio = float(np.mean([lpa[s] for s in seeds]) / np.mean([other[s] for s in seeds]))
+                paired.append({"alpha": al, "vs": label, "seeds": seeds, "diff": _stats(d), "ratio_to": ratio})
+    lines += ["# Federated GCD on Fashion-MNIST: the honest-protocol tables", "",
+              "Made by `bench/run_gcd_tables.py` (protocol: `bench/README.md`). Settings tuned on seeds "
+              f"{list(TUNING_SEEDS)} only (`gcd_tuning.json`): `{json.dumps(best)}`. Evaluation seeds "
+              f"{list(EVAL_SEEDS)}; All/Old/New = mean of the last 3 evaluations of a run; mean ± std over seeds.",
+              "", "| method | α | federated | seeds | All | Old | New | test All | K̂ within ±1 |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        kh = r.get("k_hat_within_1")
+        kh = f"{100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']})" if kh else "—"
+        lines.append(f"| {r['label']} | {r['alpha']:g} | {'yes' if r['federated'] else 'no'} | {len(r['seeds'])} | "
+                     f"{fmt(r['acc_all'])} | {fmt(r['acc_old'])} | {fmt(r['acc_new'])} | {fmt(r['test_acc_all'])} | "
+                     f"{kh} |")
+    lines += ["", "Paired per-seed difference of All, FedLPA − other (points):", "",
+              "| α | vs | per seed | mean ± std | FedLPA / other |", "|---|---|---|---|---|"]
+    for p in paired:
+        per = ", ".join(f"s{s}: {100 * v:+.1f}" for s, v in zip(p["seeds"], p["diff"]["values"]))
+        lines.append(f"| {p['alpha']:g} | {p['vs']} | {per} | {100 * p['diff']['mean']:+.1f} ± "
+                     f"{100 * p['diff']['std']:.1f} | {p['ratio_to']:.3f} |")
     suffix = "_quick" if quick else ""
     with open(os.path.join(RES, f"gcd_summary{suffix}.md"), "w") as f:
-        f.write(txt)
-    with open(os.path.join(RES, f"gcd_summary{suffix}.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    print(txt)
+        f.write("\n".join(lines) + "\n")
+    write_json_atomic(os.path.join(RES, f"gcd_summary{suffix}.json"),
+                      {"best": best, "tuning_seeds": list(TUNING_SEEDS), "eval_seeds": list(EVAL_SEEDS),
+                       "rows": rows, "paired": paired})
+    print("\n".join(lines))
+
+
+def summarize_curve(best, out_dir, quick):
+    """All/Old/New and per-client accuracy against alpha, per method and seed (for lab.viz figures)."""
+    from lab.gcd.methods import DISPLAY_NAMES
+
+    pts = []
+    for m in TUNE_GRID:
+        for al in CURVE_ALPHAS:
+            for s in CURVE_SEEDS:
+                r = load(config(m, al, s, quick, **best[m]), out_dir)
+                if r is not None:
+                    if m == "central" and al != r["alpha"]:     # the same run: per-client split is not this alpha's
+                        r = dict(r, per_client_acc=None, client_sizes=None, k_true=None)
+                    pts.append({"method": m, "display_name": DISPLAY_NAMES[m], "alpha": al, "seed": s,
+                                **{k: r[k] for k in ("acc_all", "acc_old", "acc_new", "test_acc_all")},
+                                "per_client_acc": r["per_client_acc"], "client_sizes": r["client_sizes"],
+                                "k_true": r["k_true"]})
+    write_json_atomic(os.path.join(RES, "gcd_alpha_curve_quick.json" if quick else "gcd_alpha_curve.json"),
+                      {"alphas": list(CURVE_ALPHAS), "seeds": list(CURVE_SEEDS), "best": best, "points": pts})
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", choices=["tune", "tables", "all", "summary"], default="all")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["tune", "tables", "curve", "summary", "all"], default="all")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out-dir", default=None)
-    args = ap.parse_args()
+    a = ap.parse_args()
     global RES
-    if args.quick:                     # smoke test: keep the real results untouched
+    if a.quick:                        # smoke test: keep the real results untouched
         import tempfile
 
         RES = tempfile.mkdtemp(prefix="gcd_quick_")
-    out_dir = args.out_dir or os.path.join(RES, "gcd")
+    out_dir = a.out_dir or os.path.join(RES, "gcd")
     os.makedirs(out_dir, exist_ok=True)
-    os.makedirs(os.path.join(ROOT, "data", "snapshots"), exist_ok=True)
     t0 = time.time()
-    tuning = os.path.join(RES, "gcd_tuning_quick.json" if args.quick else "gcd_tuning.json")
-    if args.stage in ("tune", "all"):
-        best = tune(args, out_dir)
-    else:
-        best = json.load(open(tuning))["best"]
-    if args.stage in ("tables", "all"):
-        tables(args, out_dir, best)
-    summarize(out_dir, best, args.quick)
+    tuning = os.path.join(RES, "gcd_tuning_quick.json" if a.quick else "gcd_tuning.json")
+    best = tune(a, out_dir) if a.stage in ("tune", "all") else json.load(open(tuning))["best"]
+    if a.stage in ("tables", "all"):
+        run_all(table_configs(best, a.quick), out_dir, a.workers, "tables")
+    if a.stage in ("curve", "all"):
+        run_all(curve_configs(best, a.quick), out_dir, a.workers, "alpha curve")
+    summarize(best, out_dir, a.quick)
+    summarize_curve(best, out_dir, a.quick)
     print(f"total {time.time() - t0:.0f}s")
 
 

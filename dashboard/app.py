@@ -1,16 +1,11 @@
 """Federated Privacy Lab — the explorer. Run: ``streamlit run dashboard/app.py``.
 
-One idea per page (TensorFlow Playground style). Pages are thin: widgets -> ``lab`` -> ``lab.viz`` figures;
-shared loaders and URL-bound settings live in ``dashboard/common.py``.
+One idea per page (TensorFlow Playground style). Pages are thin: widgets -> ``lab`` -> ``lab.viz`` figures.
+Shared by the pages (``streamlit run`` puts this folder on the import path, so they import each other by name):
+``widgets.py`` (settings bound to the URL), ``sidebar.py`` (data set, partition, client, model; uploads),
+``loaders.py`` (cached calls into ``lab``), ``page.py`` (title, footer, error boxes, figures, downloads).
 """
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
+import streamlit as st
 
 st.set_page_config(page_title="Federated Privacy Lab", page_icon=":material/hub:", layout="wide")
 

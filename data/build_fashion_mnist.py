@@ -9,13 +9,11 @@ image NOT in the subset", recomputed from the indices stored in the npz (``train
 import hashlib
 import io
 import os
-import sys
 import zipfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lab.data.images import read_fashion_mnist_full  # noqa: E402
+from lab.data.images import read_fashion_mnist_full
 
 SEED, N_TRAIN, N_TEST = 20261126, 600, 100
 

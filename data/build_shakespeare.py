@@ -7,13 +7,9 @@ Writes data/shakespeare.jsonl.gz (speeches by (play, character)) and data/sotu_1
 pretraining corpus). See data/README.md.
 """
 import hashlib
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from lab.data.shakespeare import build_shakespeare, load_shakespeare, speeches_by_user  # noqa: E402
-from lab.data.sotu import build_sotu  # noqa: E402
+from lab.data.shakespeare import build_shakespeare, load_shakespeare, speeches_by_user
+from lab.data.sotu import build_sotu
 
 if __name__ == "__main__":
     for path in (build_shakespeare(), build_sotu()):

@@ -12,19 +12,18 @@ time, device, kNN history).
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lab.data.images import DEBIAN_FMNIST_DIR, load_fashion_mnist, read_idx
+from lab.gcd.augment import augment
+from lab.gcd.metrics import knn_accuracy
+from lab.gcd.models import CNNBackbone
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from lab.data.images import DEBIAN_FMNIST_DIR, load_fashion_mnist, read_idx  # noqa: E402
-from lab.gcd.augment import augment  # noqa: E402
-from lab.gcd.metrics import knn_accuracy  # noqa: E402
-from lab.gcd.models import CNNBackbone  # noqa: E402
 
 
 def nt_xent(z1, z2, tau):
@@ -103,8 +102,10 @@ def main():
 
     save_file({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in bb.state_dict().items()},
               a.out + ".safetensors")
-    rec = {"method": "SimCLR (NT-Xent), labels never used", "widths": widths, "params": sum(p.numel() for p in bb.parameters()),
-           "batch": a.batch, "lr": a.lr, "tau": a.tau, "seed": a.seed, "optimizer": "AdamW wd 1e-4, cosine decay over time",
+    rec = {"method": "SimCLR (NT-Xent), labels never used", "widths": widths,
+           "params": sum(p.numel() for p in bb.parameters()),
+           "batch": a.batch, "lr": a.lr, "tau": a.tau, "seed": a.seed,
+           "optimizer": "AdamW wd 1e-4, cosine decay over time",
            "augment": "lab.gcd.augment.augment defaults", "pretrain_images": int(len(keep)),
            "pretrain_pool": "Fashion-MNIST train images not in data/fashion_mnist_subset.npz",
            "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "torch": torch.__version__,

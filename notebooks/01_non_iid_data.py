@@ -43,14 +43,7 @@ MIN_CLIENT_SIZE = 50               # redraw the Dirichlet shares until every cli
 SEED = 0
 
 # %%
-# Setup: notebooks run from notebooks/, so put the repository root (the folder holding `lab/`) on the path.
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "lab" / "__init__.py").is_file())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
+# Setup (`lab` is installed by `pip install -r requirements.txt`).
 import numpy as np
 import pandas as pd
 

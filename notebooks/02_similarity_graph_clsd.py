@@ -47,21 +47,13 @@ K_VALUES = [5, 10, 20, 40]
 FALLBACK_ROUNDS = 3                  # only if the snapshot is missing: train a short FedAvg+SimGCD run instead
 
 # %%
-# Setup: notebooks run from notebooks/, so put the repository root (the folder holding `lab/`) on the path.
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "lab" / "__init__.py").is_file())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
+# Setup (`lab` is installed by `pip install -r requirements.txt`).
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import torch
 
 from lab.gcd.clsd import CUT, KNN, MUST, build_graph
-from lab.gcd.config import FedGCDConfig
 from lab.gcd.snapshots import client_view, load_snapshot
 from lab.viz import gcd as vz
 from lab.viz.layout import embed_2d

@@ -46,14 +46,7 @@ LAYOUT = "tsne"                      # "tsne" (seconds) or "pca" (instant)
 FALLBACK_ROUNDS = 3                  # only if the snapshot is missing
 
 # %%
-# Setup: notebooks run from notebooks/, so put the repository root (the folder holding `lab/`) on the path.
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "lab" / "__init__.py").is_file())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
+# Setup (`lab` is installed by `pip install -r requirements.txt`).
 import math
 
 import numpy as np
@@ -66,8 +59,8 @@ from sklearn.metrics import adjusted_rand_score
 from lab.gcd.clsd import build_graph
 from lab.gcd.communities import choose_markov_time, find_communities
 from lab.gcd.config import FedGCDConfig
-from lab.gcd.snapshots import client_view, load_snapshot
 from lab.gcd.metrics import cluster_acc_v2
+from lab.gcd.snapshots import client_view, load_snapshot
 from lab.viz import gcd as vz
 from lab.viz.layout import embed_2d
 

@@ -41,15 +41,9 @@ MARKOV_TIME = None                          # None: FedLPA's default (FedGCDConf
 FALLBACK_ROUNDS = 3                         # only if a snapshot is missing: train a short run instead
 
 # %%
-# Setup: notebooks run from notebooks/, so put the repository root (the folder holding `lab/`) on the path.
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "lab" / "__init__.py").is_file())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
+# Setup (`lab` is installed by `pip install -r requirements.txt`; ROOT is the repository root).
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,12 +53,13 @@ from lab.gcd.clsd import build_graph
 from lab.gcd.communities import find_communities
 from lab.gcd.config import FedGCDConfig
 from lab.gcd.experiment import run_experiment
-from lab.gcd.snapshots import client_view, load_weights
 from lab.gcd.losses import mean_entropy_term, prior_kl
-from lab.gcd.prior import (empirical_prior, map_communities_to_heads, oracle_heads, prior_vs_truth_kl,
-                           sample_heads)
+from lab.gcd.prior import empirical_prior, map_communities_to_heads, oracle_heads, prior_vs_truth_kl, sample_heads
+from lab.gcd.snapshots import client_view, load_weights
+from lab.utils import repo_root
 from lab.viz import gcd as vz
 
+ROOT = Path(repo_root())
 torch.set_num_threads(1)
 
 
@@ -72,8 +67,9 @@ def snapshot(name, method):
     """(weights, config) of a committed snapshot, or of a short run trained now if the file is missing."""
     path = ROOT / "data" / "snapshots" / f"{name}.safetensors"
     if not path.exists():
-        from tqdm.auto import tqdm
         import tempfile
+
+        from tqdm.auto import tqdm
 
         print(f"{path.name} not found: training a {FALLBACK_ROUNDS}-round {method} model instead")
         path = Path(tempfile.mkdtemp()) / f"{method}.safetensors"

@@ -50,15 +50,9 @@ SEED = 0
 RESULTS_DIR = "bench/results"
 
 # %%
-# Setup: notebooks run from notebooks/, so put the repository root (the folder holding `lab/`) on the path.
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "lab" / "__init__.py").is_file())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
+# Setup (`lab` is installed by `pip install -r requirements.txt`; ROOT is the repository root).
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,8 +62,10 @@ from tqdm.auto import tqdm
 
 from lab.gcd.config import FedGCDConfig
 from lab.gcd.experiment import run_experiment
+from lab.utils import repo_root
 from lab.viz import gcd as vz
 
+ROOT = Path(repo_root())
 torch.set_num_threads(1)   # one thread measured fastest on a shared 2-core machine
 NAMES = {"fedlpa": "FedLPA", "simgcd": "FedAvg+SimGCD", "gcd": "FedAvg+GCD", "local": "local", "central": "centralized"}
 

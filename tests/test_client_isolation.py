@@ -78,6 +78,7 @@ def _permute_hidden_labels(exp):
     exp.data.y_train[unl] = np.random.default_rng(0).permutation(exp.data.y_train[unl])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["simgcd", "gcd", "fedlpa"])
 def test_training_never_reads_the_true_labels_of_unlabelled_samples(method):
     a, wa = _train(_tiny(method))
@@ -87,6 +88,7 @@ def test_training_never_reads_the_true_labels_of_unlabelled_samples(method):
     assert a["acc_all"] != b["acc_all"]          # the evaluator does read them: the corruption took effect
 
 
+@pytest.mark.slow
 def test_fedlpa_never_reads_the_true_number_of_classes():
     """SimGCD's heads are the true K (its protocol); FedLPA's are |old| + k_max_new, whatever K is: declaring
     seven more classes than the data has changes SimGCD's training and leaves FedLPA's bit-identical."""

@@ -7,22 +7,23 @@ AppTest runs the scripts without a browser (plotly charts come back as raw specs
 from __future__ import annotations
 
 import io
-import os
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dashboard import common as C  # noqa: E402
+from lab.data import tabular  # noqa: E402
 from lab.utils import LabError  # noqa: E402
+
+# dashboard/loaders.py, the very module the pages import (pytest's `pythonpath` in pyproject.toml, like
+# `streamlit run`, puts dashboard/ on the path): patching its folders here redirects the pages
+import loaders  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 180
@@ -67,6 +68,7 @@ def rerun(at: AppTest, **values) -> AppTest:
 # Pages: defaults and extremes
 # ---------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_data_page_default_and_extremes():
     at = ok(open_page("data"), charts=3)            # heatmap, histograms, sample images
     assert at.metric[0].value == "5"
@@ -91,6 +93,7 @@ def test_url_preset_is_applied_and_bad_values_ignored():
     assert at.slider(key="clients").value == 5
 
 
+@pytest.mark.slow
 def test_graph_page_default_and_extremes():
     at = ok(open_page("graph"))
     assert any(m.label.startswith("Precision (refined)") for m in at.metric)
@@ -102,6 +105,7 @@ def test_graph_page_default_and_extremes():
     ok(rerun(at, client=19))
 
 
+@pytest.mark.slow
 def test_communities_page_default_and_extremes():
     at = ok(open_page("communities"), charts=3)     # scatter, community x class, K per client
     ok(rerun(at, nmax=250, mt=0.5, k=1, minc=0.0), charts=3)
@@ -109,6 +113,7 @@ def test_communities_page_default_and_extremes():
     ok(rerun(at, mt=1.0, k=10, minc=0.02, layout="spring"), charts=3)
 
 
+@pytest.mark.slow
 def test_prior_page_each_end_client():
     at = ok(open_page("prior"))
     slider = at.select_slider(key="pclient")
@@ -117,10 +122,11 @@ def test_prior_page_each_end_client():
     assert at.dataframe
 
 
+@pytest.mark.slow
 def test_training_page_results_and_a_live_run():
     at = open_page("training")
     assert not at.exception
-    results, _ = C.gcd_results()
+    results, _ = loaders.gcd_results()
     if results:
         ok(at, charts=2)
         alphas = at.select_slider(key="ralpha").options
@@ -136,6 +142,7 @@ def test_training_page_results_and_a_live_run():
     assert len(at.dataframe) == n_before
 
 
+@pytest.mark.slow
 def test_privacy_page_default_and_extremes():
     at = open_page("privacy")
     assert not at.exception and not at.error
@@ -146,11 +153,12 @@ def test_privacy_page_default_and_extremes():
     assert values["ELS example ε"] != "∞"
 
 
+@pytest.mark.slow
 def test_pages_degrade_without_result_files(tmp_path, monkeypatch):
     """No snapshots, no training results, no DP sweeps: each page says so and still draws a figure."""
-    monkeypatch.setattr(C, "SNAPSHOT_DIR", tmp_path / "snapshots")
-    monkeypatch.setattr(C, "GCD_RESULTS_DIR", tmp_path / "gcd")
-    monkeypatch.setattr(C, "DP_RESULTS_DIR", tmp_path / "dp")
+    monkeypatch.setattr(loaders, "SNAPSHOT_DIR", tmp_path / "snapshots")
+    monkeypatch.setattr(loaders, "GCD_RESULTS_DIR", tmp_path / "gcd")
+    monkeypatch.setattr(loaders, "DP_RESULTS_DIR", tmp_path / "dp")
     at = ok(open_page("prior"))
     assert any("No trained snapshots" in i.value for i in at.info)
     at = open_page("training")
@@ -167,7 +175,7 @@ def test_pages_degrade_without_result_files(tmp_path, monkeypatch):
 def test_privacy_page_reads_a_sweep_still_being_written(tmp_path, monkeypatch):
     import json
 
-    monkeypatch.setattr(C, "DP_RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(loaders, "DP_RESULTS_DIR", tmp_path)
     rows = [{"algo": a, "epsilon_target": e, "eval_loss": 2.0 + 0.1 / e + (0.05 if a == "els" else 0),
              "noise_multiplier": 1.0, "pretrained_loss": 2.3, "n_train_examples": 1000, "n_train_users": 100}
             for a in ("els", "uls") for e in (1.0, 4.0)]
@@ -196,7 +204,7 @@ def blobs_csv(n=300, d=6, classes=4, users=12, seed=0, label="label") -> bytes:
 
 
 def test_validate_valid_csv():
-    ud = C.validate_upload("blobs.csv", blobs_csv())
+    ud = tabular.validate_upload("blobs.csv", blobs_csv())
     assert ud.features.shape == (300, 6) and ud.features.dtype == np.float32
     assert ud.class_names == ["c0", "c1", "c2", "c3"]
     assert set(np.unique(ud.labels)) == {0, 1, 2, 3}
@@ -207,33 +215,33 @@ def test_validate_rejects_non_numeric_column():
     data = blobs_csv().decode().splitlines()
     data[5] = data[5].replace(data[5].split(",")[2], "oops", 1)
     with pytest.raises(LabError, match="'f2' is not numeric"):
-        C.validate_upload("bad.csv", ("\n".join(data) + "\n").encode())
+        tabular.validate_upload("bad.csv", ("\n".join(data) + "\n").encode())
 
 
 def test_validate_rejects_missing_label_column():
     with pytest.raises(LabError, match="no label column"):
-        C.validate_upload("nolabel.csv", blobs_csv(label="species"))
+        tabular.validate_upload("nolabel.csv", blobs_csv(label="species"))
 
 
 def test_validate_rejects_empty_file():
     with pytest.raises(LabError, match="empty"):
-        C.validate_upload("empty.csv", b"")
+        tabular.validate_upload("empty.csv", b"")
     with pytest.raises(LabError, match="no data|no rows"):
-        C.validate_upload("header_only.csv", b"f0,f1,label\n")
+        tabular.validate_upload("header_only.csv", b"f0,f1,label\n")
 
 
 def test_validate_rejects_oversized_file():
     with pytest.raises(LabError, match="upload limit"):
-        C.validate_upload("big.csv", b"0" * (C.MAX_UPLOAD_BYTES + 1))
+        tabular.validate_upload("big.csv", b"0" * (tabular.MAX_UPLOAD_BYTES + 1))
     with pytest.raises(LabError, match="upload limit"):
-        C.validate_upload("blobs.csv", blobs_csv(), max_bytes=1000)
+        tabular.validate_upload("blobs.csv", blobs_csv(), max_bytes=1000)
 
 
 def test_validate_rejects_too_few_rows_and_one_class():
     with pytest.raises(LabError, match="at least 50"):
-        C.validate_upload("small.csv", blobs_csv(n=20))
+        tabular.validate_upload("small.csv", blobs_csv(n=20))
     with pytest.raises(LabError, match="single class"):
-        C.validate_upload("one.csv", blobs_csv(classes=1))
+        tabular.validate_upload("one.csv", blobs_csv(classes=1))
 
 
 def _npz(**arrays) -> bytes:
@@ -244,20 +252,20 @@ def _npz(**arrays) -> bytes:
 
 def test_validate_npz_images_and_refuses_pickles():
     rng = np.random.default_rng(0)
-    ud = C.validate_upload("imgs.npz", _npz(X=rng.integers(0, 255, (80, 8, 8), dtype=np.uint8),
-                                            y=np.arange(80) % 3))
+    ud = tabular.validate_upload("imgs.npz", _npz(X=rng.integers(0, 255, (80, 8, 8), dtype=np.uint8),
+                                                  y=np.arange(80) % 3))
     assert ud.features.shape == (80, 64) and ud.image_shape == (8, 8)
     with pytest.raises(LabError, match="allow_pickle|numeric"):
-        C.validate_upload("obj.npz", _npz(X=np.array([{"a": 1}] * 60, dtype=object), y=np.arange(60) % 2))
+        tabular.validate_upload("obj.npz", _npz(X=np.array([{"a": 1}] * 60, dtype=object), y=np.arange(60) % 2))
     with pytest.raises(LabError, match="not a valid .npz"):
-        C.validate_upload("fake.npz", b"PK-not-really-a-zip" * 10)
+        tabular.validate_upload("fake.npz", b"PK-not-really-a-zip" * 10)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("run.py", "print('hi')")
     with pytest.raises(LabError, match="other than .npy"):
-        C.validate_upload("code.npz", buf.getvalue())
+        tabular.validate_upload("code.npz", buf.getvalue())
     with pytest.raises(LabError, match="only .csv and .npz"):
-        C.validate_upload("model.pkl", b"\x80\x04")
+        tabular.validate_upload("model.pkl", b"\x80\x04")
 
 
 def _upload(at: AppTest, name: str, data: bytes, mime="text/csv") -> AppTest:
@@ -269,7 +277,7 @@ def _upload(at: AppTest, name: str, data: bytes, mime="text/csv") -> AppTest:
     ("bad.csv", b"f0,f1,label\n" + b"1,x,a\n" * 60, "not numeric"),
     ("nolabel.csv", blobs_csv(label="species"), "no label column"),
     ("empty.csv", b"", "empty"),
-    ("big.csv", b"0" * (C.MAX_UPLOAD_BYTES + 1), "upload limit"),
+    ("big.csv", b"0" * (tabular.MAX_UPLOAD_BYTES + 1), "upload limit"),
 ], ids=["non-numeric", "no-label", "empty", "oversized"])
 def test_upload_rejected_through_the_page(name, data, message):
     at = open_page("data")

@@ -8,16 +8,15 @@ Skipped only when ``/usr/bin/chromium`` is missing (``apt-get install -y chromiu
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import browser_probe as B  # bench/browser_probe.py, on the path through pyproject.toml's pytest `pythonpath`
 
-from dashboard import browser_probe as B  # noqa: E402
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
 
 if not B.chromium_available():
     pytest.skip(f"{B.CHROMIUM} is missing: apt-get install -y chromium", allow_module_level=True)
@@ -55,34 +54,23 @@ def test_page_renders_a_chart_without_errors(report, path, title, slider):
     assert r["cold_s"] < 60 and r["slider_back_s"] < 20, r   # loose: the targets are reported by the bench
 
 
-def _slider(page, key):
-    """The value a Streamlit slider (by widget key) shows."""
-    return page.locator(f'.st-key-{key} input[type="range"]').first.get_attribute("aria-valuetext")
+_slider = B.slider_value
 
 
 def test_shared_preset_url_opens_on_its_settings(app):
     """A teacher's link to a page with settings: the page opens there (no 'Page not found' on a deep link)."""
     srv, browser = app
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    try:
-        page.goto(f"{srv.url}/communities?alpha=0.1&clients=7&client=3&k=12&mt=1.05", wait_until="commit")
-        B._wait_rendered(page, 120)
+    with B.opened(browser, f"{srv.url}/communities?alpha=0.1&clients=7&client=3&k=12&mt=1.05") as page:
         assert page.get_by_text("Page not found").count() == 0
-        assert (_slider(page, "alpha"), _slider(page, "clients"), _slider(page, "client"), _slider(page, "k")) == ("0.1", "7", "3", "12")
+        assert (_slider(page, "alpha"), _slider(page, "clients"), _slider(page, "client"),
+                _slider(page, "k")) == ("0.1", "7", "3", "12")
         assert _slider(page, "mt") == "1.05"
         assert page.locator('[data-testid="stException"]').count() == 0
-    finally:
-        ctx.close()
 
 
 def test_settings_follow_the_user_across_pages(app):
     srv, browser = app
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    try:
-        page.goto(f"{srv.url}/?alpha=0.2&clients=6&client=4", wait_until="commit")
-        B._wait_rendered(page, 120)
+    with B.opened(browser, f"{srv.url}/?alpha=0.2&clients=6&client=4") as page:
         page.get_by_text("Similarity graph (CLSD)").first.click()
         t_end = time.time() + 60
         while "/graph" not in page.url and time.time() < t_end:
@@ -90,5 +78,3 @@ def test_settings_follow_the_user_across_pages(app):
         B._wait_rendered(page, 120)
         assert (_slider(page, "alpha"), _slider(page, "clients"), _slider(page, "client")) == ("0.2", "6", "4")
         assert "alpha=0.2" in page.url                      # the new page's URL is a shareable preset too
-    finally:
-        ctx.close()

@@ -89,7 +89,7 @@ def test_local_training_loss_decreases():
     s = gcd_split(d.y_train)
     cfg = _tiny("simgcd", rounds=10)
     m = GCDModel(ModelConfig(in_shape=(8, 8), n_heads=10))
-    c = GCDClient(0, d.x_train, d.y_train, s.labelled, m, cfg, old_classes=s.old_classes)
+    c = GCDClient(0, d.x_train, np.where(s.labelled, d.y_train, -1), m, cfg, old_classes=s.old_classes)
     w = get_shared(m)
     losses = []
     for rnd in range(1, 6):
@@ -115,6 +115,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_smoke(tmp_path):
     out = tmp_path / "r.json"
     p = _cli("fedgcd", "--method", "simgcd", "--dataset", "digits", "--clients", "3", "--alpha", "0.5",
@@ -127,6 +128,7 @@ def test_cli_smoke(tmp_path):
     assert len(r["k_true"]) == 3 and r["history"][0].keys() >= {"round", "acc_all", "acc_old", "acc_new"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,param", [
     (["--alpha", "0"], "alpha"), (["--alpha", "-2"], "alpha"), (["--clients", "0"], "clients"),
     (["--clients", "100000"], "clients"), (["--dataset", "cifar10"], "dataset"), (["--rounds", "0"], "rounds"),
@@ -139,6 +141,7 @@ def test_cli_bad_input(tmp_path, args, param):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_unknown_method(tmp_path):
     p = _cli("fedgcd", "--method", "kmeans", "--out", str(tmp_path / "x.json"))
     assert p.returncode != 0 and "method" in p.stderr and "Traceback" not in p.stderr

@@ -61,7 +61,8 @@ def test_refinement_adds_and_cuts_exactly_the_right_edges():
     assert (both[m] & (anchor[s][m] == anchor[d][m])).all() and (g.weight[m] == 1).all()
     # the kNN edges not between two anchors are untouched
     key = lambda a, b: set(zip(a.tolist(), b.tolist()))  # noqa: E731
-    untouched = key(plain.src[~((plain.anchor_label[plain.src] >= 0))], plain.dst[~(plain.anchor_label[plain.src] >= 0)])
+    free = ~(plain.anchor_label[plain.src] >= 0)
+    untouched = key(plain.src[free], plain.dst[free])
     assert key(g.src[g.kind == KNN], g.dst[g.kind == KNN]) >= {e for e in untouched if anchor[e[1]] < 0}
     # refinement improves edge precision
     assert g.edge_precision(y) >= plain.edge_precision(y)

@@ -103,7 +103,7 @@ def test_add_form_optimum_is_a_flattened_prior():
 def test_distill_loss_is_cross_view():
     # identical views with a very sharp teacher: loss = entropy of student softmax at 0.1 (self-consistent)
     logits = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).repeat(2, 1)
-    l = distill_loss(logits, logits, teacher_temp=0.001)
+    l = distill_loss(logits, logits, teacher_temp=0.001)  # noqa: E741 - the loss, named as in the assert
     expected = -torch.log_softmax(torch.tensor([1.0, 0.0]) / 0.1, 0)[0]
     assert torch.allclose(l, expected, atol=1e-5)
 

@@ -41,7 +41,8 @@ def test_labelled_points_stay_pinned_to_their_class():
     for c in (0, 1):
         sums_c = sum(s["sums"][c] for s in stats)
         assert counts[c] >= labelled_per_class[c]
-        assert np.allclose(sums_c / counts[c], np.concatenate([x[lab & (y == c)], x[~lab][nearest(x[~lab], wrong) == c]]).mean(0))
+        members = np.concatenate([x[lab & (y == c)], x[~lab][nearest(x[~lab], wrong) == c]])
+        assert np.allclose(sums_c / counts[c], members.mean(0))
 
 
 def test_federated_run_recovers_blobs_like_the_pooled_one():

@@ -3,35 +3,39 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common as C
 from lab.viz.gcd import communities_scatter, community_class_table, k_estimates
 
-t0 = C.page_start("InfoMap communities",
-                  "slide the markov time: below 1 InfoMap splits the client into many small communities, above "
-                  "1 it merges them. Compare K̂ with the true class count in the bars: no single time suits every "
-                  "client, which is why 'labelled' picks one per client.")
-s = C.federation_sidebar()
+import loaders as L
+from page import download_csv, footer, guard, page_start, show
+from sidebar import federation_sidebar
+from widgets import MARKOV_TIMES, carried, default_markov_time, fmt_markov, select, select_slider, slider
+
+t0 = page_start("InfoMap communities",
+                "slide the markov time: below 1 InfoMap splits the client into many small communities, above "
+                "1 it merges them. Compare K̂ with the true class count in the bars: no single time suits every "
+                "client, which is why 'labelled' picks one per client.")
+s = federation_sidebar()
 
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-mt = C.select_slider("Markov time", C.MARKOV_TIMES, C.default_markov_time(), key="mt", where=c1,
-                     format_func=C.fmt_markov,
-                     help="'auto': InfoMap at 1, then communities with agreeing prototypes merge; 'labelled': per "
-                          "client, the time whose communities best reproduce the client's labelled classes")
-k = C.slider("k (neighbours per sample)", 1, 50, 10, key="k", where=c2)
-min_share = C.select_slider("Noise below (share of client)", [0.0, 0.005, 0.01, 0.02, 0.05, 0.1], 0.02,
-                            key="minc", where=c3, format_func=lambda v: f"{v:.1%}",
-                             help="communities smaller than this share of the client's samples are noise")
-layout = C.select("Layout", ["pca", "tsne", "spring"], key="layout", where=c4)
-P = C.carried("P", 0.5)          # the graph page's refinement settings, when set there
-floor = C.carried("floor", 0.0)
+mt = select_slider("Markov time", MARKOV_TIMES, default_markov_time(), key="mt", where=c1,
+                   format_func=fmt_markov,
+                   help="'auto': InfoMap at 1, then communities with agreeing prototypes merge; 'labelled': per "
+                        "client, the time whose communities best reproduce the client's labelled classes")
+k = slider("k (neighbours per sample)", 1, 50, 10, key="k", where=c2)
+min_share = select_slider("Noise below (share of client)", [0.0, 0.005, 0.01, 0.02, 0.05, 0.1], 0.02,
+                          key="minc", where=c3, format_func=lambda v: f"{v:.1%}",
+                           help="communities smaller than this share of the client's samples are noise")
+layout = select("Layout", ["pca", "tsne", "spring"], key="layout", where=c4)
+P = carried("P", 0.5)          # the graph page's refinement settings, when set there
+floor = carried("floor", 0.0)
 
-with C.guard():
+with guard():
     ckey = s.ckey()
-    cl = C.client_arrays(*ckey)
+    cl = L.client_arrays(*ckey)
     y = cl["y_true"]
     with st.spinner("Running InfoMap…"):
-        com = C.communities_for(ckey, k, P, floor, mt, min_share)
-        pos = C.layout_for(ckey, layout, k, P, floor)
+        com = L.communities_for(ckey, k, P, floor, mt, min_share)
+        pos = L.layout_for(ckey, layout, k, P, floor)
     k_true_here = int((np.bincount(y) >= 0.02 * len(y)).sum())
     m = st.columns(4)
     m[0].metric("K̂ (communities)", com.k_est, delta=f"{com.k_est - k_true_here:+d} vs true",
@@ -40,21 +44,21 @@ with C.guard():
     m[2].metric("InfoMap modules before noise/merge", com.raw_modules)
     m[3].metric("Noise samples", int((com.labels < 0).sum()))
 
-    C.show(communities_scatter(pos, com.labels, y, title=f"Client {s.client}: InfoMap communities "
-                               f"(markov time {C.fmt_markov(mt)}, {layout.upper()} layout)"), "communities")
+    show(communities_scatter(pos, com.labels, y, title=f"Client {s.client}: InfoMap communities "
+                             f"(markov time {fmt_markov(mt)}, {layout.upper()} layout)"), "communities")
     left, right = st.columns(2)
     with left:
-        C.show(community_class_table(com.labels, y, cl["class_names"]), "community_class_table")
+        show(community_class_table(com.labels, y, cl["class_names"]), "community_class_table")
 
     with st.spinner("K̂ for every client…"):
         k_est, k_true = [], []
         for c in range(s.clients):
             ck = s.ckey(c)
-            yc = C.client_arrays(*ck)["y_true"]
-            k_est.append(C.communities_for(ck, k, P, floor, mt, min_share).k_est)
+            yc = L.client_arrays(*ck)["y_true"]
+            k_est.append(L.communities_for(ck, k, P, floor, mt, min_share).k_est)
             k_true.append(int((np.bincount(yc) >= 0.02 * len(yc)).sum()))
     with right:
-        C.show(k_estimates(k_true, k_est), "k_estimates")
+        show(k_estimates(k_true, k_est), "k_estimates")
         within = np.mean(np.abs(np.array(k_est) - np.array(k_true)) <= 1)
         st.caption(f"K̂ within ±1 of the true count for {within:.0%} of clients.")
 
@@ -68,8 +72,8 @@ with C.guard():
                      "labelled": int(cl["labelled"][com.labels == c].sum())})
     df = pd.DataFrame(rows)
     st.dataframe(df, hide_index=True)
-    C.download_csv(df, f"communities_client{s.client}.csv", "Download communities (CSV)")
+    download_csv(df, f"communities_client{s.client}.csv", "Download communities (CSV)")
     kdf = pd.DataFrame({"client": range(s.clients), "k_true": k_true, "k_est": k_est})
-    C.download_csv(kdf, "k_estimates.csv", "Download K̂ per client (CSV)")
+    download_csv(kdf, "k_estimates.csv", "Download K̂ per client (CSV)")
 
-C.footer(t0)
+footer(t0)

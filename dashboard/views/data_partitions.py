@@ -3,16 +3,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common as C
 from lab.viz.gcd import label_histograms, partition_heatmap, sample_images
 
-t0 = C.page_start("Data & partitions",
-                  "move α on the log slider: at small α each row of the heatmap lights up only a few classes "
-                  "(every client sees its own few categories), at large α all rows look alike (IID).")
-s = C.federation_sidebar(model=False)
+import loaders as L
+from page import download_csv, footer, guard, page_start, show
+from sidebar import federation_sidebar
 
-with C.guard():
-    fed = C.federation(*s.fed_args)
+t0 = page_start("Data & partitions",
+                "move α on the log slider: at small α each row of the heatmap lights up only a few classes "
+                "(every client sees its own few categories), at large α all rows look alike (IID).")
+s = federation_sidebar(model=False)
+
+with guard():
+    fed = L.federation(*s.fed_args)
     pool, part = fed.pool, fed.part
     names = pool.class_names
     k_true = part.k_true(0.02)
@@ -26,15 +29,15 @@ with C.guard():
 
     left, right = st.columns(2)
     with left:
-        C.show(partition_heatmap(part.counts, names), "partition_heatmap")
+        show(partition_heatmap(part.counts, names), "partition_heatmap")
     with right:
-        C.show(label_histograms(part.counts, names, old_classes=list(pool.old_classes)), "label_histograms")
+        show(label_histograms(part.counts, names, old_classes=list(pool.old_classes)), "label_histograms")
 
     df = pd.DataFrame(part.counts, columns=names)
     df.insert(0, "client", range(part.n_clients))
     df["total"] = sizes
     df["classes >= 2%"] = k_true
-    C.download_csv(df, "partition_counts.csv", "Download client × class counts (CSV)")
+    download_csv(df, "partition_counts.csv", "Download client × class counts (CSV)")
 
     st.subheader(f"Samples of client {s.client}")
     idx = part.client_indices[s.client]
@@ -44,7 +47,7 @@ with C.guard():
         rng = np.random.default_rng(s.seed)
         pick = np.sort(rng.choice(idx, min(16, len(idx)), replace=False))
         titles = [names[int(pool.y[i])][:12] for i in pick]
-        C.show(sample_images(pool.images[pick], titles, cols=8, title=f"16 random samples of client {s.client}"),
-               "samples")
+        show(sample_images(pool.images[pick], titles, cols=8, title=f"16 random samples of client {s.client}"),
+             "samples")
 
-C.footer(t0)
+footer(t0)

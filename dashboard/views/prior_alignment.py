@@ -3,9 +3,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common as C
 from lab.gcd.snapshots import MATCH_SAMPLES
 from lab.viz.gcd import prior_bars
+
+import loaders as L
+from page import METHOD_LABEL, download_csv, footer, guard, page_start, show
+from widgets import default_markov_time, select, select_slider
 
 
 def kl(p, q, eps=1e-3):
@@ -15,60 +18,61 @@ def kl(p, q, eps=1e-3):
     return float(np.sum(p * np.log(p / q)))
 
 
-t0 = C.page_start("Prior alignment",
-                  "on a skewed client the true histogram has a few tall bars; SimGCD's mean prediction is "
-                  "pulled toward uniform, while LPA aligns it to the InfoMap prior, which should track the "
-                  "true histogram (compare the KL numbers).")
+t0 = page_start("Prior alignment",
+                "on a skewed client the true histogram has a few tall bars; SimGCD's mean prediction is "
+                "pulled toward uniform, while LPA aligns it to the InfoMap prior, which should track the "
+                "true histogram (compare the KL numbers).")
 
-pairs = C.snapshot_pairs()
-with C.guard():
+pairs = L.snapshot_pairs()
+with guard():
     if not pairs:
         st.info("No trained snapshots in `data/snapshots/` yet (they are written by `python -m lab fedgcd` runs "
                 "with a weights file). Showing the client's true histogram against the InfoMap communities of "
                 "the pretrained backbone's features, each community read as its majority class.")
-        client = C.select_slider("Client", list(range(5)), 0, key="pclient")
+        client = select_slider("Client", list(range(5)), 0, key="pclient")
         ckey = ("fashion_mnist", "dirichlet", 0.1, 5, 0, client, "backbone", 4000)
-        cl = C.client_arrays(*ckey)
-        com = C.communities_for(ckey, 10, 0.5, 0.0, C.default_markov_time(), 0.02)
+        cl = L.client_arrays(*ckey)
+        com = L.communities_for(ckey, 10, 0.5, 0.0, default_markov_time(), 0.02)
         y, n_cls = cl["y_true"], len(cl["class_names"])
         read = np.zeros(n_cls)
         for c in np.unique(com.labels[com.labels >= 0]):
             read[np.bincount(y[com.labels == c], minlength=n_cls).argmax()] += (com.labels == c).sum()
         series = {"true class histogram": np.bincount(y, minlength=n_cls) / len(y),
                   "InfoMap communities (majority-class reading)": read / max(read.sum(), 1)}
-        C.show(prior_bars(series, labels=cl["class_names"], title=f"Client {client} (α = 0.1, 5 clients)"),
-               "prior_bars")
+        show(prior_bars(series, labels=cl["class_names"], title=f"Client {client} (α = 0.1, 5 clients)"),
+             "prior_bars")
     else:
         keys = list(pairs)
         c1, c2 = st.columns([2, 1])
-        ckey_ = C.select("Trained models (from data/snapshots)", keys, key="psnap", where=c1)
+        ckey_ = select("Trained models (from data/snapshots)", keys, key="psnap", where=c1)
         models = pairs[ckey_]
         any_path = next(iter(models.values()))
-        cfg = C.load_snapshot(any_path)[1]
-        client = C.select_slider("Client", list(range(cfg.clients)), 0, key="pclient", where=c2)
+        cfg = L.load_snapshot(any_path)[1]
+        client = select_slider("Client", list(range(cfg.clients)), 0, key="pclient", where=c2)
         with st.spinner("Reading the client through the trained models…"):
-            views = {m: C.snapshot_client(p, client) for m, p in models.items()}
-            maps = {m: C.head_classes(p) for m, p in models.items()}
+            views = {m: L.snapshot_client(p, client) for m, p in models.items()}
+            maps = {m: L.head_classes(p) for m, p in models.items()}
         first = next(iter(views.values()))
         names, n_cls = first["class_names"], first["n_classes"]
         y = first["y_true"]
         true = np.bincount(y, minlength=n_cls) / len(y)
         series = {"true class histogram": np.append(true, 0.0)}
         if "fedlpa" in views:
-            series["InfoMap prior (FedLPA's discovery)"] = C.to_class_space(views["fedlpa"]["prior"], maps["fedlpa"],
+            series["InfoMap prior (FedLPA's discovery)"] = L.to_class_space(views["fedlpa"]["prior"], maps["fedlpa"],
                                                                              n_cls)
-        label = {"simgcd": "mean prediction, FedAvg+SimGCD (uniform pull)", "fedlpa": "mean prediction, FedLPA (LPA)",
-                 "gcd": "mean prediction, FedAvg+GCD"}
+        why = {"simgcd": " (uniform pull)", "fedlpa": " (LPA)"}
         for m in ("simgcd", "fedlpa", "gcd", "local", "central"):
             if m in views:
-                series[label.get(m, f"mean prediction, {m}")] = C.to_class_space(views[m]["mean_pred"], maps[m], n_cls)
-        C.show(prior_bars(series, labels=list(names) + ["unmatched heads"],
-                          title=f"Client {client}: distributions over classes ({ckey_})"), "prior_bars")
+                series[f"mean prediction, {METHOD_LABEL.get(m, m)}{why.get(m, '')}"] = L.to_class_space(
+                    views[m]["mean_pred"], maps[m], n_cls)
+        show(prior_bars(series, labels=list(names) + ["unmatched heads"],
+                        title=f"Client {client}: distributions over classes ({ckey_})"), "prior_bars")
         st.caption(f"Heads are read as classes through one Hungarian matching on {MATCH_SAMPLES:,} unlabelled "
                    "training samples (as the evaluation does); "
                    "FedLPA has more heads than classes (|old| + K_max), their leftover mass is 'unmatched heads'.")
-        rows = [{"distribution": k, "KL(true ‖ this)": kl(series["true class histogram"], v) if k != "true class histogram"
-                 else 0.0, **{n: float(v[i]) for i, n in enumerate(list(names) + ["unmatched heads"])}}
+        truth = series["true class histogram"]
+        rows = [{"distribution": k, "KL(true ‖ this)": kl(truth, v) if k != "true class histogram" else 0.0,
+                 **{n: float(v[i]) for i, n in enumerate(list(names) + ["unmatched heads"])}}
                 for k, v in series.items()]
         if "fedlpa" in views:
             v = views["fedlpa"]
@@ -76,6 +80,6 @@ with C.guard():
                       delta_color="off")
         df = pd.DataFrame(rows)
         st.dataframe(df.style.format(precision=3), hide_index=True)
-        C.download_csv(df, f"prior_alignment_client{client}.csv", "Download distributions (CSV)")
+        download_csv(df, f"prior_alignment_client{client}.csv", "Download distributions (CSV)")
 
-C.footer(t0)
+footer(t0)

@@ -6,15 +6,18 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import common as C
 from lab.privacy.sweep import BOUNDS
 from lab.viz import privacy as V
 
-t0 = C.page_start("Privacy–utility",
-                  "slide the contribution bound k: at the same noise and compute, ELS's user-level ε (up to k of "
-                  "one user's examples can land in one step) climbs far above ULS's, which samples and clips "
-                  "whole users, and the textbook group-privacy conversion gives up (∞) — then check in the "
-                  "curves below whether ULS's smaller ε buys a lower loss.")
+import loaders as L
+from page import download_csv, footer, guard, page_start, show
+from widgets import select_slider, toggle
+
+t0 = page_start("Privacy–utility",
+                "slide the contribution bound k: at the same noise and compute, ELS's user-level ε (up to k of "
+                "one user's examples can land in one step) climbs far above ULS's, which samples and clips "
+                "whole users, and the textbook group-privacy conversion gives up (∞) — then check in the "
+                "curves below whether ULS's smaller ε buys a lower loss.")
 
 st.markdown(
     "**What a user-level guarantee means.** Example-level DP promises that adding or removing *one example* "
@@ -32,7 +35,7 @@ def dp_file(folder, name):
     if not path.exists():
         return None
     try:
-        return C.read_json_files(str(path))[0]
+        return L.read_json_files(str(path))[0]
     except IndexError:
         return None
 
@@ -47,7 +50,7 @@ def dp_results(folder: str, mtimes: tuple) -> dict:
 
 
 def load_results() -> dict:
-    folder = Path(C.DP_RESULTS_DIR)
+    folder = Path(L.DP_RESULTS_DIR)
     stamps = tuple(os.path.getmtime(p) if p.exists() else 0.0 for p in (folder / f"dp_{n}.json" for n in FILES))
     return dp_results(str(folder), stamps)
 
@@ -64,7 +67,7 @@ def examples_after_bound() -> dict:
                 out[int(r["bound"])] = (int(r["n_train_examples"]), int(r["n_train_users"]))
     if all(k in out for k in BOUNDS):
         return out
-    from lab.privacy.lm import load_user_data
+    from lab.privacy.users import load_user_data
 
     counts = [len(w) for w in load_user_data().train_windows]
     return {k: (int(sum(min(n, k) for n in counts)), len(counts)) for k in BOUNDS}
@@ -113,7 +116,7 @@ def figure(fn, data, name, what):
         st.info(f"{what} could not be drawn from its file yet ({type(e).__name__}: {e}); it may still be "
                 "being written.")
         return False
-    C.show(fig, name)
+    show(fig, name)
     return True
 
 
@@ -124,14 +127,14 @@ res["bound_sweep"] = with_summary(res.get("bound_sweep"), ("algo", "bound"))
 # --- live accountant ---------------------------------------------------------------------------------
 st.subheader("Accountant, live")
 c1, c2, c3, c4, c5 = st.columns(5)
-k = C.select_slider("Contribution bound k", list(BOUNDS), 16, key="bound", where=c1)
-sigma = C.select_slider("Noise multiplier σ", [0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0], 1.0, key="sigma",
-                        where=c2)
-steps = C.select_slider("Steps T", [100, 300, 1000, 3000], 300, key="steps", where=c3)
-delta = C.select_slider("δ", [1e-4, 1e-5, 1e-6, 1e-7], 1e-5, key="delta", where=c4, format_func=lambda d: f"{d:.0e}")
-batch = C.select_slider("Example-gradients per step B", [16, 32, 64, 128, 256], 64, key="batch", where=c5)
+k = select_slider("Contribution bound k", list(BOUNDS), 16, key="bound", where=c1)
+sigma = select_slider("Noise multiplier σ", [0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0], 1.0, key="sigma",
+                      where=c2)
+steps = select_slider("Steps T", [100, 300, 1000, 3000], 300, key="steps", where=c3)
+delta = select_slider("δ", [1e-4, 1e-5, 1e-6, 1e-7], 1e-5, key="delta", where=c4, format_func=lambda d: f"{d:.0e}")
+batch = select_slider("Example-gradients per step B", [16, 32, 64, 128, 256], 64, key="batch", where=c5)
 
-with C.guard():
+with guard():
     from lab.privacy.accounting import epsilon_fast
 
     M, N = examples_after_bound()[k]
@@ -150,7 +153,7 @@ with C.guard():
     m[4].metric("ULS user ε", fmt(eps["uls"]), help="Poisson-sampled Gaussian over users (clip per user)")
     st.caption(f"All at σ = {sigma:g}, δ = {delta:.0e}, T = {steps} steps; noise std = σ × clip norm. "
                "Coarse PLD (discretisation 1e-2): an upper bound, a little above the reported numbers.")
-    if C.toggle("Draw ε against σ for this k (a few seconds per new setting)", not any(res.values()), key="curve"):
+    if toggle("Draw ε against σ for this k (a few seconds per new setting)", not any(res.values()), key="curve"):
         @st.cache_data(show_spinner="Accounting a σ grid…")
         def curve(k, q, steps, delta):
             sig = [0.5, 0.7, 1.0, 1.5, 2.0, 3.0]
@@ -159,11 +162,11 @@ with C.guard():
                     "ELS user (group privacy)": [epsilon_fast("group", s, q, steps, delta, k) for s in sig],
                     "ULS user": [epsilon_fast("uls", s, q, steps, delta, k) for s in sig],
                     "ELS example": [epsilon_fast("example", s, q, steps, delta, k) for s in sig]}
-        C.show(V.epsilon_curve_figure(curve(k, q, steps, delta)), "epsilon_vs_sigma")
+        show(V.epsilon_curve_figure(curve(k, q, steps, delta)), "epsilon_vs_sigma")
 
 # --- committed sweeps ----------------------------------------------------------------------------------
 st.subheader("Held-out loss against user-level ε")
-with C.guard():
+with guard():
     pu = res.get("privacy_utility")
     if pu:
         if pu.get("partial"):
@@ -172,7 +175,7 @@ with C.guard():
         df = pd.DataFrame(pu.get("summary", []))
         if len(df):
             st.dataframe(df, hide_index=True)
-            C.download_csv(df, "privacy_utility.csv", "Download privacy–utility table (CSV)")
+            download_csv(df, "privacy_utility.csv", "Download privacy–utility table (CSV)")
     else:
         st.info("The privacy–utility sweep is not computed yet (`bench/results/dp_privacy_utility.json`; "
                 "`python -m lab dp-sweep` writes it).")
@@ -185,7 +188,7 @@ with C.guard():
         if b.get("partial"):
             st.caption(f"Partial results: the sweep is still running ({len(b.get('rows', []))} runs so far).")
         figure(V.bound_sweep_figure, b, "bound_sweep", "The bound sweep")
-        C.download_csv(pd.DataFrame(b.get("summary", [])), "bound_sweep.csv", "Download bound sweep (CSV)")
+        download_csv(pd.DataFrame(b.get("summary", [])), "bound_sweep.csv", "Download bound sweep (CSV)")
     if acc:
         st.subheader("What the tight accountant buys")
         figure(V.accounting_figure, acc, "accounting", "The accounting comparison")
@@ -196,4 +199,4 @@ with C.guard():
     if missing:
         st.info(f"Not computed yet: {', '.join(missing)} (in bench/results/).")
 
-C.footer(t0)
+footer(t0)

@@ -3,16 +3,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common as C
 from lab.viz.gcd import results_bars, training_curves
 
-METHODS = ["simgcd", "gcd", "fedlpa", "local", "central"]
-LABEL = {"simgcd": "FedAvg+SimGCD", "gcd": "FedAvg+GCD", "fedlpa": "FedLPA", "local": "local only",
-         "central": "centralized"}
+import loaders as L
+from page import METHOD_LABEL, download_csv, footer, guard, page_start, show
+from widgets import ALPHAS, multiselect, select, select_slider, slider
 
-t0 = C.page_start("Federated training",
-                  "watch the New panel (classes no client ever labelled): that is where methods part ways; at "
-                  "small α FedLPA aligns each client to its own discovered prior instead of a uniform one.")
+METHODS = ["simgcd", "gcd", "fedlpa", "local", "central"]
+
+t0 = page_start("Federated training",
+                "watch the New panel (classes no client ever labelled): that is where methods part ways; at "
+                "small α FedLPA aligns each client to its own discovered prior instead of a uniform one.")
 
 
 def tuned() -> dict:
@@ -21,7 +22,7 @@ def tuned() -> dict:
     import json
 
     try:
-        with open(C.ROOT / "bench" / "results" / "gcd_tuning.json") as f:
+        with open(L.ROOT / "bench" / "results" / "gcd_tuning.json") as f:
             return json.load(f).get("best", {})
     except (OSError, ValueError):
         from lab.gcd.config import DEFAULT_LR
@@ -38,7 +39,7 @@ def run_name(r: dict) -> str:
     """Method label + what sets this run apart: an ablation flag or a value off the tuned settings."""
     cfg = r.get("config") or {}
     m = r["method"]
-    name = LABEL.get(m, m)
+    name = METHOD_LABEL.get(m, m)
     tags = []
     if m == "fedlpa":
         if cfg.get("oracle_prior"):
@@ -98,7 +99,7 @@ def summarize(recs: list):
 
 # ---------------------------------------------------------------------------------------------------------
 st.subheader("Results")
-recs, source = C.gcd_results()
+recs, source = L.gcd_results()
 if not recs:
     st.info("No result files yet (bench/results/gcd/*.json): start a live run "
             "below. `python bench/run_gcd_tables.py` rebuilds the committed tables.")
@@ -108,23 +109,23 @@ else:
     alphas = sorted({float(r.get("alpha", np.nan)) for r in recs})
     c1, c2 = st.columns([1, 2])
     if len(alphas) > 1:
-        ra = C.select_slider("α of the runs shown", alphas, 0.1 if 0.1 in alphas else alphas[0], key="ralpha",
-                             where=c1, format_func=lambda a: f"{a:g}")
+        ra = select_slider("α of the runs shown", alphas, 0.1 if 0.1 in alphas else alphas[0], key="ralpha",
+                           where=c1, format_func=lambda a: f"{a:g}")
     else:
         ra = alphas[0]
         c1.markdown(f"α = {ra:g} (the only α in these results)")
     here = [r for r in recs if float(r.get("alpha", np.nan)) == ra]
     names = sorted({run_name(r) for r in here}, key=lambda n: ("(" in n, n))
     main = [n for n in names if "(" not in n] or names
-    shown = C.multiselect("Runs (tagged runs: tuning grid and ablations)", names, main, key="rruns", where=c2,
-                          url=False)
+    shown = multiselect("Runs (tagged runs: tuning grid and ablations)", names, main, key="rruns", where=c2,
+                        url=False)
     here = [r for r in here if run_name(r) in shown]
     if here:
         hist, bars, table = summarize(here)
-        C.show(training_curves(hist, title=f"Accuracy per round at α = {ra:g} (mean over seeds)"), "training_curves")
-        C.show(results_bars(bars), "results_bars")
+        show(training_curves(hist, title=f"Accuracy per round at α = {ra:g} (mean over seeds)"), "training_curves")
+        show(results_bars(bars), "results_bars")
         st.dataframe(table.style.format(FORMATS, na_rep="–"), hide_index=True)
-        C.download_csv(table, f"gcd_results_alpha{ra:g}.csv", "Download results (CSV)")
+        download_csv(table, f"gcd_results_alpha{ra:g}.csv", "Download results (CSV)")
     else:
         st.info("Pick at least one run.")
 
@@ -134,14 +135,14 @@ st.caption("Small runs on 2 CPU cores: about 30–40 s for the first Fashion-MNI
            "then seconds per round; digits (8×8) take about a second per round. Finished runs are kept, so "
            "revisiting a setting is instant.")
 c1, c2, c3 = st.columns([2, 1, 1])
-methods = C.multiselect("Methods", METHODS, ["simgcd", "fedlpa"], key="t_methods", where=c1, format_func=LABEL.get)
-t_ds = C.select("Data set", ["fashion_mnist", "digits"], key="t_ds", where=c2)
-t_alpha = C.select_slider("α", C.ALPHAS, 0.1, key="t_alpha", where=c3, format_func=lambda a: f"{a:g}")
+methods = multiselect("Methods", METHODS, ["simgcd", "fedlpa"], key="t_methods", where=c1, format_func=METHOD_LABEL.get)
+t_ds = select("Data set", ["fashion_mnist", "digits"], key="t_ds", where=c2)
+t_alpha = select_slider("α", ALPHAS, 0.1, key="t_alpha", where=c3, format_func=lambda a: f"{a:g}")
 c4, c5, c6 = st.columns(3)
-rounds = C.slider("Rounds", 1, 20, 3, key="t_rounds", where=c4)
-clients = C.slider("Clients", 2, 10, 5, key="t_clients", where=c5)
-warm = C.slider("FedLPA warm-up rounds", 0, 10, 1, key="t_warm", where=c6,
-                help="SimGCD rounds before CLSD + InfoMap + LPA start (the CLI default is 5)")
+rounds = slider("Rounds", 1, 20, 3, key="t_rounds", where=c4)
+clients = slider("Clients", 2, 10, 5, key="t_clients", where=c5)
+warm = slider("FedLPA warm-up rounds", 0, 10, 1, key="t_warm", where=c6,
+              help="SimGCD rounds before CLSD + InfoMap + LPA start (the CLI default is 5)")
 
 
 @st.cache_resource
@@ -157,7 +158,7 @@ def configs():
                          warmup_rounds=int(warm), seed=0) for m in methods]
 
 
-with C.guard():
+with guard():
     cfgs = configs()
     for c in cfgs:
         c.validate()
@@ -166,7 +167,7 @@ with C.guard():
     chart = st.empty()
     done = {}
     if go:
-        C._set_threads()
+        L.set_threads()
         from lab.gcd.experiment import run_experiment
 
         bar = st.progress(0.0, text="starting…")
@@ -180,9 +181,9 @@ with C.guard():
             def on_round(rnd, total, row, i=i, cfg=cfg, live=live):
                 live.append(row)
                 bar.progress(min(1.0, (i + rnd / total) / len(cfgs)),
-                             text=f"{LABEL[cfg.method]}: round {rnd}/{total}, All {row['acc_all']:.3f}")
-                chart.plotly_chart(training_curves({**{LABEL[m]: r["history"] for m, r in done.items()},
-                                                    LABEL[cfg.method]: live}, title="Live: accuracy per round"),
+                             text=f"{METHOD_LABEL[cfg.method]}: round {rnd}/{total}, All {row['acc_all']:.3f}")
+                chart.plotly_chart(training_curves({**{METHOD_LABEL[m]: r["history"] for m, r in done.items()},
+                                                    METHOD_LABEL[cfg.method]: live}, title="Live: accuracy per round"),
                                    width="stretch", key=f"live_{cfg.method}_{rnd}")
 
             store[key] = run_experiment(cfg, on_round=on_round)
@@ -191,13 +192,13 @@ with C.guard():
     else:
         done = {c.method: store[c.key()] for c in cfgs if c.key() in store}
     if done:
-        chart.plotly_chart(training_curves({LABEL[m]: r["history"] for m, r in done.items()},
+        chart.plotly_chart(training_curves({METHOD_LABEL[m]: r["history"] for m, r in done.items()},
                                            title=f"Live runs at α = {t_alpha:g} ({t_ds}, {rounds} rounds)"),
                            width="stretch", key="live_final")
         _, _, table = summarize(list(done.values()))
         st.dataframe(table.drop(columns=["file"]).style.format(FORMATS, na_rep="–"), hide_index=True)
-        C.download_csv(table, "live_runs.csv", "Download live runs (CSV)", key="dl_live")
+        download_csv(table, "live_runs.csv", "Download live runs (CSV)", key="dl_live")
     elif cfgs:
         st.caption("Press Run to train these settings.")
 
-C.footer(t0)
+footer(t0)

@@ -60,7 +60,7 @@ def parse_play(markdown: str) -> list[tuple[str, str]]:
     def flush():
         nonlocal lines
         if speaker is not None:
-            text = "\n".join(l for l in lines if l)
+            text = "\n".join(ln for ln in lines if ln)
             if text.strip():
                 out.append((speaker, text))
         lines = []

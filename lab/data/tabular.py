@@ -51,6 +51,24 @@ class UserData:
         return (f"{self.name}: {self.n} rows, {self.features.shape[1]} features, "
                 f"{len(self.class_names)} classes{u}")
 
+    @property
+    def old_classes(self) -> tuple:
+        """The category-discovery split of an upload: its first half of the classes (at least one) are "old"."""
+        return tuple(range(max(1, len(self.class_names) // 2)))
+
+    def standardised(self) -> np.ndarray:
+        """Features at zero mean and unit variance per column (float32): what graphs and layouts see."""
+        f = self.features
+        return ((f - f.mean(0)) / (f.std(0) + 1e-8)).astype(np.float32)
+
+    def images(self) -> np.ndarray | None:
+        """(n, H, W) uint8 for an image upload (min-max scaled over the whole array), else None."""
+        if self.image_shape is None:
+            return None
+        raw = self.features
+        lo, hi = raw.min(), raw.max()
+        return ((raw - lo) / max(hi - lo, 1e-12) * 255).round().astype(np.uint8).reshape((-1, *self.image_shape))
+
 
 def _match(names, wanted):
     low = {str(n).strip().lower(): n for n in names}

@@ -39,7 +39,8 @@ def augment(x: torch.Tensor, gen: torch.Generator | None = None, *, min_scale: f
         cy, cx = r(B) * H, r(B) * W
         yy = torch.arange(H, device=dev).view(1, H, 1)
         xx = torch.arange(W, device=dev).view(1, 1, W)
-        box = ((yy - cy.view(B, 1, 1)).abs() < s.view(B, 1, 1) / 2) & ((xx - cx.view(B, 1, 1)).abs() < s.view(B, 1, 1) / 2)
+        half = s.view(B, 1, 1) / 2
+        box = ((yy - cy.view(B, 1, 1)).abs() < half) & ((xx - cx.view(B, 1, 1)).abs() < half)
         box = box & (r(B).view(B, 1, 1) < erase_p)
         out = out.masked_fill(box.unsqueeze(1), 0.0)
     return out.clamp(0, 1)

@@ -1,7 +1,6 @@
 """`python -m lab fedgcd ...`: one federated GCD run -> a JSON record. Progress (tqdm) goes to stderr."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 

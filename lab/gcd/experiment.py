@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from lab.data.images import load_dataset
 from lab.data.partition import make_partition

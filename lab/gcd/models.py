@@ -7,7 +7,7 @@ whose logits are cosine similarities divided by a temperature in the loss.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn

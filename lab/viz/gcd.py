@@ -82,14 +82,16 @@ def similarity_graph(pos, src, dst, kind, y_true, node_color=None, max_edges: in
               ("cut", kind == 2, "rgba(0,0,0,0.8)", 1)]
     for name, m, col, wd in groups:
         xs, ys = _edge_xy(pos, src[m], dst[m])
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=col, width=wd), name=f"{name} ({int(m.sum())})",
-                                   hoverinfo="skip"))
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=col, width=wd),
+                                   name=f"{name} ({int(m.sum())})", hoverinfo="skip"))
     c = y if node_color is None else np.asarray(node_color)
     for v in np.unique(c):
         m = c == v
-        fig.add_trace(go.Scattergl(x=pos[m, 0], y=pos[m, 1], mode="markers", name=f"{color_title} {v}" if v >= 0 else "noise",
+        fig.add_trace(go.Scattergl(x=pos[m, 0], y=pos[m, 1], mode="markers",
+                                   name=f"{color_title} {v}" if v >= 0 else "noise",
                                    marker=dict(size=5, color=_color(v)), legendgroup="nodes"))
-    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=560, legend=dict(itemsizing="constant"))
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=560,
+                      legend=dict(itemsizing="constant"))
     return fig
 
 

@@ -112,10 +112,11 @@ def accounting_figure(acc: dict) -> go.Figure:
     rows = sorted(acc["rows"], key=lambda r: r["bound"])
     ks = [r["bound"] for r in rows]
     fig = go.Figure()
-    for key, name, color, dash in (("epsilon_mixture", "ELS user-level: mixture-of-Gaussians PLD (tight)", "mixture", None),
-                                   ("epsilon_group", "ELS user-level: group privacy (loose)", "group", None),
-                                   ("epsilon_example", "ELS example-level (not a user guarantee)", "example", "dot"),
-                                   ("epsilon_uls", "ULS user-level at the same σ, q", "uls_acc", "dash")):
+    for key, name, color, dash in (
+            ("epsilon_mixture", "ELS user-level: mixture-of-Gaussians PLD (tight)", "mixture", None),
+            ("epsilon_group", "ELS user-level: group privacy (loose)", "group", None),
+            ("epsilon_example", "ELS example-level (not a user guarantee)", "example", "dot"),
+            ("epsilon_uls", "ULS user-level at the same σ, q", "uls_acc", "dash")):
         ys = [_f(r.get(key)) for r in rows]
         pts = [(k, y) for k, y in zip(ks, ys) if math.isfinite(y)]
         if pts:
@@ -124,8 +125,9 @@ def accounting_figure(acc: dict) -> go.Figure:
                                      hovertemplate="k=%{x}<br>ε=%{y:.3g}<extra></extra>"))
     fig.update_xaxes(type="log", dtick=math.log10(2))
     fig.update_yaxes(type="log")
-    return _layout(fig, f"What the tight accountant buys (σ = {acc['noise_multiplier']}, q = {acc['sampling_rate']:.4g}, "
-                        f"T = {acc['steps']}, δ = {acc['delta']})", "contribution bound k", "ε (log scale)")
+    return _layout(fig, f"What the tight accountant buys (σ = {acc['noise_multiplier']}, "
+                        f"q = {acc['sampling_rate']:.4g}, T = {acc['steps']}, δ = {acc['delta']})",
+                   "contribution bound k", "ε (log scale)")
 
 
 def tier1_figure(t1: dict) -> go.Figure:
@@ -138,7 +140,8 @@ def tier1_figure(t1: dict) -> go.Figure:
     """
     regimes = list(t1["regimes"])
     fig = make_subplots(rows=1, cols=len(regimes), shared_yaxes=False,
-                        subplot_titles=[f"{r}: τ={t1['regimes'][r]['tau']}, s={t1['regimes'][r]['s']}" for r in regimes])
+                        subplot_titles=[f"{r}: τ={t1['regimes'][r]['tau']}, s={t1['regimes'][r]['s']}"
+                                        for r in regimes])
     for i, reg in enumerate(regimes, start=1):
         for algo in ("els", "uls"):
             rows = sorted((r for r in t1["summary"] if r["regime"] == reg and r["algo"] == algo),

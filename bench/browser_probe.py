@@ -2,11 +2,13 @@
 through Playwright, check that plotly charts rendered and no error box shows, time the cold load and the
 rerun after a slider change, keep screenshots.
 
-Used by ``tests/test_dashboard_browser.py`` (assertions) and ``bench/bench_dashboard.py`` (timings JSON).
+Used by ``tests/test_dashboard_browser.py`` (assertions; pytest finds this module through ``pythonpath`` in
+``pyproject.toml``) and ``bench/bench_dashboard.py`` (timings JSON).
 Never downloads a browser: Chromium comes from ``apt-get install chromium`` (``/usr/bin/chromium``).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -59,10 +61,9 @@ class AppServer:
         cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
                "--server.address", "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats",
                "false", "--server.fileWatcherType", "none"]
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         while time.perf_counter() - t0 < self.timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"streamlit exited with code {self.proc.returncode}")
@@ -150,14 +151,37 @@ def _errors(page, res: PageResult):
     res.charts = page.locator(".js-plotly-plot").count()
 
 
+def _thumb(page, widget_key: str):
+    """The thumb of the Streamlit slider whose widget key is ``widget_key``."""
+    return page.locator(f'.st-key-{widget_key} input[type="range"]')
+
+
+def slider_value(page, widget_key: str):
+    """The value a Streamlit slider shows (its ``aria-valuetext``)."""
+    return _thumb(page, widget_key).first.get_attribute("aria-valuetext")
+
+
 def _move_slider(page, widget_key: str, key: str) -> bool:
     """Focus the slider whose widget key is ``widget_key`` and press an arrow key (one step)."""
-    thumb = page.locator(f'.st-key-{widget_key} input[type="range"]')
+    thumb = _thumb(page, widget_key)
     if thumb.count() == 0:
         return False
     thumb.first.focus()
     page.keyboard.press(key)
     return True
+
+
+@contextlib.contextmanager
+def opened(browser, url: str, timeout_s: float = 120, viewport=(1400, 1000)):
+    """``url`` in a fresh browser session, once the page has rendered; the session is closed afterwards."""
+    ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        page = ctx.new_page()
+        page.goto(url, wait_until="commit")
+        _wait_rendered(page, timeout_s)
+        yield page
+    finally:
+        ctx.close()
 
 
 def probe_page(page, base_url: str, path: str, title: str, slider: str | None, shots: Path | None,
@@ -178,7 +202,11 @@ def probe_page(page, base_url: str, path: str, title: str, slider: str | None, s
         res.screenshots.append(str(p))
     if slider:
         for key, attr in (("ArrowRight", "slider_s"), ("ArrowLeft", "slider_back_s")):
-            run = _footer(page)[1]
+            before = _footer(page)
+            if before is None:       # the script died (see ``exceptions``): report it, nothing to time
+                res.note = "the page stopped before its footer"
+                break
+            run = before[1]
             t1 = time.perf_counter()
             if not _move_slider(page, slider, key):
                 res.note = f"slider {slider!r} not found"
