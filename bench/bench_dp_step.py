@@ -4,24 +4,22 @@
 
 Same model (the tier-2 char LM), same bounded Shakespeare users, same expected example-gradients per step
 (B). The non-private step is Poisson sampling + one batched backward + Adam; ELS adds vectorised
-per-example gradients, clipping and noise; ULS adds per-user averaging as well. The three are timed
+per-example gradients, clipping and noise; ULS adds per-user averaging as well. All three are the steps
+the runner trains with (``lab.privacy.runner.STEP``). The three are timed
 interleaved (round robin) after a warm-up so machine load hits them alike; medians are reported.
 Writes bench/results/dp_step_bench.json.
 """
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from lab.privacy.els import els_step  # noqa: E402
-from lab.privacy.lm import CharLM, bound_contributions, load_pretrained, load_user_data, window_loss  # noqa: E402
-from lab.privacy.uls import uls_step  # noqa: E402
-from lab.utils import data_path, get_device, write_json_atomic  # noqa: E402
+from lab.privacy.charlm import CharLM, load_pretrained
+from lab.privacy.runner import STEP, optimizer_step
+from lab.privacy.users import BoundedUsers, bound_contributions, load_user_data
+from lab.utils import get_device, write_json_atomic
 
 
 def main(argv=None):
@@ -36,11 +34,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     dev = get_device()
     data = load_user_data()
-    w, owner = bound_contributions(data.train_windows, a.bound, 0)
-    W, O = torch.from_numpy(w).to(dev), torch.from_numpy(owner).to(dev)
-    counts = torch.bincount(O)
-    starts = torch.cumsum(counts, 0) - counts
-    M = len(W)
+    train = BoundedUsers.build(*bound_contributions(data.train_windows, a.bound, 0), device=dev)
+    M = train.n_examples
     q = a.batch / M
     try:
         model = load_pretrained(device=dev)
@@ -50,28 +45,14 @@ def main(argv=None):
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
 
-    def nonprivate():
-        idx = (torch.rand(M, generator=gen).to(dev) < q).nonzero().squeeze(1)
-        opt.zero_grad(set_to_none=True)
-        (window_loss(model, W[idx]).sum() / (q * M)).backward()
-        opt.step()
+    def timed(step):
+        def one():
+            res = step(model, {n: p.detach() for n, p in params.items()}, train, sampling_rate=q, clip=1.0,
+                       noise_multiplier=1.0, generator=gen)
+            optimizer_step(params, opt, res)
+        return one
 
-    def _apply(g):
-        for n, p in params.items():
-            p.grad = g[n]
-        opt.step()
-
-    def els():
-        g, _ = els_step(model, {n: p.detach() for n, p in params.items()}, W, sampling_rate=q, clip=1.0,
-                        noise_multiplier=1.0, generator=gen)
-        _apply(g)
-
-    def uls():
-        g, _, _ = uls_step(model, {n: p.detach() for n, p in params.items()}, W, O, starts, counts,
-                           sampling_rate=q, clip=1.0, noise_multiplier=1.0, generator=gen)
-        _apply(g)
-
-    fns = {"nonprivate": nonprivate, "els": els, "uls": uls}
+    fns = {algo: timed(STEP[algo]) for algo in ("nonprivate", "els", "uls")}
     times = {k: [] for k in fns}
     for f in fns.values():  # warm-up
         for _ in range(3):

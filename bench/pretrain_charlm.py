@@ -12,15 +12,13 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from lab.privacy.lm import (PRETRAINED_FILE, CharLM, LMConfig, evaluate, load_user_data,  # noqa: E402
-                            public_windows, save_weights, window_loss)
-from lab.utils import data_path, set_seed, write_json_atomic  # noqa: E402
+from lab.privacy.charlm import PRETRAINED_FILE, CharLM, LMConfig, evaluate, save_weights, window_loss
+from lab.privacy.users import load_user_data, public_windows
+from lab.utils import data_path, set_seed, write_json_atomic
 
 
 def main(argv=None):

@@ -14,12 +14,9 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 RES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -76,7 +73,7 @@ def _hyper():
 
 
 def part_pu(a):
-    from lab.privacy.sweep import EPSILONS, privacy_utility_sweep
+    from lab.privacy.sweep import privacy_utility_sweep
 
     eps = tuple(a.epsilons) if a.epsilons else (1.0, 2.0, 4.0, 8.0)
     # 3 seeds at the table's epsilons {1, 2, 4, 8}; the curve's extra points get a.extra_seeds
@@ -169,7 +166,8 @@ def part_summary(a):
         L += ["## Tier 2: char LM fine-tuned on Shakespeare users (3 seeds)", "",
               f"k = {pu['bound']}, T = {pu['steps']} steps, B = {pu['batch']} example-gradients per step "
               f"(both algorithms), pretrained on SOTU.", "",
-              "| user-level ε | ELS loss | ULS loss | seeds | ELS σ | ULS σ | better |", "|---|---|---|---|---|---|---|"]
+              "| user-level ε | ELS loss | ULS loss | seeds | ELS σ | ULS σ | better |",
+              "|---|---|---|---|---|---|---|"]
         s = {(r["algo"], str(r["epsilon"])): r for r in pu["summary"]}
         for e in pu["epsilons"]:
             els, uls = s.get(("els", str(e))), s.get(("uls", str(e)))
@@ -197,7 +195,8 @@ def part_summary(a):
     if b and b.get("partial"):
         from lab.privacy.sweep import _summ
 
-        b = {"rows": b["rows"], "epsilon": b["rows"][0]["epsilon_target"], "seeds": sorted({r["seed"] for r in b["rows"]}),
+        b = {"rows": b["rows"], "epsilon": b["rows"][0]["epsilon_target"],
+             "seeds": sorted({r["seed"] for r in b["rows"]}),
              "bounds": sorted({r["bound"] for r in b["rows"]}), "summary": _summ(b["rows"], ("algo", "bound"))}
         L += ["**(partial bound sweep)**", ""]
     if b:
@@ -217,7 +216,8 @@ def part_summary(a):
     acc = _load("dp_accounting.json")
     if acc:
         L += [f"## Accounting alone: ε vs k at σ = {acc['noise_multiplier']}, q = {acc['sampling_rate']:.5f}, "
-              f"T = {acc['steps']}", "", "| k | mixture PLD (user) | group privacy (user) | example-level | ULS at same σ, q |",
+              f"T = {acc['steps']}", "",
+              "| k | mixture PLD (user) | group privacy (user) | example-level | ULS at same σ, q |",
               "|---|---|---|---|---|"]
         for r in acc["rows"]:
             L.append(f"| {r['bound']} | {_f(r['epsilon_mixture'])} | {_f(r['epsilon_group'])} | "
@@ -248,7 +248,8 @@ def part_summary(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", required=True, choices=("tier1", "accounting", "tune", "pu", "pu_extra", "bound", "summary"))
+    ap.add_argument("--part", required=True,
+                    choices=("tier1", "accounting", "tune", "pu", "pu_extra", "bound", "summary"))
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--extra-seeds", type=int, nargs="+", default=[0],

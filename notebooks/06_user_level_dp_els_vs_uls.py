@@ -42,7 +42,7 @@
 # %% tags=["parameters"]
 DELTA = 1e-5
 SIGMA = 1.0                       # noise multiplier for the accounting section
-STEPS = 100                       # T (lab.privacy.runner.DEFAULT_STEPS at the time of writing)
+STEPS = 100                       # T (the default DPRunConfig.steps at the time of writing)
 BOUNDS_SHOWN = [1, 4, 16]         # contribution bounds k compared in the accounting tables
 SIGMAS = [0.7, 1.0, 1.5, 2.0, 3.0, 5.0]   # epsilon-vs-sigma curve
 K_CURVE = 8                       # k used for the epsilon-vs-sigma curve
@@ -57,19 +57,10 @@ LIVE_LM_STEPS = 30
 LIVE_LM_EPSILON = 4.0
 LIVE_LM_BOUND = 16
 LIVE_LM_EVAL_WINDOWS = 300
-RESULTS_DIR = "bench/results"
+RESULTS_DIR = "bench/results"      # stored sweeps (relative to the repository root)
 
 # %%
-# Setup: notebooks run from notebooks/, so put the repository root (the folder holding `lab/`) on the path.
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "lab" / "__init__.py").is_file())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 import dataclasses
-import json
 
 import numpy as np
 import pandas as pd
@@ -81,19 +72,13 @@ from scipy.stats import norm
 from tqdm.auto import tqdm
 
 from lab.privacy import accounting as A
-from lab.privacy.lm import bound_contributions, decode, load_user_data
+from lab.privacy.charlm import decode
 from lab.privacy.meanest import REGIMES, MeanEstConfig, make_data, summarize, train
-from lab.privacy.sweep import as_float, default_lm_rate
+from lab.privacy.sweep import as_float, default_lm_rate, stored
+from lab.privacy.users import bound_contributions, load_user_data
 from lab.viz import privacy as vp
 
 torch.set_num_threads(1)
-res_dir = Path(RESULTS_DIR) if Path(RESULTS_DIR).is_absolute() else ROOT / RESULTS_DIR
-
-
-def stored(name):
-    """A result JSON from bench/results, or None if it has not been produced yet."""
-    p = res_dir / name
-    return json.loads(p.read_text()) if p.exists() else None
 
 # %% [markdown]
 # ## 1. The unit of privacy: examples and users
@@ -228,7 +213,7 @@ print(f"user-level ε = {CALIBRATE_EPSILON}, δ = {DELTA}, q = {q:.4f}, T = {STE
 # The stored accounting sweep (`bench/results/dp_accounting.json`, finer discretisation, all bounds):
 
 # %%
-acc = stored("dp_accounting.json")
+acc = stored("dp_accounting.json", RESULTS_DIR)
 if acc:
     vp.accounting_figure(acc).show()
 else:
@@ -260,7 +245,7 @@ px.line(pd.DataFrame(rows), x="s (within-user diversity)", y="median norm", colo
 # (σ, clip and learning rate read from the stored grid, so nothing is re-tuned):
 
 # %%
-t1 = stored("dp_tier1.json")
+t1 = stored("dp_tier1.json", RESULTS_DIR)
 if t1:
     cfg0 = MeanEstConfig(**t1["config"])
     live_rows = []
@@ -288,16 +273,18 @@ else:
 # lower is better). ELS and ULS compute the same number of example-gradients per step, reach the same
 # user-level ε, and each has its own tuned clip norm.
 #
-# First a tiny live run, only to show the calls (`run_lm` is what `python -m lab dp` runs). With a few dozen
-# steps the numbers are not a comparison:
+# First a tiny live run, only to show the calls: a run is one `DPRunConfig` (the same one `python -m lab dp`
+# builds from its flags), and `run_lm` trains it. With a few dozen steps the numbers are not a comparison:
 
 # %%
+from lab.privacy.config import DPRunConfig
 from lab.privacy.runner import run_lm
 
 live_lm = []
 for algo in tqdm(LIVE_LM_ALGOS, desc="LM fine-tunes", unit="run"):
-    r = run_lm(algo, None if algo == "nonprivate" else LIVE_LM_EPSILON, DELTA, LIVE_LM_BOUND, LIVE_LM_STEPS, seed=0,
-               eval_windows=LIVE_LM_EVAL_WINDOWS, progress=False)
+    cfg = DPRunConfig(algo=algo, epsilon=LIVE_LM_EPSILON if algo != "nonprivate" else None, delta=DELTA,
+                      bound=LIVE_LM_BOUND, steps=LIVE_LM_STEPS, seed=0, eval_windows=LIVE_LM_EVAL_WINDOWS)
+    r = run_lm(cfg)
     live_lm.append({k: r.get(k) for k in ("algo", "epsilon_target", "epsilon", "epsilon_example", "noise_multiplier",
                                           "sampling_rate", "sampling_unit", "clip", "pretrained_loss", "eval_loss", "seconds")})
 pd.DataFrame(live_lm).round(4)
@@ -308,7 +295,7 @@ pd.DataFrame(live_lm).round(4)
 # as reference lines.
 
 # %%
-pu = stored("dp_privacy_utility.json")
+pu = stored("dp_privacy_utility.json", RESULTS_DIR)
 if pu and "summary" not in pu:          # the sweep writes its runs as it goes ("partial": true)
     print(f"dp_privacy_utility.json is a partial sweep ({len(pu.get('rows', []))} runs so far): rerun when it finishes.")
 elif pu:
@@ -324,7 +311,7 @@ else:
 # call (`torch.func`), not a Python loop — the stored step benchmark:
 
 # %%
-sb = stored("dp_step_bench.json")
+sb = stored("dp_step_bench.json", RESULTS_DIR)
 if sb:
     vp.step_ratio_figure(sb).show()
 

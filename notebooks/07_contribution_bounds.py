@@ -36,7 +36,7 @@
 # %% tags=["parameters"]
 EPSILON = 4.0                           # user-level target
 DELTA = 1e-5
-STEPS = 100                             # T of the tier-2 runs (lab.privacy.runner.DEFAULT_STEPS at the time of writing)
+STEPS = 100                             # T of the tier-2 runs (the default DPRunConfig.steps at the time of writing)
 BOUNDS = [1, 2, 4, 8, 16, 32, 64]       # the sweep's bounds
 ELS_CAL_BOUNDS = [1, 4, 16]             # live ELS calibrations (each takes seconds to tens of seconds; add 64 for the full picture)
 # Live sweep points (tiny: they only show the call). Full size: LIVE_BOUNDS = BOUNDS, LIVE_ALGOS = ("els", "uls"),
@@ -45,19 +45,9 @@ LIVE_BOUNDS = [2, 32]
 LIVE_ALGOS = ("uls",)
 LIVE_STEPS = 30
 LIVE_EVAL_WINDOWS = 300
-RESULTS_DIR = "bench/results"
+RESULTS_DIR = "bench/results"            # stored sweeps (relative to the repository root)
 
 # %%
-# Setup: notebooks run from notebooks/, so put the repository root (the folder holding `lab/`) on the path.
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "lab" / "__init__.py").is_file())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import json
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -66,16 +56,17 @@ from IPython.display import display
 from tqdm.auto import tqdm
 
 from lab.privacy import accounting as A
-from lab.privacy.lm import bound_contributions, load_user_data
-from lab.privacy.runner import DEFAULT_BATCH, DEFAULTS
-from lab.privacy.sweep import bound_sweep
+from lab.privacy.config import DPRunConfig
+from lab.privacy.runner import DEFAULTS
+from lab.privacy.sweep import bound_sweep, stored
+from lab.privacy.users import bound_contributions, load_user_data
 from lab.viz import privacy as vp
 
 torch.set_num_threads(1)
-res_dir = Path(RESULTS_DIR) if Path(RESULTS_DIR).is_absolute() else ROOT / RESULTS_DIR
+B = DPRunConfig(task="lm").batch_size  # expected example-gradients per step of every tier-2 run
 users = load_user_data()
 n_per_user = np.array([len(w) for w in users.train_windows])
-print(f"{len(n_per_user)} training users, {n_per_user.sum()} examples; expected example-gradients per step B = {DEFAULT_BATCH}")
+print(f"{len(n_per_user)} training users, {n_per_user.sum()} examples; expected example-gradients per step B = {B}")
 
 # %% [markdown]
 # ## 1. Data discarded
@@ -122,7 +113,7 @@ px.bar(pd.DataFrame({"user": [f"{users.train_users[u][1].title()} ({users.train_
 rows = []
 for k in tqdm(BOUNDS, desc="calibrating σ", unit="bound"):
     M = int(kept.loc[kept["bound k"] == k, "examples kept M"].iloc[0])
-    q = min(1.0, DEFAULT_BATCH / M)
+    q = min(1.0, B / M)
     row = {"bound k": k, "M": M, "q": q, "σ ULS": A.calibrate_noise(EPSILON, DELTA, q, STEPS, algo="uls", discretization=1e-2),
            "σ ELS": (A.calibrate_noise(EPSILON, DELTA, q, STEPS, algo="els", bound=k, discretization=1e-2)
                      if k in ELS_CAL_BOUNDS else np.nan)}
@@ -142,7 +133,7 @@ noise.round(4)
 
 # %%
 N = len(n_per_user)
-noise["noise in update, ELS"] = noise["σ ELS"] * DEFAULTS["els"]["clip"] / DEFAULT_BATCH
+noise["noise in update, ELS"] = noise["σ ELS"] * DEFAULTS["els"]["clip"] / B
 noise["noise in update, ULS"] = noise["σ ULS"] * DEFAULTS["uls"]["clip"] / (noise["q"] * N)
 noise["users per step (ULS)"] = noise["q"] * N
 print(f"clip norms: ELS C = {DEFAULTS['els']['clip']}, ULS C = {DEFAULTS['uls']['clip']}")
@@ -157,9 +148,9 @@ px.line(noise.melt("bound k", value_vars=["noise in update, ELS", "noise in upda
 # ULS ε does not depend on it (`bench/results/dp_accounting.json`).
 
 # %%
-p = res_dir / "dp_accounting.json"
-if p.exists():
-    vp.accounting_figure(json.loads(p.read_text())).show()
+acc = stored("dp_accounting.json", RESULTS_DIR)
+if acc:
+    vp.accounting_figure(acc).show()
 
 # %% [markdown]
 # ## 3. The sweep: held-out loss vs k
@@ -170,7 +161,7 @@ if p.exists():
 # %%
 with tqdm(total=len(LIVE_BOUNDS) * len(LIVE_ALGOS), desc="sweep points", unit="run") as bar:
     live = bound_sweep(bounds=LIVE_BOUNDS, algos=LIVE_ALGOS, seeds=(0,), epsilon=EPSILON, delta=DELTA, steps=LIVE_STEPS,
-                       eval_windows=LIVE_EVAL_WINDOWS, progress=False, on_row=lambda rows: bar.update(1))
+                       eval_windows=LIVE_EVAL_WINDOWS, on_row=lambda rows: bar.update(1))
 display(pd.DataFrame(live["summary"]).round(4))
 vp.bound_sweep_figure(live, algos=LIVE_ALGOS).show()
 
@@ -179,8 +170,7 @@ vp.bound_sweep_figure(live, algos=LIVE_ALGOS).show()
 # clip norms, at one user-level ε.
 
 # %%
-p = res_dir / "dp_bound_sweep.json"
-b = json.loads(p.read_text()) if p.exists() else None
+b = stored("dp_bound_sweep.json", RESULTS_DIR)
 if b and "summary" not in b:            # the sweep writes its runs as it goes ("partial": true)
     print(f"dp_bound_sweep.json is a partial sweep ({len(b.get('rows', []))} runs so far): rerun when it finishes.")
 elif b:

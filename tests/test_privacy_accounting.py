@@ -61,6 +61,7 @@ def test_sampled_gaussian_matches_independent_pld(sigma, q, steps):
     assert A.opacus_epsilon(sigma, q, steps, 1e-5, "rdp") >= ref * 0.999
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [2, 4])
 def test_mixture_matches_independent_pld(k):
     sigma, q, steps = 1.5, 0.05, 100
@@ -78,6 +79,7 @@ def test_mixture_with_k1_is_poisson_sampled_gaussian():
     assert e_sg == pytest.approx(5.39789, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_user_level_grows_with_k_and_group_privacy_is_looser():
     sigma, q, steps = 2.0, 0.01, 200
     e1 = A.els_example_epsilon(sigma, q, steps, 1e-5)
@@ -90,6 +92,7 @@ def test_user_level_grows_with_k_and_group_privacy_is_looser():
     assert grp[3] >= 8 * e1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo,k", [("uls", 1), ("els", 4)])
 def test_calibration_hits_target(algo, k):
     q, steps, target = 0.02, 80, 2.0
@@ -107,6 +110,7 @@ def test_calibration_bracket_is_explicit():
     assert 0.5 <= z <= 5.0
 
 
+@pytest.mark.slow
 def test_fast_path_is_close_and_an_upper_bound():
     slow = A.els_user_epsilon(1.5, 0.01, 300, 8, 1e-5, discretization=1e-3)
     fast = A.epsilon_fast("els", 1.5, 0.01, 300, 1e-5, bound=8)

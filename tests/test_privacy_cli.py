@@ -1,6 +1,6 @@
 """CLI smoke tests: `dp` on tiny settings writes the documented JSON; bad input is one line, exit 2,
-no file. Runs the subcommands through `lab.privacy.cli.main`, which uses the same `register()` that
-`python -m lab` mounts."""
+no file. Runs the subcommands through `lab.cli.main`, the function behind `python -m lab`, which mounts
+`lab.privacy.cli.register()`."""
 import json
 import os
 import subprocess
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lab.privacy.cli import main
+from lab.cli import main
 from lab.utils import data_path
 
 REQUIRED = {"algo", "epsilon_target", "epsilon", "epsilon_example", "delta", "bound", "noise_multiplier",
@@ -26,6 +26,7 @@ needs_weights = pytest.mark.skipif(not os.path.exists(data_path("charlm_pretrain
                                    reason="pretrained weights not built (bench/pretrain_charlm.py)")
 
 
+@pytest.mark.slow
 @needs_weights
 @pytest.mark.parametrize("algo,privacy", [
     ("uls", ["--epsilon", "8"]),  # calibrated to the user-level target
@@ -88,6 +89,7 @@ def test_bad_algo_and_missing_epsilon(tmp_path, capsys):
     assert "epsilon" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.slow
 def test_module_entry_point_bad_input(tmp_path):
     out = tmp_path / "x.json"
     p = subprocess.run([sys.executable, "-m", "lab", "dp", "--algo", "uls", "--epsilon", "-2",

@@ -30,6 +30,7 @@ def test_nonprivate_converges_to_mean():
     assert r["error"] < 0.3  # the sampling floor d (tau^2 + s^2 / G) / N is about 0.2 here
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("regime,winner", [("diverse", "uls"), ("identical", "els")])
 def test_both_regimes_small(regime, winner):
     """The paper's finding in both directions at user-level eps = 1, on a small problem, tuned clip/lr,

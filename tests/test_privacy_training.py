@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from lab.privacy.common import clip_and_sum, grad_norms, per_example_grads
+from lab.privacy.charlm import CharLM, LMConfig, decode, encode, window_loss
 from lab.privacy.els import els_step
-from lab.privacy.lm import CharLM, LMConfig, bound_contributions, decode, encode, window_loss
+from lab.privacy.grads import clip_and_sum, grad_norms, per_example_grads
 from lab.privacy.uls import uls_step
+from lab.privacy.users import BoundedUsers, bound_contributions
 
 TINY = LMConfig(block=8, n_layer=1, n_head=2, n_embd=16)
 
@@ -52,21 +53,20 @@ def test_clip_and_sum_bounds_each_row():
     assert float(torch.sqrt(sum((t ** 2).sum() for t in one.values()))) == pytest.approx(c, rel=1e-4)
 
 
-def _uls_inputs(counts):
-    owner = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
-    counts_t = torch.tensor(counts)
-    starts = torch.cumsum(counts_t, 0) - counts_t
-    return owner, starts, counts_t
+def _users(w, counts):
+    """``w``'s rows grouped into users of ``counts`` rows each."""
+    return BoundedUsers.build(w, torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)))
 
 
 def test_uls_per_user_gradient_is_mean_and_clipping_bounds_user_contribution():
     m, params = _model()
     counts = [3, 1, 4, 2]
     w = _windows(sum(counts), seed=1)
-    owner, starts, counts_t = _uls_inputs(counts)
+    data = _users(w, counts)
+    starts = data.starts
     gen = torch.Generator().manual_seed(0)
     # rate 1, no noise, huge clip: the step is sum over users of their mean gradients / N
-    big, _, n_ex = uls_step(m, params, w, owner, starts, counts_t, sampling_rate=1.0, clip=1e9,
+    big, n_ex, _ = uls_step(m, params, data, sampling_rate=1.0, clip=1e9,
                             noise_multiplier=0.0, generator=gen)
     assert n_ex == sum(counts)
     ref = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -80,11 +80,10 @@ def test_uls_per_user_gradient_is_mean_and_clipping_bounds_user_contribution():
         torch.testing.assert_close(big[n], ref[n], rtol=1e-4, atol=1e-6)
     # with a small clip, removing one user changes the (un-normalised) sum by at most C
     C = 0.01
-    full, _, _ = uls_step(m, params, w, owner, starts, counts_t, sampling_rate=1.0, clip=C,
+    full, _, _ = uls_step(m, params, data, sampling_rate=1.0, clip=C,
                           noise_multiplier=0.0, generator=gen)
     keep = torch.arange(len(w)) >= counts[0]  # drop user 0 (rows 0..2)
-    o2, s2, c2 = _uls_inputs(counts[1:])
-    part, _, _ = uls_step(m, params, w[keep], o2, s2, c2, sampling_rate=1.0, clip=C, noise_multiplier=0.0,
+    part, _, _ = uls_step(m, params, _users(w[keep], counts[1:]), sampling_rate=1.0, clip=C, noise_multiplier=0.0,
                           generator=gen)
     diff = torch.sqrt(sum(((full[n] * 4 - part[n] * 3) ** 2).sum() for n in full))
     assert float(diff) <= C * (1 + 1e-4)
@@ -96,8 +95,10 @@ def test_els_removing_a_user_changes_sum_by_at_most_k_C():
     w = _windows(7, seed=2)
     C, k = 0.01, 3
     gen = torch.Generator().manual_seed(0)
-    full, b = els_step(m, params, w, sampling_rate=1.0, clip=C, noise_multiplier=0.0, generator=gen)
-    part, _ = els_step(m, params, w[k:], sampling_rate=1.0, clip=C, noise_multiplier=0.0, generator=gen)
+    full, b, _ = els_step(m, params, _users(w, [1] * 7), sampling_rate=1.0, clip=C, noise_multiplier=0.0,
+                          generator=gen)
+    part, _, _ = els_step(m, params, _users(w[k:], [1] * 4), sampling_rate=1.0, clip=C, noise_multiplier=0.0,
+                          generator=gen)
     diff = torch.sqrt(sum(((full[n] * 7 - part[n] * 4) ** 2).sum() for n in full))
     assert b == 7 and float(diff) <= k * C * (1 + 1e-4)
 
@@ -124,12 +125,12 @@ def test_els_and_uls_steps_are_seeded():
     m, params = _model()
     counts = [2, 2, 3]
     w = _windows(7, seed=3)
-    owner, starts, counts_t = _uls_inputs(counts)
+    data = _users(w, counts)
     outs = []
     for _ in range(2):
         gen = torch.Generator().manual_seed(42)
-        e, _ = els_step(m, params, w, sampling_rate=0.5, clip=0.1, noise_multiplier=1.0, generator=gen)
-        u, _, _ = uls_step(m, params, w, owner, starts, counts_t, sampling_rate=0.5, clip=0.1,
+        e, _, _ = els_step(m, params, data, sampling_rate=0.5, clip=0.1, noise_multiplier=1.0, generator=gen)
+        u, _, _ = uls_step(m, params, data, sampling_rate=0.5, clip=0.1,
                            noise_multiplier=1.0, generator=gen)
         outs.append((e, u))
     for n in params:

@@ -31,6 +31,9 @@ and gives :math:`(k\varepsilon_1,\; k e^{(k-1)\varepsilon_1}\delta_1)` for a gro
 (:func:`group_privacy_epsilon`, optimised over :math:`\delta_1`). It is much looser; reporting both
 shows what the tight accountant buys.
 
+``ACCOUNT`` maps each mechanism (``"els"``, ``"uls"``, ``"example"``) to its accountant; calibration, the
+runner's JSON (:func:`run_accounting`) and the fast UI path all choose through it.
+
 Numerics
 --------
 PLD values use pessimistic rounding, so every discretisation gives an *upper* bound on
@@ -43,10 +46,20 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from lab.utils import LabError, check_range
+from lab.privacy.config import (
+    check_bound,
+    check_delta,
+    check_epsilon,
+    check_noise_multiplier,
+    check_sampling_rate,
+    check_steps,
+)
+from lab.utils import LabError, check_choice
 
 #: Default PLD discretisation for reported numbers (an upper bound; see module docstring).
 REPORT_DISCRETIZATION = 1e-3
@@ -61,11 +74,12 @@ MAX_NOISE_MULTIPLIER = 200.0
 
 
 def _validate(noise_multiplier, sampling_rate, steps, delta, bound=1):
-    check_range("noise_multiplier", noise_multiplier, 0, None, low_open=True)
-    check_range("sampling_rate", sampling_rate, 0, 1)
-    check_range("steps", steps, 1, None, integer=True)
-    check_range("delta", delta, 0, 1, low_open=True, high_open=True)
-    check_range("bound", bound, 1, None, integer=True)
+    """Argument checks for direct library calls (a run is validated by ``DPRunConfig.validate``)."""
+    check_noise_multiplier(noise_multiplier)
+    check_sampling_rate(sampling_rate)
+    check_steps(steps)
+    check_delta(delta)
+    check_bound(bound)
 
 
 def binomial_sensitivity(bound: int, sampling_rate: float):
@@ -192,13 +206,55 @@ def opacus_epsilon(noise_multiplier, sampling_rate, steps, delta, method="rdp") 
 _RDP_ORDERS = [1 + x / 20.0 for x in range(1, 200)] + list(range(11, 64)) + [80, 128, 256, 512, 1024, 4096]
 
 
-def user_epsilon(algo, noise_multiplier, sampling_rate, steps, delta, bound=1, **kw) -> float:
+def _report_els(z, q, T, delta, k, disc) -> dict:
+    return {"accountant": "pld-mixture-of-gaussians",
+            "epsilon": els_user_epsilon(z, q, T, k, delta, discretization=disc),
+            "epsilon_example": els_example_epsilon(z, q, T, delta, discretization=disc),
+            "epsilon_group": group_privacy_epsilon(z, q, T, k, delta, discretization=disc)}
+
+
+def _report_uls(z, q, T, delta, k, disc) -> dict:
+    return {"accountant": "pld-poisson-gaussian",
+            "epsilon": uls_epsilon(z, q, T, delta, discretization=disc),
+            "epsilon_example": None,
+            "epsilon_rdp_opacus": opacus_epsilon(z, q, T, delta, "rdp")}
+
+
+@dataclass(frozen=True)
+class Accountant:
+    """How one mechanism is accounted.
+
+    ``epsilon(z, q, T, delta, k, discretization)``; ``uses_bound``: a user reaches the batch through up to
+    ``k`` sampled examples (ELS) rather than once; ``report(z, q, T, delta, k, discretization)``: the
+    epsilon keys of a run's JSON (None for a mechanism that is not a user-level algorithm)."""
+
+    epsilon: Callable
+    uses_bound: bool
+    report: Callable | None = None
+    reports_example: bool = False  # the run JSON also carries an example-level epsilon
+
+
+ACCOUNT = {
+    "els": Accountant(lambda z, q, T, d, k, disc: els_user_epsilon(z, q, T, k, d, discretization=disc),
+                      uses_bound=True, report=_report_els, reports_example=True),
+    "uls": Accountant(lambda z, q, T, d, k, disc: sampled_gaussian_epsilon(z, q, T, d, discretization=disc),
+                      uses_bound=False, report=_report_uls),
+    # example-level ELS (calibration only: not a user-level guarantee)
+    "example": Accountant(lambda z, q, T, d, k, disc: sampled_gaussian_epsilon(z, q, T, d, discretization=disc),
+                          uses_bound=False),
+}
+
+
+def _user_level(algo) -> Accountant:
+    if ACCOUNT.get(algo) is None or ACCOUNT[algo].report is None:
+        raise LabError(f"algo must be els or uls for accounting; got {algo!r}")
+    return ACCOUNT[algo]
+
+
+def user_epsilon(algo, noise_multiplier, sampling_rate, steps, delta, bound=1,
+                 discretization=REPORT_DISCRETIZATION) -> float:
     """User-level epsilon for ``algo`` in {"els", "uls"} (see the per-algorithm functions)."""
-    if algo == "els":
-        return els_user_epsilon(noise_multiplier, sampling_rate, steps, bound, delta, **kw)
-    if algo == "uls":
-        return uls_epsilon(noise_multiplier, sampling_rate, steps, delta, **kw)
-    raise LabError(f"algo must be els or uls for accounting; got {algo!r}")
+    return _user_level(algo).epsilon(noise_multiplier, sampling_rate, steps, delta, bound, discretization)
 
 
 def _rdp_quick(z, q, steps, delta):
@@ -245,17 +301,13 @@ def calibrate_noise(target_epsilon, delta, sampling_rate, steps, *, algo="uls", 
     :math:`\varepsilon(hi)\le` target. Returns the upper end of the final bracket, so the result always
     satisfies the target (at ``discretization``; re-check at a finer one for reporting).
     """
-    check_range("epsilon", target_epsilon, 0, None, low_open=True)
+    check_epsilon(target_epsilon, allow_inf=False)
     _validate(1.0, sampling_rate, steps, delta, bound)
-    check_choice_algo = {"els", "uls", "example"}
-    if algo not in check_choice_algo:
-        raise LabError(f"algo must be one of els, uls, example; got {algo!r}")
+    account = ACCOUNT[check_choice("algo", algo, tuple(ACCOUNT))]
 
     def eps_at(disc):
         def eps(z):
-            if algo == "els":
-                return els_user_epsilon(z, sampling_rate, steps, bound, delta, discretization=disc)
-            return sampled_gaussian_epsilon(z, sampling_rate, steps, delta, discretization=disc)
+            return account.epsilon(z, sampling_rate, steps, delta, bound, disc)
         return eps
 
     def bisect(eps, lo, hi, tol, e_lo=None, e_hi=None):
@@ -299,7 +351,7 @@ def calibrate_noise(target_epsilon, delta, sampling_rate, steps, *, algo="uls", 
     if bracket is None:
         lo = _rdp_sigma_lower(target_epsilon, sampling_rate, steps, delta)
         # first guess for hi: a user is "hit" with prob 1-(1-q)^k; doubled until it meets the target
-        q_user = 1 - (1 - sampling_rate) ** (bound if algo == "els" else 1)
+        q_user = 1 - (1 - sampling_rate) ** (bound if account.uses_bound else 1)
         hi = max(lo * 1.5, _rdp_sigma_lower(target_epsilon, q_user, steps, delta) / 0.7 * 1.1)
     else:
         lo, hi = map(float, bracket)
@@ -321,13 +373,14 @@ def calibrate_noise(target_epsilon, delta, sampling_rate, steps, *, algo="uls", 
     return bisect(fine, lo2, z, rtol, e_lo=e2)
 
 
+#: The fast path's kinds: every accountant above plus the group-privacy conversion.
+_FAST = {**{kind: acc.epsilon for kind, acc in ACCOUNT.items()},
+         "group": lambda z, q, T, d, k, disc: group_privacy_epsilon(z, q, T, k, d, discretization=disc, grid=60)}
+
+
 @functools.lru_cache(maxsize=4096)
 def _fast(kind, z, q, T, k, delta):
-    if kind == "els":
-        return els_user_epsilon(z, q, T, k, delta, discretization=FAST_DISCRETIZATION)
-    if kind == "group":
-        return group_privacy_epsilon(z, q, T, k, delta, discretization=FAST_DISCRETIZATION, grid=60)
-    return sampled_gaussian_epsilon(z, q, T, delta, discretization=FAST_DISCRETIZATION)
+    return _FAST[kind](z, q, T, delta, k, FAST_DISCRETIZATION)
 
 
 def epsilon_fast(kind, noise_multiplier, sampling_rate, steps, delta, bound=1) -> float:
@@ -336,6 +389,7 @@ def epsilon_fast(kind, noise_multiplier, sampling_rate, steps, delta, bound=1) -
     ``kind`` in {"els" (user-level mixture), "uls", "example", "group"}. Inputs are rounded to 3
     significant digits for the cache key. Typically 0.05–0.5 s uncached, microseconds cached.
     """
+    check_choice("kind", kind, tuple(_FAST))
     _validate(noise_multiplier, sampling_rate, steps, delta, bound)
     r = lambda x: float(f"{float(x):.3g}")  # noqa: E731
     return _fast(kind, r(noise_multiplier), r(sampling_rate), int(steps), int(bound), r(delta))
@@ -344,21 +398,15 @@ def epsilon_fast(kind, noise_multiplier, sampling_rate, steps, delta, bound=1) -
 def accounting_summary(algo, noise_multiplier, sampling_rate, steps, delta, bound=1,
                        discretization=REPORT_DISCRETIZATION) -> dict:
     """All the epsilons a result JSON reports for one run (keys match the CLI's JSON)."""
-    out = {"accountant": "pld"}
-    if algo == "els":
-        out["epsilon"] = els_user_epsilon(noise_multiplier, sampling_rate, steps, bound, delta,
-                                          discretization=discretization)
-        out["epsilon_example"] = els_example_epsilon(noise_multiplier, sampling_rate, steps, delta,
-                                                     discretization=discretization)
-        out["epsilon_group"] = group_privacy_epsilon(noise_multiplier, sampling_rate, steps, bound, delta,
-                                                     discretization=discretization)
-        out["accountant"] = "pld-mixture-of-gaussians"
-    elif algo == "uls":
-        out["epsilon"] = uls_epsilon(noise_multiplier, sampling_rate, steps, delta,
-                                     discretization=discretization)
-        out["epsilon_example"] = None
-        out["epsilon_rdp_opacus"] = opacus_epsilon(noise_multiplier, sampling_rate, steps, delta, "rdp")
-        out["accountant"] = "pld-poisson-gaussian"
-    else:
-        raise LabError(f"algo must be els or uls for accounting; got {algo!r}")
-    return out
+    return _user_level(algo).report(noise_multiplier, sampling_rate, steps, delta, bound, discretization)
+
+
+def run_accounting(algo, noise_multiplier, sampling_rate, steps, delta, bound=1,
+                   discretization=REPORT_DISCRETIZATION) -> dict:
+    """The epsilon keys of a run's JSON: :func:`accounting_summary`, or, for a run that adds no noise
+    (``nonprivate``, or ``noise_multiplier`` 0: clipping only), ``epsilon = inf`` and accountant ``"none"``."""
+    if noise_multiplier == 0:
+        acc = ACCOUNT.get(algo)
+        return {"epsilon": math.inf, "epsilon_example": math.inf if acc and acc.reports_example else None,
+                "accountant": "none"}
+    return accounting_summary(algo, noise_multiplier, sampling_rate, steps, delta, bound, discretization)

@@ -5,67 +5,77 @@
     python -m lab dp-sweep --kind {privacy-utility,bound,accounting,tier1,tune} --out FILE.json [...]
 
 ``epsilon`` is the **user-level** target (unit of privacy: one user = one (play, character) for the LM
-task, one synthetic user for ``meanest``). Bad input (epsilon <= 0, delta outside (0, 1), bound < 1,
-steps < 1, ...) is one line on stderr, exit status 2, and no output file. JSON keys: see
-``lab.privacy.sweep`` (schema section).
+task, one synthetic user for ``meanest``). Flags map one to one onto :class:`~lab.privacy.config.DPRunConfig`
+fields, which validates them: bad input (epsilon <= 0, delta outside (0, 1), bound < 1, steps < 1, ...) is
+one line on stderr, exit status 2, and no output file. JSON keys: see ``lab.privacy.sweep`` (schema
+section). The subcommands are mounted by ``lab/cli.py`` (``register``); this module has no entry point
+of its own.
 """
 from __future__ import annotations
 
+import argparse
 import json
-import math
 import sys
 
-from lab.utils import LabError, check_range, write_json_atomic
+from lab.privacy.config import (
+    ALGORITHMS,
+    REGIMES,
+    TASKS,
+    DPRunConfig,
+    check_bound,
+    check_delta,
+    check_epsilon,
+    check_steps,
+)
+from lab.utils import write_json_atomic
+
+D = DPRunConfig()  # the defaults of every flag that is a config field
 
 
+def run_config(a) -> DPRunConfig:
+    """The validated run config of ``python -m lab dp`` arguments."""
+    return DPRunConfig(task=a.task, algo=a.algo, epsilon=a.epsilon, delta=a.delta, bound=a.bound, steps=a.steps,
+                       seed=a.seed, batch=a.batch, clip=a.clip, lr=a.lr, noise_multiplier=a.noise_multiplier,
+                       regime=a.regime, max_train_users=a.max_train_users,
+                       eval_windows=a.eval_windows).validate()
 
-def _validate_common(a):
-    if a.algo != "nonprivate" or a.epsilon is not None:
-        if not (a.algo == "nonprivate" and a.epsilon is not None and math.isinf(a.epsilon)):
-            check_range("epsilon", a.epsilon, 0, None, low_open=True)
-    check_range("delta", a.delta, 0, 1, low_open=True, high_open=True)
-    check_range("bound", a.bound, 1, None, integer=True)
-    check_range("steps", a.steps, 1, None, integer=True)
-    check_range("seed", a.seed, 0, None, integer=True)
+
+class _Progress:
+    """``on_step`` for a run: a tqdm bar on stderr, opened at the first step (after data loading and
+    calibration, so its rate is the training rate)."""
+
+    def __init__(self, cfg: DPRunConfig):
+        target = f"sigma={cfg.noise_multiplier:g}" if cfg.noise_multiplier is not None else f"eps={cfg.epsilon}"
+        self.desc, self.bar = f"{cfg.algo} {target} k={cfg.bound}", None
+
+    def __call__(self, step, total, row):
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=sys.stderr, desc=self.desc, mininterval=5, leave=False)
+        self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_dp(a) -> int:
-    from lab.privacy.runner import json_safe
+    from lab.privacy.meanest import run_meanest
+    from lab.privacy.runner import json_safe, run_lm
 
-    if a.epsilon is None and a.algo != "nonprivate" and a.noise_multiplier is None:
-        raise LabError("epsilon is required for --algo els/uls (user-level target, > 0)")
-    if a.noise_multiplier is not None:
-        check_range("noise_multiplier", a.noise_multiplier, 0, None, low_open=True)
-        if a.task == "meanest":
-            raise LabError("--noise-multiplier is only supported for --task lm")
-    if a.epsilon is not None or a.noise_multiplier is None:
-        _validate_common(a)
-    else:
-        check_range("delta", a.delta, 0, 1, low_open=True, high_open=True)
-        check_range("bound", a.bound, 1, None, integer=True)
-        check_range("steps", a.steps, 1, None, integer=True)
-    if a.task == "meanest":
-        import dataclasses
-
-        from lab.privacy.meanest import REGIMES, MeanEstConfig, run_meanest
-
-        cfg = MeanEstConfig(examples_per_user=a.bound, steps=a.steps,
-                            batch=a.batch if a.batch is not None else 64, **REGIMES[a.regime])
-        cfg = dataclasses.replace(cfg)
-        res = run_meanest(a.algo, a.epsilon if a.epsilon is not None else math.inf, a.delta, seed=a.seed,
-                          cfg=cfg, clip=a.clip, lr=a.lr)
-        res["regime"] = a.regime
-    else:
+    cfg = run_config(a)
+    if a.threads:
         import torch
 
-        from lab.privacy.runner import DEFAULT_BATCH, run_lm
-
-        if a.threads:
-            torch.set_num_threads(a.threads)
-        res = run_lm(a.algo, a.epsilon, a.delta, a.bound, a.steps, a.seed,
-                     batch=a.batch if a.batch is not None else DEFAULT_BATCH, clip=a.clip, lr=a.lr,
-                     noise_multiplier=a.noise_multiplier,
-                     max_train_users=a.max_train_users, eval_windows=a.eval_windows, progress=not a.quiet)
+        torch.set_num_threads(a.threads)
+    progress = None if a.quiet else _Progress(cfg)
+    run = {"lm": run_lm, "meanest": run_meanest}[cfg.task]
+    try:
+        res = run(cfg, on_step=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     res = json_safe(res)
     if a.out:
         write_json_atomic(a.out, res)
@@ -76,30 +86,36 @@ def cmd_dp(a) -> int:
     return 0
 
 
+#: ``dp-sweep --kind K`` -> the sweep it runs (each takes the parsed arguments).
+def _sweeps():
+    from lab.privacy import sweep
+
+    kw = lambda a: {"delta": a.delta, "steps": a.steps}  # noqa: E731
+    return {
+        "tier1": lambda a: sweep.tier1_sweep(epsilons=a.epsilons or (1.0, 4.0, 16.0), seeds=a.seeds, delta=a.delta),
+        "accounting": lambda a: sweep.accounting_sweep(bounds=a.bounds or sweep.BOUNDS,
+                                                       noise_multiplier=a.noise_multiplier, **kw(a)),
+        "privacy-utility": lambda a: sweep.privacy_utility_sweep(epsilons=a.epsilons or sweep.EPSILONS,
+                                                                 seeds=a.seeds, bound=a.bound, **kw(a)),
+        "bound": lambda a: sweep.bound_sweep(bounds=a.bounds or sweep.BOUNDS, seeds=a.seeds,
+                                             epsilon=a.epsilon or 4.0, **kw(a)),
+        "tune": lambda a: sweep.tune_sweep(epsilon=a.epsilon or 4.0, bound=a.bound, **kw(a)),
+    }
+
+
+SWEEP_KINDS = ("privacy-utility", "bound", "accounting", "tier1", "tune")
+
+
 def cmd_sweep(a) -> int:
     from lab.privacy import sweep
 
-    check_range("delta", a.delta, 0, 1, low_open=True, high_open=True)
-    check_range("steps", a.steps, 1, None, integer=True)
+    check_delta(a.delta)
+    check_steps(a.steps)
     for e in a.epsilons or []:
-        if not math.isinf(e):
-            check_range("epsilon", e, 0, None, low_open=True)
+        check_epsilon(e)
     for k in a.bounds or []:
-        check_range("bound", k, 1, None, integer=True)
-    kw = {"delta": a.delta, "steps": a.steps}
-    if a.kind == "tier1":
-        res = sweep.tier1_sweep(epsilons=a.epsilons or (1.0, 4.0, 16.0), seeds=a.seeds, delta=a.delta)
-    elif a.kind == "accounting":
-        res = sweep.accounting_sweep(bounds=a.bounds or sweep.BOUNDS, noise_multiplier=a.noise_multiplier,
-                                     **kw)
-    elif a.kind == "privacy-utility":
-        res = sweep.privacy_utility_sweep(epsilons=a.epsilons or sweep.EPSILONS, seeds=a.seeds, bound=a.bound,
-                                          **kw)
-    elif a.kind == "bound":
-        res = sweep.bound_sweep(bounds=a.bounds or sweep.BOUNDS, seeds=a.seeds, epsilon=a.epsilon or 4.0,
-                                **kw)
-    else:
-        res = sweep.tune_sweep(epsilon=a.epsilon or 4.0, bound=a.bound, **kw)
+        check_bound(k)
+    res = _sweeps()[a.kind](a)
     write_json_atomic(a.out, sweep.json_safe(res))
     sys.stderr.write(f"wrote {a.out}\n")
     return 0
@@ -108,59 +124,35 @@ def cmd_sweep(a) -> int:
 def register(sub) -> None:
     """Add the ``dp`` and ``dp-sweep`` subcommands to an argparse subparsers object."""
     p = sub.add_parser("dp", help="one user-level DP fine-tuning run (ELS, ULS or non-private) -> JSON")
-    p.add_argument("--algo", choices=("els", "uls", "nonprivate"), required=True)
+    p.add_argument("--algo", choices=tuple(ALGORITHMS), required=True)
     p.add_argument("--epsilon", type=float, default=None, help="user-level target epsilon (> 0)")
-    p.add_argument("--delta", type=float, default=1e-5, help="delta in (0, 1)")
-    p.add_argument("--bound", type=int, default=16, help="contribution bound k: max examples per user (>= 1)")
-    p.add_argument("--steps", type=int, default=100, help="training steps (>= 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--delta", type=float, default=D.delta, help="delta in (0, 1)")
+    p.add_argument("--bound", type=int, default=D.bound, help="contribution bound k: max examples per user (>= 1)")
+    p.add_argument("--steps", type=int, default=D.steps, help="training steps (>= 1)")
+    p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--out", default=None, help="output JSON (stdout when absent)")
-    p.add_argument("--task", choices=("lm", "meanest"), default="lm", help="lm: tier 2 (default); meanest: tier 1")
-    p.add_argument("--regime", choices=("diverse", "identical"), default="diverse", help="meanest only")
+    p.add_argument("--task", choices=TASKS, default=D.task, help="lm: tier 2 (default); meanest: tier 1")
+    p.add_argument("--regime", choices=tuple(REGIMES), default=D.regime, help="meanest only")
     p.add_argument("--clip", type=float, default=None, help="clip norm C (default: tuned value)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: tuned value)")
     p.add_argument("--batch", type=int, default=None, help="expected example-gradients per step")
     p.add_argument("--noise-multiplier", type=float, default=None,
                    help="train at this sigma instead of calibrating to --epsilon (the JSON reports the epsilon spent)")
-    p.add_argument("--max-train-users", type=int, default=None, help=argparse_suppress())
-    p.add_argument("--eval-windows", type=int, default=None, help=argparse_suppress())
+    p.add_argument("--max-train-users", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--eval-windows", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_dp)
 
     s = sub.add_parser("dp-sweep", help="user-level DP sweeps (curves) -> JSON")
-    s.add_argument("--kind", choices=("privacy-utility", "bound", "accounting", "tier1", "tune"), required=True)
+    s.add_argument("--kind", choices=SWEEP_KINDS, required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--epsilons", type=float, nargs="+", default=None)
     s.add_argument("--bounds", type=int, nargs="+", default=None)
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     s.add_argument("--epsilon", type=float, default=None)
-    s.add_argument("--bound", type=int, default=16)
-    s.add_argument("--delta", type=float, default=1e-5)
-    s.add_argument("--steps", type=int, default=100)
+    s.add_argument("--bound", type=int, default=D.bound)
+    s.add_argument("--delta", type=float, default=D.delta)
+    s.add_argument("--steps", type=int, default=D.steps)
     s.add_argument("--noise-multiplier", type=float, default=1.0, help="accounting sweep only")
     s.set_defaults(func=cmd_sweep)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
-
-
-def main(argv=None) -> int:
-    """Run only this area's subcommands (same behaviour as ``python -m lab``)."""
-    from lab.cli import _Parser
-
-    p = _Parser(prog="python -m lab.privacy.cli")
-    register(p.add_subparsers(dest="command", required=True, parser_class=_Parser))
-    a = p.parse_args(argv)
-    try:
-        return int(a.func(a) or 0)
-    except LabError as e:
-        sys.stderr.write(f"error: {e}\n")
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

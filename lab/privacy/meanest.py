@@ -21,6 +21,9 @@ equal **user-level** :math:`(\varepsilon, \delta)`; every user keeps :math:`k = 
   (\sum \mathrm{clip} + N(0, z^2C^2I))/(qN)`. :math:`z` from the Poisson-subsampled Gaussian (unit: user).
 * **nonprivate** — ELS sampling without clipping or noise.
 
+The clipped Gaussian sum is ``mechanism.gaussian_sum_np``, the numpy twin of the torch mechanism the char
+LM trains with; the step functions in ``STEP`` only choose what is sampled and which rows are clipped.
+
 Mechanism: the per-user mean gradient has norm about :math:`\sqrt d\sqrt{\tau^2 + s^2/k}`, the per-example
 one :math:`\sqrt d\sqrt{\tau^2+s^2}`. With diverse users (large :math:`s`) ULS clips much lower and wins;
 with :math:`s = 0` the two norms agree, ULS averages only :math:`B/k` users a step and ELS wins.
@@ -29,10 +32,14 @@ Everything is vectorised in numpy; one run of 1000 steps takes a few tens of mil
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+from typing import NamedTuple
 
 import numpy as np
 
+from lab.privacy.config import ALGORITHMS, REGIMES, DPRunConfig
+from lab.privacy.mechanism import gaussian_sum_np, poisson_sample_np
 from lab.utils import LabError, check_choice, check_range
 
 
@@ -61,8 +68,7 @@ class MeanEstConfig:
         return self
 
 
-#: The two regimes the lab shows (``s`` = within-user diversity).
-REGIMES = {"diverse": {"tau": 1.0, "s": 4.0}, "identical": {"tau": 1.0, "s": 0.0}}
+# REGIMES (the two regimes the lab shows, ``s`` = within-user diversity) live with the run config.
 
 
 def make_data(cfg: MeanEstConfig):
@@ -75,50 +81,60 @@ def make_data(cfg: MeanEstConfig):
     return mu + cfg.tau * z + cfg.s * e, mu
 
 
-def _clip_rows(g, c):
-    n = np.linalg.norm(g, axis=1, keepdims=True)
-    return g * np.minimum(1.0, c / np.maximum(n, 1e-12))
-
-
 def sampling_rate(cfg: MeanEstConfig) -> float:
     """The same q for both algorithms: B / (N k) (examples for ELS, users for ULS)."""
     return cfg.batch / (cfg.n_users * cfg.examples_per_user)
 
 
-def train(algo, cfg: MeanEstConfig, *, clip, lr, noise_multiplier, seed, x=None, mu=None) -> dict:
+class _Population(NamedTuple):
+    examples: np.ndarray  # (N k, d): every example, user after user
+    user_means: np.ndarray  # (N, d): each user's mean example
+    n: int
+    k: int
+
+
+def _els_grad(theta, pop, q, rng, clip, z):
+    rows = theta - pop.examples[poisson_sample_np(pop.n * pop.k, q, rng)]
+    return gaussian_sum_np(rows, clip=clip, noise_multiplier=z, denominator=q * pop.n * pop.k, rng=rng)
+
+
+def _uls_grad(theta, pop, q, rng, clip, z):
+    # the gradient of a user's mean loss is theta minus the user's mean example
+    rows = theta - pop.user_means[poisson_sample_np(pop.n, q, rng)]
+    return gaussian_sum_np(rows, clip=clip, noise_multiplier=z, denominator=q * pop.n, rng=rng)
+
+
+def _nonprivate_grad(theta, pop, q, rng, clip, z):
+    rows = theta - pop.examples[poisson_sample_np(pop.n * pop.k, q, rng)]
+    return rows.sum(0) / (q * pop.n * pop.k)
+
+
+#: One step's averaged gradient per algorithm: ``(theta, population, q, rng, clip, z) -> gradient``.
+STEP = {"els": _els_grad, "uls": _uls_grad, "nonprivate": _nonprivate_grad}
+
+
+def train(algo, cfg: MeanEstConfig, *, clip, lr, noise_multiplier, seed, x=None, mu=None, on_step=None) -> dict:
     """Run one algorithm (``els``/``uls``/``nonprivate``) at a given noise multiplier; no accounting.
 
     Returns ``{"error": ||theta_avg - mu||^2, "error_last": ||theta_T - mu||^2}``. ``seed`` drives the
-    sampling and the noise (data comes from ``cfg.data_seed``)."""
-    check_choice("algo", algo, ("els", "uls", "nonprivate"))
+    sampling and the noise (data comes from ``cfg.data_seed``). ``on_step(step, total, row)`` is called
+    after every step."""
+    step = STEP[check_choice("algo", algo, tuple(STEP))]
     if x is None:
         x, mu = make_data(cfg)
     n, k, d = x.shape
     q = sampling_rate(cfg)
     rng = np.random.default_rng([int(seed), 104729])
+    pop = _Population(x.reshape(n * k, d), x.mean(axis=1), n, k)
     theta = np.zeros(d)
     avg, n_avg = np.zeros(d), 0
-    xf = x.reshape(n * k, d)
-    xbar = x.mean(axis=1)
     for t in range(cfg.steps):
-        if algo == "uls":
-            idx = np.nonzero(rng.random(n) < q)[0]
-            g = _clip_rows(theta - xbar[idx], clip)
-            total = g.sum(0) + noise_multiplier * clip * rng.standard_normal(d)
-            grad = total / (q * n)
-        else:
-            idx = np.nonzero(rng.random(n * k) < q)[0]
-            g = theta - xf[idx]
-            if algo == "els":
-                g = _clip_rows(g, clip)
-                total = g.sum(0) + noise_multiplier * clip * rng.standard_normal(d)
-            else:
-                total = g.sum(0)
-            grad = total / (q * n * k)
-        theta = theta - lr * grad
+        theta = theta - lr * step(theta, pop, q, rng, clip, noise_multiplier)
         if t >= cfg.steps // 2:
             avg += theta
             n_avg += 1
+        if on_step:
+            on_step(t + 1, cfg.steps, {"step": t + 1})
     avg /= max(n_avg, 1)
     return {"error": float(np.sum((avg - mu) ** 2)), "error_last": float(np.sum((theta - mu) ** 2))}
 
@@ -130,7 +146,7 @@ def noise_for(algo, epsilon, delta, cfg: MeanEstConfig) -> float:
     """Calibrated noise multiplier for user-level (epsilon, delta) (cached per process)."""
     from lab.privacy.accounting import calibrate_noise
 
-    if algo == "nonprivate" or epsilon == float("inf"):
+    if not ALGORITHMS[algo].private or math.isinf(epsilon):
         return 0.0
     key = (algo, float(epsilon), float(delta), sampling_rate(cfg), cfg.steps, cfg.examples_per_user)
     if key not in _SIGMA_CACHE:
@@ -148,7 +164,7 @@ def tune(algo, cfg, epsilon, delta, seed=0, clip_grid=CLIP_GRID, lr_grid=LR_GRID
     x, mu = make_data(cfg)
     z = noise_for(algo, epsilon, delta, cfg)
     table = []
-    for c in (clip_grid if algo != "nonprivate" else (float("inf"),)):
+    for c in (clip_grid if ALGORITHMS[algo].private else (float("inf"),)):
         for lr in lr_grid:
             r = train(algo, cfg, clip=c, lr=lr, noise_multiplier=z, seed=seed, x=x, mu=mu)
             table.append({"clip": c, "lr": lr, "error": r["error"]})
@@ -156,41 +172,47 @@ def tune(algo, cfg, epsilon, delta, seed=0, clip_grid=CLIP_GRID, lr_grid=LR_GRID
     return best, table
 
 
-def run_meanest(algo, epsilon, delta, *, seed=0, cfg: MeanEstConfig | None = None, clip=None, lr=None,
-                regime=None) -> dict:
-    """One tier-1 run with accounting; result keys follow the ``dp`` CLI's JSON.
+def population(cfg: DPRunConfig) -> MeanEstConfig:
+    """The testbed behind a ``meanest`` run: the default population in the run's regime, with the run's
+    contribution bound (k = G examples per user), steps and batch."""
+    return MeanEstConfig(examples_per_user=cfg.bound, steps=cfg.steps, batch=cfg.batch_size,
+                         **REGIMES[check_choice("regime", cfg.regime, tuple(REGIMES))])
 
-    ``clip``/``lr`` default to values tuned by :func:`tune` at this epsilon and seed 0 (cached)."""
+
+def run_meanest(cfg: DPRunConfig, on_step=None) -> dict:
+    """One tier-1 run (``cfg.task == "meanest"``) with accounting; result keys follow the ``dp`` CLI's JSON.
+
+    ``cfg.clip``/``cfg.lr`` default to values tuned by :func:`tune` at this epsilon and seed 0 (cached);
+    ``"config"`` in the result is ``cfg`` with them filled in. ``on_step(step, total, row)`` follows the
+    final training run."""
     from lab.privacy import accounting as A
 
-    cfg = cfg or MeanEstConfig()
-    if regime is not None:
-        check_choice("regime", regime, tuple(REGIMES))
-        cfg = dataclasses.replace(cfg, **REGIMES[regime])
-    cfg.validate()
-    check_choice("algo", algo, ("els", "uls", "nonprivate"))
-    if algo != "nonprivate":
-        check_range("epsilon", epsilon, 0, None, low_open=True)
-    check_range("delta", delta, 0, 1, low_open=True, high_open=True)
+    check_choice("task", cfg.task, ("meanest",))
+    pop = population(cfg)
+    cfg.validate(n_examples=pop.n_users * pop.examples_per_user)
+    pop.validate()
+    algo, delta = cfg.algo, cfg.delta
+    epsilon = math.inf if cfg.epsilon is None else cfg.epsilon
     t0 = time.time()
+    clip, lr = cfg.clip, cfg.lr
     if clip is None or lr is None:
-        best, _ = tune(algo, cfg, epsilon, delta, seed=0)
+        best, _ = tune(algo, pop, epsilon, delta, seed=0)
         clip = best["clip"] if clip is None else clip
         lr = best["lr"] if lr is None else lr
-    z = noise_for(algo, epsilon, delta, cfg)
-    r = train(algo, cfg, clip=clip, lr=lr, noise_multiplier=z, seed=seed)
-    q = sampling_rate(cfg)
+    z = noise_for(algo, epsilon, delta, pop)
+    r = train(algo, pop, clip=clip, lr=lr, noise_multiplier=z, seed=cfg.seed, on_step=on_step)
+    q = sampling_rate(pop)
     out = {"task": "meanest", "algo": algo, "epsilon_target": epsilon, "delta": delta,
-           "bound": cfg.examples_per_user, "noise_multiplier": z, "sampling_rate": q, "steps": cfg.steps,
-           "clip": clip, "lr": lr, "seed": seed, "tau": cfg.tau, "s": cfg.s, "dim": cfg.dim,
-           "n_users": cfg.n_users, "batch": cfg.batch, **r}
-    if algo == "nonprivate":
-        out.update(epsilon=float("inf"), epsilon_example=None, accountant="none")
-    else:
-        out.update(A.accounting_summary(algo, z, q, cfg.steps, delta, cfg.examples_per_user))
+           "bound": pop.examples_per_user, "noise_multiplier": z, "sampling_rate": q, "steps": pop.steps,
+           "clip": clip, "lr": lr, "seed": cfg.seed, "tau": pop.tau, "s": pop.s, "dim": pop.dim,
+           "n_users": pop.n_users, "batch": pop.batch, **r}
+    disc = A.REPORT_DISCRETIZATION if cfg.report_discretization is None else cfg.report_discretization
+    out.update(A.run_accounting(algo, z, q, pop.steps, delta, pop.examples_per_user, discretization=disc))
     out["eval_loss"] = r["error"]  # tier 1: squared error to the true mean
     out["eval_ppl"] = None
     out["seconds"] = time.time() - t0
+    out["regime"] = cfg.regime
+    out["config"] = dataclasses.replace(cfg, batch=pop.batch, clip=clip, lr=lr, report_discretization=disc).to_dict()
     return out
 
 
@@ -206,10 +228,10 @@ def regime_grid(epsilons=(1.0, 4.0, 16.0), seeds=(0, 1, 2), delta=1e-5, cfg: Mea
     for regime, kw in REGIMES.items():
         c = dataclasses.replace(cfg, **kw)
         x, mu = make_data(c)
-        for algo in ("els", "uls", "nonprivate"):
+        for algo in STEP:
             best, table = tune(algo, c, tune_epsilon, delta, seed=0)
             tuned[f"{regime}/{algo}"] = {"clip": best["clip"], "lr": best["lr"], "grid": table}
-            for eps in (epsilons if algo != "nonprivate" else (float("inf"),)):
+            for eps in (epsilons if ALGORITHMS[algo].private else (float("inf"),)):
                 z = noise_for(algo, eps, delta, c)
                 for seed in seeds:
                     r = train(algo, c, clip=best["clip"], lr=best["lr"], noise_multiplier=z, seed=seed,
@@ -236,5 +258,5 @@ def summarize(grid: dict) -> list[dict]:
              "error_std": float(np.std(v)), "n": len(v)} for k, v in sorted(acc.items(), key=str)]
 
 
-__all__ = ["MeanEstConfig", "REGIMES", "make_data", "train", "tune", "run_meanest", "regime_grid",
-           "summarize", "noise_for", "sampling_rate", "LabError"]
+__all__ = ["MeanEstConfig", "REGIMES", "STEP", "make_data", "train", "tune", "population", "run_meanest",
+           "regime_grid", "summarize", "noise_for", "sampling_rate", "LabError"]

@@ -12,25 +12,36 @@ Each algorithm has its own clip norm and learning rate (``DEFAULTS``), tuned onc
 :math:`\varepsilon = 4`, seed 0 (``bench/run_dp_tables.py --tune``) and then fixed. The noise multiplier is
 calibrated to the **user-level** target :math:`(\varepsilon, \delta)` (``accounting.calibrate_noise``) and
 then re-accounted for the JSON. The optimizer is Adam on the privatised gradient (post-processing).
+
+A run is one :class:`~lab.privacy.config.DPRunConfig`; the algorithm is chosen through ``STEP`` (one
+signature for all three: ``step(model, params, data, *, sampling_rate, clip, noise_multiplier, generator)
+-> StepResult``) and the model through ``LOAD_MODEL``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
 from lab.privacy import accounting as A
-from lab.privacy.els import els_step
-from lab.privacy.lm import bound_contributions, evaluate, load_pretrained, load_user_data, window_loss
+from lab.privacy.charlm import evaluate, load_pretrained
+from lab.privacy.config import ALGORITHMS, DPRunConfig
+from lab.privacy.els import els_step, nonprivate_step
+from lab.privacy.mechanism import StepResult
 from lab.privacy.uls import uls_step
-from lab.utils import LabError, check_choice, check_range, get_device, set_seed
+from lab.privacy.users import BoundedUsers, bound_contributions, load_user_data
+from lab.utils import LabError, check_choice, get_device, set_seed
 
-ALGOS = ("els", "uls", "nonprivate")
+ALGOS = tuple(ALGORITHMS)
+#: One training step per algorithm, all with the same signature (see the module docstring).
+STEP = {"els": els_step, "uls": uls_step, "nonprivate": nonprivate_step}
+#: Pretrained model loaders for ``DPRunConfig.model``: ``loader(device=...) -> nn.Module``.
+LOAD_MODEL = {"charlm": load_pretrained}
 
 #: Tuned defaults: bench/run_dp_tables.py --part tune (user-level eps=4, seed 0, k=16, T=100, B=256);
 #: grid and losses in bench/results/dp_tune.json. ELS C=1 and C=8 gave the same loss (every per-example
@@ -40,9 +51,6 @@ DEFAULTS = {
     "uls": {"clip": 0.5, "lr": 1e-3},
     "nonprivate": {"clip": None, "lr": 3e-3},
 }
-DEFAULT_BATCH = 256
-DEFAULT_BOUND = 16
-DEFAULT_STEPS = 100
 
 
 def _cache_path():
@@ -52,10 +60,10 @@ def _cache_path():
 
 def calibrated_noise(algo, epsilon, delta, sampling_rate, steps, bound) -> float:
     """``accounting.calibrate_noise`` with an on-disk cache (``LAB_CACHE_DIR``); 0 for eps = inf."""
-    if algo == "nonprivate" or math.isinf(epsilon):
+    if not ALGORITHMS[algo].private or math.isinf(epsilon):
         return 0.0
     key = json.dumps([algo, float(epsilon), float(delta), float(f"{sampling_rate:.10g}"), int(steps),
-                      int(bound) if algo == "els" else 0])
+                      int(bound) if A.ACCOUNT[algo].uses_bound else 0])
     path = _cache_path()
     cache = {}
     try:
@@ -78,128 +86,96 @@ def calibrated_noise(algo, epsilon, delta, sampling_rate, steps, bound) -> float
     return z
 
 
+def optimizer_step(params: dict, opt, result: StepResult) -> None:
+    """Hand one step's averaged gradient to the optimizer (post-processing of the private gradient);
+    a step that sampled nothing (``grads`` None) leaves every ``.grad`` None, so the optimizer skips it."""
+    for n, p in params.items():
+        p.grad = None if result.grads is None else result.grads[n]
+    opt.step()
+
+
 _PRE_LOSS: dict = {}
 _ACC_CACHE: dict = {}
 
 
-def validate(algo, epsilon, delta, bound, steps, seed):
-    """Raise LabError naming the parameter and its range (epsilon may be None/inf only for nonprivate)."""
-    check_choice("algo", algo, ALGOS)
-    if algo != "nonprivate" or epsilon is not None:
-        if epsilon is None:
-            raise LabError("epsilon is required for els/uls (user-level target, > 0; inf = clip, no noise)")
-        if not (isinstance(epsilon, (int, float)) and math.isinf(epsilon) and epsilon > 0):
-            check_range("epsilon", epsilon, 0, None, low_open=True)
-    check_range("delta", delta, 0, 1, low_open=True, high_open=True)
-    check_range("bound", bound, 1, None, integer=True)
-    check_range("steps", steps, 1, None, integer=True)
-    check_range("seed", seed, 0, None, integer=True)
+def run_lm(cfg: DPRunConfig, on_step=None, *, device=None) -> dict:
+    """Fine-tune the pretrained LM (``cfg.model``) on private users; return the result dict (CLI JSON).
 
-
-def run_lm(algo="uls", epsilon=4.0, delta=1e-5, bound=DEFAULT_BOUND, steps=DEFAULT_STEPS, seed=0, *,
-           batch=DEFAULT_BATCH, clip=None, lr=None, noise_multiplier=None, eval_every=0, max_train_users=None,
-           eval_windows=None, device=None, progress=True, report_discretization=A.REPORT_DISCRETIZATION) -> dict:
-    """Fine-tune the SOTU-pretrained char LM on private users; return the result dict (CLI JSON).
-
-    Unit of privacy: the **user** (a (play, character)); ``epsilon`` is the user-level target. For ELS
+    Unit of privacy: the **user** (a (play, character)); ``cfg.epsilon`` is the user-level target. For ELS
     the JSON also carries the example-level epsilon and the group-privacy conversion. ``epsilon = inf``
     with a DP algo trains with clipping but no noise. ``max_train_users``/``eval_windows`` shrink the
     problem for tests. ``noise_multiplier`` skips calibration: train at that sigma and report the
-    epsilon it spends (``epsilon_target`` is then null)."""
-    if noise_multiplier is not None and epsilon is None and algo != "nonprivate":
-        epsilon = math.inf  # validated below; the noise is given
-    validate(algo, epsilon, delta, bound, steps, seed)
-    check_range("batch", batch, 1, None, integer=True)
+    epsilon it spends (``epsilon_target`` is then null). ``on_step(step, total, row)`` is called after
+    every step (``row``: ``step``, ``example_gradients`` and, on evaluation steps, ``eval_loss``).
+    ``"config"`` in the result is ``cfg`` with every default filled in."""
+    check_choice("task", cfg.task, ("lm",))
+    cfg.validate()
+    algo, private = cfg.algo, cfg.private
     t0 = time.time()
     device = device or get_device()
-    set_seed(seed)
-    clip = DEFAULTS[algo]["clip"] if clip is None else clip
-    lr = DEFAULTS[algo]["lr"] if lr is None else lr
-    if algo != "nonprivate":
-        check_range("clip", clip, 0, None, low_open=True)
-    check_range("lr", lr, 0, None, low_open=True)
+    set_seed(cfg.seed)
+    clip = DEFAULTS[algo]["clip"] if cfg.clip is None else cfg.clip
+    lr = DEFAULTS[algo]["lr"] if cfg.lr is None else cfg.lr
+    disc = A.REPORT_DISCRETIZATION if cfg.report_discretization is None else cfg.report_discretization
+    cfg = dataclasses.replace(cfg, batch=cfg.batch_size, clip=clip, lr=lr, report_discretization=disc)
 
     data = load_user_data()
-    users_w = data.train_windows if max_train_users is None else data.train_windows[:max_train_users]
-    win_np, owner_np = bound_contributions(users_w, bound, bound_seed=seed)
-    windows = torch.from_numpy(win_np).to(device)
-    owner = torch.from_numpy(owner_np).to(device)
-    counts = torch.bincount(owner, minlength=len(users_w))
-    starts = torch.cumsum(counts, 0) - counts
-    ev = data.eval_windows if eval_windows is None else data.eval_windows[:eval_windows]
+    users_w = data.train_windows if cfg.max_train_users is None else data.train_windows[:cfg.max_train_users]
+    train = BoundedUsers.build(*bound_contributions(users_w, cfg.bound, bound_seed=cfg.seed), n_users=len(users_w),
+                               device=device)
+    ev = data.eval_windows if cfg.eval_windows is None else data.eval_windows[:cfg.eval_windows]
     ev = torch.from_numpy(ev).to(device)
-    M, N = windows.shape[0], len(users_w)
+    M, N = train.n_examples, len(users_w)
+    cfg.validate(n_examples=M)
+    batch, steps = cfg.batch, cfg.steps
     q = min(1.0, batch / M)
-    check_range("batch", batch, 1, M, integer=True)
 
-    eps_target = float("inf") if epsilon is None else float(epsilon)
-    if noise_multiplier is not None and algo != "nonprivate":
-        z = float(check_range("noise_multiplier", noise_multiplier, 0, None))  # given: account, don't calibrate
-        eps_target = None
+    if cfg.noise_multiplier is not None and private:  # given: account, don't calibrate
+        z, eps_target = float(cfg.noise_multiplier), None
     else:
-        z = calibrated_noise(algo, eps_target, delta, q, steps, bound)
+        eps_target = math.inf if cfg.epsilon is None else float(cfg.epsilon)
+        z = calibrated_noise(algo, eps_target, cfg.delta, q, steps, cfg.bound)
     t_cal = time.time() - t0
 
-    model = load_pretrained(device=device)
+    model = LOAD_MODEL[cfg.model](device=device)
     params = {n: p for n, p in model.named_parameters()}
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1000003 + 17)
+    gen = torch.Generator(device="cpu").manual_seed(int(cfg.seed) * 1000003 + 17)
     history = []
-    pre_key = (str(device), int(ev.shape[0]))
+    pre_key = (cfg.model, str(device), int(ev.shape[0]))
     if pre_key not in _PRE_LOSS:
         _PRE_LOSS[pre_key] = evaluate(model, ev)
     pre_loss = _PRE_LOSS[pre_key]
     t_train = time.time()
-    it = range(steps)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, file=sys.stderr, desc=f"{algo} eps={eps_target if eps_target is not None else f'(sigma={z:g})'} k={bound}", mininterval=5, leave=False)
+    step = STEP[algo]
     n_examples = 0
-    for t in it:
+    for t in range(steps):
         detached = {n: p.detach() for n, p in params.items()}
-        if algo == "els":
-            grads, b = els_step(model, detached, windows, sampling_rate=q, clip=clip, noise_multiplier=z,
-                                generator=gen)
-            n_examples += b
-        elif algo == "uls":
-            grads, _, b = uls_step(model, detached, windows, owner, starts, counts, sampling_rate=q, clip=clip,
-                                   noise_multiplier=z, generator=gen)
-            n_examples += b
-        else:
-            mask = torch.rand(M, generator=gen).to(device) < q
-            idx = mask.nonzero().squeeze(1)
-            n_examples += len(idx)
-            opt.zero_grad(set_to_none=True)
-            if len(idx):
-                (window_loss(model, windows[idx]).sum() / (q * M)).backward()
-            grads = None
-        if grads is not None:
-            for n, p in params.items():
-                p.grad = grads[n]
-        opt.step()
-        if eval_every and (t + 1) % eval_every == 0 and t + 1 < steps:
-            history.append({"step": t + 1, "eval_loss": evaluate(model, ev)})
+        res = step(model, detached, train, sampling_rate=q, clip=clip, noise_multiplier=z, generator=gen)
+        n_examples += res.examples
+        optimizer_step(params, opt, res)
+        row = {"step": t + 1, "example_gradients": res.examples}
+        if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < steps:
+            row["eval_loss"] = evaluate(model, ev)
+            history.append({"step": t + 1, "eval_loss": row["eval_loss"]})
+        if on_step:
+            on_step(t + 1, steps, row)
     t_train = time.time() - t_train
     loss = evaluate(model, ev)
     history.append({"step": steps, "eval_loss": loss})
 
-    out = {"task": "lm", "algo": algo, "epsilon_target": eps_target, "delta": delta, "bound": int(bound),
-           "noise_multiplier": z, "sampling_rate": q, "sampling_unit": "user" if algo == "uls" else "example",
-           "steps": int(steps), "seed": int(seed), "batch": batch, "clip": clip, "lr": lr,
+    out = {"task": "lm", "algo": algo, "epsilon_target": eps_target, "delta": cfg.delta, "bound": int(cfg.bound),
+           "noise_multiplier": z, "sampling_rate": q, "sampling_unit": ALGORITHMS[algo].sampling_unit,
+           "steps": int(steps), "seed": int(cfg.seed), "batch": batch, "clip": clip, "lr": lr,
            "eval_loss": loss, "eval_ppl": math.exp(loss), "pretrained_loss": pre_loss,
            "n_train_users": N, "n_train_examples": M, "n_eval_windows": int(ev.shape[0]),
            "example_gradients": int(n_examples), "device": str(device)}
-    if algo == "nonprivate" or z == 0.0:
-        out.update(epsilon=float("inf"), epsilon_example=float("inf") if algo == "els" else None,
-                   accountant="none")
-    else:
-        key = (algo, z, q, steps, delta, bound, report_discretization)
-        if key not in _ACC_CACHE:  # seeds share it
-            _ACC_CACHE[key] = A.accounting_summary(algo, z, q, steps, delta, bound,
-                                                   discretization=report_discretization)
-        out.update(_ACC_CACHE[key])
-    out.update(history=history, seconds=time.time() - t0, seconds_train=t_train, seconds_calibration=t_cal)
+    key = (algo, z, q, steps, cfg.delta, cfg.bound, disc)
+    if key not in _ACC_CACHE:  # seeds share it
+        _ACC_CACHE[key] = A.run_accounting(algo, z, q, steps, cfg.delta, cfg.bound, discretization=disc)
+    out.update(_ACC_CACHE[key])
+    out.update(history=history, seconds=time.time() - t0, seconds_train=t_train, seconds_calibration=t_cal,
+               config=cfg.to_dict())
     return out
 
 
@@ -216,4 +192,5 @@ def json_safe(obj):
     return obj
 
 
-__all__ = ["run_lm", "DEFAULTS", "calibrated_noise", "json_safe", "ALGOS", "LabError"]
+__all__ = ["run_lm", "STEP", "LOAD_MODEL", "DEFAULTS", "calibrated_noise", "json_safe", "ALGOS",
+           "DPRunConfig", "LabError"]

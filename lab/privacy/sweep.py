@@ -19,7 +19,11 @@ Schema
     sampling_unit "example" | "user", steps, seed, batch (expected example-gradients per step), clip, lr,
     eval_loss (held-out users, nats/char), eval_ppl, pretrained_loss, n_train_users, n_train_examples,
     n_eval_windows, example_gradients (actually computed), accountant, seconds, seconds_train,
-    seconds_calibration, history [{step, eval_loss}]
+    seconds_calibration, history [{step, eval_loss}],
+    config           the run's DPRunConfig.to_dict() with every default (batch, clip, lr) filled in, so
+                     DPRunConfig.from_dict(record["config"]) reruns it (records written before it lack it)
+    (task "meanest" records carry the tier-1 keys tau, s, dim, n_users, error, error_last, regime instead
+    of the LM-only ones; eval_loss is the squared error there)
 
 ``bench/results/dp_privacy_utility.json`` (:func:`privacy_utility_sweep`)::
 
@@ -64,14 +68,20 @@ Schema
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+from lab.privacy.config import ALGORITHMS, DPRunConfig
 from lab.privacy.runner import json_safe  # noqa: F401  (re-exported)
+from lab.utils import repo_root
 
+#: Where the committed sweeps live (relative paths are taken from the repository root).
+RESULTS_DIR = "bench/results"
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf)
 BOUNDS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -79,6 +89,18 @@ BOUNDS = (1, 2, 4, 8, 16, 32, 64)
 def as_float(v):
     """Read a JSON number that may be the string "inf"."""
     return math.inf if v == "inf" else (-math.inf if v == "-inf" else float(v))
+
+
+def results_path(name: str, results_dir: str = RESULTS_DIR) -> Path:
+    """``results_dir / name``, a relative ``results_dir`` taken from the repository root."""
+    d = Path(results_dir)
+    return (d if d.is_absolute() else Path(repo_root()) / d) / name
+
+
+def stored(name: str, results_dir: str = RESULTS_DIR):
+    """A stored result JSON (e.g. ``"dp_accounting.json"``), or None if it has not been produced yet."""
+    p = results_path(name, results_dir)
+    return json.loads(p.read_text()) if p.exists() else None
 
 
 def _say(msg):
@@ -117,7 +139,7 @@ def _find(rows, algo, eps, k, seed, steps, batch, delta, hyper):
             continue
         e = r["epsilon_target"]
         e = as_float(e) if e is not None else None
-        same_eps = algo == "nonprivate" or (e is not None and e == eps)
+        same_eps = not ALGORITHMS[algo].private or (e is not None and e == eps)
         if (r["algo"] == algo and same_eps and r["bound"] == k and r["seed"] == seed and r["steps"] == steps
                 and r["batch"] == batch and r["delta"] == delta and r["clip"] == hp.get("clip")
                 and r["lr"] == hp.get("lr")):
@@ -129,6 +151,14 @@ def _strip(r):
     return {k: v for k, v in r.items() if k not in ("device",)}
 
 
+def _run(algo, epsilon, **settings) -> dict:
+    """One ``run_lm`` (the non-private baseline ignores ``epsilon``); ``settings``: DPRunConfig fields."""
+    from lab.privacy.runner import run_lm
+
+    return run_lm(DPRunConfig(task="lm", algo=algo, epsilon=epsilon if ALGORITHMS[algo].private else None,
+                              **settings))
+
+
 def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=100, delta=1e-5, batch=256,
                           algos=("els", "uls"), on_row=None, hyper=None, reuse_rows=(), **kw) -> dict:
     """ELS and ULS at each user-level epsilon (``inf`` = clipping without noise) plus the non-private
@@ -136,9 +166,8 @@ def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=10
     ``{epsilon: seeds}`` to spend fewer seeds on some points. ``hyper``: tuned ``{algo: {clip, lr}}``
     (default: ``runner.DEFAULTS``). ``reuse_rows``: stored records of identical runs are reused, not
     recomputed (so an interrupted sweep resumes). Runs go seed by seed, so a partial file has whole
-    curves. See module schema."""
-    from lab.privacy.runner import run_lm
-
+    curves. ``kw``: further ``DPRunConfig`` fields of every run (e.g. ``eval_windows``). See module
+    schema."""
     t0 = time.time()
     rows = []
     seeds_of = (lambda e: seeds.get(e, seeds.get("default", (0,)))) if isinstance(seeds, dict) else (lambda e: seeds)
@@ -150,8 +179,8 @@ def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=10
         if old is not None:
             rows.append(old)
             return
-        r = run_lm(algo, None if algo == "nonprivate" else eps, delta, bound, steps, seed, batch=batch,
-                   **_hp(hyper, algo), **kw)
+        r = _run(algo, eps, delta=delta, bound=bound, steps=steps, seed=seed, batch=batch, **_hp(hyper, algo),
+                 **kw)
         rows.append(_strip(r))
         if on_row:
             on_row(rows)
@@ -169,7 +198,8 @@ def privacy_utility_sweep(epsilons=EPSILONS, seeds=(0, 1, 2), bound=16, steps=10
     dp_rows = [dict(r, epsilon=r["epsilon_target"]) for r in rows if r["algo"] != "nonprivate"]
     summary = _summ(dp_rows, ("algo", "epsilon"))
     return {"kind": "privacy-utility", "delta": delta, "bound": bound, "steps": steps, "batch": batch,
-            "seeds": sorted({r["seed"] for r in rows}), "epsilons": list(epsilons), "pretrained_loss": rows[0]["pretrained_loss"],
+            "seeds": sorted({r["seed"] for r in rows}), "epsilons": list(epsilons),
+            "pretrained_loss": rows[0]["pretrained_loss"],
             "nonprivate": {"mean": float(np.mean(npl)), "std": float(np.std(npl)), "losses": npl},
             "rows": rows, "summary": summary, "seconds": time.time() - t0}
 
@@ -180,28 +210,20 @@ def bound_sweep(bounds=BOUNDS, seeds=(0,), epsilon=4.0, steps=100, delta=1e-5, b
 
     ``reuse_rows``: run records from another sweep (e.g. the privacy-utility runs at this epsilon and
     k = 16); a record with the same algo, k, epsilon, seed, steps, batch, clip and lr is the same
-    deterministic run, so it is reused instead of recomputed (marked ``"reused": true``)."""
-    from lab.privacy.runner import run_lm
-
+    deterministic run, so it is reused instead of recomputed (marked ``"reused": true``). ``kw``: further
+    ``DPRunConfig`` fields of every run."""
     t0 = time.time()
     rows = []
-    def same(r, algo, k, seed):
-        hp = _hp(hyper, algo) or {"clip": DEFAULTS[algo]["clip"], "lr": DEFAULTS[algo]["lr"]}
-        return (r["algo"] == algo and r["bound"] == k and r["epsilon_target"] == epsilon and r["seed"] == seed
-                and r["steps"] == steps and r["batch"] == batch and r["delta"] == delta
-                and r["clip"] == hp.get("clip") and r["lr"] == hp.get("lr"))
-
-    from lab.privacy.runner import DEFAULTS
-
     for k in bounds:
         for algo in algos:
             for seed in seeds:
-                old = [r for r in reuse_rows if same(r, algo, k, seed)]
-                if old:
-                    rows.append(dict(old[0], reused=True))
+                old = _find(reuse_rows, algo, epsilon, k, seed, steps, batch, delta, hyper)
+                if old is not None:
+                    rows.append(dict(old, reused=True))
                     _say(f"{algo} k={k} seed={seed}: reused")
                     continue
-                r = run_lm(algo, epsilon, delta, k, steps, seed, batch=batch, **_hp(hyper, algo), **kw)
+                r = _run(algo, epsilon, delta=delta, bound=k, steps=steps, seed=seed, batch=batch,
+                         **_hp(hyper, algo), **kw)
                 rows.append(_strip(r))
                 if on_row:
                     on_row(rows)
@@ -243,7 +265,7 @@ def accounting_sweep(bounds=BOUNDS, noise_multiplier=1.0, sampling_rate=None, st
 
 def default_lm_rate(bound=16, batch=256) -> float:
     """The tier-2 example sampling rate B/M at contribution bound ``bound``."""
-    from lab.privacy.lm import bound_contributions, load_user_data
+    from lab.privacy.users import bound_contributions, load_user_data
 
     w, _ = bound_contributions(load_user_data().train_windows, bound, 0)
     return batch / len(w)
@@ -271,13 +293,10 @@ TUNE_GRID = {
 
 def tune_sweep(epsilon=4.0, bound=16, steps=100, delta=1e-5, seed=0, grid=TUNE_GRID, on_row=None, **kw) -> dict:
     """Clip-norm / learning-rate grid per algorithm at one user-level epsilon and one seed."""
-    from lab.privacy.runner import run_lm
-
     rows, best = [], {}
     for algo, pairs in grid.items():
         for clip, lr in pairs:
-            r = run_lm(algo, epsilon if algo != "nonprivate" else None, delta, bound, steps, seed, clip=clip,
-                       lr=lr, **kw)
+            r = _run(algo, epsilon, delta=delta, bound=bound, steps=steps, seed=seed, clip=clip, lr=lr, **kw)
             rows.append(_strip(r))
             _say(f"tune {algo} clip={clip} lr={lr}: {r['eval_loss']:.4f} ({r['seconds']:.0f}s)")
             if on_row:

@@ -12,6 +12,8 @@ Adding or removing one user changes the noised sum by at most :math:`C` whatever
 **unit of privacy is the user** and the accountant is the Poisson-subsampled Gaussian at the *user* rate
 (``accounting.uls_epsilon``). The per-user gradient is the mean of that user's per-example gradients
 (gradients are linear), computed in one vectorised ``torch.func`` call plus a segment sum — not a loop.
+The clipped Gaussian sum is ``mechanism.gaussian_sum``, shared with ELS; this module only says what is
+sampled (users) and which rows are clipped (per-user mean gradients).
 Averaging a user's :math:`n_u` diverse examples shrinks :math:`\lVert g_u\rVert` (measured here: median
 per-example norm ~3, per-user norm ~0.75 at k = 32), which is why ULS can clip much lower than ELS.
 """
@@ -19,42 +21,39 @@ from __future__ import annotations
 
 import torch
 
-from lab.privacy.common import clip_and_sum, per_example_grads
+from lab.privacy.grads import per_example_grads
+from lab.privacy.mechanism import StepResult, empty_rows, gaussian_sum, poisson_sample
+from lab.privacy.users import BoundedUsers
 
 
-def uls_step(model, params, windows_all, owner, user_starts, user_counts, *, sampling_rate, clip,
-             noise_multiplier, generator, chunk_size=None):
-    """Return ``(noisy_grads, n_users_sampled, n_examples)`` for one ULS step.
+def per_user_mean_grads(model, params, data: BoundedUsers, users: torch.Tensor, chunk_size=None):
+    """Mean per-example gradient of each user in ``users``: ``(name -> (len(users), ...), n_examples)``."""
+    device = data.windows.device
+    counts = data.counts[users]
+    # rows of the sampled users, and for each row its position 0..len(users)-1
+    seg = torch.repeat_interleave(torch.arange(len(users), device=device), counts)
+    offs = torch.arange(int(counts.sum()), device=device) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts)
+    rows = data.starts[users][seg] + offs
+    g = per_example_grads(model, params, data.windows[rows], chunk_size=chunk_size)
+    inv = (1.0 / counts.to(torch.float32))
+    per_user = {}
+    for n, t in g.items():  # mean over each user's rows: (n_users, ...)
+        acc = torch.zeros((len(users),) + t.shape[1:], dtype=t.dtype, device=device)
+        acc.index_add_(0, seg, t)
+        per_user[n] = acc * inv.view(-1, *([1] * (t.dim() - 1)))
+    return per_user, int(len(rows))
 
-    ``windows_all`` (M, block+1) holds all bounded examples grouped by user (contiguous);
-    ``user_starts[u]``/``user_counts[u]`` locate user ``u``'s rows; ``owner`` is unused but kept for
-    symmetry with ELS callers."""
-    N = user_counts.shape[0]
-    device = windows_all.device
-    umask = torch.rand(N, generator=generator, device=generator.device).to(device) < sampling_rate
-    users = umask.nonzero().squeeze(1)
-    n_ex = 0
-    if len(users) == 0:
-        summed = {n: torch.zeros_like(p) for n, p in params.items()}
+
+def uls_step(model, params, data: BoundedUsers, *, sampling_rate, clip, noise_multiplier, generator,
+             chunk_size=None) -> StepResult:
+    """One ULS step over ``data``'s users (rows grouped by user); units = users."""
+    N = data.n_users
+    users = poisson_sample(N, sampling_rate, generator, data.windows.device)
+    if len(users):
+        rows, n_ex = per_user_mean_grads(model, params, data, users, chunk_size=chunk_size)
     else:
-        counts = user_counts[users]
-        # rows of the sampled users, and for each row its position 0..len(users)-1
-        seg = torch.repeat_interleave(torch.arange(len(users), device=device), counts)
-        offs = torch.arange(int(counts.sum()), device=device) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts)
-        rows = user_starts[users][seg] + offs
-        n_ex = int(len(rows))
-        g = per_example_grads(model, params, windows_all[rows], chunk_size=chunk_size)
-        inv = (1.0 / counts.to(torch.float32))
-        per_user = {}
-        for n, t in g.items():  # mean over each user's rows: (n_users, ...)
-            acc = torch.zeros((len(users),) + t.shape[1:], dtype=t.dtype, device=device)
-            acc.index_add_(0, seg, t)
-            per_user[n] = acc * inv.view(-1, *([1] * (t.dim() - 1)))
-        summed = clip_and_sum(per_user, clip)
-    denom = sampling_rate * N
-    out = {}
-    for n, s in summed.items():
-        noise = torch.randn(s.shape, generator=generator, device=generator.device).to(device)
-        out[n] = (s + noise_multiplier * clip * noise) / denom
-    return out, int(len(users)), n_ex
+        rows, n_ex = empty_rows(params), 0
+    grads = gaussian_sum(rows, clip=clip, noise_multiplier=noise_multiplier, denominator=sampling_rate * N,
+                         generator=generator)
+    return StepResult(grads, n_ex, int(len(users)))

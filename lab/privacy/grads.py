@@ -1,10 +1,16 @@
-"""Vectorised per-example gradients and clipping shared by ELS and ULS (``torch.func``, no loops)."""
+r"""Per-example gradients and clipping, vectorised with ``torch.func`` (no Python loop over examples).
+
+:func:`per_example_grads` gives :math:`\nabla_\theta \ell(\theta; x_i)` for every window :math:`x_i`
+of a batch as ``name -> (B, *param.shape)``; a row's norm is taken over all parameters together
+(:func:`grad_norms`), and :func:`clip_and_sum` returns :math:`\sum_i g_i \min(1, C/\lVert g_i\rVert)`.
+ELS clips the per-example rows, ULS the per-user means of them (``mechanism.gaussian_sum`` adds the noise).
+"""
 from __future__ import annotations
 
 import torch
 from torch.func import functional_call, grad, vmap
 
-from lab.privacy.lm import window_loss
+from lab.privacy.charlm import window_loss
 
 
 def per_example_grads(model, params: dict, windows: torch.Tensor, chunk_size=None) -> dict:

@@ -1,20 +1,12 @@
-"""Tier 2: a small character-level causal transformer and the Shakespeare-by-character user data.
+"""Tier 2 model: a small character-level causal transformer, its vocabulary and its weights.
 
 Read top to bottom, nanoGPT style. Attention is written with plain ``nn.Linear`` layers (Opacus's grad
 samplers refuse ``nn.MultiheadAttention``) and positional ids get a batch dimension, so per-sample gradient
 shapes are right under both Opacus hooks and ``torch.func``.
 
-Data
-----
-* **Public** corpus (pretraining): State of the Union addresses 1933+ (``lab.data.sotu``) — a domain
-  shift from verse, so fine-tuning on the private users has a gain to protect.
-* **Private users**: one user = one (play, character) from ``lab.data.shakespeare``. A user's speeches are
-  joined with newlines and cut into non-overlapping windows of ``block + 1`` characters; each window is one
-  *example*. Users are split into train / held-out users with a fixed, data-independent permutation
-  (``split_seed``); evaluation is the mean next-character cross-entropy (nats/char) on held-out users.
-* **Contribution bound k**: each training user keeps ``min(n_u, k)`` of its windows, chosen uniformly at
-  random by a generator seeded only with ``(bound_seed, k)`` — data-independent randomness, so the bound
-  itself leaks nothing; users with fewer windows keep all of them.
+The model is pretrained on the public corpus (``users.public_windows``, ``bench/pretrain_charlm.py``) and
+fine-tuned with DP on the private users (``users.load_user_data``); one *example* is one window of
+``block + 1`` character ids, and :func:`window_loss` is its mean next-character cross-entropy.
 """
 from __future__ import annotations
 
@@ -27,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lab.utils import check_range, data_path
+from lab.utils import data_path
 
 # ---------------------------------------------------------------------------------------------- vocab
 VOCAB = "\n" + "".join(chr(i) for i in range(32, 127))  # 96 symbols
@@ -160,81 +152,6 @@ def evaluate(model, windows, batch=512) -> float:
         n += len(w)
     model.train()
     return tot / max(n, 1)
-
-
-# ---------------------------------------------------------------------------------------------- data
-def text_windows(ids: np.ndarray, length: int) -> np.ndarray:
-    """Non-overlapping windows of ``length`` ids, shape (n, length); the ragged tail is dropped."""
-    n = len(ids) // length
-    return ids[: n * length].reshape(n, length)
-
-
-@dataclasses.dataclass
-class UserData:
-    """Private Shakespeare users split by user. ``train_windows[u]`` is an (n_u, block+1) array."""
-
-    train_users: list
-    train_windows: list
-    eval_users: list
-    eval_windows: np.ndarray  # (n_eval, block+1)
-
-
-_USER_CACHE: dict = {}
-
-
-def load_user_data(block=64, eval_frac=0.15, split_seed=0, max_eval_windows=2000) -> UserData:
-    """Shakespeare users -> windows; a fixed random ``eval_frac`` of users is held out for evaluation.
-
-    Users with no full window are dropped. Cached per process."""
-    key = (block, eval_frac, split_seed, max_eval_windows)
-    if key in _USER_CACHE:
-        return _USER_CACHE[key]
-    from lab.data.shakespeare import speeches_by_user
-
-    users = speeches_by_user()
-    names, wins = [], []
-    for u, speeches in users.items():
-        w = text_windows(encode("\n".join(speeches) + "\n"), block + 1)
-        if len(w):
-            names.append(u)
-            wins.append(w)
-    rng = np.random.default_rng([split_seed, 2024])
-    perm = rng.permutation(len(names))
-    n_eval = int(round(eval_frac * len(names)))
-    ev, tr = sorted(perm[:n_eval]), sorted(perm[n_eval:])
-    ew = np.concatenate([wins[i] for i in ev])
-    if len(ew) > max_eval_windows:
-        ew = ew[np.sort(rng.choice(len(ew), max_eval_windows, replace=False))]
-    out = UserData([names[i] for i in tr], [wins[i] for i in tr], [names[i] for i in ev], ew)
-    _USER_CACHE[key] = out
-    return out
-
-
-def bound_contributions(train_windows: list, bound: int, bound_seed: int = 0):
-    """Keep at most ``bound`` windows per user, chosen with data-independent randomness.
-
-    Returns ``(windows, user_index)``: all kept windows stacked (M, block+1) and, for each, its user's
-    index. The generator is seeded with ``(bound_seed, bound)`` only; for user ``u`` with ``n_u > k``
-    windows it keeps a uniformly random subset of size ``k`` (in original order)."""
-    check_range("bound", bound, 1, None, integer=True)
-    rng = np.random.default_rng([bound_seed, bound, 31337])
-    keep, owner = [], []
-    for u, w in enumerate(train_windows):
-        if len(w) > bound:
-            w = w[np.sort(rng.choice(len(w), bound, replace=False))]
-        else:
-            rng.random()  # keep the stream aligned regardless of n_u
-        keep.append(w)
-        owner.append(np.full(len(w), u, dtype=np.int64))
-    return np.concatenate(keep), np.concatenate(owner)
-
-
-def public_windows(block=64, max_windows=None) -> np.ndarray:
-    """The public (SOTU) corpus as non-overlapping windows of block + 1 characters."""
-    from lab.data.sotu import load_sotu
-
-    w = text_windows(encode(load_sotu()), block + 1)
-    return w if max_windows is None else w[:max_windows]
 
 
 # ---------------------------------------------------------------------------------------------- weights
