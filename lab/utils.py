@@ -84,3 +84,29 @@ def write_json_atomic(path: str, obj) -> None:
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=1)
     os.replace(tmp, path)
+
+
+class RunConfig:
+    """What every run config (a dataclass) shares: JSON form, a short hash for caches and file names, and the
+    inverse that also reads strict-JSON infinities (``"inf"``) and refuses unknown keys."""
+
+    def to_dict(self) -> dict:
+        import dataclasses
+
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    def key(self) -> str:
+        import hashlib
+        import json
+
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        import dataclasses
+        import math
+
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise LabError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**{k: (math.inf if v == "inf" else v) for k, v in d.items()})

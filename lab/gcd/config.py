@@ -1,11 +1,9 @@
 """One config per federated GCD run: a small dataclass, serialisable to JSON and hashed for caches."""
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
-from lab.utils import LabError, check_choice, check_range
+from lab.utils import LabError, RunConfig, check_choice, check_range
 
 BACKBONES = ("pretrained", "scratch")
 
@@ -14,7 +12,7 @@ DEFAULT_LR = {"simgcd": 0.05, "gcd": 0.1, "local": 0.05, "central": 0.05, "fedlp
 
 
 @dataclass
-class FedGCDConfig:
+class FedGCDConfig(RunConfig):
     method: str = "simgcd"
     dataset: str = "fashion_mnist"
     clients: int = 5
@@ -93,19 +91,3 @@ class FedGCDConfig:
         if self.markov_time not in ("auto", "labelled"):
             check_range("markov_time", self.markov_time, 0, 100, low_open=True)
         return self
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["old_classes"] = list(self.old_classes)
-        return d
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FedGCDConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise LabError(f"unknown config keys: {sorted(unknown)}")
-        return cls(**d)

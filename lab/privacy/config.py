@@ -14,12 +14,10 @@ are range-checked (the accountants' own argument checks call the same ``check_*`
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
-from lab.utils import LabError, check_choice, check_range
+from lab.utils import LabError, RunConfig, check_choice, check_range
 
 TASKS = ("lm", "meanest")  # lm: tier 2, char LM on Shakespeare users; meanest: tier 1, synthetic mean estimation
 #: Models the ``lm`` task can fine-tune (``runner.LOAD_MODEL`` maps each to its loader).
@@ -79,7 +77,7 @@ def check_sampling_rate(sampling_rate):
 
 # -------------------------------------------------------------------------------- the run config
 @dataclass
-class DPRunConfig:
+class DPRunConfig(RunConfig):
     task: str = "lm"
     algo: str = "uls"
     epsilon: float | None = 4.0             # user-level target (see the module docstring for None / inf)
@@ -139,17 +137,5 @@ class DPRunConfig:
             check_range("report_discretization", self.report_discretization, 0, 1, low_open=True)
         return self
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    # to_dict / key / from_dict (reads "inf"): lab.utils.RunConfig
 
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DPRunConfig":
-        """Inverse of :meth:`to_dict`, also after a strict-JSON round trip (``"inf"`` strings)."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise LabError(f"unknown config keys: {sorted(unknown)}")
-        return cls(**{k: (math.inf if v == "inf" else v) for k, v in d.items()})
