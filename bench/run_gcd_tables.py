@@ -45,7 +45,7 @@ TUNE_GRID = {
     "fedlpa": [dict(lr=lr, lpa_form=form, lpa_weight=eps) for lr in (0.05, 0.1)
                for form, eps in (("add", 1.0), ("replace", 2.0))],
 }
-ABLATIONS = {"no LPA": dict(use_lpa=False), "no confidence": dict(use_confidence=False),
+ABLATIONS = {"no LPA": dict(use_lpa=False), "confidence anchors": dict(graph_refine="confidence"),
              "oracle prior": dict(oracle_prior=True)}
 BASELINES = ("simgcd", "gcd")           # the federated baselines FedLPA is compared with
 

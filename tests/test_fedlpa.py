@@ -97,8 +97,8 @@ def test_fedlpa_same_seed_same_result():
     assert len(a["k_est"]) == 3 and all(k >= 1 for k in a["k_est"]) and len(a["prior_kl"]) == 3
 
 
-@pytest.mark.parametrize("flags", [dict(use_lpa=False), dict(use_confidence=False), dict(oracle_prior=True),
-                                   dict(lpa_form="replace")])
+@pytest.mark.parametrize("flags", [dict(use_lpa=False), dict(graph_refine="confidence"), dict(oracle_prior=True),
+                                   dict(lpa_form="add", lpa_weight=1.0)])
 def test_fedlpa_ablations_run(flags):
     r = run_experiment(FedGCDConfig(method="fedlpa", dataset="digits", clients=2, alpha=0.5, rounds=2,
                                     warmup_rounds=1, **flags))
@@ -111,3 +111,43 @@ def test_graph_without_model_uses_labels_only():
     lab[::5] = True
     g = build_graph(x, None, lab, np.where(lab, y, -1), [0, 1], k=5, refine=True)
     assert not g.confident.any() and (g.anchor_label[lab] == y[lab]).all() and (g.anchor_label[~lab] == -1).all()
+
+
+def _skewed_client(**kw):
+    """A client holding only digits 0, 1 (old, half labelled) and 5 (new), with 15 heads."""
+    import torch
+
+    from lab.data.images import load_dataset
+    from lab.gcd.fedlpa import FedLPAClient
+    from lab.gcd.models import GCDModel, ModelConfig
+
+    torch.manual_seed(0)
+    d = load_dataset("digits")
+    keep = np.isin(d.y_train, [0, 1, 5])
+    x, y = d.x_train[keep], d.y_train[keep]
+    lab = (np.arange(len(y)) % 2 == 0) & (y < 5)
+    cfg = FedGCDConfig(method="fedlpa", dataset="digits", warmup_rounds=0, refresh_every=1, rounds=4,
+                       local_epochs=2, **kw)
+    model = GCDModel(ModelConfig(in_shape=(8, 8), n_heads=15))
+    return FedLPAClient(0, x, np.where(lab, y, -1), model, cfg, old_classes=[0, 1, 2, 3, 4], oracle_labels=y), y
+
+
+def _absent_mass(client):
+    from lab.gcd.client import get_shared
+
+    w = get_shared(client._model)
+    for rnd in range(1, 5):
+        w = client.fit(w, {"round": rnd, "local_epochs": 2}).weights
+    _, probs = client.local_view()
+    p_bar = probs.mean(0)
+    present = np.unique(client.report()["heads"])
+    return float(np.delete(p_bar, present).sum())
+
+
+def test_lpa_with_the_right_prior_empties_heads_the_client_does_not_have():
+    """The mechanism LPA exists for: SimGCD's uniform term spreads a 3-class client over all 15 heads; aligning
+    to the client's prior (here the oracle one) takes that mass away."""
+    with_prior, _ = _skewed_client(oracle_prior=True)
+    uniform, _ = _skewed_client(oracle_prior=True, use_lpa=False)
+    a, b = _absent_mass(with_prior), _absent_mass(uniform)
+    assert a < 0.5 * b and b > 0.3, (a, b)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab.gcd.discovery import DiscoveryParams
 from lab.utils import LabError, RunConfig, check_choice, check_range
+
+_DISCOVERY = DiscoveryParams()
 
 BACKBONES = ("pretrained", "scratch")
 
@@ -34,26 +37,36 @@ class FedGCDConfig(RunConfig):
     n_heads: int | None = None           # None -> n_classes (FedLPA: |old| + k_max_new)
     eval_every: int = 1
     view_bank: int = 4                   # augmented views per image precomputed through the frozen prefix (0: off)
-    # FedLPA
+    # FedLPA: local objective (lab.gcd.losses.PRIOR_FORMS) and schedule
     k_max_new: int = 10                  # upper bound on new classes: heads = |old| + k_max_new
-    knn_k: int = 10
-    confidence_quantile: float = 0.5
-    sim_floor: float = 0.0
-    lpa_weight: float = 1.0              # epsilon (tuned with the form: bench/results/gcd_tuning.json)
-    lpa_form: str = "add"                # lab.gcd.losses.PRIOR_FORMS: "add" or "replace"
+    lpa_weight: float = 2.0              # eps; "replace" at 2 = SimGCD's uniform term swapped for pi, same weight
+    lpa_form: str = "replace"            # "replace" or "add" (add at eps 1 aligns to pi^(1/3): issue 9)
     lpa_ramp_rounds: int = 0             # pi_r = (1-r) U + r pi, r: 0 -> 1 over this many rounds after warm-up
-    refresh_every: int = 2               # R: rerun CLSD + InfoMap every R rounds
+    refresh_every: int = 2               # R: rerun discovery every R rounds
     warmup_rounds: int = 5
-    markov_time: float | str = 4.0       # a number, "auto" (InfoMap at 1 + prototype merging) or "labelled"
-                                         # (per-client time calibrated on labelled samples); bench/kest_rules.py
-    min_community: float = 0.02          # communities below this share of the client's samples are noise
-    prior_smoothing: float = 0.5         # Laplace pseudo-count per head
+    # FedLPA: discovery (lab.gcd.discovery.DiscoveryParams; defaults chosen on tuning seeds 100/101 only)
+    knn_k: int = _DISCOVERY.knn_k
+    confidence_quantile: float = _DISCOVERY.confidence_quantile
+    graph_features: str = _DISCOVERY.features        # "prefix" (frozen backbone prefix) or "output"
+    graph_refine: str = _DISCOVERY.refine            # "labels", "confidence" (CLSD anchors) or "none"
+    markov_time: float = _DISCOVERY.markov_time
+    min_community: float = _DISCOVERY.min_community  # communities below this share of the client are noise
+    min_labelled_share: float = _DISCOVERY.min_labelled_share   # to claim an old head
+    prior_rule: str = _DISCOVERY.prior               # lab.gcd.discovery.PRIORS
+    prior_smoothing: float = _DISCOVERY.smoothing    # pseudo-count per head
     use_lpa: bool = True                 # --no-lpa
-    use_confidence: bool = True          # --no-confidence
     oracle_prior: bool = False           # --oracle-prior
 
     def __post_init__(self):
         self.old_classes = tuple(self.old_classes)
+
+    def discovery_params(self):
+        """The :class:`lab.gcd.discovery.DiscoveryParams` of this run."""
+        return _DISCOVERY.replace(knn_k=self.knn_k, confidence_quantile=self.confidence_quantile,
+                                  features=self.graph_features, refine=self.graph_refine,
+                                  markov_time=float(self.markov_time), min_community=self.min_community,
+                                  min_labelled_share=self.min_labelled_share, prior=self.prior_rule,
+                                  smoothing=self.prior_smoothing)
 
     @property
     def learning_rate(self) -> float:
@@ -80,14 +93,13 @@ class FedGCDConfig(RunConfig):
         check_range("view_bank", self.view_bank, 0, 64, integer=True)
         if self.view_bank == 1:
             raise LabError("view_bank must be 0 (fresh augmentations) or >= 2 (two distinct views per sample)")
-        check_range("knn_k", self.knn_k, 1, 200, integer=True)
-        check_range("confidence_quantile", self.confidence_quantile, 0, 1)
-        check_range("sim_floor", self.sim_floor, -1, 1)
         check_range("lpa_weight", self.lpa_weight, 0, 100)
         check_range("lpa_ramp_rounds", self.lpa_ramp_rounds, 0, 10000, integer=True)
         check_range("refresh_every", self.refresh_every, 1, 1000, integer=True)
         check_range("warmup_rounds", self.warmup_rounds, 0, 10000, integer=True)
         check_range("k_max_new", self.k_max_new, 1, 1000, integer=True)
-        if self.markov_time not in ("auto", "labelled"):
-            check_range("markov_time", self.markov_time, 0, 100, low_open=True)
+        if isinstance(self.markov_time, str):
+            raise LabError(f"markov_time must be a number > 0, got {self.markov_time!r} (the 'auto' and 'labelled' "
+                           "rules live on in lab.gcd.communities for teaching; FedLPA uses lab.gcd.discovery)")
+        self.discovery_params()          # range-checks every discovery parameter
         return self

@@ -1,9 +1,9 @@
 """The FedLPA client: SimGCD locally, plus discovery of the client's own categories and alignment to them.
 
 Per client, after ``warmup_rounds`` SimGCD rounds and then every ``refresh_every`` rounds, with the global
-model just received:
-  features, predictions -> CLSD graph (lab.gcd.clsd) -> InfoMap communities, K_hat, prototypes
-  (lab.gcd.communities) -> community->head mapping and empirical prior pi (lab.gcd.prior).
+model just received, :func:`lab.gcd.discovery.discover` runs: features (by default the frozen backbone
+prefix), predictions and visible labels -> refined kNN graph (lab.gcd.clsd) -> InfoMap communities
+(lab.gcd.communities) -> K_hat and the community -> head mapping -> the local prior pi (lab.gcd.prior).
 Local objective: SimGCD with the alignment term of ``lpa_form`` (``lab.gcd.losses.PRIOR_FORMS``) towards
 pi_r = (1 - r) U + r pi, where r ramps from 0 to 1 over ``lpa_ramp_rounds`` rounds after warm-up (r = 1
 at once when 0). Graph, communities, prototypes, pi and K_hat never leave the client; the server sees the
@@ -17,9 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from lab.gcd.client import GCDClient
-from lab.gcd.clsd import build_graph
-from lab.gcd.communities import find_communities
-from lab.gcd.prior import empirical_prior, map_communities_to_heads, oracle_heads, sample_heads
+from lab.gcd.discovery import discover
+from lab.gcd.prior import empirical_prior, oracle_heads
 
 
 class FedLPAClient(GCDClient):
@@ -32,22 +31,18 @@ class FedLPAClient(GCDClient):
         self._found = {"k_est": None, "heads": None}      # the last discovery, for the experimenter's report
 
     def discover(self) -> dict:
-        """Run CLSD + InfoMap with the current model; returns the local discovery state (stays here)."""
+        """Run discovery with the current model; returns the local discovery state (stays here)."""
         cfg = self._cfg
         feats, probs = self.local_view()
-        graph = build_graph(feats, probs, self._labelled, self._y_visible, self._old, k=cfg.knn_k,
-                            quantile=cfg.confidence_quantile, sim_floor=cfg.sim_floor, refine=cfg.use_confidence)
-        comm = find_communities(graph, feats, markov_time=cfg.markov_time,
-                                min_size=max(2, int(np.ceil(cfg.min_community * self.n))), seed=cfg.seed + 1,
-                                y_visible=self._y_visible)
-        H = probs.shape[1]
+        prefix = None if self._clean is None else self._clean.float().cpu().numpy()
+        d = discover(feats, probs, self._labelled, self._y_visible, self._old, probs.shape[1],
+                     prefix_features=prefix, params=cfg.discovery_params(), seed=cfg.seed)
+        heads, prior = d.heads, d.prior
         if cfg.oracle_prior:
-            heads = oracle_heads(self._oracle, probs, self._old, H)
-        else:
-            head_of = map_communities_to_heads(comm.labels, probs, self._y_visible, H)
-            heads = sample_heads(comm.labels, probs, head_of)
-        prior = empirical_prior(heads, H, cfg.prior_smoothing)
-        return {"graph": graph, "communities": comm, "heads": heads, "prior": prior, "k_est": comm.k_est}
+            heads = oracle_heads(self._oracle, probs, self._old, probs.shape[1])
+            prior = empirical_prior(heads, probs.shape[1], cfg.prior_smoothing)
+        return {"discovery": d, "graph": d.graph, "communities": d.communities, "heads": heads, "prior": prior,
+                "k_est": d.k_est}
 
     def before_training(self, rnd: int, config: dict) -> dict:
         cfg = self._cfg

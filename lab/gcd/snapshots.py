@@ -21,6 +21,8 @@ from lab.gcd.experiment import build_model, n_heads_for, prepare, run_experiment
 from lab.utils import LabError, data_path, get_device, set_seed
 
 SNAPSHOT_DIR = "snapshots"
+#: config fields older snapshots carry that runs no longer have (the discovery rule replaced them: issue 9)
+RETIRED_KEYS = ("sim_floor", "use_confidence")
 #: unlabelled samples used to read heads as classes (seeded subsample, keeps the dashboard interactive)
 MATCH_SAMPLES = 1500
 
@@ -40,7 +42,8 @@ def load_weights(path: str):
     from safetensors import safe_open
 
     with safe_open(path, framework="np") as f:
-        cfg = FedGCDConfig.from_dict(json.loads(f.metadata()["config"]))
+        stored = json.loads(f.metadata()["config"])
+        cfg = FedGCDConfig.from_dict({k: v for k, v in stored.items() if k not in RETIRED_KEYS})
         return {k: f.get_tensor(k) for k in f.keys()}, cfg
 
 
