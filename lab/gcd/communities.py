@@ -7,8 +7,11 @@ samples are noise (label -1). K_hat = number of non-noise communities. Each comm
 
 ``markov_time`` scales the walk's time: below 1 it splits finer, above 1 it merges. On kNN graphs of these
 features, fixed values over-segment (see FIELD_NOTES): ``markov_time="auto"`` runs InfoMap at a base time
-and then merges communities whose prototypes agree (cosine >= ``merge_threshold``), an adaptive rule that
-works per client whatever its size.
+and then merges communities whose prototypes agree (cosine >= ``merge_threshold``); ``"labelled"`` picks a
+time per client from its labelled samples. Counting ALL communities at one time cannot serve both alpha 0.1
+(few large classes) and alpha 1.0 (many small ones): FedLPA's K_hat counts old classes from the labels and
+only the new-class communities, see :func:`lab.gcd.discovery.discover` and
+``bench/results/discovery_study.md`` (the default 4.0 below is kept for figures, not chosen by that study).
 """
 from __future__ import annotations
 

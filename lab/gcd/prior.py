@@ -1,14 +1,29 @@
 """From communities to heads to a local prior, and the Local Prior Alignment (LPA) loss.
 
-Mapping (no true number of new classes needed; the model has |old| + K_max heads):
-1. a community holding labelled samples maps to the head of their majority seen class;
-2. the other communities map to heads still unused, by Hungarian matching on their mean predictions;
-3. surplus communities (more than unused heads) map to the argmax head of their mean prediction.
-Noise samples take their own argmax head.
+The model has |old| + K_max heads; the true number of new classes is never needed.
 
-Prior: pi = (histogram of mapped head labels over the client's samples + s) / (n + s * H): the empirical
-share of each concept, smoothed. LPA = KL(p_bar || pi), p_bar = batch-mean prediction over both views; with
-a uniform pi it is exactly SimGCD's mean-entropy term (see ``lab.gcd.losses.prior_kl``).
+Mapping (:func:`map_communities_to_heads`):
+1. a community *claims* the head of its majority labelled class only when labelled samples make up at least
+   ``min_labelled_share`` of it. Labels are a fixed fraction of every old class (half, in this lab's split),
+   so a community of an old class holds ~that share; a community of a new class holds labels only by
+   accident (kNN errors), e.g. a 368-image Shirt community with 2 labelled Trousers must not become the
+   Trouser head. Several communities may claim the same old head (fragments of one old class);
+2. the other communities go to *free* heads by one Hungarian matching on their mean predictions. Free =
+   not claimed; with ``old_classes`` given, the old heads are never free: every old class present on a
+   client is present in its labels, so an unlabelled community is not an old class the client lacks;
+3. surplus communities (more than free heads) take the argmax of their mean prediction among the free heads.
+Noise samples take their own argmax head; labelled samples always count for their own class's head.
+
+Priors over heads (all smoothed with a pseudo-count ``s`` per head, pi = (m + s) / (n + s H)):
+- :func:`empirical_prior`: the histogram of each sample's mapped head ("communities");
+- :func:`hybrid_prior`: old heads from the labels, L_c / f_hat (f_hat = labelled share of the communities
+  that claimed old heads: the labelled fraction estimated locally), the rest of the client's mass spread over
+  the new heads as the communities say;
+- :func:`sorted_size_prior`: needs no mapping: community sizes sorted against the heads sorted by the mass
+  of the model's mean prediction;
+- :func:`argmax_prior`: needs no graph: old heads from labels as in the hybrid, new heads from the argmax
+  histogram of the unlabelled samples the model puts on new heads.
+LPA = KL(p_bar || pi) (``lab.gcd.losses.prior_kl``); with a uniform pi it is SimGCD's mean-entropy term.
 """
 from __future__ import annotations
 
@@ -17,51 +32,181 @@ from scipy.optimize import linear_sum_assignment
 
 from lab.gcd.losses import prior_kl  # noqa: F401  (the LPA loss lives beside the SimGCD terms)
 
+#: default labelled share for a community to claim an old head (chosen on tuning seeds 100/101:
+#: bench/results/discovery_study.json; 0 reproduces the old "one labelled sample claims" rule)
+MIN_LABELLED_SHARE = 0.1
 
-def map_communities_to_heads(comm_labels, probs, y_visible, n_heads: int) -> np.ndarray:
-    """Head id for each community id 0..C-1 (see module docstring)."""
+
+def community_claims(comm_labels, y_visible, min_labelled_share: float = MIN_LABELLED_SHARE) -> np.ndarray:
+    """(C,) the old class each community claims (majority labelled class), -1 when its labelled share is
+    below ``min_labelled_share`` (or it holds no label at all)."""
     comm_labels = np.asarray(comm_labels)
-    probs = np.asarray(probs)
     y_visible = np.asarray(y_visible)
     C = int(comm_labels.max()) + 1 if (comm_labels >= 0).any() else 0
-    head = np.full(C, -1, dtype=np.int64)
+    claims = np.full(C, -1, dtype=np.int64)
     for c in range(C):
-        ys = y_visible[(comm_labels == c) & (y_visible >= 0)]
-        if ys.size:
-            head[c] = np.bincount(ys).argmax()
+        members = comm_labels == c
+        ys = y_visible[members & (y_visible >= 0)]
+        if ys.size and ys.size >= min_labelled_share * members.sum():
+            claims[c] = np.bincount(ys).argmax()
+    return claims
+
+
+def free_heads(claims, n_heads: int, old_classes=None) -> np.ndarray:
+    """Heads a community without a claim may take: not claimed, and not an old head if ``old_classes``."""
+    taken = set(int(h) for h in claims if h >= 0)
+    if old_classes is not None:
+        taken |= set(int(c) for c in old_classes)
+    return np.array([h for h in range(n_heads) if h not in taken], dtype=np.int64)
+
+
+def map_communities_to_heads(comm_labels, probs, y_visible, n_heads: int, *,
+                             min_labelled_share: float = MIN_LABELLED_SHARE, old_classes=None) -> np.ndarray:
+    """Head id for each community id 0..C-1 (see module docstring). ``probs`` None (no trained heads): the
+    free heads are dealt to the unclaimed communities in order of size."""
+    comm_labels = np.asarray(comm_labels)
+    head = community_claims(comm_labels, y_visible, min_labelled_share)
     rest = np.flatnonzero(head < 0)
-    free = np.setdiff1d(np.arange(n_heads), head[head >= 0])
-    if rest.size and free.size:
-        mean_p = np.stack([probs[comm_labels == c].mean(0) for c in rest])     # (R, H)
+    free = free_heads(head, n_heads, old_classes)
+    if not rest.size:
+        return head
+    if probs is None:
+        sizes = np.array([(comm_labels == c).sum() for c in rest])
+        order = rest[np.argsort(-sizes, kind="stable")]
+        fill = free if free.size else np.arange(n_heads)
+        head[order] = fill[np.arange(len(order)) % len(fill)]
+        return head
+    probs = np.asarray(probs)
+    mean_p = np.stack([probs[comm_labels == c].mean(0) for c in rest])          # (R, H)
+    if free.size:
         r, f = linear_sum_assignment(-mean_p[:, free])
         head[rest[r]] = free[f]
-    for c in np.flatnonzero(head < 0):                                         # surplus communities
-        head[c] = probs[comm_labels == c].mean(0).argmax()
+    pool = free if free.size else np.arange(n_heads)
+    for i in np.flatnonzero(head[rest] < 0):                                      # surplus communities
+        head[rest[i]] = pool[mean_p[i, pool].argmax()]
     return head
 
 
-def sample_heads(comm_labels, probs, head_of_comm) -> np.ndarray:
-    """Each sample's head: its community's head, or its own argmax for noise samples."""
+def sample_heads(comm_labels, probs, head_of_comm, *, y_visible=None) -> np.ndarray:
+    """Each sample's head: its community's head; noise samples their own argmax (-1 when ``probs`` is None).
+    With ``y_visible``, a labelled sample always takes its own class's head."""
     comm_labels = np.asarray(comm_labels)
-    out = np.asarray(probs).argmax(1).copy()
+    out = np.full(len(comm_labels), -1, dtype=np.int64) if probs is None else np.asarray(probs).argmax(1)
+    out = out.copy()
     ok = comm_labels >= 0
     out[ok] = np.asarray(head_of_comm)[comm_labels[ok]]
+    if y_visible is not None:
+        y_visible = np.asarray(y_visible)
+        out[y_visible >= 0] = y_visible[y_visible >= 0]
     return out
 
 
+def _smooth(mass, smoothing: float) -> np.ndarray:
+    mass = np.clip(np.asarray(mass, dtype=np.float64), 0, None)
+    return (mass + smoothing) / (mass.sum() + smoothing * len(mass))
+
+
 def empirical_prior(head_labels, n_heads: int, smoothing: float = 0.5) -> np.ndarray:
-    """Smoothed histogram over heads."""
-    counts = np.bincount(np.asarray(head_labels), minlength=n_heads).astype(np.float64)
-    return (counts + smoothing) / (counts.sum() + smoothing * n_heads)
+    """Smoothed histogram over heads (samples with head -1 are left out)."""
+    h = np.asarray(head_labels)
+    return _smooth(np.bincount(h[h >= 0], minlength=n_heads)[:n_heads], smoothing)
+
+
+def labelled_fraction(comm_labels, y_visible, claims) -> float:
+    """The client's labelled fraction of old classes, estimated without the truth: labelled samples over all
+    samples in the communities that claimed an old head. NaN when no community claimed one."""
+    comm_labels = np.asarray(comm_labels)
+    inside = np.isin(comm_labels, np.flatnonzero(np.asarray(claims) >= 0))
+    if not inside.any():
+        return float("nan")
+    return float((np.asarray(y_visible)[inside] >= 0).mean())
+
+
+def old_masses(y_visible, old_classes, n: int, frac: float) -> np.ndarray:
+    """Per old class (in ``old_classes`` order): its estimated count on the client, L_c / f_hat, scaled down
+    if the estimates exceed n. ``frac`` NaN (no estimate) -> 1: only the labelled samples are counted."""
+    y_visible = np.asarray(y_visible)
+    f = 1.0 if not np.isfinite(frac) or frac <= 0 else min(1.0, float(frac))
+    m = np.array([(y_visible == c).sum() / f for c in old_classes], dtype=np.float64)
+    return m * min(1.0, n / m.sum()) if m.sum() > 0 else m
+
+
+def hybrid_prior(head_labels, y_visible, old_classes, n_heads: int, frac: float,
+                 smoothing: float = 0.5) -> np.ndarray:
+    """Old heads from labels (L_c / f_hat); the remaining mass n - sum over new heads, shaped by how many
+    samples the communities put on each new head (see module docstring)."""
+    h = np.asarray(head_labels)
+    n = len(h)
+    old = [int(c) for c in old_classes]
+    mass = np.zeros(n_heads)
+    mass[old] = old_masses(y_visible, old, n, frac)
+    new = np.setdiff1d(np.arange(n_heads), old)
+    counts = np.bincount(h[h >= 0], minlength=n_heads)[:n_heads].astype(np.float64)[new]
+    rest = max(0.0, n - mass.sum())
+    if counts.sum() > 0:
+        mass[new] = rest * counts / counts.sum()
+    return _smooth(mass, smoothing)
+
+
+def sorted_size_prior(comm_labels, probs, n_heads: int, smoothing: float = 0.5):
+    """Mapping-free: the i-th largest community's share goes to the head with the i-th largest mean predicted
+    mass (noise samples count for their argmax head's rank as a community of their own). Returns
+    (prior, head of each community)."""
+    comm_labels = np.asarray(comm_labels)
+    probs = np.asarray(probs)
+    C = int(comm_labels.max()) + 1 if (comm_labels >= 0).any() else 0
+    sizes = np.bincount(comm_labels[comm_labels >= 0], minlength=C).astype(np.float64)
+    noise = int((comm_labels < 0).sum())
+    sizes_all = np.append(sizes, noise) if noise else sizes
+    order_c = np.argsort(-sizes_all, kind="stable")
+    order_h = np.argsort(-probs.mean(0), kind="stable")
+    mass = np.zeros(n_heads)
+    head_of = np.full(len(sizes_all), -1, dtype=np.int64)
+    for rank, c in enumerate(order_c[:n_heads]):
+        head_of[c] = order_h[rank]
+        mass[order_h[rank]] += sizes_all[c]
+    return _smooth(mass, smoothing), head_of[:C]
+
+
+def argmax_prior(probs, y_visible, old_classes, n_heads: int, smoothing: float = 0.5) -> np.ndarray:
+    """Graph-free: old heads from labels, L_c / f_hat with f_hat = labelled / (labelled + unlabelled samples
+    predicted as an old class present in the labels); new heads from the argmax histogram of the unlabelled
+    samples the model puts on new heads, scaled to the remaining mass."""
+    probs = np.asarray(probs)
+    y_visible = np.asarray(y_visible)
+    n = len(y_visible)
+    old = [int(c) for c in old_classes]
+    pred = probs.argmax(1)
+    unl = y_visible < 0
+    present = [c for c in old if (y_visible == c).any()]
+    n_lab = int((~unl).sum())
+    n_unl_old = int((unl & np.isin(pred, present)).sum())
+    frac = n_lab / (n_lab + n_unl_old) if n_lab else float("nan")
+    mass = np.zeros(n_heads)
+    mass[old] = old_masses(y_visible, old, n, frac)
+    new = np.setdiff1d(np.arange(n_heads), old)
+    counts = np.bincount(pred[unl], minlength=n_heads)[:n_heads].astype(np.float64)[new]
+    if counts.sum() > 0:
+        mass[new] = max(0.0, n - mass.sum()) * counts / counts.sum()
+    return _smooth(mass, smoothing)
 
 
 def oracle_heads(y_true, probs, old_classes, n_heads: int) -> np.ndarray:
-    """Ablation: true classes as the communities (old class c -> head c; new classes by Hungarian)."""
+    """Ablation: true classes as the communities (old class c -> head c; new classes by Hungarian over the
+    new heads, as :func:`map_communities_to_heads` maps unclaimed communities)."""
     y_true = np.asarray(y_true)
     y_vis = np.where(np.isin(y_true, old_classes), y_true, -1)
     classes, comm = np.unique(y_true, return_inverse=True)
-    head_of = map_communities_to_heads(comm, probs, np.where(y_vis >= 0, y_vis, -1), n_heads)
+    head_of = map_communities_to_heads(comm, probs, y_vis, n_heads, old_classes=old_classes)
     return head_of[comm]
+
+
+def head_kl(p, q, eps: float = 1e-12) -> float:
+    """KL(p || q) between two distributions over heads (for reports: p = oracle prior, q = an estimate)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    m = p > 0
+    return float(np.sum(p[m] * np.log(p[m] / np.maximum(q[m], eps))))
 
 
 def prior_vs_truth_kl(y_true, head_labels, prior, n_classes: int, smoothing: float = 1e-3) -> float:

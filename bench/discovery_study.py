@@ -1,0 +1,645 @@
+"""Offline study of a FedLPA client's discovery: K_hat without the true K, and the prior pi (issue 9, items 1-2).
+
+Protocol. Tuning seeds 100/101 are the only partitions on which anything is chosen (rule, parameters,
+thresholds) and the only ones whose true labels / true K a choice may read. Evaluation seeds 0/1/2 only give
+the reported numbers. Both alpha = 0.1 and 1.0 (5 clients, Fashion-MNIST) must be served by ONE setting.
+A rule reads per client only its features, the model's predictions, its labelled mask and visible labels and
+the old class ids (``lab.gcd.discovery.discover``'s signature).
+
+Features a client sees. ``pretrained``: the SimCLR backbone with untrained heads (predictions unusable:
+labels-only refinement, no prediction-based step). ``r6`` / ``r20``: FedAvg+SimGCD with FedLPA's 15 heads
+after 6 / 20 rounds, trained here on the tuning seed 100 at the same alpha
+(``bench/results/discovery_snapshots/``): what the global model looks like when FedLPA's discovery runs
+(after its 5 warm-up rounds, then every 2 rounds). The frozen prefix is the same in all three.
+
+Stages (resumable: per-client results are cached under ``--cache``):
+``snapshots``  train the four SimGCD snapshots if missing (~2-5 min each on one core);
+``tune``       tuning seeds only: a grid of graph features x refinement x markov time x labelled share x
+               merging by head; every prior; -> the chosen setting (trained kinds r6+r20 pooled: the highest
+               share of clients with |K_hat - K| <= 1 at the WORSE of the two alphas; ties: mean over alphas,
+               then mean |K_hat - K|); the prior with the lowest mean KL(oracle || pi) in head space;
+``eval``       every seed: named rules (today's default, 'auto', labelled calibration, stability, a fixed
+               markov time with total count, and ``discover()`` with the library defaults = the choice);
+``report``     bench/results/discovery_study.json and .md.
+
+    nice -n 5 python bench/discovery_study.py --stage all --workers 1     # ~1 h on one loaded core
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")           # before numpy: one BLAS thread per worker
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from lab.utils import repo_root, write_json_atomic  # noqa: E402
+
+RES = os.path.join(repo_root(), "bench", "results")
+SNAP_DIR = os.path.join(RES, "discovery_snapshots")
+OUT_JSON = os.path.join(RES, "discovery_study.json")
+OUT_MD = os.path.join(RES, "discovery_study.md")
+TUNING_SEEDS = (100, 101)
+EVAL_SEEDS = (0, 1, 2)
+ALPHAS = (0.1, 1.0)
+KINDS = ("pretrained", "r6", "r20")
+TRAINED = ("r6", "r20")                   # the kinds a FedLPA client meets (discovery starts after warm-up)
+N_HEADS = 15
+SNAP_ROUNDS = {"r6": 6, "r20": 20}
+GRID_T = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
+GRAPHS = {"prefix": dict(features="prefix", prefix_dim=0), "prefix-pca64": dict(features="prefix", prefix_dim=64),
+          "output": dict(features="output")}
+REFINES = ("labels", "confidence")
+SHARES = (0.0, 0.1, 0.2, 0.3, 0.5)
+MERGES = (False, True)
+STAB_SEEDS = 3
+TODAY = dict(markov_time=4.0, knn_k=10, quantile=0.5)   # the FedLPA default before this study
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def snapshot_cfg(kind: str, alpha: float):
+    from lab.gcd.config import FedGCDConfig
+
+    return FedGCDConfig(method="simgcd", alpha=alpha, seed=TUNING_SEEDS[0], n_heads=N_HEADS,
+                        rounds=SNAP_ROUNDS[kind])
+
+
+def snapshot_path(kind: str, alpha: float) -> str:
+    return os.path.join(SNAP_DIR, f"simgcd15_alpha{alpha}_seed{TUNING_SEEDS[0]}_r{SNAP_ROUNDS[kind]}.safetensors")
+
+
+def train_snapshots():
+    import torch
+
+    from lab.gcd.experiment import run_experiment
+
+    torch.set_num_threads(1)
+    os.makedirs(SNAP_DIR, exist_ok=True)
+    for kind in TRAINED:
+        for a in ALPHAS:
+            p = snapshot_path(kind, a)
+            if not os.path.exists(p):
+                r = run_experiment(snapshot_cfg(kind, a), weights_out=p)
+                print(f"trained {os.path.basename(p)}: All {r['acc_all']:.3f} in {r['seconds']:.0f} s", flush=True)
+
+
+def model_outputs(cache: str, kind: str, alpha: float):
+    """(features, probs) of a model on all training images, cached; probs None for the pretrained kind."""
+    import torch
+
+    from lab.gcd.client import predict, set_shared
+    from lab.gcd.config import FedGCDConfig
+    from lab.gcd.experiment import build_model, prepare
+    from lab.gcd.snapshots import load_weights
+
+    name = "pretrained" if kind == "pretrained" else f"{kind}_a{alpha}"
+    path = os.path.join(cache, f"model_{name}.npz")
+    if not os.path.exists(path):
+        torch.set_num_threads(1)
+        cfg = FedGCDConfig(method="fedlpa", alpha=alpha, seed=TUNING_SEEDS[0])
+        data, _, _ = prepare(cfg)
+        model = build_model(cfg, data, N_HEADS, torch.device("cpu"))
+        if kind != "pretrained":
+            w, _ = load_weights(snapshot_path(kind, alpha))
+            set_shared(model, w)
+        f, p = predict(model, data.x_train, torch.device("cpu"))
+        np.savez(path + ".tmp.npz", feats=f, probs=p)
+        os.replace(path + ".tmp.npz", path)
+    d = np.load(path)
+    return d["feats"], (None if kind == "pretrained" else d["probs"])
+
+
+def prefix_all(cache: str) -> np.ndarray:
+    """Frozen-prefix maps (32x7x7, flattened) of all training images: the same for every snapshot."""
+    import torch
+
+    from lab.gcd.config import FedGCDConfig
+    from lab.gcd.experiment import build_model, prepare
+    from lab.gcd.models import to_input
+
+    path = os.path.join(cache, "prefix.npy")
+    if not os.path.exists(path):
+        torch.set_num_threads(1)
+        cfg = FedGCDConfig(method="fedlpa", seed=TUNING_SEEDS[0])
+        data, _, _ = prepare(cfg)
+        model = build_model(cfg, data, N_HEADS, torch.device("cpu"))
+        x = to_input(data.x_train)
+        h = model.prefix_features(x, dtype=torch.float32).flatten(1).numpy()
+        np.save(path + ".tmp.npy", h)
+        os.replace(path + ".tmp.npy", path)
+    return np.load(path, mmap_mode="r")
+
+
+def partition(alpha: float, seed: int):
+    from lab.gcd.config import FedGCDConfig
+    from lab.gcd.experiment import prepare
+
+    data, split, part = prepare(FedGCDConfig(method="fedlpa", alpha=alpha, seed=seed))
+    return data.y_train, split, part
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def oracle_prior(y, probs, old):
+    """The target: true classes as communities, old class c -> head c, new classes -> new heads (Hungarian
+    on their mean predictions)."""
+    from lab.gcd.prior import empirical_prior, oracle_heads
+
+    return empirical_prior(oracle_heads(y, probs, old, N_HEADS), N_HEADS, 0.5)
+
+
+def review_oracle_prior(y, probs, old):
+    """The review's target (before this study): a new class may also take an old head the client lacks."""
+    from lab.gcd.prior import empirical_prior, map_communities_to_heads
+
+    _, comm = np.unique(y, return_inverse=True)
+    y_vis = np.where(np.isin(y, old), y, -1)
+    head_of = map_communities_to_heads(comm, probs, y_vis, N_HEADS, min_labelled_share=0.0)
+    return empirical_prior(head_of[comm], N_HEADS, 0.5)
+
+
+def prior_metrics(pi, heads, y, pi_oracle, pi_review=None):
+    from lab.gcd.prior import head_kl, prior_vs_truth_kl
+
+    h = np.asarray(heads)
+    out = {"kl_head": head_kl(pi_oracle, pi), "kl_class": prior_vs_truth_kl(y[h >= 0], h[h >= 0], pi, 10)}
+    if pi_review is not None:
+        out["kl_head_review_oracle"] = head_kl(pi_review, pi)
+    return out
+
+
+def all_priors(d, probs, yv, old, y, pi_oracle, pi_review=None):
+    from lab.gcd.discovery import PRIORS
+
+    out = {}
+    for name, fn in PRIORS.items():
+        pi, heads = fn(d, probs, yv, old, N_HEADS, 0.5)
+        out[name] = prior_metrics(pi, heads, y, pi_oracle, pi_review)
+    return out
+
+
+def unit_inputs(cache, kind, alpha, seed, client):
+    y_all, split, part = partition(alpha, seed)
+    idx = part.client_indices[client]
+    feats, probs = model_outputs(cache, kind, alpha)
+    lab = split.labelled[idx]
+    y = y_all[idx]
+    return dict(idx=idx, y=y, lab=lab, yv=np.where(lab, y, -1), old=[int(c) for c in split.old_classes],
+                feats=feats[idx], probs=None if probs is None else probs[idx],
+                prefix=np.asarray(prefix_all(cache)[idx]), k_true=int(part.k_true(0.02)[client]))
+
+
+# ---------------------------------------------------------------------------------------------- tune
+def tune_unit(args):
+    """Every grid setting on one client (tuning seeds only)."""
+    cache, kind, alpha, seed, client = args
+    path = os.path.join(cache, "tune", f"{kind}_a{alpha}_s{seed}_c{client}.json")
+    if os.path.exists(path):
+        return path
+    import torch
+
+    from lab.gcd.communities import _relabel
+    from lab.gcd.discovery import DiscoveryParams, build_discovery_graph, finish, min_size, raw_modules
+
+    torch.set_num_threads(1)
+    assert seed in TUNING_SEEDS, "the grid runs on tuning seeds only"
+    u = unit_inputs(cache, kind, alpha, seed, client)
+    probs, yv, old, y = u["probs"], u["yv"], u["old"], u["y"]
+    pi_o = oracle_prior(y, probs, old)
+    rows = []
+    for gname, gkw in GRAPHS.items():
+        for refine in REFINES:
+            if refine == "confidence" and probs is None:
+                continue
+            p0 = DiscoveryParams(**gkw, refine=refine)
+            graph, f, used = build_discovery_graph(u["feats"], probs, u["lab"], yv, old, prefix_features=u["prefix"],
+                                                   params=p0, seed=seed)
+            for t in GRID_T:
+                pt = p0.replace(markov_time=t)
+                mods = raw_modules(graph, pt, seed)
+                k_total = int(_relabel(mods, f, min_size(len(y), pt))[0].max() + 1)
+                for share in SHARES:
+                    for merge in (MERGES if probs is not None else (False,)):
+                        p = pt.replace(min_labelled_share=share, merge_new_by_head=merge)
+                        d = finish(mods, f, probs, u["lab"], yv, old, N_HEADS, p, graph, used)
+                        rows.append(dict(graph=gname, refine=refine, t=t, share=share, merge=merge, k=d.k_est,
+                                         k_old=d.k_old, k_new=d.k_new, k_total=k_total,
+                                         priors=all_priors(d, probs, yv, old, y, pi_o)))
+    rec = dict(kind=kind, alpha=alpha, seed=seed, client=client, n=len(y), k_true=u["k_true"], rows=rows)
+    write_json_atomic(path, rec)
+    return path
+
+
+def load_dir(folder):
+    out = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name)) as fh:
+                out.append(json.load(fh))
+    return out
+
+
+def k_stats(pairs):
+    """pairs: [(k_hat, k_true)] -> share within +-1, mean |err|, bias, n."""
+    if not pairs:
+        return None
+    e = np.array([a - b for a, b in pairs], dtype=float)
+    return {"within1": float(np.mean(np.abs(e) <= 1)), "mean_abs": float(np.mean(np.abs(e))),
+            "bias": float(np.mean(e)), "n": len(pairs)}
+
+
+def choose(tune_recs):
+    """The setting and prior chosen on tuning seeds, trained kinds pooled.
+
+    Settings with ``min_labelled_share`` 0 (the old rule: one label claims a community) stay in the grid as
+    the comparison but cannot be chosen (issue 9, item 1). Score of a setting: the share of clients with
+    |K_hat - K| <= 1 at the worse alpha, averaged over the setting and its two neighbours in markov time
+    (20 clients per alpha: one client is 5 points, and a lone peak in the grid is noise); ties: the mean over
+    alphas, then the lower mean |K_hat - K|. Prior: the lowest mean KL(oracle || pi) in head space over the
+    tuning clients at the chosen setting."""
+    key = lambda r: (r["graph"], r["refine"], r["t"], r["share"], r["merge"])  # noqa: E731
+    acc = {}
+    for rec in tune_recs:
+        if rec["kind"] not in TRAINED:
+            continue
+        for r in rec["rows"]:
+            acc.setdefault(key(r), {a: [] for a in ALPHAS})[rec["alpha"]].append((r["k"], rec["k_true"]))
+    stats = {k: {a: k_stats(v) for a, v in by_a.items()} for k, by_a in acc.items()}
+
+    def smoothed(k, field):
+        i = GRID_T.index(k[2])
+        nb = [k[:2] + (GRID_T[j],) + k[3:] for j in (i - 1, i, i + 1) if 0 <= j < len(GRID_T)]
+        return [float(np.mean([stats[x][a][field] for x in nb if x in stats])) for a in ALPHAS]
+
+    scored = []
+    for k in stats:
+        if k[3] <= 0:
+            continue
+        w = smoothed(k, "within1")
+        scored.append(((min(w), float(np.mean(w)), -float(np.mean(smoothed(k, "mean_abs")))), k))
+    scored.sort(key=lambda s: s[0], reverse=True)
+    best = scored[0][1]
+    kls = {}
+    for rec in tune_recs:
+        if rec["kind"] not in TRAINED:
+            continue
+        for r in rec["rows"]:
+            if key(r) == best:
+                for name, m in r["priors"].items():
+                    kls.setdefault(name, {"kl_head": [], "kl_class": []})
+                    kls[name]["kl_head"].append(m["kl_head"])
+                    kls[name]["kl_class"].append(m["kl_class"])
+    prior = min((n for n in kls if n != "uniform"), key=lambda n: np.mean(kls[n]["kl_head"]))
+    g, refine, t, share, merge = best
+    params = dict(GRAPHS[g], refine=refine, markov_time=t, min_labelled_share=share, merge_new_by_head=merge,
+                  prior=prior)
+    row = lambda s, k: dict(graph=k[0], refine=k[1], t=k[2], share=k[3], merge=k[4], score=list(s),  # noqa: E731
+                            within1={str(a): stats[k][a]["within1"] for a in ALPHAS},
+                            mean_abs={str(a): stats[k][a]["mean_abs"] for a in ALPHAS})
+    unsmoothed = sorted(stats, key=lambda k: (min(stats[k][a]["within1"] for a in ALPHAS),
+                                              np.mean([stats[k][a]["within1"] for a in ALPHAS])), reverse=True)
+    # the same criterion for the total community count (no old/new decomposition), on the chosen graph
+    tot = {}
+    for rec in tune_recs:
+        if rec["kind"] not in TRAINED:
+            continue
+        for r in rec["rows"]:
+            if (r["graph"], r["refine"], r["share"], r["merge"]) == (g, refine, SHARES[0], False):
+                tot.setdefault(r["t"], {a: [] for a in ALPHAS})[rec["alpha"]].append((r["k_total"], rec["k_true"]))
+    t_total = max(tot, key=lambda t: (min(k_stats(tot[t][a])["within1"] for a in ALPHAS),
+                                      np.mean([k_stats(tot[t][a])["within1"] for a in ALPHAS])))
+    return {"params": params, "graph": g,
+            "prior_kl_tuning": {n: {m: float(np.mean(v[m])) for m in v} for n, v in kls.items()},
+            "top": [row(s, k) for s, k in scored[:15]],
+            "top_unsmoothed_any_share": [row((), k) for k in unsmoothed[:5]],
+            "t_total_count": t_total, "n_settings": len(stats)}
+
+
+# ---------------------------------------------------------------------------------------------- eval
+def stability_time(graph, f, params, seed, n):
+    """The markov time whose partitions agree most across InfoMap seeds (mean pairwise ARI), among those
+    with >= 2 communities."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from lab.gcd.communities import _relabel
+    from lab.gcd.discovery import min_size, raw_modules
+
+    best, mods_at = None, {}
+    for t in GRID_T:
+        pt = params.replace(markov_time=t)
+        mods_at[t] = raw_modules(graph, pt, seed)
+        parts = [_relabel(mods_at[t] if i == 0 else raw_modules(graph, pt, seed + 97 * i), f, min_size(n, pt))[0]
+                 for i in range(STAB_SEEDS)]
+        if parts[0].max() + 1 < 2:
+            continue
+        pairs = [(i, j) for i in range(STAB_SEEDS) for j in range(i + 1, STAB_SEEDS)]
+        ari = np.mean([adjusted_rand_score(parts[i], parts[j]) for i, j in pairs])
+        if best is None or ari > best[1]:
+            best = (t, ari)
+    return (best[0] if best else GRID_T[-1]), mods_at
+
+
+def eval_unit(args):
+    cache, kind, alpha, seed, client, choice = args
+    path = os.path.join(cache, "eval", f"{kind}_a{alpha}_s{seed}_c{client}.json")
+    if os.path.exists(path):
+        return path
+    import torch
+
+    from lab.gcd.clsd import build_graph
+    from lab.gcd.communities import _relabel, find_communities
+    from lab.gcd.discovery import DiscoveryParams, build_discovery_graph, discover, finish, min_size
+    from lab.gcd.prior import empirical_prior, map_communities_to_heads, sample_heads
+
+    torch.set_num_threads(1)
+    u = unit_inputs(cache, kind, alpha, seed, client)
+    probs, yv, old, y, n = u["probs"], u["yv"], u["old"], u["y"], len(u["y"])
+    pi_o, pi_r = oracle_prior(y, probs, old), review_oracle_prior(y, probs, old)
+    rec = dict(kind=kind, alpha=alpha, seed=seed, client=client, n=n, k_true=u["k_true"], k={}, priors={}, seconds={})
+    # today's FedLPA discovery (output features, confidence quantile, markov time 4, one label claims a head)
+    t0 = time.perf_counter()
+    ms = max(2, int(np.ceil(0.02 * n)))
+    g = build_graph(u["feats"], probs, u["lab"], yv, old, k=TODAY["knn_k"], quantile=TODAY["quantile"])
+    comm = find_communities(g, u["feats"], markov_time=TODAY["markov_time"], min_size=ms, seed=seed + 1)
+    heads = sample_heads(comm.labels, probs, map_communities_to_heads(comm.labels, probs, yv, N_HEADS,
+                                                                      min_labelled_share=0.0))
+    pi_today = empirical_prior(heads, N_HEADS, 0.5)
+    rec["seconds"]["today"] = time.perf_counter() - t0
+    rec["k"]["today: markov 4, count"] = comm.k_est
+    rec["priors"]["today"] = prior_metrics(pi_today, heads, y, pi_o, pi_r)
+    rec["k"]["auto (merge 0.8), count"] = find_communities(g, u["feats"], markov_time="auto", min_size=ms,
+                                                          seed=seed + 1).k_est
+    rec["k"]["labelled-calibrated time, count"] = find_communities(g, u["feats"], markov_time="labelled",
+                                                                  min_size=ms, seed=seed + 1, y_visible=yv).k_est
+    # the library's discover() with its defaults (= the tuning choice, checked in main)
+    params = DiscoveryParams()
+    d = discover(u["feats"], probs, u["lab"], yv, old, N_HEADS, prefix_features=u["prefix"], params=params, seed=seed)
+    rec["seconds"]["discover"] = d.seconds
+    rec["k"]["chosen: discover()"] = d.k_est
+    cnt = np.bincount(y, minlength=10)
+    rec["k_parts"] = dict(k_old=d.k_old, k_new=d.k_new, frac=d.labelled_fraction,
+                          k_old_true=int((cnt[old] >= 0.02 * n).sum()),
+                          k_new_true=int(u["k_true"] - (cnt[old] >= 0.02 * n).sum()))
+    rec["priors"].update(all_priors(d, probs, yv, old, y, pi_o, pi_r))
+    # rules on the chosen graph: stability-selected time, fixed time with the total count, chosen w/o pieces
+    p_eff = params if probs is not None or params.refine != "confidence" else params.replace(refine="labels")
+    graph, f, used = build_discovery_graph(u["feats"], probs, u["lab"], yv, old, prefix_features=u["prefix"],
+                                           params=p_eff, seed=seed)
+    t_stab, mods_at = stability_time(graph, f, p_eff, seed, n)
+    rec["t_stability"] = t_stab
+    fin = lambda t, **kw: finish(mods_at[t], f, probs, u["lab"], yv, old, N_HEADS,  # noqa: E731
+                                 p_eff.replace(markov_time=t, **kw), graph, used)
+    rec["k"]["stability-selected time, count"] = int(_relabel(mods_at[t_stab], f, min_size(n, p_eff))[0].max() + 1)
+    rec["k"]["stability-selected time, old+new"] = fin(t_stab).k_est
+    tt = choice["t_total_count"]
+    rec["k"][f"fixed time {tt:g} (tuned), count"] = int(_relabel(mods_at[tt], f, min_size(n, p_eff))[0].max() + 1)
+    if probs is not None:
+        for merge in (False, True):
+            rec["k"][f"chosen, merge by head {'on' if merge else 'off'}"] = fin(p_eff.markov_time,
+                                                                               merge_new_by_head=merge).k_est
+    d0 = fin(p_eff.markov_time, min_labelled_share=0.0)
+    rec["k"]["chosen, labelled share 0 (one label claims)"] = d0.k_est
+    for name in ("communities", "hybrid"):          # the mapping's own effect: same graph, old claim rule
+        rec["priors"][f"{name}, labelled share 0 (one label claims)"] = prior_metrics(
+            *prior_of(d0, probs, yv, old, name), y, pi_o, pi_r)
+    write_json_atomic(path, rec)
+    return path
+
+
+def prior_of(d, probs, yv, old, name):
+    from lab.gcd.discovery import PRIORS
+
+    return PRIORS[name](d, probs, yv, old, N_HEADS, 0.5)
+
+
+# ---------------------------------------------------------------------------------------------- report
+def summarise(eval_recs):
+    seedsets = {"tuning": TUNING_SEEDS, "evaluation": EVAL_SEEDS}
+    k_rules, priors, times = {}, {}, {}
+    for rec in eval_recs:
+        ss = "tuning" if rec["seed"] in TUNING_SEEDS else "evaluation"
+        for rule, k in rec["k"].items():
+            k_rules.setdefault(rule, {}).setdefault(rec["kind"], {}).setdefault(str(rec["alpha"]), {}) \
+                .setdefault(ss, []).append((k, rec["k_true"]))
+        for name, m in rec["priors"].items():
+            priors.setdefault(name, {}).setdefault(rec["kind"], {}).setdefault(str(rec["alpha"]), {}) \
+                .setdefault(ss, []).append(m)
+        for name, s in rec["seconds"].items():
+            times.setdefault(name, []).append((rec["n"], s))
+    k_out = {r: {kd: {a: {ss: k_stats(v) for ss, v in by_ss.items()} for a, by_ss in by_a.items()}
+                 for kd, by_a in by_k.items()} for r, by_k in k_rules.items()}
+    p_out = {p: {kd: {a: {ss: {"kl_head": float(np.mean([m["kl_head"] for m in v])),
+                               "kl_class": float(np.mean([m["kl_class"] for m in v])),
+                               "kl_head_review_oracle": float(np.mean([m["kl_head_review_oracle"] for m in v])),
+                               "n": len(v)}
+                          for ss, v in by_ss.items()} for a, by_ss in by_a.items()} for kd, by_a in by_k.items()}
+             for p, by_k in priors.items()}
+    t_out = {name: {"mean_s": float(np.mean([s for _, s in v])), "max_s": float(np.max([s for _, s in v])),
+                    "mean_s_n900_1500": float(np.mean([s for n, s in v if 900 <= n <= 1500] or [np.nan])),
+                    "n_clients": len(v)} for name, v in times.items()}
+    parts = {}
+    for rec in eval_recs:
+        if rec["seed"] in EVAL_SEEDS:
+            kp = rec["k_parts"]
+            parts.setdefault(rec["kind"], {}).setdefault(str(rec["alpha"]), []).append(
+                (kp["k_old"] == kp["k_old_true"], kp["k_new"] - kp["k_new_true"]))
+    parts_out = {kd: {a: {"k_old_exact": float(np.mean([x for x, _ in v])),
+                          "k_new_bias": float(np.mean([e for _, e in v])),
+                          "k_new_mean_abs": float(np.mean([abs(e) for _, e in v]))} for a, v in by_a.items()}
+                 for kd, by_a in parts.items()}
+    return {"k_rules": k_out, "priors": p_out, "time_per_client": t_out, "seedsets": seedsets,
+            "k_parts_evaluation": parts_out}
+
+
+def fmt(st, key="within1"):
+    if st is None:
+        return "–"
+    return f"{100 * st['within1']:.0f} % ({st['bias']:+.1f})" if key == "within1" else f"{st[key]:.2f}"
+
+
+def findings(res, target=0.8):
+    """The headline: the chosen rule on evaluation seeds against the issue's target, and the prior."""
+    L = ["", "## Findings (evaluation seeds; every number read from the JSON)", ""]
+    kr = res["k_rules"]["chosen: discover()"]
+    for kd in KINDS:
+        parts = []
+        for a in ALPHAS:
+            st = kr.get(kd, {}).get(str(a), {}).get("evaluation")
+            if st is None:
+                continue
+            miss = "" if st["within1"] >= target else f", {100 * (target - st['within1']):.0f} points under the target"
+            parts.append(f"alpha {a}: {100 * st['within1']:.0f} % within ±1 of {st['n']} clients "
+                         f"(bias {st['bias']:+.2f}{miss})")
+        L.append(f"- K_hat, chosen rule, `{kd}`: " + "; ".join(parts))
+    today = res["k_rules"]["today: markov 4, count"]
+    for kd in KINDS:
+        parts = [f"alpha {a}: {100 * today[kd][str(a)]['evaluation']['within1']:.0f} %" for a in ALPHAS
+                 if str(a) in today.get(kd, {})]
+        L.append(f"- K_hat, today's default (markov 4, count), `{kd}`: " + "; ".join(parts))
+    chosen_prior = res["library_defaults"]["prior"]
+    for kd in KINDS:
+        pr = res["priors"]
+        cell = lambda name, a: pr.get(name, {}).get(kd, {}).get(str(a), {}).get("evaluation")  # noqa: E731
+        parts = []
+        for a in ALPHAS:
+            c, t, u = cell(chosen_prior, a), cell("today", a), cell("uniform", a)
+            if c and t and u:
+                parts.append(f"alpha {a}: {c['kl_head']:.2f} vs today {t['kl_head']:.2f} vs uniform {u['kl_head']:.2f}")
+        L.append(f"- Prior `{chosen_prior}`, KL(oracle || pi) head space, `{kd}`: " + "; ".join(parts))
+    t = res["time_per_client"]
+    L.append(f"- Time per client: discover() {t['discover']['mean_s']:.2f} s mean, {t['discover']['max_s']:.2f} s max; "
+             f"today's pipeline {t['today']['mean_s']:.2f} s mean (one core shared with other jobs).")
+    for kd, by_a in res["k_parts_evaluation"].items():
+        L.append(f"- `{kd}`: K_old from labels exact on " + ", ".join(
+            f"{100 * v['k_old_exact']:.0f} % (alpha {a})" for a, v in by_a.items()) + " of clients; K_new error "
+            + ", ".join(f"bias {v['k_new_bias']:+.2f} / mean abs {v['k_new_mean_abs']:.2f} (alpha {a})"
+                        for a, v in by_a.items()))
+    L += ["", "Where K_hat misses: at alpha 0.1 a client holds a few LARGE classes and InfoMap at one markov time "
+          "cuts a large new class into several communities (the model's heads do not always reunite them); at "
+          "alpha 1.0 a client holds many small classes and confusable new classes share a community (Sandal with "
+          "Sneaker, Shirt with the old tops). Old classes are counted from the labels (the K_old lines "
+          "above). Where K_old is off, it counts an old class holding just under 2 % of the client: the labelled "
+          "fraction f_hat is estimated on the communities that claim an old head, and a mixed community that "
+          "passes the 10 % claim bar pulls f_hat under the true one, lowering the count threshold. A model-based "
+          "f_hat (as in the argmax prior) or a higher bar for the f_hat estimate are the next things to try, on "
+          "tuning seeds. One markov time cannot be right for both class sizes; merging new communities by the "
+          "model's head is what lets a fine time serve both (compare the 'merge by head off' rows). Without "
+          "trained heads (`pretrained`) there is nothing to merge with, and K_hat over-counts."]
+    return L
+
+
+def write_md(res):
+    ch = res["choice"]
+    L = ["# Discovery study: K_hat without the true K, and the local prior (issue 9, items 1-2)", "",
+         "Generated by `bench/discovery_study.py` (numbers below are read from `discovery_study.json`).",
+         f"Tuning seeds {list(TUNING_SEEDS)} (all choices), evaluation seeds {list(EVAL_SEEDS)} (reported only); "
+         f"alpha {list(ALPHAS)}, 5 clients each; K_true = classes with >= 2 % of the client.",
+         "Feature kinds: `pretrained` = SimCLR backbone, untrained heads (no predictions used); `r6`/`r20` = "
+         "FedAvg+SimGCD with 15 heads after 6/20 rounds, trained on tuning seed 100 at the same alpha.", "",
+         "## Choice (tuning seeds, trained kinds r6+r20 pooled, one setting for both alphas)", "",
+         "Criterion: the share of clients with |K_hat - K| <= 1 at the worse alpha, averaged over the setting and "
+         "its two neighbours in markov time (one client is 5 points; a lone peak is noise); ties: the mean over "
+         "alphas, then mean |K_hat - K|. Settings with labelled share 0 (the old claim rule) are measured but "
+         f"cannot be chosen. {ch['n_settings']} settings tried.", "",
+         "Chosen: `" + json.dumps(ch["params"]) + "`", "",
+         "| graph | refine | markov t | labelled share | merge by head | score (smoothed, worse alpha) "
+         "| within ±1 a=0.1 | a=1.0 |",
+         "|---|---|---|---|---|---|---|---|"]
+    for r in ch["top"][:10]:
+        L.append(f"| {r['graph']} | {r['refine']} | {r['t']:g} | {r['share']:g} | {r['merge']} | "
+                 f"{100 * r['score'][0]:.1f} % | {100 * r['within1']['0.1']:.0f} % | "
+                 f"{100 * r['within1']['1.0']:.0f} % |")
+    L += ["", "Best unsmoothed settings of the whole grid (labelled share 0 included), for comparison:", ""]
+    for r in ch["top_unsmoothed_any_share"]:
+        L.append(f"- {r['graph']}, {r['refine']}, t {r['t']:g}, share {r['share']:g}, merge {r['merge']}: "
+                 f"{100 * r['within1']['0.1']:.0f} % / {100 * r['within1']['1.0']:.0f} %")
+    L += ["", "Prior chosen by mean KL(oracle || pi) in head space on the tuning clients at that setting "
+          "(class space in brackets): " + ", ".join(
+              f"{n} {v['kl_head']:.3f} ({v['kl_class']:.3f})"
+              for n, v in sorted(ch["prior_kl_tuning"].items(), key=lambda x: x[1]["kl_head"])), ""]
+    L += ["## K_hat: share of clients within ±1 of K_true (bias in brackets)", "",
+          "| rule | kind | a=0.1 tuning | a=0.1 evaluation | a=1.0 tuning | a=1.0 evaluation "
+          "| mean abs err (eval, a=0.1 / 1.0) |",
+          "|---|---|---|---|---|---|---|"]
+    for rule, by_k in res["k_rules"].items():
+        for kd in KINDS:
+            if kd not in by_k:
+                continue
+            b = by_k[kd]
+            g = lambda a, ss: b.get(str(a), {}).get(ss)  # noqa: E731
+            L.append(f"| {rule} | {kd} | {fmt(g(0.1, 'tuning'))} | {fmt(g(0.1, 'evaluation'))} | "
+                     f"{fmt(g(1.0, 'tuning'))} | {fmt(g(1.0, 'evaluation'))} | "
+                     f"{fmt(g(0.1, 'evaluation'), 'mean_abs')} / {fmt(g(1.0, 'evaluation'), 'mean_abs')} |")
+    L += ["", "## Prior: mean KL(oracle || pi) over clients, evaluation seeds",
+          "", "Head space (the metric of the choice; oracle = true classes, new classes on new heads), class space "
+          "(each head read as its majority true class), and head space against the review's oracle (a new class "
+          "may take an old head the client lacks). With no trained heads (`pretrained`) head space is only a "
+          "convention (heads dealt by size): read class space there.", "",
+          "| prior | kind | a=0.1 head | class | review oracle | a=1.0 head | class | review oracle |",
+          "|---|---|---|---|---|---|---|---|"]
+    for name, by_k in res["priors"].items():
+        for kd in KINDS:
+            if kd in by_k:
+                c = lambda a: by_k[kd].get(str(a), {}).get("evaluation")  # noqa: E731
+                s = lambda a: "– | – | –" if c(a) is None else (  # noqa: E731
+                    f"{c(a)['kl_head']:.3f} | {c(a)['kl_class']:.3f} | {c(a)['kl_head_review_oracle']:.3f}")
+                L.append(f"| {name} | {kd} | {s(0.1)} | {s(1.0)} |")
+    L += ["", "## Time per client (one core, loaded machine)", "",
+          "| pipeline | mean s | max s | mean s, 900-1500 samples |",
+          "|---|---|---|---|"]
+    for name, t in res["time_per_client"].items():
+        L.append(f"| {name} | {t['mean_s']:.3f} | {t['max_s']:.3f} | {t['mean_s_n900_1500']:.3f} |")
+    L += findings(res)
+    with open(OUT_MD + ".tmp", "w") as fh:
+        fh.write("\n".join(L) + "\n")
+    os.replace(OUT_MD + ".tmp", OUT_MD)
+
+
+def run_units(fn, units, workers, desc):
+    if workers <= 1:
+        return [fn(u) for u in tqdm(units, desc=desc)]
+    with ProcessPoolExecutor(workers) as ex:
+        return list(tqdm(ex.map(fn, units), total=len(units), desc=desc))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stage", default="all", choices=("all", "snapshots", "tune", "eval", "report"))
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "discovery_study_cache"))
+    a = ap.parse_args(argv)
+    if a.workers < 1:
+        raise SystemExit("--workers must be >= 1")
+    for sub in ("tune", "eval"):
+        os.makedirs(os.path.join(a.cache, sub), exist_ok=True)
+    if a.stage in ("all", "snapshots"):
+        train_snapshots()
+    clients = range(5)
+    choice_path = os.path.join(a.cache, "choice.json")
+    if a.stage in ("all", "tune"):
+        units = [(a.cache, k, al, s, c) for k in KINDS for al in ALPHAS for s in TUNING_SEEDS for c in clients]
+        for k in KINDS:                   # fill the feature caches once, before workers read them
+            for al in ALPHAS:
+                model_outputs(a.cache, k, al)
+        prefix_all(a.cache)
+        run_units(tune_unit, units, a.workers, "tune")
+        write_json_atomic(choice_path, choose(load_dir(os.path.join(a.cache, "tune"))))
+    if a.stage in ("all", "eval"):
+        from lab.gcd.discovery import DiscoveryParams
+
+        with open(choice_path) as fh:
+            choice = json.load(fh)
+        lib = dataclasses.asdict(DiscoveryParams())
+        diff = {k: (lib[k], v) for k, v in choice["params"].items() if lib[k] != v}
+        if diff:
+            raise SystemExit(f"DiscoveryParams() defaults differ from the tuning choice {diff}: update "
+                             "lab/gcd/discovery.py first (the reported numbers are for the library defaults)")
+        units = [(a.cache, k, al, s, c, choice) for k in KINDS for al in ALPHAS for s in TUNING_SEEDS + EVAL_SEEDS
+                 for c in clients]
+        run_units(eval_unit, units, a.workers, "eval")
+    if a.stage in ("all", "report"):
+        with open(choice_path) as fh:
+            choice = json.load(fh)
+        from lab.gcd.discovery import DiscoveryParams
+
+        res = {"protocol": {"tuning_seeds": TUNING_SEEDS, "evaluation_seeds": EVAL_SEEDS, "alphas": ALPHAS,
+                            "kinds": KINDS, "choice_on_kinds": TRAINED, "k_true": "classes with >= 2 % of the client",
+                            "snapshots": {f"{k}_a{al}": snapshot_cfg(k, al).to_dict()
+                                          for k in TRAINED for al in ALPHAS},
+                            "grid": {"graphs": GRAPHS, "refine": REFINES, "markov_time": GRID_T,
+                                     "min_labelled_share": SHARES, "merge_new_by_head": MERGES}},
+               "choice": choice, "library_defaults": dataclasses.asdict(DiscoveryParams()),
+               **summarise(load_dir(os.path.join(a.cache, "eval")))}
+        write_json_atomic(OUT_JSON, res)
+        write_md(res)
+        print(f"wrote {OUT_JSON} and {OUT_MD}")
+
+
+if __name__ == "__main__":
+    main()

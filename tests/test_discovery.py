@@ -1,0 +1,200 @@
+"""A client's discovery (lab.gcd.discovery / prior): the mapping rules, K_hat on planted structure, and that
+nothing in it can read the true labels."""
+import inspect
+
+import numpy as np
+import pytest
+
+from lab.gcd.discovery import Discovery, DiscoveryParams, discover, finish
+from lab.gcd.prior import (argmax_prior, community_claims, hybrid_prior, labelled_fraction,
+                           map_communities_to_heads, sample_heads, sorted_size_prior)
+from lab.utils import LabError
+
+OLD = [0, 1, 2, 3, 4]
+H = 15
+
+
+def onehot_probs(heads, n_heads=H, p=0.9):
+    probs = np.full((len(heads), n_heads), (1 - p) / (n_heads - 1))
+    probs[np.arange(len(heads)), heads] = p
+    return probs
+
+
+# ----------------------------------------------------------------------------------------- mapping
+def test_a_few_labels_do_not_claim_a_community_a_labelled_majority_does():
+    # community 0: 368 unlabelled Shirts (a new class) + 2 labelled Trousers (old class 1), as in the review;
+    # community 1: 200 Trousers, half of them labelled
+    comm = np.r_[np.zeros(370, int), np.ones(200, int)]
+    y_vis = np.full(570, -1)
+    y_vis[:2] = 1
+    y_vis[370:470] = 1
+    probs = onehot_probs(np.r_[np.full(370, 6), np.full(200, 1)])
+    head = map_communities_to_heads(comm, probs, y_vis, H, min_labelled_share=0.2, old_classes=OLD)
+    assert head[1] == 1                        # labelled majority: the Trouser head
+    assert head[0] != 1 and head[0] >= len(OLD)  # 2 labels in 370 (0.5 %) claim nothing: a new head
+    assert head[0] == 6                        # ... the one the model predicts for it (Hungarian)
+    # the old rule (one labelled sample claims) is the share-0 special case, and it did hijack the community
+    assert map_communities_to_heads(comm, probs, y_vis, H, min_labelled_share=0.0, old_classes=OLD)[0] == 1
+    # labelled samples keep their own class's head even inside a new community
+    heads = sample_heads(comm, probs, head, y_visible=y_vis)
+    assert (heads[:2] == 1).all() and (heads[2:370] == 6).all()
+
+
+def test_claim_threshold_is_a_share_not_a_count():
+    comm = np.r_[np.zeros(10, int), np.ones(1000, int)]
+    y_vis = np.full(1010, -1)
+    y_vis[:3] = 2          # 30 % of a small community
+    y_vis[10:40] = 3       # 3 % of a large one: more labels, smaller share
+    claims = community_claims(comm, y_vis, 0.2)
+    assert claims.tolist() == [2, -1]
+
+
+def test_hungarian_only_over_free_heads_no_sharing_while_free_heads_remain():
+    # three unclaimed communities all prefer head 7; one also likes claimed head 1 and old head 3
+    n = 40
+    comm = np.repeat(np.arange(5), n)
+    y_vis = np.full(5 * n, -1)
+    y_vis[3 * n:3 * n + n // 2] = 1            # community 3 claims head 1
+    y_vis[4 * n:4 * n + n // 2] = 0            # community 4 claims head 0
+    pref = np.zeros((5 * n, H)) + 0.01
+    pref[:3 * n, 7] = 0.6
+    pref[:n, 1] = 0.9
+    pref[n:2 * n, 3] = 0.8
+    pref[2 * n:3 * n, 9] = 0.3
+    probs = pref / pref.sum(1, keepdims=True)
+    head = map_communities_to_heads(comm, probs, y_vis, H, min_labelled_share=0.2, old_classes=OLD)
+    assert head[3] == 1 and head[4] == 0
+    new = head[:3]
+    assert len(set(new.tolist())) == 3                       # no two communities share a head
+    assert not set(new.tolist()) & set(OLD)                  # never a claimed or an old head
+    assert 7 in new.tolist()                                 # the best assignment still uses head 7
+
+
+def test_surplus_communities_take_their_argmax_among_free_heads():
+    n_heads = 7                                               # old 0-4, only two new heads (5, 6)
+    comm = np.repeat(np.arange(3), 10)
+    y_vis = np.full(30, -1)
+    probs = onehot_probs(np.r_[np.full(10, 5), np.full(10, 6), np.full(10, 2)], n_heads, p=0.6)
+    probs[20:, 6] += 0.2                                      # community 2: old head 2 first, head 6 second
+    head = map_communities_to_heads(comm, probs, y_vis, n_heads, old_classes=OLD)
+    assert sorted(head[:2].tolist()) == [5, 6] and head[2] == 6
+
+
+# ----------------------------------------------------------------------------------------- priors
+def test_hybrid_prior_reads_old_masses_from_labels_and_new_masses_from_communities():
+    # old class 0: 300 samples, 150 labelled; new class: 200 samples on head 9 by its community
+    comm = np.r_[np.zeros(300, int), np.ones(200, int)]
+    y_vis = np.full(500, -1)
+    y_vis[:150] = 0
+    claims = community_claims(comm, y_vis, 0.2)
+    frac = labelled_fraction(comm, y_vis, claims)
+    assert frac == pytest.approx(0.5)
+    heads = np.r_[np.zeros(300, int), np.full(200, 9)]
+    heads[300:350] = 0        # a community that swallowed part of the new class into the old head...
+    pi = hybrid_prior(heads, y_vis, OLD, H, frac, smoothing=0.0)
+    # ... does not move the old mass: it is L_c / f_hat from the labels; the rest goes to the new heads
+    assert pi[0] == pytest.approx(0.6) and pi[9] == pytest.approx(0.4) and pi.sum() == pytest.approx(1)
+
+
+def test_mapping_free_priors():
+    probs = onehot_probs(np.r_[np.full(60, 9), np.full(30, 0), np.full(10, 12)], p=0.8)
+    comm = np.r_[np.zeros(60, int), np.ones(30, int), np.full(10, 2)]
+    pi, head_of = sorted_size_prior(comm, probs, H, smoothing=0.0)
+    assert head_of.tolist() == [9, 0, 12] and pi[9] == pytest.approx(0.6)
+    y_vis = np.full(100, -1)
+    y_vis[60:75] = 0                                           # half of the 30 class-0 samples labelled
+    pa = argmax_prior(probs, y_vis, OLD, H, smoothing=0.0)
+    assert pa[0] == pytest.approx(0.3) and pa[9] == pytest.approx(0.6) and pa[12] == pytest.approx(0.1)
+
+
+# ----------------------------------------------------------------------------------------- K_hat
+def planted(sizes, n_old, dim=24, seed=0, spread=1.0, labelled_fraction=0.5):
+    """Gaussian classes; the first n_old are old (class id = head id) with a labelled fraction. At spread 1.0
+    one markov time is not right for everything: markov time >= 2.5 merges classes of both planted clients
+    below, <= 1 cuts the large classes into fragments."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(len(sizes), dim))
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    x = np.concatenate([c + spread / np.sqrt(dim) * rng.normal(size=(s, dim)) for c, s in zip(centers, sizes)])
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    lab = (y < n_old) & (rng.random(len(y)) < labelled_fraction)
+    return x.astype(np.float32), y, lab, np.where(lab, y, -1)
+
+
+def model_probs(y, p=0.5):
+    """A model that puts old class c on head c and new class j on head 5 + j, with 50 % confidence."""
+    return onehot_probs(np.where(y < len(OLD), y, len(OLD) + y), p=p)
+
+
+FEW_LARGE = ((900, 700, 500), 2)              # a client at alpha ~ 0.1: few large classes
+MANY_SMALL = ((70,) * 5 + (60,) * 5, 5)       # a client at alpha ~ 1.0: many small ones
+
+
+@pytest.mark.parametrize("with_model", [True, False])
+@pytest.mark.parametrize("sizes,n_old", [FEW_LARGE, MANY_SMALL])
+def test_k_hat_recovers_planted_classes_with_one_setting(sizes, n_old, with_model):
+    x, y, lab, y_vis = planted(sizes, n_old)
+    params = DiscoveryParams()                                   # the one setting, for both clients
+    probs = model_probs(y) if with_model else None
+    d = discover(x, probs, lab, y_vis, OLD, H, prefix_features=x, params=params, seed=0)
+    assert (d.k_old, d.k_new) == (n_old, len(sizes) - n_old)
+    assert d.k_est == len(sizes)
+    # every planted new class is one community (up to renaming), holding >= 90 % of its samples
+    comm = d.communities.labels
+    for c in range(n_old, len(sizes)):
+        m = y == c
+        assert np.bincount(comm[m][comm[m] >= 0]).max() >= 0.9 * m.sum()
+
+
+def test_merging_by_head_reunites_a_large_class_cut_by_a_fine_markov_time():
+    x, y, lab, y_vis = planted(*FEW_LARGE)
+    fine = DiscoveryParams(markov_time=1.0)
+    cut = discover(x, model_probs(y), lab, y_vis, OLD, H, prefix_features=x,
+                   params=fine.replace(merge_new_by_head=False), seed=0)
+    merged = discover(x, model_probs(y), lab, y_vis, OLD, H, prefix_features=x, params=fine, seed=0)
+    assert cut.k_new > 1 and merged.k_new == 1
+    assert len(set(merged.head_of_comm[merged.claims < 0].tolist())) == merged.k_new
+
+
+def test_old_classes_are_counted_from_labels_and_small_fragments_are_noise():
+    # InfoMap's modules on a 1000-sample client: old class 0 cut in two (0, 1), old classes 1 and 2 merged (2),
+    # a new class (3) holding 8 samples of old class 3 (4 labelled: under 2 % x f_hat of the client), and a
+    # 15-sample fragment (4), under the 2 % noise floor
+    mods = np.repeat([0, 1, 2, 3, 4], [150, 150, 300, 385, 15])
+    y = np.r_[np.zeros(300, int), np.ones(150, int), np.full(150, 2), np.full(377, 7), np.full(8, 3), np.full(15, 7)]
+    lab = np.zeros(1000, bool)
+    lab[np.r_[0:75, 150:225, 300:375, 450:525, 977:981]] = True
+    y_vis = np.where(lab, y, -1)
+    feats = np.random.default_rng(0).normal(size=(1000, 4)).astype(np.float32)
+    d = finish(mods, feats, None, lab, y_vis, OLD, H, DiscoveryParams(merge_new_by_head=False))
+    assert d.labelled_fraction == pytest.approx(0.5)
+    assert (d.k_old, d.k_new, d.k_est) == (3, 1, 4)
+    assert (d.communities.labels[-15:] == -1).all()
+
+
+def test_discover_reads_no_truth_and_is_deterministic():
+    for forbidden in ("y_true", "y", "labels", "k_true", "n_classes", "true_k"):
+        assert forbidden not in inspect.signature(discover).parameters
+    x, y, lab, y_vis = planted((200, 150, 120, 100), 2, seed=3)
+    probs = onehot_probs(np.where(y < 2, y, 5 + y))
+    a = discover(x, probs, lab, y_vis, OLD, H, prefix_features=x, seed=4)
+    # permuting the true labels of the unlabelled samples changes nothing a client can see, nor the result
+    rng = np.random.default_rng(0)
+    y2 = y.copy()
+    unl = np.flatnonzero(~lab)
+    y2[unl] = y2[rng.permutation(unl)]
+    b = discover(x, probs, lab, np.where(lab, y2, -1), OLD, H, prefix_features=x, seed=4)
+    assert isinstance(a, Discovery)
+    assert a.k_est == b.k_est and np.array_equal(a.communities.labels, b.communities.labels)
+    assert np.array_equal(a.heads, b.heads) and np.allclose(a.prior, b.prior)
+    assert np.isclose(a.prior.sum(), 1) and (a.prior > 0).all()
+
+
+def test_bad_parameters_and_inputs_name_the_parameter():
+    with pytest.raises(LabError, match="markov_time"):
+        DiscoveryParams(markov_time=0).validate()
+    with pytest.raises(LabError, match="prior"):
+        DiscoveryParams(prior="magic").validate()
+    x, y, lab, y_vis = planted((30, 30), 1)
+    with pytest.raises(LabError, match="y_visible"):
+        discover(x, None, ~lab, y_vis, OLD, H)
