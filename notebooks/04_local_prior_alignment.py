@@ -20,41 +20,36 @@
 # SimGCD keeps its clusters from collapsing with a **mean-entropy** term: the batch-mean prediction p̄ is
 # pulled towards the *uniform* distribution over heads. That is right when every class is equally common —
 # and wrong on a non-IID client that holds three classes out of ten. FedLPA's **Local Prior Alignment (LPA)**
-# estimates the client's own prior π from its InfoMap communities (notebook 03) and adds a pull of p̄
-# towards π.
+# estimates the client's own prior π from what it discovered (notebook 03) and aligns p̄ to π instead.
 #
 # **What you will learn**
 #
-# 1. How the prior π is made: communities → heads → a smoothed histogram (`lab.gcd.prior`).
-# 2. Three distributions side by side on one skewed client: the **true local histogram**, the **InfoMap prior
-#    π** and the model's **mean prediction p̄** — for a FedAvg+SimGCD and a FedLPA global model.
+# 1. How a client turns communities into heads — and why one labelled sample must not decide a community's head.
+# 2. What each prior rule of `lab.gcd.discovery.PRIORS` makes of the same client, against the true histogram.
 # 3. Why SimGCD's term *is* a prior term: KL(p̄ ‖ uniform) equals its mean-entropy regulariser exactly.
-# 4. What each term pulls on: the **uniform pull** vs the **LPA pull**, drawn as the gradient on p̄'s logits.
+# 4. What each LPA form pulls on: `add` aligns p̄ to a flattened π, `replace` to π itself.
 #
-# Uses the two committed snapshots (FedAvg+SimGCD and FedLPA, α = 0.1, seed 0); runs in under a minute.
+# Uses the two committed snapshots (FedAvg+SimGCD and FedLPA, α = 0.1, seed 0); runs in about a minute.
 
 # %% tags=["parameters"]
 SIMGCD_SNAPSHOT = "simgcd_alpha0.1_seed0"   # data/snapshots/<name>.safetensors
 FEDLPA_SNAPSHOT = "fedlpa_alpha0.1_seed0"
-CLIENT = 1                                  # a skewed client (3 of the 10 classes at α = 0.1, seed 0)
-MARKOV_TIME = None                          # None: FedLPA's default (FedGCDConfig().markov_time)
+CLIENT = 1                                  # one client of the α = 0.1 partition
 FALLBACK_ROUNDS = 3                         # only if a snapshot is missing: train a short run instead
 
 # %%
 # Setup (`lab` is installed by `pip install -r requirements.txt`; ROOT is the repository root).
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from lab.gcd.clsd import build_graph
-from lab.gcd.communities import find_communities
 from lab.gcd.config import FedGCDConfig
+from lab.gcd.discovery import PRIORS, discover
 from lab.gcd.experiment import run_experiment
-from lab.gcd.losses import mean_entropy_term, prior_kl
-from lab.gcd.prior import empirical_prior, map_communities_to_heads, oracle_heads, prior_vs_truth_kl, sample_heads
+from lab.gcd.losses import PRIOR_FORMS, mean_entropy_term, prior_kl
+from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
 from lab.gcd.snapshots import client_view, load_weights
 from lab.utils import repo_root
 from lab.viz import gcd as vz
@@ -82,126 +77,150 @@ def snapshot(name, method):
 
 w_sim, cfg_sim = snapshot(SIMGCD_SNAPSHOT, "simgcd")
 w_lpa, cfg_lpa = snapshot(FEDLPA_SNAPSHOT, "fedlpa")
-if MARKOV_TIME is None:
-    MARKOV_TIME = FedGCDConfig().markov_time
-print(f"SimGCD model: {w_sim['head.weight'].shape[0]} heads, {cfg_sim.rounds} rounds; "
-      f"FedLPA model: {w_lpa['head.weight'].shape[0]} heads (|old| + k_max_new = {len(cfg_lpa.old_classes)} + "
-      f"{cfg_lpa.k_max_new}), {cfg_lpa.rounds} rounds, LPA weight ε = {cfg_lpa.lpa_weight}, form '{cfg_lpa.lpa_form}'")
+params = cfg_lpa.discovery_params()
+print(f"FedLPA model: {w_lpa['head.weight'].shape[0]} heads (|old| + k_max_new = {len(cfg_lpa.old_classes)} + "
+      f"{cfg_lpa.k_max_new}), LPA form '{cfg_lpa.lpa_form}', weight ε = {cfg_lpa.lpa_weight:g}")
+print(f"discovery parameters: {params}")
 
 # %% [markdown]
 # FedLPA's model has more heads than classes: the number of new classes is unknown, so it gets an upper bound
 # (`k_max_new`) and each client decides which heads its data use.
 #
-# ## 1. From communities to a prior, step by step (on the FedLPA model)
+# ## 1. From communities to heads (on the FedLPA model)
 #
-# Exactly the calls a FedLPA client makes in `FedLPAClient.discover()`:
+# Exactly the call a FedLPA client makes: `discover(...)` (`lab.gcd.discovery`). Its steps:
 #
-# 1. the CLSD graph and its InfoMap communities (notebooks 02–03);
-# 2. **community → head**: a community holding labelled samples of seen class c maps to head c; the others go
-#    to unused heads by Hungarian matching on their mean predictions; surplus communities to their argmax head;
-# 3. every sample takes its community's head (noise samples their own argmax);
-# 4. **π** = the smoothed histogram of those heads.
+# 1. a kNN graph on the frozen backbone features, refined by the visible labels, and its InfoMap communities;
+# 2. a community **claims an old head** only when at least `min_labelled_share` of it is labelled — one or two
+#    labelled samples inside hundreds of unlabelled ones no longer decide (the review found a pure Shirt
+#    community taken to the Trouser head by two labelled Trousers);
+# 3. the other communities are new-class candidates: merged when the model's mean prediction puts them on the
+#    same new head, then matched to the heads still free on this client (Hungarian on mean predictions);
+# 4. K̂ = old classes present (counted from the labels alone) + new-class communities.
 
 # %%
 v = client_view(cfg_lpa, CLIENT, w_lpa)
-y, probs = v["y_true"], v["probs"]
-names = v["class_names"]
+y, probs, names = v["y_true"], v["probs"], v["class_names"]
 H = probs.shape[1]
-graph = build_graph(v["features"], probs, v["labelled"], v["y_visible"], v["old_classes"],
-                    k=cfg_lpa.knn_k, quantile=cfg_lpa.confidence_quantile, sim_floor=cfg_lpa.sim_floor)
-comm = find_communities(graph, v["features"], markov_time=MARKOV_TIME, y_visible=v["y_visible"],
-                        min_size=max(2, math.ceil(cfg_lpa.min_community * len(y))), seed=cfg_lpa.seed + 1)
-head_of_comm = map_communities_to_heads(comm.labels, probs, v["y_visible"], H)
-heads = sample_heads(comm.labels, probs, head_of_comm)
-prior = empirical_prior(heads, H, cfg_lpa.prior_smoothing)
-print(f"client {CLIENT}: {len(y)} samples, true classes {v['k_true'][CLIENT]}, K_hat = {comm.k_est}; "
-      f"community -> head: {dict(enumerate(head_of_comm.tolist()))}")
+d = discover(v["features"], probs, v["labelled"], v["y_visible"], v["old_classes"], H,
+             prefix_features=v["prefix_features"], params=params, seed=cfg_lpa.seed)
+comm = d.communities.labels
+print(f"client {CLIENT}: {len(y)} samples, true classes {v['k_true'][CLIENT]}, K_hat = {d.k_est} "
+      f"({d.k_old} old from labels + {d.k_new} new communities), graph on '{d.features_used}' features, "
+      f"{d.seconds:.2f} s")
+pd.DataFrame([{"community": c, "size": int((comm == c).sum()),
+               "labelled share": round(float((v["labelled"] & (comm == c)).sum() / max(1, (comm == c).sum())), 3),
+               "claims": names[d.claims[c]] if d.claims[c] >= 0 else "new", "head": int(d.head_of_comm[c]),
+               "true classes": {names[k]: int(n) for k, n in enumerate(np.bincount(y[comm == c], minlength=len(names))) if n}}
+              for c in range(len(d.claims))])
 
 # %% [markdown]
-# What went into each community, and which head it got. The labelled samples decide the head of a community
-# (step 2), so look at the `labelled` column next to the true classes.
+# The same client with the old claim rule (`min_labelled_share = 0`: any labelled sample claims its class's
+# head). Which communities change head?
 
 # %%
-pd.DataFrame([{"community": c, "size": int((comm.labels == c).sum()), "head": int(head_of_comm[c]),
-               "true classes": {names[k]: int(n) for k, n in enumerate(np.bincount(y[comm.labels == c], minlength=len(names))) if n},
-               "labelled": {names[k]: int(n) for k, n in enumerate(np.bincount(v["y_visible"][(comm.labels == c) & v["labelled"]],
-                                                                                minlength=len(names))) if n}}
-              for c in range(comm.k_est)])
+old_rule = discover(v["features"], probs, v["labelled"], v["y_visible"], v["old_classes"], H,
+                    prefix_features=v["prefix_features"], params=params.replace(min_labelled_share=0.0),
+                    seed=cfg_lpa.seed)
+pd.DataFrame([{"community": c, "claims (share rule)": names[d.claims[c]] if d.claims[c] >= 0 else "new",
+               "claims (one label)": names[old_rule.claims[c]] if old_rule.claims[c] >= 0 else "new",
+               "majority true class": names[np.bincount(y[comm == c]).argmax()]}
+              for c in range(min(len(d.claims), len(old_rule.claims)))])
 
 # %% [markdown]
+# ## 2. What each prior rule makes of this client
+#
 # To compare π with the truth we need to know which head "is" which class on this client. The oracle reading
-# (`oracle_heads`, for us only) treats the true classes as communities and maps them the same way: old class c
-# to head c, new classes by Hungarian matching. The true local histogram then lives on the heads too.
+# (`oracle_heads`, for us only: it reads the true labels) treats the true classes as communities and maps them
+# the same way: old class c to head c, new classes to free new heads. The true local histogram then lives on
+# the heads too, and KL(true ‖ π) is measured in head space.
 
 # %%
 true_heads = oracle_heads(y, probs, v["old_classes"], H)
-true_hist = np.bincount(true_heads, minlength=H) / len(y)
+true_hist = empirical_prior(true_heads, H, params.smoothing)
 head_names = [f"head {h}" for h in range(H)]
 for c in np.unique(y):
     h = true_heads[y == c][0]
     head_names[h] = f"{h}: {names[c]}" + ("" if c in v["old_classes"] else " (new)")
-p_bar = probs.mean(0)
-vz.prior_bars({"true local histogram": true_hist, "InfoMap prior π": prior, "mean prediction p̄": p_bar,
-               "uniform (SimGCD's target)": np.full(H, 1 / H)}, labels=head_names,
-              title=f"Client {CLIENT}, FedLPA model: distributions over its {H} heads").show()
-print(f"KL(true ‖ π), read in class space: {prior_vs_truth_kl(y, heads, prior, len(names)):.3f} nats")
+priors = {rule: fn(d, probs, v["y_visible"], v["old_classes"], H, params.smoothing)[0] for rule, fn in PRIORS.items()}
+series = {"true local histogram": np.bincount(true_heads, minlength=H) / len(y)}
+series.update({f"π: {rule}" + (" (default)" if rule == params.prior else ""): pi for rule, pi in priors.items()})
+vz.prior_bars(series, labels=head_names, title=f"Client {CLIENT}: each prior rule over the {H} heads").show()
+pd.DataFrame([{"prior rule": rule, "KL(true ‖ π), nats": round(head_kl(true_hist, pi), 3)}
+              for rule, pi in priors.items()])
 
 # %% [markdown]
-# ## 2. SimGCD's uniform term is a prior term
+# And over every client of this partition (the discovery study, `bench/results/discovery_study.md`, does the
+# same on tuning seeds, where the default rule was chosen, and on evaluation seeds):
+
+# %%
+rows = []
+for c in range(cfg_lpa.clients):
+    vc = client_view(cfg_lpa, c, w_lpa)
+    dc = discover(vc["features"], vc["probs"], vc["labelled"], vc["y_visible"], vc["old_classes"], H,
+                  prefix_features=vc["prefix_features"], params=params, seed=cfg_lpa.seed)
+    truth = empirical_prior(oracle_heads(vc["y_true"], vc["probs"], vc["old_classes"], H), H, params.smoothing)
+    rows.append({"client": c, "true K": vc["k_true"][c], "K_hat": dc.k_est,
+                 **{f"KL {rule}": round(head_kl(truth, fn(dc, vc["probs"], vc["y_visible"], vc["old_classes"], H,
+                                                          params.smoothing)[0]), 3) for rule, fn in PRIORS.items()}})
+pd.DataFrame(rows)
+
+# %% [markdown]
+# ## 3. SimGCD's uniform term is a prior term
 #
 # SimGCD's regulariser, as written in its code, is `−H(p̄) + log K`. That is exactly KL(p̄ ‖ uniform): LPA
 # only swaps the target distribution. Checked on this client's p̄:
 
 # %%
+p_bar = probs.mean(0)
 pb = torch.tensor(p_bar, dtype=torch.float64)
+pi = priors[params.prior]
 print(f"mean-entropy term  = {mean_entropy_term(pb).item():.6f}")
 print(f"KL(p̄ ‖ uniform)    = {prior_kl(pb).item():.6f}")
-print(f"KL(p̄ ‖ π)          = {prior_kl(pb, torch.tensor(prior)).item():.6f}   <- the LPA loss on this p̄")
+print(f"KL(p̄ ‖ π)          = {prior_kl(pb, torch.tensor(pi)).item():.6f}   <- the LPA loss on this p̄")
 
 # %% [markdown]
-# ## 3. The two pulls
+# ## 4. The two LPA forms: what each pulls on
 #
 # Write p̄ = softmax(θ) and ask each term which way it pushes θ: the negative gradient −∂L/∂θ. A positive bar
-# means the term wants *more* mean prediction on that head.
+# means the objective wants *more* mean prediction on that head. `lab.gcd.losses.PRIOR_FORMS` gives each form's
+# weights on KL(p̄ ‖ U) and KL(p̄ ‖ π):
 #
-# * **Uniform pull** (SimGCD, weight `memax_weight`): up on every head below 1/H — including heads of classes
-#   this client does not have.
-# * **LPA pull** (weight ε): up on heads where p̄ is below π, down where it is above.
-# * FedLPA's default form `add` keeps the uniform term and adds ε·LPA (replacing it collapsed the model in this
-#   lab's measurements — see `shared/FIELD_NOTES.md`), so the total is the sum of the two.
+# * `add` keeps SimGCD's uniform term (weight `memax_weight`) and adds ε·KL(p̄ ‖ π): its optimum is
+#   p̄ ∝ U^(w/(w+ε)) π^(ε/(w+ε)) — a flattened π that still pushes mass onto heads the client does not have;
+# * `replace` swaps the uniform term for ε·KL(p̄ ‖ π): its optimum is π itself.
 
 # %%
-def pull(weight, target):
+def pull(form):
+    w_u, w_pi = PRIOR_FORMS[form](cfg_lpa.memax_weight, cfg_lpa.lpa_weight)
     theta = torch.log(torch.tensor(p_bar, dtype=torch.float64)).requires_grad_()
-    loss = weight * prior_kl(torch.softmax(theta, 0), None if target is None else torch.tensor(target))
+    p = torch.softmax(theta, 0)
+    loss = w_u * prior_kl(p) + w_pi * prior_kl(p, torch.tensor(pi))
     loss.backward()
     return -theta.grad.numpy()
 
 
-uniform_pull = pull(cfg_lpa.memax_weight, None)
-lpa_pull = pull(cfg_lpa.lpa_weight, prior)
-fig = vz.prior_bars({f"uniform pull (×{cfg_lpa.memax_weight:g})": uniform_pull, f"LPA pull (×{cfg_lpa.lpa_weight:g})": lpa_pull,
-                     "total (form 'add')": uniform_pull + lpa_pull}, labels=head_names,
-                    title=f"Client {CLIENT}: which way each term pushes the mean prediction (−gradient on its logits)")
+fig = vz.prior_bars({f"form '{f}'": pull(f) for f in ("none", "add", "replace")}, labels=head_names,
+                    title=f"Client {CLIENT}: which way each objective pushes the mean prediction "
+                          "('none' = SimGCD's uniform term)")
 fig.update_layout(yaxis_title="push on p̄'s logits (−∂L/∂θ)")
 fig.show()
 
 # %% [markdown]
-# ## 4. Two global models on the same client
+# ## 5. Two global models on the same client
 #
-# The same client through the FedAvg+SimGCD model (10 heads, uniform pull only) and the FedLPA model. To put
-# both on one axis, each model's heads are read as classes with the oracle mapping above; whatever mass a model
-# puts on heads of classes this client does not hold is "other heads".
+# The same client through the FedAvg+SimGCD model (uniform pull only) and the FedLPA model. Each model's heads
+# are read as classes with the oracle mapping above; whatever mass a model puts on heads of classes this client
+# does not hold is "other heads".
 
 # %%
-def class_mass(view, dist=None):
-    """A distribution over heads (default: the model's mean prediction) read per true class present on the
-    client (oracle head reading), plus the mass on all other heads."""
+def class_mass(view):
+    """The model's mean prediction per true class present on the client (oracle head reading) + other heads."""
     yy, pp = view["y_true"], view["probs"]
     th = oracle_heads(yy, pp, view["old_classes"], pp.shape[1])
-    d = pp.mean(0) if dist is None else np.asarray(dist)
+    dist = pp.mean(0)
     present = np.unique(yy)
-    mass = [d[th[yy == c][0]] for c in present]
+    mass = [dist[th[yy == c][0]] for c in present]
     return np.array(mass + [1 - sum(mass)]), [names[c] for c in present] + ["other heads"]
 
 
@@ -213,54 +232,24 @@ vz.prior_bars({"true local histogram": hist, "p̄ FedAvg+SimGCD": m_sim, "p̄ Fe
               title=f"Client {CLIENT}: mean prediction per class, two global models").show()
 
 # %% [markdown]
-# And on every client (FedLPA model's heads for π): how far from the client's true histogram are the uniform
-# target, the InfoMap prior π and each model's p̄? Total variation distance, read per class as above:
-# 0 = identical, 1 = disjoint.
-
-# %%
-rows = []
-tv = lambda a, b: round(0.5 * float(np.abs(a - b).sum()), 3)  # noqa: E731  total variation distance
-for c in range(cfg_lpa.clients):
-    vs, vl = client_view(cfg_sim, c, w_sim), client_view(cfg_lpa, c, w_lpa)
-    yc, pc = vl["y_true"], vl["probs"]
-    hc = np.append(np.bincount(yc)[np.unique(yc)] / len(yc), 0.0)
-    g = build_graph(vl["features"], pc, vl["labelled"], vl["y_visible"], vl["old_classes"],
-                    k=cfg_lpa.knn_k, quantile=cfg_lpa.confidence_quantile, sim_floor=cfg_lpa.sim_floor)
-    cm = find_communities(g, vl["features"], markov_time=MARKOV_TIME, y_visible=vl["y_visible"],
-                          min_size=max(2, math.ceil(cfg_lpa.min_community * len(yc))), seed=cfg_lpa.seed + 1)
-    pi = empirical_prior(sample_heads(cm.labels, pc, map_communities_to_heads(cm.labels, pc, vl["y_visible"], pc.shape[1])),
-                         pc.shape[1], cfg_lpa.prior_smoothing)
-    rows.append({"client": c, "true K": vl["k_true"][c], "K_hat": cm.k_est,
-                 "TV(true, uniform)": tv(hc, class_mass(vl, np.full(pc.shape[1], 1 / pc.shape[1]))[0]),
-                 "TV(true, π)": tv(hc, class_mass(vl, pi)[0]),
-                 "TV(true, p̄) SimGCD": tv(hc, class_mass(vs)[0]), "TV(true, p̄) FedLPA": tv(hc, class_mass(vl)[0]),
-                 "p̄ on other heads, SimGCD": round(class_mass(vs)[0][-1], 3),
-                 "p̄ on other heads, FedLPA": round(class_mass(vl)[0][-1], 3)})
-pd.DataFrame(rows)
-
-# %% [markdown]
 # ## What to notice
 #
 # * A **global** model's mean prediction on a skewed client spreads mass over heads of classes the client does
 #   not hold ("other heads"): the uniform term asks for exactly that on every client, every batch.
-# * The InfoMap prior π is built without a single label of a new class, yet it is far closer to the true
-#   histogram than the uniform target (compare the `TV(true, uniform)` and `TV(true, π)` columns) — the premise
-#   of LPA.
-# * π is only as good as the community → head mapping. Look at the community table of section 1: a community
-#   takes the head of the majority class of whatever labelled samples it holds — even a handful among hundreds of
-#   unlabelled samples of a new class — and π then credits that new class's mass to an old head. Split
-#   communities of one new class take several heads: the KL(true ‖ π) readout adds their mass up again, the
-#   per-class TV table counts the extra heads as "other heads".
-# * With the `add` form the uniform pull stays in the objective: LPA *tilts* the regulariser rather than replacing
-#   it. Compare the two `TV(true, p̄)` columns: on which clients is FedLPA's mean prediction closer to the local
-#   histogram than SimGCD's, and by how much? Whether the tilt buys accuracy is measured in notebook 05 — do not
-#   read a gain into one client or one seed.
+# * The claim rule matters where a community mixes a few labelled samples of one class with many unlabelled
+#   samples of another: compare the two claim columns of section 1 with the majority true class.
+# * The prior rules differ most on the new classes (no labels there): compare their bars on the "(new)" heads
+#   and their KL column over all clients. The default rule was chosen on tuning seeds
+#   (`bench/results/discovery_study.md`), never on this partition.
+# * `replace` aligns p̄ to π exactly — right when π is right, and it merges classes when π misses one. Whether it
+#   buys accuracy, with which rule, is measured in notebook 05 over evaluation seeds — do not read a gain into
+#   one client.
 #
 # ## Exercise
 #
-# 1. Try every `CLIENT`. On which one is π furthest from the truth, and which earlier step (graph, communities,
-#    mapping) went wrong there?
-# 2. In section 3 replace the `add` form by `replace` (drop the uniform pull, give LPA weight `memax_weight`).
-#    Which heads would no longer be pushed up at all? Why might that collapse clusters during training?
-# 3. Change `MARKOV_TIME` to 1.0 (over-segmentation). How does π change, and which heads do the extra
-#    communities take?
+# 1. Try every `CLIENT`. On which one is the default π furthest from the truth, and which step (graph,
+#    communities, claims, merge, prior rule) went wrong there?
+# 2. Set `min_labelled_share` to 0.5 in `params.replace(...)`. Which communities lose their claim, and what
+#    happens to K̂?
+# 3. In section 4 raise `cfg_lpa.lpa_weight` for the `add` form. How large must ε be before the push on heads
+#    this client does not hold disappears?

@@ -18,6 +18,7 @@ import torch
 from lab.gcd.client import predict, set_shared
 from lab.gcd.config import FedGCDConfig
 from lab.gcd.experiment import build_model, n_heads_for, prepare, run_experiment
+from lab.gcd.models import to_input
 from lab.utils import LabError, data_path, get_device, set_seed
 
 SNAPSHOT_DIR = "snapshots"
@@ -90,10 +91,13 @@ def client_view(cfg: FedGCDConfig, client_id: int, weights: dict | None = None, 
     model = _model_for(cfg, data, weights, device)
     idx = part.client_indices[client_id]
     feats, probs = predict(model, data.x_train[idx], device)
+    prefix = None
+    if model.prefix_frozen:                 # what FedLPA's discovery builds its graph on (lab.gcd.discovery)
+        prefix = model.prefix_features(to_input(data.x_train[idx], device)).float().cpu().numpy()
     lab = split.labelled[idx]
     y = data.y_train[idx]
     return {"index": idx, "images": data.x_train[idx], "y_true": y, "labelled": lab,
-            "y_visible": np.where(lab, y, -1), "features": feats, "probs": probs,
+            "y_visible": np.where(lab, y, -1), "features": feats, "probs": probs, "prefix_features": prefix,
             "old_classes": split.old_classes, "class_names": data.class_names, "counts": part.counts,
             "k_true": part.k_true(0.02)}
 
