@@ -36,15 +36,11 @@ CURVE_ALPHAS = (0.05, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 CURVE_SEEDS = (0, 1)
 GRID_SIZE = 4
 LRS = (0.02, 0.05, 0.1, 0.2)
-#: the same number of settings for every method; FedLPA spends its four on lr x LPA form
-TUNE_GRID = {
-    "simgcd": [dict(lr=lr) for lr in LRS],
-    "gcd": [dict(lr=lr) for lr in LRS],
-    "local": [dict(lr=lr) for lr in LRS],
-    "central": [dict(lr=lr) for lr in LRS],
-    "fedlpa": [dict(lr=lr, lpa_form=form, lpa_weight=eps) for lr in (0.05, 0.1)
-               for form, eps in (("add", 1.0), ("replace", 2.0))],
-}
+#: the same grid for every method: the learning rate (FedLPA's design — discovery rule, LPA form and weight,
+#: discovery once after warm-up — was fixed beforehand on tuning seeds: bench/README.md)
+TUNE_GRID = {m: [dict(lr=lr) for lr in LRS] for m in ("simgcd", "gcd", "fedlpa", "local", "central")}
+#: trained models the notebooks and dashboard draw (data/snapshots/<method>_alpha<a>_seed<s>.safetensors)
+SNAPSHOTS = {("fedlpa", 0.1, 0), ("simgcd", 0.1, 0)}
 ABLATIONS = {"no LPA": dict(use_lpa=False), "confidence anchors": dict(graph_refine="confidence"),
              "oracle prior": dict(oracle_prior=True)}
 BASELINES = ("simgcd", "gcd")           # the federated baselines FedLPA is compared with
@@ -57,14 +53,14 @@ def run_name(cfg: dict) -> str:
     return f"{c.method}_a{c.alpha:g}_s{c.seed}_{c.key()}"
 
 
-def run_one(cfg: dict, out_dir: str):
+def run_one(cfg: dict, out_dir: str, snap: str | None = None):
     import torch
 
     torch.set_num_threads(1)
     from lab.gcd.config import FedGCDConfig
     from lab.gcd.experiment import run_experiment
 
-    r = run_experiment(FedGCDConfig.from_dict(cfg))
+    r = run_experiment(FedGCDConfig.from_dict(cfg), weights_out=snap)
     path = os.path.join(out_dir, run_name(cfg) + ".json")
     write_json_atomic(path, r)
     return path, r["acc_all"], r["seconds"]
@@ -86,13 +82,15 @@ def load(cfg: dict, out_dir: str):
     return json.load(open(p)) if os.path.exists(p) else None
 
 
-def run_all(cfgs: list, out_dir: str, workers: int, desc: str):
-    """Run every config whose result file is missing, in parallel processes, with a progress bar."""
+def run_all(cfgs: list, out_dir: str, workers: int, desc: str, snapshots: dict | None = None):
+    """Run every config whose result file is missing, in parallel processes, with a progress bar.
+    ``snapshots``: run name -> path where that run also saves its final weights."""
     todo = [c for c in {run_name(c): c for c in cfgs}.values() if load(c, out_dir) is None]
     if not todo:
         return
+    snapshots = snapshots or {}
     with ProcessPoolExecutor(workers) as ex, tqdm(total=len(todo), desc=desc, unit="run") as bar:
-        futs = [ex.submit(run_one, c, out_dir) for c in todo]
+        futs = [ex.submit(run_one, c, out_dir, snapshots.get(run_name(c))) for c in todo]
         for f in as_completed(futs):
             path, acc, secs = f.result()
             bar.update(1)
@@ -236,7 +234,11 @@ def main():
     tuning = os.path.join(RES, "gcd_tuning_quick.json" if a.quick else "gcd_tuning.json")
     best = tune(a, out_dir) if a.stage in ("tune", "all") else json.load(open(tuning))["best"]
     if a.stage in ("tables", "all"):
-        run_all(table_configs(best, a.quick), out_dir, a.workers, "tables")
+        snaps = {} if a.quick else {
+            run_name(config(m, al, s, False, **best[m])):
+                os.path.join(repo_root(), "data", "snapshots", f"{m}_alpha{al:g}_seed{s}.safetensors")
+            for m, al, s in SNAPSHOTS}
+        run_all(table_configs(best, a.quick), out_dir, a.workers, "tables", snaps)
     if a.stage in ("curve", "all"):
         run_all(curve_configs(best, a.quick), out_dir, a.workers, "alpha curve")
     summarize(best, out_dir, a.quick)

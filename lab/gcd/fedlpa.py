@@ -1,7 +1,9 @@
 """The FedLPA client: SimGCD locally, plus discovery of the client's own categories and alignment to them.
 
 Per client, after ``warmup_rounds`` SimGCD rounds and then every ``refresh_every`` rounds, with the global
-model just received, :func:`lab.gcd.discovery.discover` runs: features (by default the frozen backbone
+model just received, :func:`lab.gcd.discovery.discover` runs (by default once: ``refresh_every = 0``; a
+prior rediscovered on a model already trained towards it feeds back on itself and collapsed classes in the
+lab's runs): features (by default the frozen backbone
 prefix), predictions and visible labels -> refined kNN graph (lab.gcd.clsd) -> InfoMap communities
 (lab.gcd.communities) -> K_hat and the community -> head mapping -> the local prior pi (lab.gcd.prior).
 Local objective: SimGCD with the alignment term of ``lpa_form`` (``lab.gcd.losses.PRIOR_FORMS``) towards
@@ -46,7 +48,8 @@ class FedLPAClient(GCDClient):
 
     def before_training(self, rnd: int, config: dict) -> dict:
         cfg = self._cfg
-        if rnd <= cfg.warmup_rounds or (rnd - cfg.warmup_rounds - 1) % cfg.refresh_every != 0:
+        after = rnd - cfg.warmup_rounds - 1          # rounds since the first discovery
+        if after < 0 or (after > 0 and (cfg.refresh_every == 0 or after % cfg.refresh_every != 0)):
             return {}
         st = self.discover()
         self._found = {"k_est": st["k_est"], "heads": st["heads"]}
