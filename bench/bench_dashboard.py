@@ -3,8 +3,9 @@
     python bench/bench_dashboard.py [--runs 2]
 
 Starts ``streamlit run dashboard/app.py`` headless on 127.0.0.1, opens every page in Debian's Chromium
-(Playwright, ``/usr/bin/chromium``), and measures per page:
-  cold_s          first visit after the server started: navigation -> every plotly chart drawn
+(Playwright, ``/usr/bin/chromium``), the tour first (the page a newcomer lands on), and measures per page:
+  cold_s          the tour: the first visit after the server started (nothing imported, nothing cached);
+                  the other pages: their first visit after that (their own imports and computations)
   slider_s        one slider step to a value not computed yet (it may compute)
   slider_back_s   the step back: cached results (the "<= 1 s after a slider change" target)
   warm_reload_s   the page opened again in a fresh browser session (server caches warm)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -26,8 +28,14 @@ import browser_probe as B
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TARGET_COLD_S, TARGET_SLIDER_S = 10.0, 1.0
+TARGET_TOUR_COLD_S, TARGET_COLD_S, TARGET_SLIDER_S = 5.0, 10.0, 1.0
 KEYS = ("cold_s", "server_s", "slider_s", "slider_back_s", "warm_reload_s")
+
+
+def _median(values):
+    """Median of the finite values (a page without a slider has no slider timings), None when there are none."""
+    v = [x for x in values if isinstance(x, (int, float)) and math.isfinite(x)]
+    return round(statistics.median(v), 3) if v else None
 
 
 def main(argv=None) -> int:
@@ -50,27 +58,32 @@ def main(argv=None) -> int:
     pages = []
     for j, (path, title, slider) in enumerate(B.PAGES):
         rows = [run["pages"][j] for run in runs]
-        med = {k: round(statistics.median(x[k] for x in rows), 3) for k in KEYS}
+        med = {k: _median([x[k] for x in rows]) for k in KEYS}
         pages.append({"page": title, "path": "/" + path, "slider": slider, **med,
                       "charts": rows[0]["charts"], "errors": sum((x["errors"] + x["exceptions"] for x in rows), [])})
+    tour, others = pages[0], pages[1:]
     report = {
         "what": "dashboard timings in headless Chromium (software rendering), median over runs",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "targets": {"cold_s": TARGET_COLD_S, "slider_back_s": TARGET_SLIDER_S},
+        "targets": {"tour_cold_s": TARGET_TOUR_COLD_S, "cold_s": TARGET_COLD_S, "slider_back_s": TARGET_SLIDER_S},
         "pages": pages,
-        "max_cold_s": max(x["cold_s"] for x in pages),
-        "max_slider_back_s": max(x["slider_back_s"] for x in pages),
+        "tour_cold_s": tour["cold_s"],
+        "max_cold_s": max(x["cold_s"] for x in others),
+        "max_slider_back_s": max(x["slider_back_s"] for x in pages if x["slider"]),
         "runs": runs,
     }
-    report["meets_targets"] = report["max_cold_s"] <= TARGET_COLD_S and report["max_slider_back_s"] <= TARGET_SLIDER_S
+    report["meets_targets"] = (report["tour_cold_s"] <= TARGET_TOUR_COLD_S and report["max_cold_s"] <= TARGET_COLD_S
+                               and report["max_slider_back_s"] <= TARGET_SLIDER_S)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(report, f, indent=1)
+    f = lambda v: "    –" if v is None else f"{v:6.2f}"  # noqa: E731
     print(f"{'page':28s} {'cold':>6s} {'server':>7s} {'slider':>7s} {'cached':>7s} {'reload':>7s}")
     for x in pages:
-        print(f"{x['page']:28s} {x['cold_s']:6.2f} {x['server_s']:7.2f} {x['slider_s']:7.2f} "
-              f"{x['slider_back_s']:7.2f} {x['warm_reload_s']:7.2f}")
-    print(f"max cold {report['max_cold_s']:.2f} s (target {TARGET_COLD_S}), max cached slider "
+        print(f"{x['page']:28s} {f(x['cold_s'])} {f(x['server_s'])}  {f(x['slider_s'])}  {f(x['slider_back_s'])}  "
+              f"{f(x['warm_reload_s'])}")
+    print(f"tour cold {report['tour_cold_s']:.2f} s (target {TARGET_TOUR_COLD_S}), other pages' max cold "
+          f"{report['max_cold_s']:.2f} s (target {TARGET_COLD_S}), max cached slider "
           f"{report['max_slider_back_s']:.2f} s (target {TARGET_SLIDER_S}); load avg "
           f"{runs[0]['load_avg_before']} -> {runs[-1]['load_avg_after']}; written {a.out}")
     return 0

@@ -24,9 +24,10 @@ CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-dev-shm-usage"]
 
-# url path (the default page lives at the root), title, key of the slider that the timing moves
+# url path (the default page, the tour, lives at the root), title, key of the slider that the timing moves
 PAGES = [
-    ("", "Data & partitions", "alpha"),
+    ("", "A tour of the lab", None),
+    ("data", "Data & partitions", "alpha"),
     ("graph", "Similarity graph (CLSD)", "k"),
     ("communities", "InfoMap communities", "mt"),
     ("prior", "Prior alignment", "pclient"),
@@ -105,13 +106,15 @@ class PageResult:
     slider_back_s: float = float("nan")      # moving it back: cached results
     slider_server_s: list = field(default_factory=list)   # the page's own compute time on those two reruns
     charts: int = 0
+    figure: dict = field(default_factory=dict)   # the first chart's legend entries and edge shapes
     exceptions: list = field(default_factory=list)
     errors: list = field(default_factory=list)
     screenshots: list = field(default_factory=list)
     note: str = ""
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return {k: ((round(v, 3) if v == v else None) if isinstance(v, float) else v)   # NaN (not measured): None
+                for k, v in self.__dict__.items()}
 
 
 def _footer(page):
@@ -134,7 +137,8 @@ def _wait_rendered(page, timeout_s, previous_run=None):
         if f is not None and (previous_run is None or f[1] != previous_run):
             n = page.locator(".js-plotly-plot").count()
             drawn = page.locator(".js-plotly-plot .main-svg").count()
-            running = page.locator('[data-testid="stStatusWidget"]').count()
+            # a lazily loaded element (plotly's code on a cold browser) shows a skeleton until it is drawn
+            running = page.locator('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]').count()
             if n > 0 and drawn >= n and running == 0:
                 return f
             if n == 0 and running == 0:     # finished without a chart: give plotly 3 s, then report it
@@ -149,6 +153,29 @@ def _errors(page, res: PageResult):
     res.exceptions = [e.inner_text()[:300] for e in page.locator('[data-testid="stException"]').all()]
     res.errors = [e.inner_text()[:300] for e in page.locator('[data-testid="stAlertContentError"]').all()]
     res.charts = page.locator(".js-plotly-plot").count()
+
+
+def figure_facts(page, index: int = 0) -> dict:
+    """What the browser drew in the ``index``-th plotly chart: its legend entries (text, and whether each is
+    shown) and the stroke colours of its path shapes (graph edges are drawn as one path shape per kind)."""
+    charts = page.locator(".js-plotly-plot")
+    if charts.count() <= index:
+        return {}
+    return charts.nth(index).evaluate("""el => ({
+        legend: Array.from(el.querySelectorAll('.legend .traces')).map(t => ({
+            text: (t.querySelector('.legendtext') || {}).textContent || '',
+            hidden: parseFloat(getComputedStyle(t).opacity) < 0.75})),
+        shapes: Array.from(el.querySelectorAll('.shapelayer path')).map(p => ({
+            stroke: p.style.stroke || p.getAttribute('stroke') || '',
+            length: (p.getAttribute('d') || '').length}))
+    })""")
+
+
+def click_legend(page, text_prefix: str, index: int = 0) -> None:
+    """Click the legend entry of the ``index``-th chart whose text starts with ``text_prefix``."""
+    chart = page.locator(".js-plotly-plot").nth(index)
+    chart.locator(".legend .traces").filter(has_text=text_prefix).first.click()
+    page.wait_for_timeout(500)
 
 
 def _thumb(page, widget_key: str):
@@ -186,7 +213,7 @@ def opened(browser, url: str, timeout_s: float = 120, viewport=(1400, 1000)):
 
 def probe_page(page, base_url: str, path: str, title: str, slider: str | None, shots: Path | None,
                timeout_s: float = 120) -> PageResult:
-    res = PageResult(path or "data", title)
+    res = PageResult(path or "tour", title)
     t0 = time.perf_counter()
     page.goto(f"{base_url}/{path}", wait_until="commit")
     if page.get_by_text("Page not found").count():
@@ -195,11 +222,16 @@ def probe_page(page, base_url: str, path: str, title: str, slider: str | None, s
     res.cold_s = time.perf_counter() - t0
     res.server_s = f[0]
     _errors(page, res)
+    res.figure = figure_facts(page)
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-        p = shots / f"{path or 'data'}.png"
+        p = shots / f"{path or 'tour'}.png"
         page.screenshot(path=str(p), full_page=True)
         res.screenshots.append(str(p))
+        if res.charts:
+            p = shots / f"{path or 'tour'}_figure.png"
+            page.locator(".js-plotly-plot").first.screenshot(path=str(p))
+            res.screenshots.append(str(p))
     if slider:
         for key, attr in (("ArrowRight", "slider_s"), ("ArrowLeft", "slider_back_s")):
             before = _footer(page)
@@ -216,9 +248,47 @@ def probe_page(page, base_url: str, path: str, title: str, slider: str | None, s
             res.slider_server_s.append(f2[0])
         _errors(page, res)
         if shots is not None and not res.note:
-            p = shots / f"{path or 'data'}_after_slider.png"
+            p = shots / f"{path or 'tour'}_after_slider.png"
             page.screenshot(path=str(p), full_page=True)
             res.screenshots.append(str(p))
+    return res
+
+
+def alerts(page) -> dict:
+    """The texts of the success and error boxes on the page."""
+    return {"success": page.locator('[data-testid="stAlertContentSuccess"]').all_inner_texts(),
+            "error": page.locator('[data-testid="stAlertContentError"]').all_inner_texts()}
+
+
+def upload_file(page, path: str, timeout_s: float = 120) -> dict:
+    """Upload ``path`` through the sidebar's "Bring your own data" box of the page open in ``page`` and wait
+    until the app has rerun with it; returns :func:`alerts`."""
+    before = _footer(page)
+    page.get_by_text("Bring your own data (CSV or npz)").first.click()
+    page.locator('.st-key-upload input[type="file"]').set_input_files(path)
+    _wait_rendered(page, timeout_s, previous_run=before[1] if before else None)
+    t_end = time.perf_counter() + timeout_s        # the upload may take a second rerun to settle
+    while not any(alerts(page).values()) and time.perf_counter() < t_end:
+        page.wait_for_timeout(100)
+    return alerts(page)
+
+
+def visit(page, title: str, path: str, timeout_s: float = 120, shot: Path | None = None) -> PageResult:
+    """Open a page through the sidebar navigation, in the same session (uploads live in the session)."""
+    res = PageResult(path, title)
+    before = _footer(page)
+    t0 = time.perf_counter()
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).first.click()
+    t_end = time.perf_counter() + timeout_s
+    while f"/{path}" not in page.url and time.perf_counter() < t_end:
+        page.wait_for_timeout(50)
+    f = _wait_rendered(page, timeout_s, previous_run=before[1] if before else None)
+    res.cold_s, res.server_s = time.perf_counter() - t0, f[0]
+    _errors(page, res)
+    res.figure = figure_facts(page)
+    if shot is not None:
+        page.screenshot(path=str(shot), full_page=True)
+        res.screenshots.append(str(shot))
     return res
 
 

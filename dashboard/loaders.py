@@ -2,15 +2,12 @@
 
 Heavy work is cached with ``st.cache_resource`` (read-only arrays, graphs, models: no copy on a hit), keyed by
 plain tuples of settings; the work itself is ``lab``'s (``lab.gcd.experiment.prepare``, ``lab.gcd.snapshots``,
-``lab.gcd.clsd``, ``lab.gcd.communities``, ``lab.data.tabular``). The folders below are module attributes so
-that the tests can point them at an empty folder.
+``lab.gcd.clsd``, ``lab.gcd.communities``, ``lab.data.tabular``). The snapshot folder is a module attribute so
+that the tests can point it at an empty folder; result files are read by ``result_files.py``.
 """
 from __future__ import annotations
 
-import glob
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +19,6 @@ from lab.utils import LabError
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT_DIR = ROOT / "data" / "snapshots"
-GCD_RESULTS_DIR = ROOT / "bench" / "results" / "gcd"
-DP_RESULTS_DIR = ROOT / "bench" / "results"
 
 OLD_CLASSES = (0, 1, 2, 3, 4)
 
@@ -65,26 +60,33 @@ def has_upload(key: str) -> bool:
 class Pool:
     """One whole data set (all training samples) as the partition pages see it."""
     key: str
+    name: str
     y: np.ndarray
     class_names: list
     images: np.ndarray | None       # (N, H, W) uint8 or None
     features: np.ndarray | None     # (N, d) float32 standardised (uploads) or None
     users: np.ndarray | None
     old_classes: tuple
+    data: object                    # what lab.gcd.experiment.prepare reads (ImageData or UserData)
+
+
+def upload_data(key: str) -> UserData:
+    ud = _upload_registry().get(key.split(":", 1)[1])
+    if ud is None:
+        raise LabError("the uploaded file is no longer in memory: upload it again (sidebar, Bring your own data)")
+    return ud
 
 
 @st.cache_resource(show_spinner=False)
 def load_pool(key: str) -> Pool:
     if key.startswith("upload:"):
-        ud = _upload_registry().get(key.split(":", 1)[1])
-        if ud is None:
-            raise LabError("the uploaded file is no longer in memory: upload it again")
-        return Pool(key, ud.labels, list(ud.class_names), ud.images(), ud.standardised(), ud.users,
-                    ud.old_classes)
+        ud = upload_data(key)
+        return Pool(key, ud.name, ud.labels, list(ud.class_names), ud.images(), ud.standardised(), ud.users,
+                    ud.old_classes, ud)
     from lab.data.images import load_dataset
 
     d = load_dataset(key)
-    return Pool(key, d.y_train, list(d.class_names), d.x_train, None, None, OLD_CLASSES)
+    return Pool(key, key, d.y_train, list(d.class_names), d.x_train, None, None, OLD_CLASSES, d)
 
 
 @dataclass
@@ -95,26 +97,28 @@ class Federation:
 
 
 def fed_config(dataset, scheme, alpha, clients, seed):
+    """The run config of these settings (an upload's: its name and its old classes)."""
     from lab.gcd.config import FedGCDConfig
 
-    return FedGCDConfig(dataset=dataset, partition=scheme, alpha=float(alpha), clients=int(clients), seed=int(seed))
+    kw = {}
+    if dataset.startswith("upload:"):
+        pool = load_pool(dataset)
+        kw = dict(dataset=pool.name, old_classes=pool.old_classes)
+    else:
+        kw = dict(dataset=dataset)
+    return FedGCDConfig(partition=scheme, alpha=float(alpha), clients=int(clients), seed=int(seed), **kw)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def federation(pool_key: str, scheme: str, alpha: float, clients: int, seed: int) -> Federation:
-    """GCD split + partition: for the committed data sets exactly :func:`lab.gcd.experiment.prepare`."""
-    from lab.data.partition import make_partition
-    from lab.data.split import gcd_split
+    """GCD split + partition of these settings: :func:`lab.data.partition.federate`, the very function
+    :func:`lab.gcd.experiment.prepare` returns after validating the config (an upload is its ``data``; a test
+    checks both agree). Called directly so that pages that never train do not import torch (seconds on a cold
+    start); the sidebar only offers valid settings, and the partition checks its own inputs."""
+    from lab.data.partition import federate
 
     pool = load_pool(pool_key)
-    if pool_key.startswith("upload:"):
-        split = gcd_split(pool.y, pool.old_classes, 0.5, seed=seed)
-        part = make_partition(scheme, pool.y, clients, alpha=alpha, min_size=min(50, len(pool.y) // clients),
-                              strata=split.labelled, user_ids=pool.users, seed=seed)
-    else:
-        from lab.gcd.experiment import prepare
-
-        _, split, part = prepare(fed_config(pool_key, scheme, alpha, clients, seed))
+    split, part = federate(pool.y, fed_config(pool_key, scheme, alpha, clients, seed), pool.users)
     return Federation(pool, split, part)
 
 
@@ -191,7 +195,6 @@ def snapshot_client(path: str, client: int) -> dict:
 def client_arrays(pool_key, scheme, alpha, clients, seed, client, model, n_max) -> dict:
     """One client's samples seen through ``model``: features, predictions (None without trained heads),
     true / visible labels, labelled mask, images; subsampled (seeded) to at most ``n_max`` samples."""
-    set_threads()
     fed = federation(pool_key, scheme, alpha, clients, seed)
     if not 0 <= client < fed.part.n_clients:
         raise LabError(f"client must be in [0, {fed.part.n_clients - 1}], got {client}")
@@ -207,6 +210,7 @@ def client_arrays(pool_key, scheme, alpha, clients, seed, client, model, n_max) 
     elif model == "backbone" or model.startswith("snap:"):
         from lab.gcd.snapshots import client_view
 
+        set_threads()              # torch only where a model runs (raw pixels and uploads never import it)
         weights = None
         if model.startswith("snap:"):
             path = snapshots().get(model[5:])
@@ -234,23 +238,37 @@ def client_arrays(pool_key, scheme, alpha, clients, seed, client, model, n_max) 
     return out
 
 
+def usable_k(ckey: tuple, k: int) -> int:
+    """k, lowered to n - 1 on a client of n <= k samples (the page says so)."""
+    return int(max(1, min(int(k), len(client_arrays(*ckey)["y_true"]) - 1)))
+
+
 @st.cache_resource(show_spinner=False, max_entries=128)
 def graph_for(ckey: tuple, k: int, quantile: float, floor: float, refine: bool = True):
     from lab.gcd.clsd import build_graph
 
     c = client_arrays(*ckey)
     # probs=None (raw features, uploads): only labelled samples refine the graph
-    return build_graph(c["features"], c["probs"], c["labelled"], c["y_visible"], c["old_classes"], k=int(k),
-                       quantile=float(quantile), sim_floor=float(floor), refine=refine)
+    return build_graph(c["features"], c["probs"], c["labelled"], c["y_visible"], c["old_classes"],
+                       k=usable_k(ckey, k), quantile=float(quantile), sim_floor=float(floor), refine=refine)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def layout_for(ckey: tuple, method: str, k: int = 10, quantile: float = 0.5, floor: float = 0.0) -> np.ndarray:
-    from lab.viz.layout import embed_2d
+def layout_for(ckey: tuple, method: str, n_draw: int | None = None, k: int = 10, quantile: float = 0.5,
+               floor: float = 0.0) -> tuple:
+    """(indices of the drawn nodes, their (m, 2) positions): a seeded subsample of ``n_draw`` nodes, laid out
+    by ``method`` on their own features (``spring``: the whole graph, then the drawn nodes' positions)."""
+    from lab.viz.layout import draw_subset, embed_2d
 
     c = client_arrays(*ckey)
-    g = graph_for(ckey, k, quantile, floor) if method == "spring" else None
-    return embed_2d(c["features"], method, seed=0, graph=g)
+    keep = draw_subset(len(c["y_true"]), n_draw, seed=0)
+    if method == "spring":
+        pos = embed_2d(c["features"], method, seed=0, graph=graph_for(ckey, k, quantile, floor))[keep]
+    else:
+        pos = embed_2d(c["features"][keep], method, seed=0)
+    keep.setflags(write=False)
+    pos.setflags(write=False)
+    return keep, pos
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
@@ -264,32 +282,15 @@ def communities_for(ckey: tuple, k: int, quantile: float, floor: float, markov_t
                             y_visible=c["y_visible"])
 
 
-# --------------------------------------------------------------------------------------------------------
-# Result files (bench/results/)
-# --------------------------------------------------------------------------------------------------------
-
-def read_json_files(pattern: str) -> list:
-    """Parsed JSON files matching ``pattern`` (unreadable files are skipped), each with ``_file`` added."""
-    out = []
-    for p in sorted(glob.glob(pattern)):
-        try:
-            with open(p) as f:
-                d = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if isinstance(d, dict):
-            d["_file"] = os.path.relpath(p, ROOT)
-            out.append(d)
-    return out
-
-
-def gcd_results() -> tuple:
-    """(records, source): the committed runs of ``bench/run_gcd_tables.py`` (``bench/results/gcd/*.json``)."""
-    return _gcd_results(str(GCD_RESULTS_DIR))
-
-
-@st.cache_data(show_spinner=False, ttl=30)
-def _gcd_results(results_dir: str) -> tuple:
-    ok = lambda r: "history" in r and "method" in r and "acc_all" in r  # noqa: E731
-    recs = [r for r in read_json_files(os.path.join(results_dir, "*.json")) if ok(r)]
-    return recs, os.path.relpath(results_dir, ROOT)
+@st.cache_resource(show_spinner=False, max_entries=64)
+def community_histogram(ckey: tuple, k: int, quantile: float, floor: float, markov_time, min_share: float):
+    """(true class histogram, the communities read as classes) of one client, both normalised: each community's
+    size goes to its majority true class (noise is left out). A teaching view of the local prior FedLPA
+    estimates; FedLPA itself never reads true labels."""
+    c = client_arrays(*ckey)
+    com = communities_for(ckey, k, quantile, floor, markov_time, min_share)
+    y, n_cls = c["y_true"], len(c["class_names"])
+    read = np.zeros(n_cls)
+    for m in np.unique(com.labels[com.labels >= 0]):
+        read[np.bincount(y[com.labels == m], minlength=n_cls).argmax()] += (com.labels == m).sum()
+    return np.bincount(y, minlength=n_cls) / len(y), read / max(read.sum(), 1)

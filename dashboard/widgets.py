@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lab.data.partition import ALPHA_STEPS
+
 # The domains of the settings that several pages share
-ALPHAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)   # the log slider's stops
+ALPHAS = ALPHA_STEPS                       # the log slider's stops (the values a partition fix may suggest)
 MARKOV_TIMES = ("auto", "labelled", 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0, 1.01,
                 1.02, 1.03, 1.05, 1.07, 1.1, 1.15, 1.2, 1.3, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)   # fine steps near 1
 SUBSAMPLE = (250, 500, 1000, 2000, 4000)
+#: the labels of the federation controls (the sidebar draws them, messages name them)
+LABELS = {"ds": "Data set", "partition": "Partition", "alpha": "α (Dirichlet concentration, log scale)",
+          "clients": "Clients", "seed": "Seed", "client": "Client"}
+NODES_DRAWN = (100, 200, 300, 400, 600, 800, 1000, 2000, 4000)   # graph / community figures
+LAYOUTS = {"tsne": "t-SNE (cached)", "pca": "PCA (instant)", "spring": "spring (seconds)"}   # lab.viz.layout
+LAYOUT_HELP = ("t-SNE separates classes much better than PCA and takes under a second at 400 drawn nodes "
+               "(once; cached); PCA is linear and instant; spring lays out the graph itself")
 
 
 def _qs(v) -> str:
@@ -111,6 +120,13 @@ def multiselect(label, options, default, *, key, where=None, url=True, **kw):
 def toggle(label, default, *, key, where=None, url=True, **kw):
     _prime(key, bool(default), lambda v: isinstance(v, bool), lambda raw: {"1": True, "0": False}[raw])
     return _kept(key, (where or st).toggle(label, key=key, **kw), bool(default), url)
+
+
+def preset(key: str, value) -> None:
+    """Set a widget's value from code (an upload's defaults, "use the snapshot's settings"): call it before
+    the widget is drawn in this run, or from a callback."""
+    st.session_state[key] = value
+    st.session_state.setdefault("_keep", {})[key] = value
 
 
 def carried(key: str, default, cast=float):

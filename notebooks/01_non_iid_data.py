@@ -164,6 +164,29 @@ same = (np.array_equal(part_run.counts, parts[a0].counts) and np.array_equal(spl
 print(f"prepare(FedGCDConfig(alpha={a0:g})) gives the same split and partition: {same}")
 
 # %% [markdown]
+# ## 5. What skew does to federated category discovery
+#
+# The committed runs of `bench/run_gcd_tables.py` train every method at its tuned setting at seven values of α,
+# on two seeds each (`bench/results/gcd_alpha_curve.json`). Left: All / Old / New accuracy against α (log axis;
+# small α = strong skew), the band spans the seeds. Right: every client of every run: the average hides who
+# loses under skew.
+
+# %%
+import os
+
+from lab.gcd.methods import METHODS
+from lab.results import ALPHA_CURVE, RESULTS_DIR, alpha_curve, read_json
+from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
+
+curve_file = os.path.join(RESULTS_DIR, ALPHA_CURVE)
+if os.path.exists(curve_file):
+    curve = alpha_curve(read_json(curve_file))
+    accuracy_vs_alpha(curve, dashed={m for m, M in METHODS.items() if not M.federated}).show()   # references
+    client_spread_vs_alpha(curve).show()
+else:
+    print(f"{curve_file} is not computed yet: `python bench/run_gcd_tables.py --stage curve` writes it.")
+
+# %% [markdown]
 # ## What to notice
 #
 # * At α = 100 every client is a small copy of the whole data set; at α ≤ 0.1 a client holds 2–6 classes

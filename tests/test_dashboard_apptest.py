@@ -19,16 +19,18 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from lab.data import tabular  # noqa: E402
 from lab.utils import LabError  # noqa: E402
 
-# dashboard/loaders.py, the very module the pages import (pytest's `pythonpath` in pyproject.toml, like
-# `streamlit run`, puts dashboard/ on the path): patching its folders here redirects the pages
+# dashboard/loaders.py and result_files.py, the very modules the pages import (pytest's `pythonpath` in
+# pyproject.toml, like `streamlit run`, puts dashboard/ on the path): patching their folders redirects the pages
 import loaders  # noqa: E402
+import result_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 180
-PAGES = {"data": None, "graph": "views/similarity_graph.py", "communities": "views/communities.py",
-         "prior": "views/prior_alignment.py", "training": "views/training.py", "privacy": "views/privacy_utility.py"}
+PAGES = {"tour": None, "data": "views/data_partitions.py", "graph": "views/similarity_graph.py",
+         "communities": "views/communities.py", "prior": "views/prior_alignment.py", "training": "views/training.py",
+         "privacy": "views/privacy_utility.py"}
 
 
 def open_page(name: str, query: dict | None = None) -> AppTest:
@@ -126,7 +128,7 @@ def test_prior_page_each_end_client():
 def test_training_page_results_and_a_live_run():
     at = open_page("training")
     assert not at.exception
-    results, _ = loaders.gcd_results()
+    results, _ = result_files.gcd_results()
     if results:
         ok(at, charts=2)
         alphas = at.select_slider(key="ralpha").options
@@ -157,8 +159,8 @@ def test_privacy_page_default_and_extremes():
 def test_pages_degrade_without_result_files(tmp_path, monkeypatch):
     """No snapshots, no training results, no DP sweeps: each page says so and still draws a figure."""
     monkeypatch.setattr(loaders, "SNAPSHOT_DIR", tmp_path / "snapshots")
-    monkeypatch.setattr(loaders, "GCD_RESULTS_DIR", tmp_path / "gcd")
-    monkeypatch.setattr(loaders, "DP_RESULTS_DIR", tmp_path / "dp")
+    monkeypatch.setattr(result_files, "GCD_RESULTS_DIR", tmp_path / "gcd")
+    monkeypatch.setattr(result_files, "RESULTS_DIR", tmp_path / "dp")
     at = ok(open_page("prior"))
     assert any("No trained snapshots" in i.value for i in at.info)
     at = open_page("training")
@@ -175,7 +177,7 @@ def test_pages_degrade_without_result_files(tmp_path, monkeypatch):
 def test_privacy_page_reads_a_sweep_still_being_written(tmp_path, monkeypatch):
     import json
 
-    monkeypatch.setattr(loaders, "DP_RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(result_files, "RESULTS_DIR", tmp_path)
     rows = [{"algo": a, "epsilon_target": e, "eval_loss": 2.0 + 0.1 / e + (0.05 if a == "els" else 0),
              "noise_multiplier": 1.0, "pretrained_loss": 2.3, "n_train_examples": 1000, "n_train_users": 100}
             for a in ("els", "uls") for e in (1.0, 4.0)]

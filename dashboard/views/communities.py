@@ -6,9 +6,10 @@ import streamlit as st
 from lab.viz.gcd import communities_scatter, community_class_table, k_estimates
 
 import loaders as L
-from page import download_csv, footer, guard, page_start, show
-from sidebar import federation_sidebar
-from widgets import MARKOV_TIMES, carried, default_markov_time, fmt_markov, select, select_slider, slider
+from page import download_csv, footer, guard, page_start, settings_line, show
+from sidebar import federation_sidebar, model_label
+from widgets import (LAYOUT_HELP, LAYOUTS, MARKOV_TIMES, NODES_DRAWN, carried, default_markov_time, fmt_markov, select,
+                     select_slider, slider)
 
 t0 = page_start("InfoMap communities",
                 "slide the markov time: below 1 InfoMap splits the client into many small communities, above "
@@ -16,7 +17,7 @@ t0 = page_start("InfoMap communities",
                 "client, which is why 'labelled' picks one per client.")
 s = federation_sidebar()
 
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
 mt = select_slider("Markov time", MARKOV_TIMES, default_markov_time(), key="mt", where=c1,
                    format_func=fmt_markov,
                    help="'auto': InfoMap at 1, then communities with agreeing prototypes merge; 'labelled': per "
@@ -25,7 +26,9 @@ k = slider("k (neighbours per sample)", 1, 50, 10, key="k", where=c2)
 min_share = select_slider("Noise below (share of client)", [0.0, 0.005, 0.01, 0.02, 0.05, 0.1], 0.02,
                           key="minc", where=c3, format_func=lambda v: f"{v:.1%}",
                            help="communities smaller than this share of the client's samples are noise")
-layout = select("Layout", ["pca", "tsne", "spring"], key="layout", where=c4)
+layout = select("Layout", list(LAYOUTS), key="layout", where=c4, format_func=LAYOUTS.get, help=LAYOUT_HELP)
+n_draw = select_slider("Nodes drawn", NODES_DRAWN, 400, key="ndraw", where=c5,
+                       help="InfoMap runs on all the client's samples; the figure draws this seeded subsample")
 P = carried("P", 0.5)          # the graph page's refinement settings, when set there
 floor = carried("floor", 0.0)
 
@@ -35,7 +38,9 @@ with guard():
     y = cl["y_true"]
     with st.spinner("Running InfoMap…"):
         com = L.communities_for(ckey, k, P, floor, mt, min_share)
-        pos = L.layout_for(ckey, layout, k, P, floor)
+        keep, pos = L.layout_for(ckey, layout, n_draw, k, P, floor)
+    settings_line(f"{s.federation_text()} → client {s.client} ({len(y):,} samples, {len(keep):,} drawn) · "
+                  f"features: {model_label(s.model)} · markov time {fmt_markov(mt)}, k = {L.usable_k(ckey, k)}")
     k_true_here = int((np.bincount(y) >= 0.02 * len(y)).sum())
     m = st.columns(4)
     m[0].metric("K̂ (communities)", com.k_est, delta=f"{com.k_est - k_true_here:+d} vs true",
@@ -44,8 +49,9 @@ with guard():
     m[2].metric("InfoMap modules before noise/merge", com.raw_modules)
     m[3].metric("Noise samples", int((com.labels < 0).sum()))
 
-    show(communities_scatter(pos, com.labels, y, title=f"Client {s.client}: InfoMap communities "
-                             f"(markov time {fmt_markov(mt)}, {layout.upper()} layout)"), "communities")
+    show(communities_scatter(pos, com.labels[keep], y[keep], class_names=cl["class_names"],
+                             title=f"Client {s.client}: InfoMap communities (markov time {fmt_markov(mt)}, "
+                                   f"{len(keep)} of {len(y)} samples drawn, {layout.upper()} layout)"), "communities")
     left, right = st.columns(2)
     with left:
         show(community_class_table(com.labels, y, cl["class_names"]), "community_class_table")

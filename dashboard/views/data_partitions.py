@@ -6,7 +6,7 @@ import streamlit as st
 from lab.viz.gcd import label_histograms, partition_heatmap, sample_images
 
 import loaders as L
-from page import download_csv, footer, guard, page_start, show
+from page import download_csv, footer, guard, page_start, settings_line, show
 from sidebar import federation_sidebar
 
 t0 = page_start("Data & partitions",
@@ -15,6 +15,7 @@ t0 = page_start("Data & partitions",
 s = federation_sidebar(model=False)
 
 with guard():
+    settings_line(s.federation_text())
     fed = L.federation(*s.fed_args)
     pool, part = fed.pool, fed.part
     names = pool.class_names

@@ -7,7 +7,8 @@ from lab.gcd.snapshots import MATCH_SAMPLES
 from lab.viz.gcd import prior_bars
 
 import loaders as L
-from page import METHOD_LABEL, download_csv, footer, guard, page_start, show
+from page import METHOD_LABEL, download_csv, footer, guard, page_start, settings_line, show
+from sidebar import inactive_sidebar
 from widgets import default_markov_time, select, select_slider
 
 
@@ -23,6 +24,8 @@ t0 = page_start("Prior alignment",
                 "pulled toward uniform, while LPA aligns it to the InfoMap prior, which should track the "
                 "true histogram (compare the KL numbers).")
 
+inactive_sidebar("each trained snapshot fixes its own data set, α, clients and seed (the line above the "
+                 "figure says which).")
 pairs = L.snapshot_pairs()
 with guard():
     if not pairs:
@@ -31,14 +34,11 @@ with guard():
                 "the pretrained backbone's features, each community read as its majority class.")
         client = select_slider("Client", list(range(5)), 0, key="pclient")
         ckey = ("fashion_mnist", "dirichlet", 0.1, 5, 0, client, "backbone", 4000)
+        settings_line(f"Fashion-MNIST · Dirichlet α = {ckey[2]:g} · {ckey[3]} clients · seed {ckey[4]} → client "
+                      f"{client} · features: pretrained backbone · markov time {default_markov_time()}")
         cl = L.client_arrays(*ckey)
-        com = L.communities_for(ckey, 10, 0.5, 0.0, default_markov_time(), 0.02)
-        y, n_cls = cl["y_true"], len(cl["class_names"])
-        read = np.zeros(n_cls)
-        for c in np.unique(com.labels[com.labels >= 0]):
-            read[np.bincount(y[com.labels == c], minlength=n_cls).argmax()] += (com.labels == c).sum()
-        series = {"true class histogram": np.bincount(y, minlength=n_cls) / len(y),
-                  "InfoMap communities (majority-class reading)": read / max(read.sum(), 1)}
+        true, read = L.community_histogram(ckey, 10, 0.5, 0.0, default_markov_time(), 0.02)
+        series = {"true class histogram": true, "InfoMap communities (majority-class reading)": read}
         show(prior_bars(series, labels=cl["class_names"], title=f"Client {client} (α = 0.1, 5 clients)"),
              "prior_bars")
     else:
@@ -49,6 +49,9 @@ with guard():
         any_path = next(iter(models.values()))
         cfg = L.load_snapshot(any_path)[1]
         client = select_slider("Client", list(range(cfg.clients)), 0, key="pclient", where=c2)
+        settings_line(f"the snapshots' own: {cfg.dataset} · Dirichlet α = {cfg.alpha:g} · {cfg.clients} clients · "
+                      f"seed {cfg.seed} → client {client} · models: "
+                      f"{', '.join(METHOD_LABEL.get(m, m) for m in models)} (data/snapshots/)")
         with st.spinner("Reading the client through the trained models…"):
             views = {m: L.snapshot_client(p, client) for m, p in models.items()}
             maps = {m: L.head_classes(p) for m, p in models.items()}

@@ -3,9 +3,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from lab.results import group_runs
+from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
 from lab.viz.gcd import results_bars, training_curves
 
 import loaders as L
+import result_files as R
 from page import METHOD_LABEL, download_csv, footer, guard, page_start, show
 from widgets import ALPHAS, multiselect, select, select_slider, slider
 
@@ -17,47 +20,19 @@ t0 = page_start("Federated training",
 
 
 def tuned() -> dict:
-    """method -> the hyper-parameters tuned once at α = 0.1 (``bench/results/gcd_tuning.json``), else the
-    library defaults; runs at other values are tagged (they belong to the tuning grid)."""
-    import json
+    """method -> the settings tuned on the tuning seeds (``bench/results/gcd_tuning.json``), else the library
+    defaults; a run off its method's tuned setting is tagged (it belongs to the tuning grid or an ablation)."""
+    best = R.tuned_best()
+    if best:
+        return best
+    from lab.gcd.config import DEFAULT_LR
 
-    try:
-        with open(L.ROOT / "bench" / "results" / "gcd_tuning.json") as f:
-            return json.load(f).get("best", {})
-    except (OSError, ValueError):
-        from lab.gcd.config import DEFAULT_LR
-
-        return {m: {"lr": v} for m, v in DEFAULT_LR.items()}
+    return {m: {"lr": v} for m, v in DEFAULT_LR.items()}
 
 
 TUNED = tuned()
 FORMATS = {"alpha": "{:g}", "acc_all": "{:.3f}", "acc_old": "{:.3f}", "acc_new": "{:.3f}", "test_acc_all": "{:.3f}",
            "seconds": "{:.0f}"}
-
-
-def run_name(r: dict) -> str:
-    """Method label + what sets this run apart: an ablation flag or a value off the tuned settings."""
-    cfg = r.get("config") or {}
-    m = r["method"]
-    name = METHOD_LABEL.get(m, m)
-    tags = []
-    if m == "fedlpa":
-        if cfg.get("oracle_prior"):
-            tags.append("oracle prior")
-        if cfg.get("use_lpa") is False:
-            tags.append("no LPA")
-        if cfg.get("use_confidence") is False:
-            tags.append("no confidence")
-    best = TUNED.get(m, {})
-    for hp, short in (("lr", "lr"), ("lpa_form", "form"), ("lpa_weight", "ε")):
-        if hp == "lr" or m == "fedlpa":
-            v = cfg.get(hp)
-            want = best.get(hp)
-            if v is not None and want is not None and v != want:
-                tags.append(f"{short} {v:g}" if isinstance(v, float) else f"{short} {v}")
-    if r.get("demo"):
-        tags.append("demo")
-    return name + (f" ({', '.join(tags)})" if tags else "")
 
 
 def mean_history(runs: list) -> list:
@@ -75,12 +50,10 @@ def mean_history(runs: list) -> list:
     return rows
 
 
-def summarize(recs: list):
-    """(histories per run name, bar rows with mean ± std over seeds, per-run table)."""
-    groups = {}
-    for r in recs:
-        groups.setdefault(run_name(r), []).append(r)
-    hist, bars = {}, []
+def summarize(groups: dict):
+    """(histories per run group, bar rows with mean ± std over seeds, per-run table); ``groups``: label -> runs
+    of one config (:func:`lab.results.group_runs`)."""
+    hist, bars, rows = {}, [], []
     for name, runs in groups.items():
         seeds = len(runs)
         hist[f"{name} · {seeds} seed{'s' if seeds > 1 else ''}"] = mean_history(runs)
@@ -89,17 +62,20 @@ def summarize(recs: list):
             v = [r[m] for r in runs]
             row[m], row[m + "_std"] = float(np.mean(v)), float(np.std(v))
         bars.append(row)
-    table = pd.DataFrame([{"run": run_name(r), "method": r["method"], "alpha": r.get("alpha"), "seed": r.get("seed"),
-                           "rounds": r.get("rounds"), "acc_all": r["acc_all"], "acc_old": r["acc_old"],
-                           "acc_new": r["acc_new"], "test_acc_all": r.get("test_acc_all"),
-                           "k_true": str(r.get("k_true")), "k_est": str(r.get("k_est")),
-                           "seconds": r.get("seconds"), "file": r.get("_file", "live run")} for r in recs])
-    return hist, bars, table
+        rows += [{"run": name, "method": r["method"], "alpha": r.get("alpha"), "seed": r.get("seed"),
+                  "rounds": r.get("rounds"), "acc_all": r["acc_all"], "acc_old": r["acc_old"], "acc_new": r["acc_new"],
+                  "test_acc_all": r.get("test_acc_all"), "k_true": str(r.get("k_true")), "k_est": str(r.get("k_est")),
+                  "seconds": r.get("seconds"), "file": r.get("_file", "live run")} for r in runs]
+    return hist, bars, pd.DataFrame(rows)
+
+
+def groups_of(recs: list) -> dict:
+    return group_runs(recs, TUNED, dict(METHOD_LABEL))
 
 
 # ---------------------------------------------------------------------------------------------------------
 st.subheader("Results")
-recs, source = L.gcd_results()
+recs, source = R.gcd_results()
 if not recs:
     st.info("No result files yet (bench/results/gcd/*.json): start a live run "
             "below. `python bench/run_gcd_tables.py` rebuilds the committed tables.")
@@ -114,12 +90,12 @@ else:
     else:
         ra = alphas[0]
         c1.markdown(f"α = {ra:g} (the only α in these results)")
-    here = [r for r in recs if float(r.get("alpha", np.nan)) == ra]
-    names = sorted({run_name(r) for r in here}, key=lambda n: ("(" in n, n))
+    groups = groups_of([r for r in recs if float(r.get("alpha", np.nan)) == ra])
+    names = sorted(groups, key=lambda n: ("(" in n, n))
     main = [n for n in names if "(" not in n] or names
-    shown = multiselect("Runs (tagged runs: tuning grid and ablations)", names, main, key="rruns", where=c2,
-                        url=False)
-    here = [r for r in here if run_name(r) in shown]
+    shown = multiselect("Runs (one per config, all its seeds; tagged: off the tuned setting or an ablation)",
+                        names, main, key="rruns", where=c2, url=False)
+    here = {n: groups[n] for n in names if n in shown}
     if here:
         hist, bars, table = summarize(here)
         show(training_curves(hist, title=f"Accuracy per round at α = {ra:g} (mean over seeds)"), "training_curves")
@@ -130,10 +106,36 @@ else:
         st.info("Pick at least one run.")
 
 # ---------------------------------------------------------------------------------------------------------
+st.subheader("Accuracy against α", anchor="alpha")
+curve, curve_src, _ = R.alpha_curve()
+if not curve:
+    st.info(f"The accuracy-against-α runs are not computed yet (`{curve_src}`; "
+            "`python bench/run_gcd_tables.py --stage curve` writes it).")
+else:
+    from lab.gcd.methods import METHODS
+
+    alphas = sorted({r["alpha"] for r in curve})
+    seeds = sorted({x for r in curve for x in r["seeds"]})
+    st.caption(f"From `{curve_src}`: {len(alphas)} values of α ({', '.join(f'{a:g}' for a in alphas)}) × "
+               f"{len({r['method'] for r in curve})} methods at their tuned settings × seeds {seeds}. Left: small α, "
+               "each client holds a few classes; right: close to IID. Dashed: not federated (references).")
+    show(accuracy_vs_alpha(curve, dashed={m for m, M in METHODS.items() if not M.federated}), "accuracy_vs_alpha")
+    show(client_spread_vs_alpha(curve), "client_spread_vs_alpha")
+    st.caption("Each dot is one client of one seed (size: its sample count, colour: how many classes it holds); "
+               "the red dashed line is the worst client. Centralized training has no clients of its own.")
+    adf = pd.DataFrame([{"method": r["display_name"], "alpha": r["alpha"], "seeds": len(r["seeds"]),
+                         **{f"{k}_{q}": (r[k] or {}).get(q) for k in ("acc_all", "acc_old", "acc_new")
+                            for q in ("mean", "std")}} for r in curve])
+    download_csv(adf, "accuracy_vs_alpha.csv", "Download accuracy against α (CSV)")
+
+# ---------------------------------------------------------------------------------------------------------
 st.subheader("Run live")
 st.caption("Small runs on 2 CPU cores: about 30–40 s for the first Fashion-MNIST round (features are cached), "
            "then seconds per round; digits (8×8) take about a second per round. Finished runs are kept, so "
            "revisiting a setting is instant.")
+st.caption("The same run on Flower, with the same numbers for the same seed: add `--engine flower-sim` (simulation) "
+           "or `--engine flower --superlink HOST:PORT` (a real deployment; `python -m lab flower-local --nodes 5` "
+           "starts one here) to `python -m lab fedgcd ...` — see the README, 'Beyond one machine'.")
 c1, c2, c3 = st.columns([2, 1, 1])
 methods = multiselect("Methods", METHODS, ["simgcd", "fedlpa"], key="t_methods", where=c1, format_func=METHOD_LABEL.get)
 t_ds = select("Data set", ["fashion_mnist", "digits"], key="t_ds", where=c2)
@@ -195,7 +197,7 @@ with guard():
         chart.plotly_chart(training_curves({METHOD_LABEL[m]: r["history"] for m, r in done.items()},
                                            title=f"Live runs at α = {t_alpha:g} ({t_ds}, {rounds} rounds)"),
                            width="stretch", key="live_final")
-        _, _, table = summarize(list(done.values()))
+        _, _, table = summarize(groups_of(list(done.values())))
         st.dataframe(table.drop(columns=["file"]).style.format(FORMATS, na_rep="–"), hide_index=True)
         download_csv(table, "live_runs.csv", "Download live runs (CSV)", key="dl_live")
     elif cfgs:

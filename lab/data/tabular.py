@@ -23,6 +23,7 @@ MAX_DECOMPRESSED_BYTES = 200 * 1024 * 1024    # npz members, uncompressed
 MAX_ROWS = 20_000
 MAX_FEATURES = 4096
 MIN_ROWS = 50
+MIN_FEATURES = 2
 MAX_CLASSES = 50
 LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
 USER_COLUMNS = ("user", "user_id", "client", "client_id", "writer", "group")
@@ -45,6 +46,37 @@ class UserData:
     @property
     def n(self) -> int:
         return len(self.labels)
+
+    # the data-object interface of lab.gcd.experiment.prepare: y_train, n_classes, users
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.labels
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_users(self) -> int:
+        return 0 if self.users is None else int(len(np.unique(self.users)))
+
+    @property
+    def has_natural_partition(self) -> bool:
+        """A ``natural`` (by user) partition needs at least 2 users to make 2 clients."""
+        return self.n_users >= 2
+
+    def default_clients(self, preferred: int = 5) -> int:
+        """The client count this upload starts with (:func:`lab.data.partition.default_clients`)."""
+        from lab.data.partition import default_clients
+
+        return default_clients(self.n, preferred)
+
+    def carries(self, clients: int | None = None) -> str:
+        """What the defaults make of this upload, e.g. "178 rows: 3 clients of ≥ 30 samples"."""
+        from lab.data.partition import min_client_size
+
+        c = self.default_clients() if clients is None else clients
+        return f"{self.n} rows: {c} clients of ≥ {min_client_size(self.n, c)} samples"
 
     def summary(self) -> str:
         u = f", {len(np.unique(self.users))} users" if self.users is not None else ""
@@ -97,8 +129,10 @@ def _check_arrays(name, X, y_raw, users_raw, feature_names, digest, image_shape=
         raise LabError(f"{name} has {n} rows; at least {MIN_ROWS} are needed to partition and draw a graph")
     if n > MAX_ROWS:
         raise LabError(f"{name} has {n} rows; the limit is {MAX_ROWS}: subsample it first")
-    if X.shape[1] < 2:
-        raise LabError(f"{name} has {X.shape[1]} feature column(s); at least 2 numeric features are needed")
+    if X.shape[1] < MIN_FEATURES:
+        raise LabError(f"{name} has {X.shape[1]} feature column(s); at least {MIN_FEATURES} numeric features are "
+                       "needed: the similarity graph compares samples by the angle between their feature vectors, "
+                       "and one number has no angle (only a sign)")
     if X.shape[1] > MAX_FEATURES:
         raise LabError(f"{name} has {X.shape[1]} features; the limit is {MAX_FEATURES}")
     X = X.astype(np.float32)
@@ -201,13 +235,25 @@ def _parse_npz(name: str, data: bytes, digest: str) -> UserData:
                          image_shape)
 
 
+def read_upload(path: str) -> UserData:
+    """:func:`validate_upload` of a file on disk (the CLI's ``--data FILE``)."""
+    if os.path.isdir(path):
+        raise LabError(f"data must be a .csv or .npz file, got the folder {path}")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_UPLOAD_BYTES + 1)
+    except OSError as e:
+        raise LabError(f"data: cannot read {path} ({e.strerror})") from None
+    return validate_upload(path, raw)
+
+
 def validate_upload(name: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> UserData:
     """Validate an uploaded CSV or npz; return :class:`UserData` or raise :class:`LabError` with the reason.
 
     CSV: one label column (``label``/``class``/``target``/``y``), optionally a user column
     (``user``/``client``/...), every other column numeric. npz: arrays ``X`` (or ``features``, 2-D or
     (n, H, W) images) and ``y`` (or ``label``), optionally ``user``. Checks: non-empty, at most ``max_bytes``,
-    {MIN_ROWS}..{MAX_ROWS} rows, numeric finite features, 2..{MAX_CLASSES} classes.
+    {MIN_ROWS}..{MAX_ROWS} rows, >= {MIN_FEATURES} numeric finite features, 2..{MAX_CLASSES} classes.
     """
     name = os.path.basename(str(name or "upload"))
     if data is None or len(data) == 0:

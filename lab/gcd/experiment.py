@@ -15,13 +15,12 @@ through their ``evaluate`` calls; a pooled k-means on the same features is kept 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from lab.data.images import load_dataset
-from lab.data.partition import make_partition
-from lab.data.split import gcd_split
-from lab.data.partition import Partition
+from lab.data.partition import Partition, federate
 from lab.federated.core import ClientProxy, FedAvg, run_federated
 from lab.gcd.client import get_shared, predict, set_shared
 from lab.gcd.config import FedGCDConfig
@@ -51,12 +50,11 @@ def prepare(cfg: FedGCDConfig, data=None):
 
     ``data``: an :class:`lab.data.images.ImageData`-like object to use instead of ``cfg.dataset`` (e.g. an
     upload; an optional ``users`` array enables the ``natural`` partition)."""
+    given = data is not None
     data = load_dataset(cfg.dataset) if data is None else data
-    cfg.validate(n_samples=len(data.y_train))
-    split = gcd_split(data.y_train, cfg.old_classes, cfg.labelled_fraction, seed=cfg.seed)
-    part = make_partition(cfg.partition, data.y_train, cfg.clients, alpha=cfg.alpha,
-                          min_size=min(cfg.min_client_size, len(data.y_train) // cfg.clients),
-                          strata=split.labelled, user_ids=getattr(data, "users", None), seed=cfg.seed)
+    # a data object (an upload) brings its own name, which is no built-in data set: check every other field
+    (replace(cfg, dataset="digits") if given else cfg).validate(n_samples=len(data.y_train))
+    split, part = federate(data.y_train, cfg, getattr(data, "users", None))
     return data, split, part
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
-           "#e6550d", "#31a354", "#756bb1", "#636363"]
+#: class / community / method colours. No red: red marks the edges that join two classes (similarity_graph)
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#393b79", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#637939", "#8c6d31", "#7b4173", "#3182bd", "#31a354", "#756bb1",
+           "#636363", "#6baed6", "#fdae6b", "#a1d99b"]
 
 
 def _color(i):
@@ -55,6 +56,27 @@ def sample_images(images, titles=None, cols: int = 8, title="Samples"):
     return fig
 
 
+#: edge kinds in drawing order (later on top): context first, the edges the eye should find last.
+#: name, colour, width, dash; colours stay clear of the class palette's hues (no red among the classes)
+EDGE_STYLES = (
+    ("kNN, same class", "rgba(130,130,130,0.30)", 0.8, "solid"),
+    ("must-link", "rgba(44,160,44,0.35)", 0.8, "solid"),
+    ("cut", "rgba(0,0,0,0.75)", 1.2, "dot"),
+    ("kNN, joins two classes", "rgba(214,39,40,0.85)", 1.6, "solid"),
+)
+
+
+def segments_path(xs, ys) -> str:
+    """Line segments (x0, x1, nan, ...) as ONE SVG path string ("M x0,y0 L x1,y1 M ..."): a browser draws a
+    single DOM node, where plotly's SVG scatter draws one per segment and software WebGL costs seconds."""
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    pen_up = np.r_[True, ~ok[:-1]][ok]                      # a point after a gap starts a new subpath
+    cmd = np.where(pen_up, "M", "L")
+    pts = np.char.add(np.char.add(np.char.mod("%.5g", xs[ok]), ","), np.char.mod("%.5g", ys[ok]))
+    return "".join(np.char.add(cmd, pts).tolist()) or "M0,0"
+
+
 def _edge_xy(pos, src, dst):
     xs = np.empty(3 * len(src))
     ys = np.empty(3 * len(src))
@@ -63,49 +85,72 @@ def _edge_xy(pos, src, dst):
     return xs, ys
 
 
-def similarity_graph(pos, src, dst, kind, y_true, node_color=None, max_edges: int = 20000, seed: int = 0,
-                     title="Similarity graph", color_title="true class"):
-    """Nodes at ``pos`` (n, 2) coloured by ``node_color`` (default: true class); edges by kind and by whether
-    they join two true classes. Edges are sampled down to ``max_edges`` (WebGL traces) to stay responsive.
+def class_label(v, class_names=None, color_title="class") -> str:
+    if v < 0:
+        return "noise"
+    if class_names is not None and 0 <= int(v) < len(class_names):
+        return str(class_names[int(v)])
+    return f"{color_title} {v}"
 
-    kind: 0 = kNN, 1 = must-link, 2 = cut (see lab.gcd.clsd)."""
+
+def similarity_graph(pos, src, dst, kind, y_true, node_color=None, max_edges: int = 20000, seed: int = 0,
+                     title="Similarity graph", color_title="true class", class_names=None, height: int = 560,
+                     node_size: int = 6):
+    """Nodes at ``pos`` (n, 2) coloured by ``node_color`` (default: true class, named by ``class_names``);
+    edges by kind and by whether they join two true classes, sampled down to ``max_edges``.
+
+    Each edge kind is ONE SVG path shape with its own legend entry (click it to hide that kind): drawing order
+    and styles in :data:`EDGE_STYLES` put the red edges that join two true classes on top of faint same-class
+    edges, green must-links and black dotted cuts. kind: 0 = kNN, 1 = must-link, 2 = cut (lab.gcd.clsd)."""
     pos, src, dst, kind = np.asarray(pos), np.asarray(src), np.asarray(dst), np.asarray(kind)
     y = np.asarray(y_true)
     if len(src) > max_edges:
         keep = np.sort(np.random.default_rng(seed).choice(len(src), max_edges, replace=False))
         src, dst, kind = src[keep], dst[keep], kind[keep]
     cross = y[src] != y[dst]
+    masks = {"kNN, same class": (kind == 0) & ~cross, "kNN, joins two classes": (kind == 0) & cross,
+             "must-link": kind == 1, "cut": kind == 2}
     fig = go.Figure()
-    groups = [("kNN, same class", (kind == 0) & ~cross, "rgba(120,120,120,0.25)", 1),
-              ("kNN, joins two classes", (kind == 0) & cross, "rgba(214,39,40,0.45)", 1),
-              ("must-link", kind == 1, "rgba(44,160,44,0.45)", 1),
-              ("cut", kind == 2, "rgba(0,0,0,0.8)", 1)]
-    for name, m, col, wd in groups:
+    shapes = []
+    for rank, (name, col, wd, dash) in enumerate(EDGE_STYLES):
+        m = masks[name]
         xs, ys = _edge_xy(pos, src[m], dst[m])
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=col, width=wd),
-                                   name=f"{name} ({int(m.sum())})", hoverinfo="skip"))
+        shapes.append(dict(type="path", path=segments_path(xs, ys), xref="x", yref="y", layer="below",
+                           line=dict(color=col, width=wd, dash=dash), name=f"{name} ({int(m.sum())})",
+                           showlegend=True, legendgroup=f"edges {name}", legendrank=rank + 1,
+                           visible=True if m.any() else "legendonly"))
     c = y if node_color is None else np.asarray(node_color)
     for v in np.unique(c):
         m = c == v
         fig.add_trace(go.Scattergl(x=pos[m, 0], y=pos[m, 1], mode="markers",
-                                   name=f"{color_title} {v}" if v >= 0 else "noise",
-                                   marker=dict(size=5, color=_color(v)), legendgroup="nodes"))
-    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=560,
-                      legend=dict(itemsizing="constant"))
+                                   name=class_label(v, class_names if node_color is None else None, color_title),
+                                   marker=dict(size=node_size, color=_color(v), line=dict(width=0.5, color="white")),
+                                   legendgroup="nodes", legendrank=100 + len(shapes) + int(v),
+                                   text=[class_label(t, class_names) for t in y[m]],
+                                   hovertemplate="%{text}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=height, shapes=shapes,
+                      legend=dict(itemsizing="constant", title="click an entry to hide it"),
+                      plot_bgcolor="white", margin=dict(l=10, r=10, t=50, b=10))
+    # shapes do not enter autorange: frame the nodes
+    pad = 0.03 * (np.ptp(pos, axis=0) + 1e-9)
+    fig.update_xaxes(range=[pos[:, 0].min() - pad[0], pos[:, 0].max() + pad[0]])
+    fig.update_yaxes(range=[pos[:, 1].min() - pad[1], pos[:, 1].max() + pad[1]])
     return fig
 
 
-def communities_scatter(pos, comm_labels, y_true, title="InfoMap communities"):
-    """Samples coloured by community (grey = noise); hover shows the true class."""
+def communities_scatter(pos, comm_labels, y_true, title="InfoMap communities", class_names=None,
+                        height: int = 520):
+    """Samples coloured by community (grey = noise); hover shows the true class (by name when given)."""
     pos, comm, y = np.asarray(pos), np.asarray(comm_labels), np.asarray(y_true)
     fig = go.Figure()
     for c in np.unique(comm):
         m = comm == c
         fig.add_trace(go.Scattergl(x=pos[m, 0], y=pos[m, 1], mode="markers",
                                    name="noise" if c < 0 else f"community {c} ({int(m.sum())})",
-                                   marker=dict(size=5, color=_color(c)), text=[f"true class {v}" for v in y[m]],
+                                   marker=dict(size=6, color=_color(c), line=dict(width=0.5, color="white")),
+                                   text=[f"true class: {class_label(v, class_names, 'class')}" for v in y[m]],
                                    hovertemplate="%{text}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=520)
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=height, plot_bgcolor="white")
     return fig
 
 

@@ -1,0 +1,128 @@
+"""The committed result files (``bench/results/``) as the pages read them: per-run training records, the tuned
+settings, the accuracy-against-α curve, the privacy sweeps and the tour's headline numbers. Reading rules live
+in :mod:`lab.results`; here they are cached and re-read when a file changes. The folders are module attributes
+so that the tests can point them at an empty folder (``LAB_RESULTS_DIR`` does it for a whole server).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from lab.utils import LabError
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(os.environ.get("LAB_RESULTS_DIR") or ROOT / "bench" / "results")   # the env: stand-ins
+GCD_RESULTS_DIR = RESULTS_DIR / "gcd"
+
+
+def read_json_files(pattern: str) -> list:
+    """Parsed JSON files matching ``pattern`` (unreadable files are skipped), each with ``_file`` added."""
+    out = []
+    for p in sorted(glob.glob(pattern)):
+        try:
+            with open(p) as f:
+                d = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(d, dict):
+            d["_file"] = os.path.relpath(p, ROOT)
+            out.append(d)
+    return out
+
+
+def _mtime(path) -> float:
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return 0.0
+
+
+def headlines() -> dict:
+    """The tour's two headline numbers (:func:`lab.results.headlines`), re-read when a results file changes."""
+    from lab.results import DP_FILES, GCD_SUMMARY
+
+    folder = Path(RESULTS_DIR)
+    stamps = tuple(_mtime(folder / n) for n in (GCD_SUMMARY, *DP_FILES))
+    return _headlines(str(folder), stamps)
+
+
+@st.cache_data(show_spinner=False)
+def _headlines(folder: str, stamps: tuple) -> dict:
+    from lab.results import headlines as read
+
+    del stamps  # cache key only
+    return read(folder)
+
+
+def alpha_curve() -> tuple:
+    """(rows of :func:`lab.results.alpha_curve`, the file, its ``best`` settings) or (None, file, None)."""
+    from lab.results import ALPHA_CURVE
+
+    path = Path(RESULTS_DIR) / ALPHA_CURVE
+    return _alpha_curve(str(path), _mtime(path))
+
+
+@st.cache_data(show_spinner=False)
+def _alpha_curve(path: str, stamp: float) -> tuple:
+    from lab.results import alpha_curve as rows_of, read_json
+
+    del stamp
+    rel = os.path.relpath(path, ROOT)
+    try:
+        d = read_json(path)
+        return rows_of(d), rel, d.get("best")
+    except (LabError, KeyError, TypeError, ValueError):
+        return None, rel, None
+
+
+def dp_summary() -> tuple:
+    """(the privacy results object the tour draws, its file): the tuned curve when it exists."""
+    from lab.results import dp_file
+
+    path = dp_file(str(RESULTS_DIR))
+    return _dp_summary(path, _mtime(path)), os.path.relpath(path, ROOT)
+
+
+@st.cache_data(show_spinner=False)
+def _dp_summary(path: str, stamp: float):
+    from lab.results import read_json
+
+    del stamp
+    try:
+        return read_json(path)
+    except LabError:
+        return None
+
+
+def gcd_results() -> tuple:
+    """(records, source): the committed runs of ``bench/run_gcd_tables.py`` (``bench/results/gcd/*.json``)."""
+    return _gcd_results(str(GCD_RESULTS_DIR))
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def _gcd_results(results_dir: str) -> tuple:
+    ok = lambda r: "history" in r and "method" in r and "acc_all" in r  # noqa: E731
+    recs = [r for r in read_json_files(os.path.join(results_dir, "*.json")) if ok(r)]
+    return recs, os.path.relpath(results_dir, ROOT)
+
+
+def tuned_best() -> dict:
+    """method -> the settings tuned on the tuning seeds (``gcd_tuning.json``'s ``best``), {} when missing."""
+
+    path = Path(RESULTS_DIR) / "gcd_tuning.json"
+    try:
+        return _best(str(path), _mtime(path))
+    except LabError:
+        return {}
+
+
+@st.cache_data(show_spinner=False)
+def _best(path: str, stamp: float) -> dict:
+    from lab.results import read_json
+
+    del stamp
+    return read_json(path).get("best", {})

@@ -1,0 +1,223 @@
+"""Reading the committed results files: the numbers the tour, the training page and the notebooks quote.
+
+Nothing here computes a result; it picks rows out of the files that the bench scripts wrote, by rules that
+never look at the numbers they pick (except "the best baseline", which is the comparison's definition):
+
+- :func:`gcd_headline` — FedLPA vs the best *federated* baseline at one α, from ``bench/results/gcd_summary.json``
+  (``bench/run_gcd_tables.py``: rows of mean ± std over evaluation seeds, per-seed paired differences).
+- :func:`dp_headline` — ULS vs ELS held-out loss at one ε, from ``bench/results/dp_tuned_curve.json`` when it
+  exists, else ``dp_privacy_utility.json`` (same ``summary`` schema; ``paired`` only in the tuned curve).
+- :func:`alpha_curve` — the points of ``bench/results/gcd_alpha_curve.json`` summarised per method and α.
+- :func:`group_runs` — per-run records (``bench/results/gcd/*.json``) grouped by their config minus the seed.
+
+No streamlit, no torch: the dashboard's tour reads these on its first, cold load.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from lab.utils import LabError, repo_root
+
+RESULTS_DIR = os.path.join(repo_root(), "bench", "results")
+GCD_SUMMARY = "gcd_summary.json"
+ALPHA_CURVE = "gcd_alpha_curve.json"
+DP_FILES = ("dp_tuned_curve.json", "dp_privacy_utility.json")   # first that exists wins
+FEDLPA = "fedlpa"
+ACC_KEYS = ("acc_all", "acc_old", "acc_new", "test_acc_all")
+
+
+def read_json(path: str) -> dict:
+    """A results file as a dict; a missing or unreadable file is a :class:`LabError` naming it."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except FileNotFoundError:
+        raise LabError(f"{os.path.relpath(path, repo_root())} is not computed yet") from None
+    except (OSError, ValueError) as e:
+        raise LabError(f"{os.path.relpath(path, repo_root())} could not be read ({e})") from None
+    if not isinstance(d, dict):
+        raise LabError(f"{os.path.relpath(path, repo_root())} is not a results object")
+    return d
+
+
+def _num(v) -> float:
+    if isinstance(v, str):
+        return float("inf") if v == "inf" else float(v)
+    return float(v)
+
+
+# --------------------------------------------------------------------------------------------------------
+# FedLPA vs the best federated baseline
+# --------------------------------------------------------------------------------------------------------
+
+def gcd_headline(summary: dict, alpha: float = 0.1) -> dict:
+    """FedLPA's All accuracy against the best federated baseline at ``alpha``.
+
+    ``summary``: the ``gcd_summary.json`` object (``rows``: label, method, alpha, federated, acc_* stats;
+    ``paired``: alpha, vs, seeds, diff). FedLPA's row is the ``fedlpa`` row whose label every FedLPA variant
+    extends ("FedLPA" vs "FedLPA, oracle prior"); the best federated baseline is the federated row of any
+    other method with the highest mean All at ``alpha``. ``diff`` is the paired per-seed difference
+    FedLPA − baseline when the file has it, else None.
+
+    Returns ``{"alpha", "fedlpa": row, "baseline": row, "diff": stats | None, "seeds": [...]}`` where a row is
+    the file's row (``label``, ``acc_all``: {mean, std, n, values}, ...)."""
+    rows = [r for r in summary.get("rows", []) if math.isclose(_num(r.get("alpha", math.nan)), alpha)]
+    if not rows:
+        raise LabError(f"no rows at alpha={alpha:g} in the GCD summary")
+    ours = [r for r in rows if r.get("method") == FEDLPA]
+    if not ours:
+        raise LabError(f"no FedLPA row at alpha={alpha:g} in the GCD summary")
+    main = min(ours, key=lambda r: len(r["label"]))
+    others = [r for r in rows if r.get("federated") and r.get("method") != FEDLPA]
+    if not others:
+        raise LabError(f"no federated baseline at alpha={alpha:g} in the GCD summary")
+    best = max(others, key=lambda r: r["acc_all"]["mean"])
+    diff = None
+    for p in summary.get("paired", []):
+        if p.get("vs") == best["label"] and math.isclose(_num(p.get("alpha", math.nan)), alpha):
+            diff = dict(p["diff"], seeds=p.get("seeds"))
+    return {"alpha": alpha, "fedlpa": main, "baseline": best, "diff": diff, "seeds": main.get("seeds")}
+
+
+# --------------------------------------------------------------------------------------------------------
+# ULS vs ELS at one epsilon
+# --------------------------------------------------------------------------------------------------------
+
+def dp_file(results_dir: str = RESULTS_DIR) -> str:
+    """The privacy results file the headline reads: the tuned curve when it exists, else the first sweep."""
+    for name in DP_FILES:
+        p = os.path.join(results_dir, name)
+        if os.path.exists(p):
+            return p
+    return os.path.join(results_dir, DP_FILES[-1])
+
+
+def headline_epsilon(pu: dict) -> float:
+    """The ε the headline quotes, by a rule blind to the losses: among the finite ε that both ELS and ULS
+    have, those with the most seeds; of these, the middle one (the lower of two middles)."""
+    seen = {}
+    for r in pu.get("summary", []):
+        e = _num(r["epsilon"])
+        if math.isfinite(e) and r.get("algo") in ("els", "uls"):
+            seen.setdefault(e, {})[r["algo"]] = int(r.get("n", 1))
+    both = {e: min(v.values()) for e, v in seen.items() if len(v) == 2}
+    if not both:
+        raise LabError("the privacy results have no finite epsilon with both ELS and ULS")
+    most = max(both.values())
+    eps = sorted(e for e, n in both.items() if n == most)
+    return eps[(len(eps) - 1) // 2]
+
+
+def dp_headline(pu: dict, epsilon: float | None = None) -> dict:
+    """ULS vs ELS held-out loss (nats per character, lower is better) at ``epsilon`` (default
+    :func:`headline_epsilon`). ``diff`` = ULS − ELS: the file's paired per-seed statistics when it has them
+    (``paired``), else the difference of the two means (``paired: False``)."""
+    eps = headline_epsilon(pu) if epsilon is None else float(epsilon)
+    rows = {r["algo"]: r for r in pu.get("summary", []) if math.isclose(_num(r["epsilon"]), eps)}
+    if "els" not in rows or "uls" not in rows:
+        raise LabError(f"the privacy results have no ELS and ULS rows at epsilon={eps:g}")
+    diff = None
+    for p in pu.get("paired", []) or []:
+        if math.isclose(_num(p["epsilon"]), eps):
+            diff = dict(p["diff"], seeds=p.get("seeds"), paired=True)
+    if diff is None:
+        diff = {"mean": rows["uls"]["mean"] - rows["els"]["mean"], "paired": False}
+    return {"epsilon": eps, "els": rows["els"], "uls": rows["uls"], "diff": diff,
+            "delta": pu.get("delta"), "bound": pu.get("bound")}
+
+
+def headlines(results_dir: str = RESULTS_DIR, alpha: float = 0.1) -> dict:
+    """Both headline numbers with the files they came from; a missing file gives ``{"error": message}``."""
+    out = {}
+    for key, path, fn in (("gcd", os.path.join(results_dir, GCD_SUMMARY), lambda d: gcd_headline(d, alpha)),
+                          ("dp", dp_file(results_dir), dp_headline)):
+        try:
+            out[key] = dict(fn(read_json(path)), source=os.path.relpath(path, repo_root()))
+        except (LabError, KeyError, TypeError, ValueError) as e:
+            out[key] = {"error": str(e), "source": os.path.relpath(path, repo_root())}
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Accuracy against alpha
+# --------------------------------------------------------------------------------------------------------
+
+def alpha_curve(curve: dict) -> list:
+    """Per (method, α): mean, std, min and max over seeds of All / Old / New / test All, plus the per-client
+    accuracies of every seed (``clients``: dicts with seed, client, acc, size, k_true). Sorted by method
+    order of appearance, then α."""
+    groups = {}
+    for p in curve.get("points", []):
+        groups.setdefault((p["method"], float(p["alpha"])), []).append(p)
+    order = list(dict.fromkeys(m for m, _ in groups))
+    out = []
+    for (m, a), ps in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        row = {"method": m, "display_name": ps[0].get("display_name", m), "alpha": a,
+               "seeds": [p["seed"] for p in ps]}
+        for k in ACC_KEYS:
+            v = np.array([p[k] for p in ps if p.get(k) is not None], float)
+            row[k] = ({"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max()),
+                       "n": int(len(v))} if len(v) else None)
+        clients = []
+        for p in ps:
+            accs = p.get("per_client_acc") or []
+            sizes = p.get("client_sizes") or [None] * len(accs)
+            ks = p.get("k_true") or [None] * len(accs)
+            clients += [{"seed": p["seed"], "client": i, "acc": float(acc), "size": s, "k_true": k}
+                        for i, (acc, s, k) in enumerate(zip(accs, sizes, ks)) if acc is not None and acc == acc]
+        row["clients"] = clients
+        out.append(row)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Per-run records grouped by config
+# --------------------------------------------------------------------------------------------------------
+
+def config_group(rec: dict) -> str:
+    """A record's group: its config without the seed (JSON, sorted keys); records without a config fall
+    back to method and α."""
+    cfg = dict(rec.get("config") or {"method": rec.get("method"), "alpha": rec.get("alpha")})
+    cfg.pop("seed", None)
+    return json.dumps(cfg, sort_keys=True, default=str)
+
+
+def run_label(rec: dict, best: dict | None = None, display_names: dict | None = None) -> str:
+    """Display name + what sets this run apart from its method's tuned setting (``best``: method ->
+    settings, ``gcd_tuning.json``'s ``best``): an ablation flag or a hyper-parameter off the tuned value."""
+    cfg = rec.get("config") or {}
+    m = rec.get("method", cfg.get("method"))
+    name = rec.get("display_name") or (display_names or {}).get(m, m)
+    tags = []
+    for flag, tag, off in (("oracle_prior", "oracle prior", True), ("use_lpa", "no LPA", False),
+                           ("use_confidence", "no confidence", False)):
+        if flag in cfg and cfg[flag] is off and m == FEDLPA:
+            tags.append(tag)
+    for hp, want in ((best or {}).get(m) or {}).items():
+        v = cfg.get(hp)
+        if v is not None and v != want:
+            tags.append(f"{hp} {v:g}" if isinstance(v, float) else f"{hp} {v}")
+    if rec.get("demo"):
+        tags.append("demo")
+    return name + (f" ({', '.join(tags)})" if tags else "")
+
+
+def group_runs(records: list, best: dict | None = None, display_names: dict | None = None) -> dict:
+    """label -> records of one config (all seeds), labels from :func:`run_label`; two configs that would get
+    the same label are told apart by their α and then by a short config digest."""
+    by_cfg = {}
+    for r in records:
+        by_cfg.setdefault(config_group(r), []).append(r)
+    out = {}
+    for key, rs in by_cfg.items():
+        label = run_label(rs[0], best, display_names)
+        if label in out:
+            import hashlib
+
+            label = f"{label} [{hashlib.sha256(key.encode()).hexdigest()[:6]}]"
+        out[label] = sorted(rs, key=lambda r: r.get("seed", 0))
+    return out
