@@ -26,9 +26,11 @@
 # 1. What InfoMap returns on a CLSD graph: communities, a noise label for tiny ones, **K̂** = the number of
 #    real communities, a prototype per community (`lab.gcd.communities`).
 # 2. How K̂ compares with the true local class count on every client.
-# 3. How sensitive K̂ is to InfoMap's **markov time** and to the graph degree **k** — and the lab's adaptive
-#    `"auto"` rule (InfoMap at markov time 1, then merge communities whose prototypes agree).
+# 3. How sensitive K̂ is to InfoMap's **markov time** and to the graph degree **k** — and two adaptive rules,
+#    `"labelled"` and `"auto"` (InfoMap at markov time 1, then merge communities whose prototypes agree).
 # 4. What you would get from **k-means given the true K** — a method that cannot run without knowing K.
+# 5. The rule FedLPA's clients use (`lab.gcd.discovery`): old classes counted from the labels, new classes from
+#    the communities, on a graph of the frozen backbone features — chosen on tuning seeds, never on these.
 #
 # Uses the committed snapshot (FedAvg+SimGCD, α = 0.1); runs in under a minute.
 
@@ -37,7 +39,7 @@ SNAPSHOT = "simgcd_alpha0.1_seed0"   # data/snapshots/<name>.safetensors
 CLIENT = 1                           # the client drawn in detail (same as notebook 02)
 K = 10                               # kNN degree of the CLSD graph
 P = 0.5                              # confidence quantile
-MARKOV_TIME = None                   # None: FedLPA's default (FedGCDConfig().markov_time); a number > 0; "auto"; "labelled"
+MARKOV_TIME = None                   # None: FedLPA's markov time (FedGCDConfig().markov_time); a number > 0; "auto"; "labelled"
 MIN_SHARE = 0.02                     # communities below this share of the client's samples are noise
 MARKOV_TIMES = [0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 4.0, 5.0]
 K_VALUES = [5, 10, 20, 40]
@@ -147,7 +149,7 @@ pd.DataFrame([{"client": c, "samples": len(views[c]["y_true"]), "true K": k_true
 #
 # Markov time scales how long the walk runs between codings: below 1 InfoMap splits finer, above 1 it merges.
 # A single value rarely suits every client: small clients merge into one or two communities while large ones
-# still split. FedLPA's default (printed above) was picked on a small grid in `bench/`.
+# still split — if the communities are all you count (section 6 counts differently).
 
 # %%
 rows = [{"client": f"client {c} (true {k_true[c]})", "markov time": mt, "K_hat": communities_of(views[c], graph_of(views[c]), mt).k_est}
@@ -217,14 +219,39 @@ for c, vc in views.items():
 pd.DataFrame(rows)
 
 # %% [markdown]
+# ## 6. FedLPA's rule: count old classes from the labels, new ones from the communities
+#
+# Counting communities mixes two problems: InfoMap splits a large old class and merges two similar ones at the
+# same markov time. A client already *knows* which old classes it holds — it has their labels. So FedLPA's
+# discovery (`lab.gcd.discovery.discover`) builds the graph on the frozen backbone features (refined by the
+# labels), lets a community claim an old class only when enough of it is labelled, counts the old classes from
+# the labels alone, and counts as new only the unclaimed communities (merged when the model's mean prediction
+# puts them on the same new head). Its parameters were chosen on tuning seeds 100–101
+# (`bench/results/discovery_study.md`); this partition never entered.
+
+# %%
+from lab.gcd.discovery import discover
+
+params = FedGCDConfig().discovery_params()
+rows = []
+for c, vc in views.items():
+    d = discover(vc["features"], vc["probs"], vc["labelled"], vc["y_visible"], vc["old_classes"],
+                 vc["probs"].shape[1], prefix_features=vc["prefix_features"], params=params, seed=cfg.seed)
+    rows.append({"client": c, "true K": k_true[c], "K_hat (discover)": d.k_est, "old (from labels)": d.k_old,
+                 "new (communities)": d.k_new, f"K_hat (count at markov {MARKOV_TIME})": comms[c].k_est,
+                 "seconds": round(d.seconds, 2)})
+pd.DataFrame(rows)
+
+# %% [markdown]
 # ## What to notice
 #
 # * At markov time 1 InfoMap **over-segments** these graphs: many more raw modules than classes. Larger markov
 #   times, noise removal and the prototype merge of `"auto"` all bring K̂ down — each by a different amount on
 #   each client.
-# * K̂ jumps with the markov time, and the value that fits one client can misfit another. FedLPA's default is
-#   one fixed value picked on a small grid (`bench/`); `"labelled"` and `"auto"` are two adaptive rules, each with
-#   a blind spot. Estimating K per client is still an open problem of this lab (see `shared/FIELD_NOTES.md`).
+# * K̂ jumps with the markov time, and the value that fits one client can misfit another when communities are
+#   all you count. `"labelled"` and `"auto"` are two adaptive rules, each with a blind spot; section 6 sidesteps
+#   the old classes altogether. How often each rule lands within ±1 of the truth, on tuning and on evaluation
+#   seeds, is in `bench/results/discovery_study.md`.
 # * Compare ARI and accuracy, not only K̂. An extra community of an **old** class costs little: its labelled
 #   samples map it to the right head in the next step (notebook 04). A community that **merges** two classes
 #   cannot be undone, and extra communities of a **new** class each take a head of their own.
@@ -237,4 +264,4 @@ pd.DataFrame(rows)
 #    within ±1 on every client?
 # 2. Run the same analysis on the FedLPA snapshot (`SNAPSHOT = "fedlpa_alpha0.1_seed0"`). Are its features
 #    easier to segment?
-# 3. Set `MIN_SHARE = 0.05`. Which communities turn into noise, and how does K̂ change on the smallest client?
+# 3. In section 6 set `params = params.replace(merge_new_by_head=False)`. Which clients' K̂ changes, and why?
