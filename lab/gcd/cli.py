@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
+import zipfile
 
+from lab.federated.flower import cli as flower_cli
 from lab.gcd.config import BACKBONES, FedGCDConfig
 from lab.gcd.methods import METHODS
-from lab.utils import LabError, check_range, write_json_atomic
+from lab.utils import LabError, check_range, data_path, write_json_atomic
 
 
 def register(sub) -> None:
@@ -32,26 +34,21 @@ def register(sub) -> None:
                    help="confidence quantile per predicted seen class, in [0, 1]")
     g.add_argument("--eps", dest="lpa_weight", type=float, default=d.lpa_weight, help="LPA weight epsilon")
     g.add_argument("--R", dest="refresh_every", type=int, default=d.refresh_every,
-                   help="rerun CLSD + InfoMap every R rounds")
+                   help="rerun discovery every R rounds (0: once, after warm-up)")
     g.add_argument("--warmup", dest="warmup_rounds", type=int, default=d.warmup_rounds)
-    g.add_argument("--markov-time", default=str(d.markov_time), help="a number > 0, 'auto' or 'labelled'")
+    g.add_argument("--markov-time", type=float, default=d.markov_time, help="InfoMap markov time (> 0)")
+    g.add_argument("--refine", dest="graph_refine", default=d.graph_refine,
+                   help="graph refinement: labels, confidence (CLSD's confident anchors) or none")
+    g.add_argument("--graph-features", default=d.graph_features, help="prefix (frozen backbone) or output")
+    g.add_argument("--prior", dest="prior_rule", default=d.prior_rule, help="prior rule (lab.gcd.discovery.PRIORS)")
     g.add_argument("--lpa-form", default=d.lpa_form, help="add or replace")
     g.add_argument("--k-max-new", type=int, default=d.k_max_new, help="upper bound on new classes (heads)")
     g.add_argument("--no-lpa", action="store_true", help="ablation: uniform prior (SimGCD's term only)")
-    g.add_argument("--no-confidence", action="store_true", help="ablation: plain kNN graph, no refinement")
+    g.add_argument("--no-confidence", action="store_true", help="no confident anchors (= --refine labels)")
     g.add_argument("--oracle-prior", action="store_true", help="ablation: the true local class histogram")
+    flower_cli.add_engine_args(p)      # --engine {inprocess,flower-sim,flower}, --superlink (lab.federated.flower)
     p.set_defaults(func=run)
-
-
-def _markov(v: str):
-    if v in ("auto", "labelled"):
-        return v
-    try:
-        return check_range("markov_time", float(v), 0, 100, low_open=True)
-    except LabError:
-        raise
-    except Exception:
-        raise LabError(f"markov_time must be a number > 0, 'auto' or 'labelled', got {v!r}") from None
+    flower_cli.register(sub)           # python -m lab flower-local --nodes N
 
 
 def config_from_args(a) -> FedGCDConfig:
@@ -60,8 +57,9 @@ def config_from_args(a) -> FedGCDConfig:
         method=a.method, dataset=a.dataset, clients=a.clients, alpha=a.alpha, rounds=rounds,
         local_epochs=a.local_epochs, seed=a.seed, backbone=a.backbone, lr=a.lr, client_fraction=a.client_fraction,
         knn_k=a.knn_k, confidence_quantile=a.confidence_quantile, lpa_weight=a.lpa_weight,
-        refresh_every=a.refresh_every, warmup_rounds=a.warmup_rounds, markov_time=_markov(a.markov_time),
-        lpa_form=a.lpa_form, k_max_new=a.k_max_new, use_lpa=not a.no_lpa, use_confidence=not a.no_confidence,
+        refresh_every=a.refresh_every, warmup_rounds=a.warmup_rounds, markov_time=a.markov_time,
+        graph_refine="labels" if a.no_confidence else a.graph_refine, graph_features=a.graph_features,
+        prior_rule=a.prior_rule, lpa_form=a.lpa_form, k_max_new=a.k_max_new, use_lpa=not a.no_lpa,
         oracle_prior=a.oracle_prior)
 
 
@@ -74,8 +72,22 @@ def run(a) -> int:
     check_range("threads", a.threads, 1, 256, integer=True)
     cfg = config_from_args(a)
     from lab.data.images import load_dataset
+    from lab.privacy.cli import check_out, check_safetensors   # one-line checks shared with the dp commands
 
-    cfg.validate(n_samples=len(load_dataset(cfg.dataset).y_train))   # before any work or output
+    check_out(a.out)                                           # before any work or output
+    try:
+        n_samples = len(load_dataset(cfg.dataset).y_train)
+    except LabError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise LabError(f"dataset {cfg.dataset}: its file under {data_path()} could not be read "
+                       f"({str(e).splitlines()[0][:100]}); rebuild it (data/README.md)") from None
+    cfg.validate(n_samples=n_samples)
+    if cfg.backbone == "pretrained":
+        from lab.gcd.experiment import BACKBONE_FILE
+
+        check_safetensors(data_path(BACKBONE_FILE), "backbone", "python data/pretrain_backbone.py")
+    flower_cli.check_engine_args(a, cfg)
     torch.set_num_threads(a.threads)
     bar = tqdm(total=cfg.rounds, desc=f"{cfg.method} a={cfg.alpha}", file=sys.stderr, unit="round")
 
@@ -83,7 +95,10 @@ def run(a) -> int:
         bar.update(1)
         bar.set_postfix(all=f"{row['acc_all']:.3f}", old=f"{row['acc_old']:.3f}", new=f"{row['acc_new']:.3f}")
 
-    res = run_experiment(cfg, on_round=on_round)
+    if a.engine == "inprocess":
+        res = run_experiment(cfg, on_round=on_round)
+    else:                                  # Flower: same record; the bar is closed before an error line
+        res = flower_cli.run_engine(cfg, a, on_round, bar)
     bar.close()
     if a.out:
         write_json_atomic(a.out, res)

@@ -77,6 +77,37 @@ class GCDClient:
         set_pickle_free_state(self._rng, bytes(np.asarray(state["rng"], np.uint8)))
         self._gen.set_state(torch.from_numpy(np.asarray(state["gen"], np.uint8).copy()))
 
+    def export_cache(self) -> dict:
+        """What this object keeps between calls beyond :meth:`get_state`, as numpy arrays: the frozen-prefix
+        outputs (``clean``) and the view bank (``bank``, drawn ONCE from the torch stream, on first use), the
+        last local view (``view_*``, keyed by a weights digest) and the model's current shared weights
+        (``model/<name>``: a FedLPA client that never reached discovery runs it on these in ``report``).
+
+        A process that handles one message and exits (a Flower node) imports this instead of rebuilding: a
+        rebuilt bank would draw from a stream that has already moved on, and the numbers would drift."""
+        out = {f"model/{k}": v for k, v in get_shared(self._model).items()}
+        if self._clean is not None:
+            out["clean"] = self._clean.cpu().numpy()
+        if self._bank is not None:
+            out["bank"] = self._bank.cpu().numpy()
+        if self._view is not None:
+            key, (feats, probs) = self._view
+            out.update(view_key=np.frombuffer(key.encode(), np.uint8).copy(), view_feats=feats, view_probs=probs)
+        return out
+
+    def import_cache(self, cache: dict) -> None:
+        """Restore what :meth:`export_cache` returned (on a client built for the same config and partition)."""
+        model = {k[len("model/"):]: v for k, v in cache.items() if k.startswith("model/")}
+        if model:
+            set_shared(self._model, model)
+        if "clean" in cache:
+            self._clean = torch.as_tensor(np.asarray(cache["clean"])).to(self._device)
+        if "bank" in cache:
+            self._bank = torch.as_tensor(np.asarray(cache["bank"])).to(self._device)
+        if "view_key" in cache:
+            key = bytes(np.asarray(cache["view_key"], np.uint8)).decode()
+            self._view = (key, (np.asarray(cache["view_feats"]), np.asarray(cache["view_probs"])))
+
     def _prepare_cache(self):
         """With a frozen prefix, push A augmented views of every image through it once. Each round then
         draws two distinct views per image from this bank and runs only the trainable part: ~2.5x faster
