@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 from tqdm import tqdm
 
+from lab.gcd.methods import ABLATIONS
 from lab.utils import repo_root, write_json_atomic
 
 RES = os.path.join(repo_root(), "bench", "results")
@@ -41,8 +42,6 @@ LRS = (0.02, 0.05, 0.1, 0.2)
 TUNE_GRID = {m: [dict(lr=lr) for lr in LRS] for m in ("simgcd", "gcd", "fedlpa", "local", "central")}
 #: trained models the notebooks and dashboard draw (data/snapshots/<method>_alpha<a>_seed<s>.safetensors)
 SNAPSHOTS = {("fedlpa", 0.1, 0), ("simgcd", 0.1, 0)}
-ABLATIONS = {"no LPA": dict(use_lpa=False), "confidence anchors": dict(graph_refine="confidence"),
-             "oracle prior": dict(oracle_prior=True)}
 ABLATION_ALPHAS = (0.1,)                # strong skew, where LPA is meant to matter
 BASELINES = ("simgcd", "gcd")           # the federated baselines FedLPA is compared with
 
@@ -99,12 +98,17 @@ def run_all(cfgs: list, out_dir: str, workers: int, desc: str, snapshots: dict |
 
 
 def tune(a, out_dir) -> dict:
+    """Runs the grid of the methods in ``a.methods``; the record's ``best`` covers every method whose grid is
+    complete (so the tables of some methods can start before the others are tuned)."""
     cfgs = {(m, i): [config(m, al, s, a.quick, **g) for al in TUNING_ALPHAS for s in TUNING_SEEDS]
             for m, grid in TUNE_GRID.items() for i, g in enumerate(grid)}
     assert all(len(g) == GRID_SIZE for g in TUNE_GRID.values()), "every method gets the same budget"
-    run_all([c for cs in cfgs.values() for c in cs], out_dir, a.workers, "tune")
+    run_all([c for (m, _), cs in cfgs.items() if m in a.methods for c in cs], out_dir, a.workers, "tune")
+    done = {m for m in TUNE_GRID if all(load(c, out_dir) for (m2, _), cs in cfgs.items() if m2 == m for c in cs)}
     grid, best = [], {}
     for (m, i), cs in cfgs.items():
+        if m not in done:
+            continue
         rs = [load(c, out_dir) for c in cs]
         row = {"method": m, **TUNE_GRID[m][i], "acc_all": float(np.mean([r["acc_all"] for r in rs])),
                "runs": {f"a{r['alpha']:g}_s{r['seed']}": r["acc_all"] for r in rs}}
@@ -120,15 +124,18 @@ def tune(a, out_dir) -> dict:
     return rec["best"]
 
 
-def table_configs(best, quick, alphas=TABLE_ALPHAS, seeds=EVAL_SEEDS) -> list:
-    cfgs = [config(m, al, s, quick, **best[m]) for m in TUNE_GRID for al in alphas for s in seeds]
-    cfgs += [config("fedlpa", al, s, quick, **best["fedlpa"], **abl)
-             for abl in ABLATIONS.values() for al in ABLATION_ALPHAS for s in seeds]
+def table_configs(best, quick, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS, seeds=EVAL_SEEDS) -> list:
+    cfgs = [config(m, al, s, quick, **best[m]) for m in methods if m in best for al in alphas for s in seeds]
+    if "fedlpa" in methods and "fedlpa" in best:
+        cfgs += [config("fedlpa", al, s, quick, **best["fedlpa"], **abl)
+                 for abl in ABLATIONS.values() for al in ABLATION_ALPHAS for s in seeds]
     return cfgs
 
 
-def curve_configs(best, quick) -> list:
-    return [config(m, al, s, quick, **best[m]) for m in TUNE_GRID for al in CURVE_ALPHAS for s in CURVE_SEEDS]
+def curve_configs(best, quick, methods=tuple(TUNE_GRID)) -> list:
+    # seed-major: a curve cut short still has every alpha and method at the first seed
+    return [config(m, al, s, quick, **best[m]) for s in CURVE_SEEDS for al in CURVE_ALPHAS for m in methods
+            if m in best]
 
 
 def _stats(v):
@@ -143,8 +150,8 @@ def summarize(best, out_dir, quick):
     fmt = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"  # noqa: E731
     for al in TABLE_ALPHAS:
         by = {}
-        for label, m, extra in ([(DISPLAY_NAMES[m], m, {}) for m in TUNE_GRID]
-                                + [(f"FedLPA, {n}", "fedlpa", e) for n, e in ABLATIONS.items()]):
+        for label, m, extra in ([(DISPLAY_NAMES[m], m, {}) for m in TUNE_GRID if m in best]
+                                + [(f"FedLPA, {n}", "fedlpa", e) for n, e in ABLATIONS.items() if "fedlpa" in best]):
             rs = [load(config(m, al, s, quick, **best[m], **extra), out_dir) for s in EVAL_SEEDS]
             rs = [r for r in rs if r is not None]
             if not rs:
@@ -152,7 +159,8 @@ def summarize(best, out_dir, quick):
             by[label] = rs
             row = {"label": label, "method": m, "alpha": al, "seeds": [r["seed"] for r in rs],
                    "federated": rs[0]["federated"], **{k: _stats([r[k] for r in rs]) for k in
-                                                         ("acc_all", "acc_old", "acc_new", "test_acc_all")}}
+                                                         ("acc_all", "acc_old", "acc_new", "test_acc_all",
+                                                          "seconds")}}
             if rs[0].get("k_est"):
                 ok = [abs(e - t) <= 1 for r in rs for e, t in zip(r["k_est"], r["k_true"])]
                 row["k_hat_within_1"] = {"share": float(np.mean(ok)), "hits": int(sum(ok)), "clients": len(ok)}
@@ -174,26 +182,36 @@ def summarize(best, out_dir, quick):
               "Made by `bench/run_gcd_tables.py` (protocol: `bench/README.md`). Settings tuned on seeds "
               f"{list(TUNING_SEEDS)} only (`gcd_tuning.json`): `{json.dumps(best)}`. Evaluation seeds "
               f"{list(EVAL_SEEDS)}; All/Old/New = mean of the last 3 evaluations of a run; mean ± std over seeds.",
-              "", "| method | α | federated | seeds | All | Old | New | test All | K̂ within ±1 |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "", "| method | α | federated | seeds | All | Old | New | test All | K̂ within ±1 | s/run |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         kh = r.get("k_hat_within_1")
         kh = f"{100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']})" if kh else "—"
         lines.append(f"| {r['label']} | {r['alpha']:g} | {'yes' if r['federated'] else 'no'} | {len(r['seeds'])} | "
                      f"{fmt(r['acc_all'])} | {fmt(r['acc_old'])} | {fmt(r['acc_new'])} | {fmt(r['test_acc_all'])} | "
-                     f"{kh} |")
+                     f"{kh} | {r['seconds']['mean']:.0f} |" if "seconds" in r else f"{kh} | — |")
     lines += ["", "Paired per-seed difference of All, FedLPA − other (points):", "",
               "| α | vs | per seed | mean ± std | FedLPA / other |", "|---|---|---|---|---|"]
     for p in paired:
         per = ", ".join(f"s{s}: {100 * v:+.1f}" for s, v in zip(p["seeds"], p["diff"]["values"]))
         lines.append(f"| {p['alpha']:g} | {p['vs']} | {per} | {100 * p['diff']['mean']:+.1f} ± "
                      f"{100 * p['diff']['std']:.1f} | {p['ratio_to']:.3f} |")
+    # wall time: FedLPA against FedAvg+SimGCD, same size, same bench run (processes share the machine alike)
+    walls = {}
+    for al in TABLE_ALPHAS:
+        sec = {r["method"]: r["seconds"]["mean"] for r in rows if r["alpha"] == al and "seconds" in r
+               and r["label"] in (DISPLAY_NAMES["fedlpa"], DISPLAY_NAMES["simgcd"])}
+        if len(sec) == 2:
+            walls[f"{al:g}"] = sec["fedlpa"] / sec["simgcd"]
+    if walls:
+        lines += ["", "Wall time of a FedLPA run / a FedAvg+SimGCD run (same size, same bench run): "
+                  + ", ".join(f"α = {a}: {v:.2f}×" for a, v in walls.items())]
     suffix = "_quick" if quick else ""
     with open(os.path.join(RES, f"gcd_summary{suffix}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     write_json_atomic(os.path.join(RES, f"gcd_summary{suffix}.json"),
                       {"best": best, "tuning_seeds": list(TUNING_SEEDS), "eval_seeds": list(EVAL_SEEDS),
-                       "rows": rows, "paired": paired})
+                       "rows": rows, "paired": paired, "wall_ratio_fedlpa_simgcd": walls})
     print("\n".join(lines))
 
 
@@ -202,7 +220,7 @@ def summarize_curve(best, out_dir, quick):
     from lab.gcd.methods import DISPLAY_NAMES
 
     pts = []
-    for m in TUNE_GRID:
+    for m in [m for m in TUNE_GRID if m in best]:
         for al in CURVE_ALPHAS:
             for s in CURVE_SEEDS:
                 r = load(config(m, al, s, quick, **best[m]), out_dir)
@@ -222,8 +240,13 @@ def main():
     ap.add_argument("--stage", choices=["tune", "tables", "curve", "summary", "all"], default="all")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--methods", default=",".join(TUNE_GRID),
+                    help="comma-separated subset of the methods to run (tables need the method tuned)")
     ap.add_argument("--out-dir", default=None)
     a = ap.parse_args()
+    a.methods = tuple(m for m in a.methods.split(",") if m)
+    if not set(a.methods) <= set(TUNE_GRID):
+        ap.error(f"--methods: each of {', '.join(TUNE_GRID)}")
     global RES
     if a.quick:                        # smoke test: keep the real results untouched
         import tempfile
@@ -238,10 +261,10 @@ def main():
         snaps = {} if a.quick else {
             run_name(config(m, al, s, False, **best[m])):
                 os.path.join(repo_root(), "data", "snapshots", f"{m}_alpha{al:g}_seed{s}.safetensors")
-            for m, al, s in SNAPSHOTS}
-        run_all(table_configs(best, a.quick), out_dir, a.workers, "tables", snaps)
+            for m, al, s in SNAPSHOTS if m in best}
+        run_all(table_configs(best, a.quick, a.methods), out_dir, a.workers, "tables", snaps)
     if a.stage in ("curve", "all"):
-        run_all(curve_configs(best, a.quick), out_dir, a.workers, "alpha curve")
+        run_all(curve_configs(best, a.quick, a.methods), out_dir, a.workers, "alpha curve")
     summarize(best, out_dir, a.quick)
     summarize_curve(best, out_dir, a.quick)
     print(f"total {time.time() - t0:.0f}s")

@@ -99,30 +99,35 @@ def _dp_summary(path: str, stamp: float):
 
 
 def gcd_results() -> tuple:
-    """(records, source): the committed runs of ``bench/run_gcd_tables.py`` (``bench/results/gcd/*.json``)."""
-    return _gcd_results(str(GCD_RESULTS_DIR))
+    """(records, source): the committed runs of ``bench/run_gcd_tables.py`` (``bench/results/gcd/*.json``) on
+    evaluation seeds; the tuning-seed runs (they chose the settings) are left out."""
+    return _gcd_results(str(GCD_RESULTS_DIR), tuple(tuning().get("tuning_seeds", ())))
 
 
 @st.cache_data(show_spinner=False, ttl=30)
-def _gcd_results(results_dir: str) -> tuple:
-    ok = lambda r: "history" in r and "method" in r and "acc_all" in r  # noqa: E731
+def _gcd_results(results_dir: str, tuning_seeds: tuple) -> tuple:
+    ok = lambda r: "history" in r and "method" in r and "acc_all" in r and r.get("seed") not in tuning_seeds  # noqa: E731
     recs = [r for r in read_json_files(os.path.join(results_dir, "*.json")) if ok(r)]
     return recs, os.path.relpath(results_dir, ROOT)
 
 
 def tuned_best() -> dict:
     """method -> the settings tuned on the tuning seeds (``gcd_tuning.json``'s ``best``), {} when missing."""
+    return tuning().get("best", {})
 
+
+def tuning() -> dict:
+    """``bench/results/gcd_tuning.json`` (grid, best, tuning seeds), {} when missing."""
     path = Path(RESULTS_DIR) / "gcd_tuning.json"
     try:
-        return _best(str(path), _mtime(path))
+        return _tuning(str(path), _mtime(path))
     except LabError:
         return {}
 
 
 @st.cache_data(show_spinner=False)
-def _best(path: str, stamp: float) -> dict:
+def _tuning(path: str, stamp: float) -> dict:
     from lab.results import read_json
 
     del stamp
-    return read_json(path).get("best", {})
+    return read_json(path)

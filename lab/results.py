@@ -193,10 +193,10 @@ def run_label(rec: dict, best: dict | None = None, display_names: dict | None = 
     m = rec.get("method", cfg.get("method"))
     name = rec.get("display_name") or (display_names or {}).get(m, m)
     tags = []
-    for flag, tag, off in (("oracle_prior", "oracle prior", True), ("use_lpa", "no LPA", False),
-                           ("use_confidence", "no confidence", False)):
-        if flag in cfg and cfg[flag] is off and m == FEDLPA:
-            tags.append(tag)
+    if m == FEDLPA:
+        from lab.gcd.methods import ablation_of   # lazily: lab.gcd imports torch, the tour's cold load does not
+
+        tags += [t for t in [ablation_of(cfg)] if t]
     for hp, want in ((best or {}).get(m) or {}).items():
         v = cfg.get(hp)
         if v is not None and v != want:

@@ -46,6 +46,7 @@ LIVE_ROUNDS = 4
 LIVE_WARMUP = 2                       # FedLPA: SimGCD-only rounds before the first InfoMap prior
 LIVE_VIEW_BANK = 2                    # augmented views cached per image (fewer = faster start, less augmentation)
 SEED = 0
+FLOWER_SIM = True                     # also run a tiny digits config on Flower's simulation engine (about 1 minute)
 # Part B: where the full-size result records live (relative to the repository root, or absolute)
 RESULTS_DIR = "bench/results"
 
@@ -54,7 +55,6 @@ RESULTS_DIR = "bench/results"
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
@@ -62,12 +62,12 @@ from tqdm.auto import tqdm
 
 from lab.gcd.config import FedGCDConfig
 from lab.gcd.experiment import run_experiment
+from lab.gcd.methods import DISPLAY_NAMES
 from lab.utils import repo_root
 from lab.viz import gcd as vz
 
 ROOT = Path(repo_root())
 torch.set_num_threads(1)   # one thread measured fastest on a shared 2-core machine
-NAMES = {"fedlpa": "FedLPA", "simgcd": "FedAvg+SimGCD", "gcd": "FedAvg+GCD", "local": "local", "central": "centralized"}
 
 # %% [markdown]
 # ## Part A · A small live comparison
@@ -88,7 +88,7 @@ with tqdm(total=len(LIVE_METHODS) * LIVE_ROUNDS, desc="live runs", unit="round")
             bar.set_postfix(method=m, round=f"{rnd}/{total}", all=f"{row['acc_all']:.3f}")
             bar.update(1)
 
-        live[NAMES[m]] = run_experiment(cfg, on_round=on_round)
+        live[DISPLAY_NAMES[m]] = run_experiment(cfg, on_round=on_round)
 pd.DataFrame([{"method": k, "All": r["acc_all"], "Old": r["acc_old"], "New": r["acc_new"], "test All": r["test_acc_all"],
                "K_hat per client": r["k_est"], "true K per client": r["k_true"], "seconds": r["seconds"]}
               for k, r in live.items()]).round(3)
@@ -98,142 +98,146 @@ vz.training_curves({k: r["history"] for k, r in live.items()},
                    title=f"Live runs, α = {LIVE_ALPHA:g}, {LIVE_ROUNDS} rounds (seed {SEED})").show()
 
 # %% [markdown]
+# ### The same experiment on Flower
+#
+# The engine is a switch, not another experiment: `run_flower(cfg, "flower-sim")` runs a config on Flower's
+# simulation engine (it starts and stops it) with the same client and strategy code, and returns the same record
+# for the same seed. From a terminal: add `--engine flower-sim` to `python -m lab fedgcd ...`, or `--engine flower
+# --superlink HOST:PORT` for a real deployment (README, "Beyond one machine"). A tiny digits config, because
+# Flower's start-up alone takes 20–60 s:
+
+# %%
+import time
+
+from lab.federated.flower.engine import run_flower
+
+if FLOWER_SIM:
+    tiny = FedGCDConfig(method="simgcd", dataset="digits", clients=3, rounds=2, seed=SEED)
+    rows = []
+    for engine in ("inprocess", "flower-sim"):
+        t = time.time()
+        r = run_experiment(tiny) if engine == "inprocess" else run_flower(tiny, engine)
+        rows.append({"engine": engine, "All": r["acc_all"], "Old": r["acc_old"], "New": r["acc_new"],
+                     "wall seconds": round(time.time() - t, 1), "history": r["history"]})
+    print("same history on both engines:", rows[0]["history"] == rows[1]["history"])
+    display(pd.DataFrame(rows).drop(columns="history"))
+
+# %% [markdown]
 # A few rounds from a pretrained backbone are enough to see the loop run, not to rank methods: the gap between
 # two methods after four rounds is within the round-to-round noise of a single seed (±3–5 points here).
 #
 # ## Part B · The full-size evidence
 #
-# `bench/run_gcd_tables.py` tunes each method's learning rate (and FedLPA's ε and form) once at α = 0.1, seed 0,
-# then runs every method at its tuned setting with the default number of rounds: 3 seeds at α = 0.1 and 1.0,
-# one seed at α = 0.5, plus FedLPA's ablations. Each run is one JSON record with its per-round `history`.
+# `bench/run_gcd_tables.py` gives every method the same tuning budget (its learning rate from one grid) on a
+# tuning seed no table uses, then runs each method at its tuned setting with the default number of rounds on 3
+# evaluation seeds at α = 0.1 and 1.0, plus FedLPA's ablations at α = 0.1 (protocol: `bench/README.md`). It
+# writes one JSON record per run (with its per-round `history`) and the summary table this part reads.
 
 # %%
+from lab.gcd.methods import ABLATIONS
+from lab.results import GCD_SUMMARY, group_runs, read_json
+from lab.utils import LabError
+
 res_dir = Path(RESULTS_DIR) if Path(RESULTS_DIR).is_absolute() else ROOT / RESULTS_DIR
-files = sorted((res_dir / "gcd").glob("*.json"))
-runs = []
-for f in files:
-    try:
-        r = json.loads(f.read_text())
-    except ValueError:
-        continue
-    if isinstance(r, dict) and "history" in r and "method" in r:
-        runs.append(r)
-tuning = res_dir / "gcd_tuning.json"
-best = json.loads(tuning.read_text())["best"] if tuning.exists() else {}
-print(f"{len(runs)} run records under {res_dir / 'gcd'}; tuned settings: {best or 'not found (all runs shown)'}")
-if not runs:
-    print("No full-size results yet: run `python bench/run_gcd_tables.py --stage all` (about 5 minutes on 16 cores,"
-          " much longer on 2), then rerun this part.")
+try:
+    summary = read_json(str(res_dir / GCD_SUMMARY))
+except LabError as e:
+    summary = {"rows": [], "paired": [], "best": {}}
+    print(f"{e}: run `python bench/run_gcd_tables.py --stage all`, then rerun this part.")
+best = summary.get("best", {})
+print("tuned settings (tuning seeds only):", best)
+
+
+def pm(s):
+    return f"{s['mean']:.3f} ± {s['std']:.3f}" if s else "—"
+
+
+display(pd.DataFrame([{"method": r["label"], "α": r["alpha"], "federated": r["federated"], "seeds": len(r["seeds"]),
+                       "All": pm(r["acc_all"]), "Old": pm(r["acc_old"]), "New": pm(r["acc_new"]),
+                       "test All": pm(r["test_acc_all"]),
+                       "K̂ within ±1": f"{r['k_hat_within_1']['share']:.0%}" if r.get("k_hat_within_1") else "—"}
+                      for r in summary["rows"]]))
 
 # %% [markdown]
-# Each record is labelled by its method and, for FedLPA, its ablation. Runs of the tuning grid (other learning
-# rates) are left out, so every method appears at its own tuned setting only.
+# **Paired per-seed differences.** FedLPA and a baseline run on the same seed see the same partition and the same
+# initial weights, so the per-seed difference removes most of the seed-to-seed spread; it is the number to judge.
 
 # %%
-def run_label(r):
-    cfg, m = r.get("config", {}), r["method"]
-    tuned = best.get(m, {})
-    if any(cfg.get(k) != v for k, v in tuned.items() if k != "lpa_form"):
-        return None                                        # a tuning-grid run at another setting
-    tags = []
-    if not best:
-        tags.append(f"lr {cfg.get('lr')}")
-    if m == "fedlpa":
-        if cfg.get("use_lpa") is False:
-            tags.append("--no-lpa")
-        if cfg.get("use_confidence") is False:
-            tags.append("--no-confidence")
-        if cfg.get("oracle_prior"):
-            tags.append("--oracle-prior")
-        if "lpa_form" in tuned and cfg.get("lpa_form") != tuned["lpa_form"]:
-            tags.append(f"form {cfg.get('lpa_form')}")
-    return " ".join([NAMES.get(m, m)] + tags)
-
-
-table = pd.DataFrame([{"run": run_label(r), "method": r["method"], "alpha": r["alpha"], "seed": r["seed"],
-                       "All": r["acc_all"], "Old": r["acc_old"], "New": r["acc_new"], "test All": r["test_acc_all"],
-                       "rounds": r["rounds"], "seconds": r["seconds"], "record": r} for r in runs])
-if len(table):
-    table = table[table["run"].notna()]
-    def std(x):                          # spread over seeds, as in bench/results/gcd_summary.md (ddof = 0)
-        return x.std(ddof=0)
-
-    summary = (table.groupby(["alpha", "run"])[["All", "Old", "New", "test All", "seconds"]]
-               .agg(["mean", std, "count"]))
-    n_seeds = summary[("All", "count")]
-    show = pd.DataFrame({c: summary[(c, "mean")].map("{:.3f}".format)
-                         + np.where(n_seeds > 1, " ± " + summary[(c, "std")].fillna(0).map("{:.3f}".format), "")
-                         for c in ("All", "Old", "New", "test All")})
-    show["seeds"] = summary[("All", "count")]
-    show["s/run"] = summary[("seconds", "mean")].round(0)
-    display(show)
+display(pd.DataFrame([{"α": p["alpha"], "FedLPA − …": p["vs"], "seeds": p["seeds"],
+                       "per seed": ", ".join(f"{v:+.3f}" for v in p["diff"]["values"]),
+                       "mean ± std": pm(p["diff"]), "FedLPA / other": round(p["ratio_to"], 3)}
+                      for p in summary["paired"]]))
 
 # %% [markdown]
 # ### All / Old / New at strong and weak skew
 #
-# Mean of the last 3 evaluations per run; error bars are the standard deviation over seeds (none with one seed).
+# Mean of the last 3 evaluations per run; error bars are the standard deviation over evaluation seeds.
 
 # %%
-main_runs = [NAMES[m] for m in ("fedlpa", "simgcd", "gcd", "local", "central")]
-for alpha in sorted(table["alpha"].unique()) if len(table) else []:
-    sub = table[(table["alpha"] == alpha) & table["run"].isin(main_runs)]
-    rows = [{"name": run, **{f"acc_{k.lower()}": g[k].mean() for k in ("All", "Old", "New")},
-             **{f"acc_{k.lower()}_std": g[k].std(ddof=0) for k in ("All", "Old", "New")}}
-            for run, g in sub.groupby("run", sort=False)]
-    rows.sort(key=lambda d: main_runs.index(d["name"]))
-    vz.results_bars(rows, title=f"α = {alpha:g}: All / Old / New (mean of the last 3 evaluations; ± std over seeds)").show()
+def bar_rows(rows):
+    return [{"name": r["label"], **{k: r[k]["mean"] for k in ("acc_all", "acc_old", "acc_new")},
+             **{f"{k}_std": r[k]["std"] for k in ("acc_all", "acc_old", "acc_new")}} for r in rows]
+
+
+main_runs = [DISPLAY_NAMES[m] for m in ("fedlpa", "simgcd", "gcd", "local", "central")]
+for alpha in sorted({r["alpha"] for r in summary["rows"]}):
+    rows = [r for r in summary["rows"] if r["alpha"] == alpha and r["label"] in main_runs]
+    rows.sort(key=lambda r: main_runs.index(r["label"]))
+    vz.results_bars(bar_rows(rows), title=f"α = {alpha:g}: All / Old / New (mean ± std over seeds)").show()
 
 # %% [markdown]
 # ### Accuracy per round
 #
-# The per-round curves, averaged over seeds, at the strongest and the weakest skew. Watch for curves that peak
-# early and sink — a reason never to report the best round.
+# The per-round curves from the run records, averaged over seeds. Watch for curves that peak early and sink — a
+# reason never to report the best round.
 
 # %%
-def mean_history(records):
-    df = pd.DataFrame([h for r in records for h in r["history"]])
+records = []
+for f in sorted((res_dir / "gcd").glob("*.json")):
+    try:
+        r = json.loads(f.read_text())
+    except ValueError:
+        continue
+    if isinstance(r, dict) and "history" in r and r.get("seed") in summary.get("eval_seeds", []):
+        records.append(r)
+groups = group_runs(records, best, DISPLAY_NAMES)     # label -> the seeds of one config; tuning-grid runs excluded
+
+
+def mean_history(rs):
+    df = pd.DataFrame([h for r in rs for h in r["history"]])
     return df.groupby("round", as_index=False).mean().to_dict("records")
 
 
-alphas = sorted(table["alpha"].unique()) if len(table) else []
-for alpha in ([alphas[0], alphas[-1]] if len(alphas) > 1 else alphas):
-    sub = table[(table["alpha"] == alpha) & table["run"].isin(main_runs)]
-    hist = {run: mean_history(list(g["record"])) for run, g in sub.groupby("run", sort=False)}
-    hist = dict(sorted(hist.items(), key=lambda kv: main_runs.index(kv[0])))
-    vz.training_curves(hist, title=f"α = {alpha:g}: accuracy per round (mean over seeds)").show()
+for alpha in sorted({r["alpha"] for r in summary["rows"]}):
+    hist = {label: mean_history(rs) for label, rs in groups.items()
+            if label in main_runs and rs[0]["alpha"] == alpha}
+    vz.training_curves(dict(sorted(hist.items(), key=lambda kv: main_runs.index(kv[0]))),
+                       title=f"α = {alpha:g}: accuracy per round (mean over seeds)").show()
 
 # %% [markdown]
 # ### Ablations of FedLPA (α = 0.1)
 #
-# * `--no-lpa`: the same clients and discovery, but the uniform target only — is the LPA term doing anything?
-# * `--no-confidence`: the plain kNN graph, no must-links or cuts (notebook 02).
-# * `--oracle-prior`: π = the true local histogram — what a perfect discovery step would give.
-# * `form …`: the other way of using π (`replace` swaps out the uniform term; `add` keeps it).
+# Each ablation changes one part of FedLPA's design (`lab.gcd.methods.ABLATIONS`):
 
 # %%
-abl = table[(table["alpha"] == 0.1) & (table["method"] == "fedlpa")] if len(table) else table
-if len(abl):
-    rows = [{"name": run, **{f"acc_{k.lower()}": g[k].mean() for k in ("All", "Old", "New")},
-             **{f"acc_{k.lower()}_std": g[k].std(ddof=0) for k in ("All", "Old", "New")}}
-            for run, g in abl.groupby("run")]
-    sim = table[(table["alpha"] == 0.1) & (table["run"] == NAMES["simgcd"])]
-    if len(sim):
-        rows.append({"name": NAMES["simgcd"], **{f"acc_{k.lower()}": sim[k].mean() for k in ("All", "Old", "New")}})
-    vz.results_bars(sorted(rows, key=lambda d: d["name"]), title="α = 0.1: FedLPA and its ablations").show()
-    hist = {run: mean_history(list(g["record"])) for run, g in abl.groupby("run")}
-    vz.training_curves(hist, metrics=("acc_all",), title="α = 0.1: FedLPA ablations, All per round").show()
+print("\n".join(f"  {name}: {flags}" for name, flags in ABLATIONS.items()))
+abl = [r for r in summary["rows"] if r["alpha"] == 0.1 and r["label"].startswith(("FedLPA", DISPLAY_NAMES["simgcd"]))]
+if abl:
+    vz.results_bars(bar_rows(abl), title="α = 0.1: FedLPA, its ablations and FedAvg+SimGCD").show()
 
 # %% [markdown]
 # ### Did the clients find their number of categories?
 #
-# Each FedLPA record keeps every client's last K̂ next to its true class count (classes with ≥ 2 % of its samples).
+# Each FedLPA record keeps every client's K̂ (from discovery, never from the true K) next to its true class count
+# (classes with ≥ 2 % of its samples).
 
 # %%
-lpa = table[table["run"] == NAMES["fedlpa"]] if len(table) else table
-if len(lpa):
-    r0 = lpa.sort_values(["alpha", "seed"]).iloc[0]["record"]
-    vz.k_estimates(r0["k_true"], r0["k_est"], title=f"FedLPA, α = {r0['alpha']:g}, seed {r0['seed']}: K_hat vs true K").show()
-    ok = pd.DataFrame([{"alpha": r["alpha"], "within ±1": abs(e - t) <= 1} for r in lpa["record"]
+lpa = groups.get(DISPLAY_NAMES["fedlpa"], [])
+if lpa:
+    r0 = lpa[0]
+    vz.k_estimates(r0["k_true"], r0["k_est"], title=f"FedLPA, α = {r0['alpha']:g}, seed {r0['seed']}: K̂ vs true K").show()
+    ok = pd.DataFrame([{"alpha": r["alpha"], "within ±1": abs(e - t) <= 1} for rs in groups.values() for r in rs
+                       if r["method"] == "fedlpa" and not r.get("config", {}).get("oracle_prior")
                        for e, t in zip(r["k_est"], r["k_true"])])
     display(ok.groupby("alpha")["within ±1"].agg(["mean", "sum", "count"]).rename(
         columns={"mean": "share of clients", "sum": "clients", "count": "of"}))

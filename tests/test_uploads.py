@@ -214,3 +214,57 @@ def test_the_dashboard_partitions_an_upload_as_prepare_does():
     _, split, part = prepare(loaders.fed_config(key, "dirichlet", 0.5, 3, 7), data=ud)
     assert np.array_equal(fed.split.labelled, split.labelled)
     assert all(np.array_equal(a, b) for a, b in zip(fed.part.client_indices, part.client_indices))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The same data through the CLI: python -m lab discover --data FILE
+# --------------------------------------------------------------------------------------------------------
+
+def test_cli_discover_on_a_real_table_writes_the_record(tmp_path, capsys):
+    """wine (178 rows) at the defaults: the client count the page would start with, one row per client whose
+    K_hat = old classes present + new communities, the true class count beside it."""
+    from lab.cli import main
+
+    src, out = tmp_path / "wine.csv", tmp_path / "d.json"
+    src.write_bytes(sklearn_csv("wine"))
+    assert main(["discover", "--data", str(src), "--out", str(out)]) == 0
+    import json
+
+    rec = json.loads(out.read_text())
+    ud = tabular.read_upload(str(src))
+    assert rec["config"]["clients"] == default_clients(ud.n) == len(rec["clients"])
+    assert sum(r["n"] for r in rec["clients"]) == ud.n
+    for r in rec["clients"]:
+        assert r["k_hat"] == r["k_old"] + r["k_new"] and sum(r["community_sizes"]) <= r["n"]
+    assert rec["k_hat_within_1"] == np.mean([abs(r["k_hat"] - r["k_true"]) <= 1 for r in rec["clients"]])
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--alpha", "0"], "alpha"),
+    (["--clients", "500"], "clients"),
+    (["--k", "0"], "k"),
+    (["--partition", "users"], "user column"),
+    (["--out", "/proc/no/such/dir/x.json"], "out"),
+])
+def test_cli_discover_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, names):
+    from lab.cli import main
+
+    src = tmp_path / "t.csv"
+    src.write_bytes(table_csv(n=120))
+    out = tmp_path / "never.json"
+    argv = ["discover", "--data", str(src)] + args
+    if "--out" not in args:
+        argv += ["--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and names in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_discover_refuses_what_the_upload_check_refuses(tmp_path, capsys):
+    from lab.cli import main
+
+    src = tmp_path / "one.csv"
+    src.write_text("f0,f1,label\n" + "".join(f"{i},{i % 7},a\n" for i in range(60)))   # one class
+    assert main(["discover", "--data", str(src)]) == 2
+    assert "class" in capsys.readouterr().err

@@ -80,7 +80,8 @@ if not recs:
     st.info("No result files yet (bench/results/gcd/*.json): start a live run "
             "below. `python bench/run_gcd_tables.py` rebuilds the committed tables.")
 else:
-    st.caption(f"From `{source}` ({len(recs)} runs). Accuracy is clustering accuracy with one Hungarian matching; "
+    st.caption(f"From `{source}` ({len(recs)} runs on evaluation seeds; the tuning-seed runs that chose each "
+               "method's setting are left out). Accuracy is clustering accuracy with one Hungarian matching; "
                "bars are the mean of the last 3 evaluations, ± std over seeds.")
     alphas = sorted({float(r.get("alpha", np.nan)) for r in recs})
     c1, c2 = st.columns([1, 2])

@@ -49,6 +49,9 @@ def register(sub) -> None:
     flower_cli.add_engine_args(p)      # --engine {inprocess,flower-sim,flower}, --superlink (lab.federated.flower)
     p.set_defaults(func=run)
     flower_cli.register(sub)           # python -m lab flower-local --nodes N
+    from lab.gcd import discovery_cli
+
+    discovery_cli.register(sub)        # python -m lab discover --data FILE.csv
 
 
 def config_from_args(a) -> FedGCDConfig:

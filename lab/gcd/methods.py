@@ -56,3 +56,19 @@ METHODS = {m.name: m for m in (
 DISPLAY_NAMES = {name: m.display_name for name, m in METHODS.items()}
 #: the reference row of FedAvg+GCD's features clustered on pooled data (not a federated method)
 POOLED_REFERENCE = "centralized clustering of federated features (reference)"
+
+#: FedLPA's ablations: label -> the config fields that differ from FedLPA's design (bench tables, notebook 05 and
+#: the dashboard label runs by this table)
+ABLATIONS = {
+    "no LPA": {"use_lpa": False},                        # the same clients and discovery, the uniform target only
+    "confidence anchors": {"graph_refine": "confidence"},  # CLSD's confident anchors instead of the labels
+    "oracle prior": {"oracle_prior": True},              # pi = the true local histogram (reads labels: a ceiling)
+}
+
+
+def ablation_of(cfg: dict) -> str | None:
+    """The :data:`ABLATIONS` label a FedLPA run's config matches, or None for FedLPA as designed."""
+    for label, flags in ABLATIONS.items():
+        if all(cfg.get(k) == v for k, v in flags.items()):
+            return label
+    return None
