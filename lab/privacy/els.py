@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from lab.privacy.charlm import window_loss
-from lab.privacy.grads import per_example_grads
+from lab.privacy.grads import loss_of, per_example_grads
 from lab.privacy.mechanism import StepResult, empty_rows, gaussian_sum, poisson_sample
 from lab.privacy.users import BoundedUsers
 
@@ -37,8 +36,8 @@ def els_step(model, params, data: BoundedUsers, *, sampling_rate, clip, noise_mu
     idx = poisson_sample(M, sampling_rate, generator, data.windows.device)
     rows = per_example_grads(model, params, data.windows[idx], chunk_size=chunk_size) if len(idx) else \
         empty_rows(params)
-    grads = gaussian_sum(rows, clip=clip, noise_multiplier=noise_multiplier, denominator=sampling_rate * M,
-                         generator=generator)
+    grads = gaussian_sum(rows, clip=clip, noise_multiplier=noise_multiplier,
+                         denominator=sampling_rate * data.n_public_examples, generator=generator)
     return StepResult(grads, int(len(idx)), int(len(idx)))
 
 
@@ -46,13 +45,14 @@ def nonprivate_step(model, params, data: BoundedUsers, *, sampling_rate, clip=No
                     generator, chunk_size=None) -> StepResult:
     """ELS sampling, no clipping, no noise: the gradient of the sampled windows' summed loss over ``qM``.
 
-    Differentiates ``model``'s own parameters (``params``, ``clip``, ``noise_multiplier`` are ignored).
+    Differentiates ``model``'s own trainable parameters, those with ``requires_grad`` (``params``, ``clip``,
+    ``noise_multiplier`` are ignored).
     ``grads`` is None when nothing was sampled (the optimizer then skips the step, as after
     ``zero_grad(set_to_none=True)``)."""
     M = data.n_examples
     idx = poisson_sample(M, sampling_rate, generator, data.windows.device)
     if len(idx) == 0:
         return StepResult(None, 0, 0)
-    names, leaves = zip(*model.named_parameters())
-    loss = window_loss(model, data.windows[idx]).sum() / (sampling_rate * M)
+    names, leaves = zip(*((n, p) for n, p in model.named_parameters() if p.requires_grad))
+    loss = loss_of(model)(model, data.windows[idx]).sum() / (sampling_rate * data.n_public_examples)
     return StepResult(dict(zip(names, torch.autograd.grad(loss, leaves))), int(len(idx)), int(len(idx)))

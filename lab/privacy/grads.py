@@ -13,14 +13,22 @@ from torch.func import functional_call, grad, vmap
 from lab.privacy.charlm import window_loss
 
 
+def loss_of(model):
+    """``model``'s per-window loss ``f(forward, windows) -> (B,)``: its own ``window_loss`` when it defines
+    one (SmolLM2's LoRA top reads rows of cached frozen-layer states, ``lab.privacy.llm``), else the char LM's."""
+    return getattr(model, "window_loss", window_loss)
+
+
 def per_example_grads(model, params: dict, windows: torch.Tensor, chunk_size=None) -> dict:
     """Gradient of each window's mean cross-entropy w.r.t. ``params``: name -> (B, *param.shape).
 
-    One ``vmap(grad(...))`` call; buffers (the causal mask) are shared."""
+    One ``vmap(grad(...))`` call; buffers (the causal mask) are shared. ``params`` may be a subset of the
+    model's parameters (SmolLM2: the LoRA adapters); the others enter as constants."""
     buffers = {n: b for n, b in model.named_buffers()}
+    loss = loss_of(model)
 
     def loss_one(p, w):
-        return window_loss(lambda x: functional_call(model, (p, buffers), (x,)), w.unsqueeze(0))[0]
+        return loss(lambda x: functional_call(model, (p, buffers), (x,)), w.unsqueeze(0))[0]
 
     return vmap(grad(loss_one), in_dims=(None, 0), chunk_size=chunk_size)(params, windows)
 

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lab.privacy.config import ALGORITHMS, REGIMES, DPRunConfig
-from lab.privacy.mechanism import gaussian_sum_np, poisson_sample_np
+from lab.privacy.mechanism import SecureRNG, gaussian_sum_np, poisson_sample_np
 from lab.utils import LabError, check_choice, check_range
 
 
@@ -89,23 +89,23 @@ def sampling_rate(cfg: MeanEstConfig) -> float:
 class _Population(NamedTuple):
     examples: np.ndarray  # (N k, d): every example, user after user
     user_means: np.ndarray  # (N, d): each user's mean example
-    n: int
-    k: int
+    n: float  # the public user count N behind the denominators qNk / qN (= len(user_means) but in an audit,
+    k: int    # where canaries come and go while the denominators stay fixed: lab.privacy.audit)
 
 
 def _els_grad(theta, pop, q, rng, clip, z):
-    rows = theta - pop.examples[poisson_sample_np(pop.n * pop.k, q, rng)]
+    rows = theta - pop.examples[poisson_sample_np(len(pop.examples), q, rng)]
     return gaussian_sum_np(rows, clip=clip, noise_multiplier=z, denominator=q * pop.n * pop.k, rng=rng)
 
 
 def _uls_grad(theta, pop, q, rng, clip, z):
     # the gradient of a user's mean loss is theta minus the user's mean example
-    rows = theta - pop.user_means[poisson_sample_np(pop.n, q, rng)]
+    rows = theta - pop.user_means[poisson_sample_np(len(pop.user_means), q, rng)]
     return gaussian_sum_np(rows, clip=clip, noise_multiplier=z, denominator=q * pop.n, rng=rng)
 
 
 def _nonprivate_grad(theta, pop, q, rng, clip, z):
-    rows = theta - pop.examples[poisson_sample_np(pop.n * pop.k, q, rng)]
+    rows = theta - pop.examples[poisson_sample_np(len(pop.examples), q, rng)]
     return rows.sum(0) / (q * pop.n * pop.k)
 
 
@@ -113,7 +113,8 @@ def _nonprivate_grad(theta, pop, q, rng, clip, z):
 STEP = {"els": _els_grad, "uls": _uls_grad, "nonprivate": _nonprivate_grad}
 
 
-def train(algo, cfg: MeanEstConfig, *, clip, lr, noise_multiplier, seed, x=None, mu=None, on_step=None) -> dict:
+def train(algo, cfg: MeanEstConfig, *, clip, lr, noise_multiplier, seed, x=None, mu=None, on_step=None,
+          secure_rng=False) -> dict:
     """Run one algorithm (``els``/``uls``/``nonprivate``) at a given noise multiplier; no accounting.
 
     Returns ``{"error": ||theta_avg - mu||^2, "error_last": ||theta_T - mu||^2}``. ``seed`` drives the
@@ -124,7 +125,7 @@ def train(algo, cfg: MeanEstConfig, *, clip, lr, noise_multiplier, seed, x=None,
         x, mu = make_data(cfg)
     n, k, d = x.shape
     q = sampling_rate(cfg)
-    rng = np.random.default_rng([int(seed), 104729])
+    rng = SecureRNG() if secure_rng else np.random.default_rng([int(seed), 104729])
     pop = _Population(x.reshape(n * k, d), x.mean(axis=1), n, k)
     theta = np.zeros(d)
     avg, n_avg = np.zeros(d), 0
@@ -200,7 +201,8 @@ def run_meanest(cfg: DPRunConfig, on_step=None) -> dict:
         clip = best["clip"] if clip is None else clip
         lr = best["lr"] if lr is None else lr
     z = noise_for(algo, epsilon, delta, pop)
-    r = train(algo, pop, clip=clip, lr=lr, noise_multiplier=z, seed=cfg.seed, on_step=on_step)
+    r = train(algo, pop, clip=clip, lr=lr, noise_multiplier=z, seed=cfg.seed, on_step=on_step,
+              secure_rng=cfg.secure_rng)
     q = sampling_rate(pop)
     out = {"task": "meanest", "algo": algo, "epsilon_target": epsilon, "delta": delta,
            "bound": pop.examples_per_user, "noise_multiplier": z, "sampling_rate": q, "steps": pop.steps,
@@ -212,6 +214,8 @@ def run_meanest(cfg: DPRunConfig, on_step=None) -> dict:
     out["eval_ppl"] = None
     out["seconds"] = time.time() - t0
     out["regime"] = cfg.regime
+    out["privacy_statement"] = A.privacy_statement("meanest", algo, epsilon=out["epsilon"], delta=delta,
+                                                   bound=pop.examples_per_user, secure_rng=cfg.secure_rng)
     out["config"] = dataclasses.replace(cfg, batch=pop.batch, clip=clip, lr=lr, report_discretization=disc).to_dict()
     return out
 

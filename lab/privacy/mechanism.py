@@ -22,9 +22,15 @@ its data. The algorithms differ only in what a unit and its row :math:`g_i` are:
 together) and :func:`gaussian_sum_np` (numpy, rows as a ``(b, d)`` array) are the same function;
 :func:`poisson_sample` / :func:`poisson_sample_np` the same sampling. The non-private baseline samples
 like ELS and sums unclipped rows without noise.
+
+Randomness: a seeded ``torch.Generator`` / ``np.random.Generator`` (reproducible: whoever holds the seed
+can regenerate the noise) or :class:`SecureRNG` (``--secure-rng``: the OS's CSPRNG, not reproducible),
+accepted wherever a generator is.
 """
 from __future__ import annotations
 
+import math
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -42,11 +48,46 @@ class StepResult(NamedTuple):
     units: int
 
 
+class SecureRNG:
+    """Uniforms and Gaussians from the operating system's CSPRNG (``os.urandom``) for noise and sampling.
+
+    Not reproducible by design (no seed). Duck-types the two ``np.random.Generator`` methods the numpy
+    mechanism uses (``random``, ``standard_normal``) and is accepted by the torch twins in place of a
+    ``torch.Generator``. Uniforms carry 53 random bits; Gaussians come from the Box-Muller transform.
+    Floating-point attacks on Gaussian sampling (Mironov 2012) are out of scope."""
+
+    device = torch.device("cpu")
+
+    def random(self, n) -> np.ndarray:
+        n = int(np.prod(n))
+        return (np.frombuffer(os.urandom(8 * n), dtype=np.uint64) >> np.uint64(11)) * 2.0 ** -53
+
+    def standard_normal(self, size) -> np.ndarray:
+        size = (size,) if np.ndim(size) == 0 else tuple(size)
+        n = int(np.prod(size))
+        m = (n + 1) // 2
+        r = np.sqrt(-2.0 * np.log1p(-self.random(m)))  # 1 - U in (0, 1]: log is finite
+        a = 2 * math.pi * self.random(m)
+        return np.concatenate([r * np.cos(a), r * np.sin(a)])[:n].reshape(size)
+
+
+def _uniform(n: int, generator) -> torch.Tensor:
+    if isinstance(generator, SecureRNG):
+        return torch.from_numpy(generator.random(n))
+    return torch.rand(n, generator=generator, device=generator.device)
+
+
+def _normal(shape, generator) -> torch.Tensor:
+    if isinstance(generator, SecureRNG):
+        return torch.from_numpy(generator.standard_normal(tuple(shape))).float()
+    return torch.randn(shape, generator=generator, device=generator.device)
+
+
 # ------------------------------------------------------------------------------------------------ torch
 def poisson_sample(n: int, rate: float, generator: torch.Generator, device=None) -> torch.Tensor:
     """Indices of the units kept by independent coin flips of probability ``rate`` (drawn on the
     generator's device, so the same seed samples the same units on CPU and GPU)."""
-    mask = torch.rand(n, generator=generator, device=generator.device).to(device) < rate
+    mask = _uniform(n, generator).to(device) < rate
     return mask.nonzero().squeeze(1)
 
 
@@ -69,7 +110,7 @@ def gaussian_sum(rows: dict, *, clip: float, noise_multiplier: float, denominato
         summed = clip_and_sum(rows, clip)
     out = {}
     for n, s in summed.items():
-        noise = torch.randn(s.shape, generator=generator, device=generator.device).to(s.device)
+        noise = _normal(s.shape, generator).to(s.device)
         out[n] = (s + noise_multiplier * clip * noise) / denominator
     return out
 

@@ -15,7 +15,9 @@ then re-accounted for the JSON. The optimizer is Adam on the privatised gradient
 
 A run is one :class:`~lab.privacy.config.DPRunConfig`; the algorithm is chosen through ``STEP`` (one
 signature for all three: ``step(model, params, data, *, sampling_rate, clip, noise_multiplier, generator)
--> StepResult``) and the model through ``LOAD_MODEL``.
+-> StepResult``) and the model through ``LOAD_MODEL`` / ``LOAD_DATA`` / ``EVALUATE`` (``charlm``: the
+char LM, every parameter trains; ``smollm2``: SmolLM2-135M with LoRA, only the adapters train — see
+``lab.privacy.llm``). The trained parameters are the model's parameters that require grad.
 """
 from __future__ import annotations
 
@@ -29,10 +31,11 @@ import numpy as np
 import torch
 
 from lab.privacy import accounting as A
+from lab.privacy import llm
 from lab.privacy.charlm import evaluate, load_pretrained
 from lab.privacy.config import ALGORITHMS, DPRunConfig
 from lab.privacy.els import els_step, nonprivate_step
-from lab.privacy.mechanism import StepResult
+from lab.privacy.mechanism import SecureRNG, StepResult
 from lab.privacy.uls import uls_step
 from lab.privacy.users import BoundedUsers, bound_contributions, load_user_data
 from lab.utils import LabError, check_choice, get_device, set_seed
@@ -40,8 +43,25 @@ from lab.utils import LabError, check_choice, get_device, set_seed
 ALGOS = tuple(ALGORITHMS)
 #: One training step per algorithm, all with the same signature (see the module docstring).
 STEP = {"els": els_step, "uls": uls_step, "nonprivate": nonprivate_step}
-#: Pretrained model loaders for ``DPRunConfig.model``: ``loader(device=...) -> nn.Module``.
-LOAD_MODEL = {"charlm": load_pretrained}
+#: Pretrained model loaders for ``DPRunConfig.model``: ``loader(cfg, device=...) -> nn.Module``.
+LOAD_MODEL = {"charlm": lambda cfg=None, device=None: load_pretrained(device=device), "smollm2": llm.load_model}
+
+
+def char_data(cfg: DPRunConfig, device=None):
+    """``(train BoundedUsers, held-out windows, n_train_users)`` of the char LM for a run config."""
+    data = load_user_data()
+    users_w = data.train_windows if cfg.max_train_users is None else data.train_windows[:cfg.max_train_users]
+    train = BoundedUsers.build(*bound_contributions(users_w, cfg.bound, bound_seed=cfg.seed), n_users=len(users_w),
+                               device=device)
+    ev = data.eval_windows if cfg.eval_windows is None else data.eval_windows[:cfg.eval_windows]
+    return train, torch.from_numpy(ev).to(device), len(users_w)
+
+
+#: Per model: the bounded private users and the held-out set, ``data(cfg, device) -> (train, eval, n_users)``.
+LOAD_DATA = {"charlm": char_data, "smollm2": llm.user_data}
+#: Per model: held-out evaluation ``evaluate(model, eval) -> {"eval_loss": ..., more metrics}``
+#: (charlm: nats/char; smollm2: nats/token, plus ``eval_loss_per_char``).
+EVALUATE = {"charlm": lambda model, ev: {"eval_loss": evaluate(model, ev)}, "smollm2": llm.evaluate}
 
 #: Tuned defaults: bench/run_dp_tables.py --part tune (user-level eps=4, seed 0, k=16, T=100, B=256);
 #: grid and losses in bench/results/dp_tune.json. ELS C=1 and C=8 gave the same loss (every per-example
@@ -51,6 +71,8 @@ DEFAULTS = {
     "uls": {"clip": 0.5, "lr": 1e-3},
     "nonprivate": {"clip": None, "lr": 3e-3},
 }
+#: Tuned defaults per model (``DEFAULTS`` is the char LM's).
+MODEL_DEFAULTS = {"charlm": DEFAULTS, "smollm2": llm.DEFAULTS}
 
 
 def _cache_path():
@@ -114,18 +136,13 @@ def run_lm(cfg: DPRunConfig, on_step=None, *, device=None) -> dict:
     t0 = time.time()
     device = device or get_device()
     set_seed(cfg.seed)
-    clip = DEFAULTS[algo]["clip"] if cfg.clip is None else cfg.clip
-    lr = DEFAULTS[algo]["lr"] if cfg.lr is None else cfg.lr
+    clip = MODEL_DEFAULTS[cfg.model][algo]["clip"] if cfg.clip is None else cfg.clip
+    lr = MODEL_DEFAULTS[cfg.model][algo]["lr"] if cfg.lr is None else cfg.lr
     disc = A.REPORT_DISCRETIZATION if cfg.report_discretization is None else cfg.report_discretization
     cfg = dataclasses.replace(cfg, batch=cfg.batch_size, clip=clip, lr=lr, report_discretization=disc)
 
-    data = load_user_data()
-    users_w = data.train_windows if cfg.max_train_users is None else data.train_windows[:cfg.max_train_users]
-    train = BoundedUsers.build(*bound_contributions(users_w, cfg.bound, bound_seed=cfg.seed), n_users=len(users_w),
-                               device=device)
-    ev = data.eval_windows if cfg.eval_windows is None else data.eval_windows[:cfg.eval_windows]
-    ev = torch.from_numpy(ev).to(device)
-    M, N = train.n_examples, len(users_w)
+    train, ev, N = LOAD_DATA[cfg.model](cfg, device)
+    M = train.n_examples
     cfg.validate(n_examples=M)
     batch, steps = cfg.batch, cfg.steps
     q = min(1.0, batch / M)
@@ -137,15 +154,17 @@ def run_lm(cfg: DPRunConfig, on_step=None, *, device=None) -> dict:
         z = calibrated_noise(algo, eps_target, cfg.delta, q, steps, cfg.bound)
     t_cal = time.time() - t0
 
-    model = LOAD_MODEL[cfg.model](device=device)
-    params = {n: p for n, p in model.named_parameters()}
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator(device="cpu").manual_seed(int(cfg.seed) * 1000003 + 17)
+    model = LOAD_MODEL[cfg.model](cfg, device=device)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.Adam(params.values(), lr=lr)
+    evaluate_ = EVALUATE[cfg.model]
+    gen = SecureRNG() if cfg.secure_rng else torch.Generator(device="cpu").manual_seed(int(cfg.seed) * 1000003 + 17)
     history = []
     pre_key = (cfg.model, str(device), int(ev.shape[0]))
     if pre_key not in _PRE_LOSS:
-        _PRE_LOSS[pre_key] = evaluate(model, ev)
-    pre_loss = _PRE_LOSS[pre_key]
+        _PRE_LOSS[pre_key] = evaluate_(model, ev)
+    pre = {k.replace("eval_", "pretrained_"): v for k, v in _PRE_LOSS[pre_key].items()}
+    pre_loss = pre["pretrained_loss"]
     t_train = time.time()
     step = STEP[algo]
     n_examples = 0
@@ -156,12 +175,13 @@ def run_lm(cfg: DPRunConfig, on_step=None, *, device=None) -> dict:
         optimizer_step(params, opt, res)
         row = {"step": t + 1, "example_gradients": res.examples}
         if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < steps:
-            row["eval_loss"] = evaluate(model, ev)
+            row["eval_loss"] = evaluate_(model, ev)["eval_loss"]
             history.append({"step": t + 1, "eval_loss": row["eval_loss"]})
         if on_step:
             on_step(t + 1, steps, row)
     t_train = time.time() - t_train
-    loss = evaluate(model, ev)
+    final = evaluate_(model, ev)
+    loss = final["eval_loss"]
     history.append({"step": steps, "eval_loss": loss})
 
     out = {"task": "lm", "algo": algo, "epsilon_target": eps_target, "delta": cfg.delta, "bound": int(cfg.bound),
@@ -169,11 +189,15 @@ def run_lm(cfg: DPRunConfig, on_step=None, *, device=None) -> dict:
            "steps": int(steps), "seed": int(cfg.seed), "batch": batch, "clip": clip, "lr": lr,
            "eval_loss": loss, "eval_ppl": math.exp(loss), "pretrained_loss": pre_loss,
            "n_train_users": N, "n_train_examples": M, "n_eval_windows": int(ev.shape[0]),
-           "example_gradients": int(n_examples), "device": str(device)}
+           "example_gradients": int(n_examples), "device": str(device),
+           "model": cfg.model, "trainable_params": int(sum(p.numel() for p in params.values()))}
+    out.update({**final, **pre})  # smollm2 adds eval_loss_per_char / pretrained_loss_per_char
     key = (algo, z, q, steps, cfg.delta, cfg.bound, disc)
     if key not in _ACC_CACHE:  # seeds share it
         _ACC_CACHE[key] = A.run_accounting(algo, z, q, steps, cfg.delta, cfg.bound, discretization=disc)
     out.update(_ACC_CACHE[key])
+    out["privacy_statement"] = A.privacy_statement("lm", algo, epsilon=out["epsilon"], delta=cfg.delta,
+                                                   bound=cfg.bound, secure_rng=cfg.secure_rng)
     out.update(history=history, seconds=time.time() - t0, seconds_train=t_train, seconds_calibration=t_cal,
                config=cfg.to_dict())
     return out

@@ -22,6 +22,9 @@ Schema
     seconds_calibration, history [{step, eval_loss}],
     config           the run's DPRunConfig.to_dict() with every default (batch, clip, lr) filled in, so
                      DPRunConfig.from_dict(record["config"]) reruns it (records written before it lack it)
+    model "charlm" | "smollm2", trainable_params (parameters that train: all of the char LM, SmolLM2's LoRA
+    adapters); model "smollm2" only: eval_loss / pretrained_loss in nats/token plus eval_loss_per_char,
+    pretrained_loss_per_char (bench/run_llm_dp.py writes bench/results/llm_dp_*.json in the formats below)
     (task "meanest" records carry the tier-1 keys tau, s, dim, n_users, error, error_last, regime instead
     of the LM-only ones; eval_loss is the squared error there)
 

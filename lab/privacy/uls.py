@@ -36,7 +36,7 @@ def per_user_mean_grads(model, params, data: BoundedUsers, users: torch.Tensor, 
         torch.cumsum(counts, 0) - counts, counts)
     rows = data.starts[users][seg] + offs
     g = per_example_grads(model, params, data.windows[rows], chunk_size=chunk_size)
-    inv = (1.0 / counts.to(torch.float32))
+    inv = 1.0 / counts.clamp(min=1).to(torch.float32)  # a user with no examples contributes a zero row, not NaN
     per_user = {}
     for n, t in g.items():  # mean over each user's rows: (n_users, ...)
         acc = torch.zeros((len(users),) + t.shape[1:], dtype=t.dtype, device=device)
@@ -54,6 +54,6 @@ def uls_step(model, params, data: BoundedUsers, *, sampling_rate, clip, noise_mu
         rows, n_ex = per_user_mean_grads(model, params, data, users, chunk_size=chunk_size)
     else:
         rows, n_ex = empty_rows(params), 0
-    grads = gaussian_sum(rows, clip=clip, noise_multiplier=noise_multiplier, denominator=sampling_rate * N,
-                         generator=generator)
+    grads = gaussian_sum(rows, clip=clip, noise_multiplier=noise_multiplier,
+                         denominator=sampling_rate * data.n_public_users, generator=generator)
     return StepResult(grads, n_ex, int(len(users)))

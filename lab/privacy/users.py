@@ -106,6 +106,10 @@ class BoundedUsers:
     owner: torch.Tensor    # (M,)
     starts: torch.Tensor   # (N,)
     counts: torch.Tensor   # (N,)
+    # The N and M the mechanism treats as public: its denominators are qN (ULS) and qM (ELS). None: the data's
+    # own counts. An audit fixes them from its configuration, so a canary's coming or going cannot move them.
+    public_users: float | None = None
+    public_examples: float | None = None
 
     @classmethod
     def build(cls, windows, owner, n_users=None, device=None) -> "BoundedUsers":
@@ -122,3 +126,13 @@ class BoundedUsers:
     @property
     def n_users(self) -> int:
         return int(self.counts.shape[0])
+
+    @property
+    def n_public_examples(self) -> float:
+        """M behind ELS's denominator qM."""
+        return self.n_examples if self.public_examples is None else self.public_examples
+
+    @property
+    def n_public_users(self) -> float:
+        """N behind ULS's denominator qN."""
+        return self.n_users if self.public_users is None else self.public_users
