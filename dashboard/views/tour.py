@@ -141,8 +141,10 @@ with b:
         st.metric(f"ULS vs ELS held-out loss at user-level ε = {dh['epsilon']:g} (lower is better)",
                   f"{dh['uls']['mean']:.3f} vs {dh['els']['mean']:.3f} nats/char",
                   delta=f"{d['mean']:+.4f} (ULS − ELS, {how})", delta_color="inverse",
-                  help=f"δ = {dh.get('delta')}, each user bounded to {dh.get('bound')} examples; ε from the "
-                       "user-level accountants")
+                  help=f"δ = {dh.get('delta')}, " + (f"each user bounded to {dh['bound']} examples"
+                                                      if dh.get("bound") else "each algorithm at its own tuned "
+                                                      "contribution bound, step size and clip")
+                       + "; ε from the user-level accountants")
         st.caption(f"{dh['uls']['n']} / {dh['els']['n']} seeds · from `{dh['source']}`")
 
 footer(t0)
