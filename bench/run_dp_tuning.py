@@ -7,7 +7,10 @@ quantiles, the tuned settings), ``dp_tuned_curve.json`` (the evaluation runs, ``
 ``dp_tuned_summary.md``.
 
     nice -n 10 python bench/run_dp_tuning.py --stage all > /tmp/dp_tuning.log 2>&1 &   # resumable
-    nice -n 10 python bench/run_dp_tuning.py --stage subset > /tmp/dp_tuning.log 2>&1 &  # the committed subset
+    nice -n 10 python bench/run_dp_tuning.py --stage subset > /tmp/dp_tuning.log 2>&1 &  # eps = 1 full, eps = 8 in k
+    python bench/run_dp_tuning.py --stage refine --refine-epsilon 8   # then eps = 8 certified in k, lr, clip
+    python bench/run_dp_tuning.py --stage curve --epsilons 8 4 16 &   # processes on disjoint epsilons share the
+    python bench/run_dp_tuning.py --stage curve --epsilons 0.5 1 2    # curve file (merged under a lock)
     python bench/run_dp_tuning.py --stage summary            # the markdown from the two JSON files
     python bench/run_dp_tuning.py --stage all --quick --results-dir /tmp/dp_quick        # smoke test (tiny runs)
 
@@ -38,16 +41,16 @@ K_LADDER = (1, 2, 4, 8, 16, 32, 64, 128)
 K_GRID = (1, 2, 4, 8, 16, 32)           # stage B; 64 (then 128) only when the largest tried k wins
 A_LR = (3e-4, 1e-3, 3e-3)               # stage A: every other rung of LR_LADDER
 A_Q = (0.1, 0.5)                        # stage A: two rungs of the quantile ladder (widened in steps of 2)
-SUBSET = {"ran": "in this order, until the deadline (what did not finish is listed under 'missing'): eps = 1: "
-                  "the full protocol, then tuned ELS and ULS on evaluation seeds 0, 1, 2; eps = 8: k only "
-                  "(local search in k from eps = 1's k, one-rung neighbours until none is better, at eps = 1's lr and "
-                  "clip quantile; equal runs for both), then both on seeds 0, 1, 2; "
-                  "the k = 16 contrast at eps 1 and 8 reused from dp_privacy_utility.json (same steps, batch, delta, "
-                  "lr, clip, seeds; one run re-run to check); both bound rules at eps 1 and 8 on seeds 0, 1, 2",
-          "cut": "the full protocol at eps = 8 (lr and clip quantile not re-searched there: the machine's load "
-                 "doubled the run time mid-session); the curve at "
-                 "eps 0.5, 2, 4, 16 (24 tuned runs); a restart at 14:16 UTC and a 16:10 UTC deadline on a shared "
-                 "2-core machine (run times are in the files)"}
+SUBSET = {"ran": "eps = 1: the full protocol (stages A, B, C and the pad); eps = 8: local search in k from eps = 1's "
+                  "optimum (one-rung neighbours until none is better), then k, lr and clip quantile certified by "
+                  "coordinate search from there (`--stage refine`), equal runs for both algorithms; the curve at "
+                  "all six epsilons x 3 evaluation seeds (0.5 and 2 with eps = 1's settings, 4 and 16 with eps = "
+                  "8's); the k = 16 contrast at every epsilon (reused from dp_privacy_utility.json where the same "
+                  "run is there, one re-run to check); both bound rules at eps 1 and 8",
+          "cut": "stages A and B at eps = 8 (its search starts from eps = 1's optimum instead of a fresh lr x clip "
+                 "grid at k = 4): the optimum found there is certified locally (every one-rung neighbour in k, lr "
+                 "and clip quantile is worse) but not globally; tuning at 0.5, 2, 4 and 16 (interpolated, as the "
+                 "protocol allows)"}
 MIN_BUDGET = 0                          # no floor: both algorithms get max(runs either needed to certify)
 SETTINGS = {"steps": 100, "batch": 256, "delta": 1e-5}
 QUICK = {"steps": 2, "batch": 8, "delta": 1e-5, "max_train_users": 40, "eval_windows": 16}
@@ -185,10 +188,25 @@ class Study:
 
     def _save_curve(self):
         """Write the curve file with its summaries recomputed from the runs so far (readers such as the tour
-        see whole-seed summaries while it grows; ``partial`` stays true until every tuned run is in)."""
-        self.derive()
-        self.curve.update(kind="dp-tuned-curve", partial=not self.curve.get("complete", False))
-        _write(self.curve_path, self.curve)
+        see whole-seed summaries while it grows; ``partial`` stays true until every tuned run is in).
+
+        Several processes may grow the curve at once (``--epsilons`` splits the work): under a file lock, the
+        rows another process wrote since this one read the file are merged in (by run key) before writing."""
+        import fcntl
+
+        with open(self.curve_path + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = _load(self.curve_path) or {}
+            for r in disk.get("rows", []):
+                if "key" in r and r["key"] not in self.cache:
+                    self.cache[r["key"]] = r
+                    self.curve["rows"].append(r)
+            fresh = _load(self.tune_path)  # another process may have re-tuned an epsilon meanwhile
+            if fresh and fresh.get("tuned"):
+                self.tune["tuned"], self.tune["rules"] = fresh["tuned"], fresh.get("rules", self.tune.get("rules"))
+            self.derive()
+            self.curve.update(kind="dp-tuned-curve", partial=not self.curve.get("complete", False))
+            _write(self.curve_path, self.curve)
 
     # ------------------------------------------------------------------ the search (one algo, one epsilon)
     def point(self, x):
@@ -335,7 +353,9 @@ class Study:
             _say(f"tuned {a} eps={eps} ({protocol}): {tuned[a][str(float(eps))]}")
         for a in ALGOS:  # keep the epsilons in order (readers list them)
             tuned[a] = dict(sorted(tuned[a].items(), key=lambda kv: float(kv[0])))
-        self.tune["budget"] = {a: {e: len(self.tried(a, float(e))) for e in tuned[a]} for a in ALGOS}
+        # the runs each search made, as stored with its setting (a process that re-tunes one epsilon has not
+        # replayed the others' searches, so counting what it visited would zero them)
+        self.tune["budget"] = {a: {e: tuned[a][e]["runs"] for e in tuned[a]} for a in ALGOS}
         self.tune["rules"] = self.rules()
         self._save_tune()
 
@@ -406,6 +426,34 @@ class Study:
         self.stage_rules(only=1.0)
         self.stage_rules(only=8.0)
         self.verify_reuse()
+
+    def refine(self, eps):
+        """Certify a reduced tuning (``tune_k_lr``) in every dimension: coordinate search with one-rung
+        neighbours in k, lr and clip quantile from the stored optimum at ``eps`` (its runs are reused), then the
+        same number of runs for both algorithms. What was carried over before is tuned after this."""
+        before = {a: dict(self.tune["tuned"][a][str(float(eps))]) for a in ALGOS}
+        best = {}
+        for a in ALGOS:  # replay what the reduced search visited, so certify sees those runs
+            for r in self.tune["runs"]:
+                if r["algo"] == a and float(r.get("tune_epsilon", -1)) == float(eps):
+                    x = (K_LADDER.index(r["bound"]), LR_LADDER.index(r["lr"]),
+                         self.q_ladder.index(r["clip_quantile"]))
+                    self.seen.setdefault((a, float(eps)), {})[x] = r["eval_loss"]
+            s = before[a]
+            x = (K_LADDER.index(s["bound"]), LR_LADDER.index(s["lr"]), self.q_ladder.index(s["clip_quantile"]))
+            best[a] = self.certify(a, eps, x, stage="refine")
+        for _ in range(10):
+            n = {a: len(self.tried(a, eps)) for a in ALGOS}
+            target = max(n.values())
+            if all(v == target for v in n.values()):
+                break
+            for a in ALGOS:
+                if n[a] < target:
+                    best[a] = self.pad(a, eps, best[a], target)
+        src = before[ALGOS[0]].get("carried_from")
+        self._store_tuned(eps, best, protocol=f"k from eps={src:g}'s setting, then k, lr and clip quantile "
+                                              "certified by coordinate search" if src else "full",
+                          carried_from=src, refined=True)
 
     def verify_reuse(self, algo="els", eps=1.0, seed=1):
         """Re-run one reused k = 16 run with today's code: the reuse holds only if the loss is the same."""
@@ -491,7 +539,10 @@ class Study:
         """Each bound rule's k at the tuned lr and clip quantile, at every tuning epsilon, on evaluation seeds
         (where the rule's k is the grid's best k, the tuned runs themselves)."""
         tuned, rules = self.tune["tuned"], self.tune["rules"]
-        for te in tuned_epsilons(self.tune) if only is None else (only,):
+        only = None if only is None else {float(e) for e in np.atleast_1d(only)}
+        for te in tuned_epsilons(self.tune):
+            if only is not None and te not in only:
+                continue
             for a in ALGOS:
                 s = tuned[a][str(te)]
                 k = rules["els"]["bound"] if a == "els" else rules["uls"]["by_epsilon"][str(te)]["bound"]
@@ -766,8 +817,13 @@ def _hp(r):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", choices=("norms", "tune", "curve", "contrast", "rules", "subset", "summary", "all"),
+    ap.add_argument("--stage", choices=("norms", "tune", "refine", "curve", "contrast", "rules", "subset", "summary",
+                                         "all"),
                     required=True)
+    ap.add_argument("--epsilons", type=float, nargs="+", default=None,
+                    help="stages curve/contrast/rules: only these epsilons (run several processes on disjoint "
+                         "sets; the curve file is merged under a lock)")
+    ap.add_argument("--refine-epsilon", type=float, default=8.0, help="stage refine: the epsilon to certify")
     ap.add_argument("--rule-seeds", type=int, nargs="+", default=list(EVAL_SEEDS), help="stage rules: seeds")
     ap.add_argument("--results-dir", default=RES)
     ap.add_argument("--quick", action="store_true", help="tiny runs (smoke test); needs another --results-dir")
@@ -781,7 +837,7 @@ def main():
 
     torch.set_num_threads(a.threads)
     st = Study(a.results_dir, quick=a.quick)
-    if a.stage in ("norms", "tune", "curve", "contrast", "rules", "subset", "all"):
+    if a.stage in ("norms", "tune", "refine", "curve", "contrast", "rules", "subset", "all"):
         st._bar = tqdm(desc="new runs", unit="run", file=sys.stderr, mininterval=30)
         t = time.time()
         if a.stage == "norms":
@@ -789,12 +845,15 @@ def main():
                 st.norms(k)
         if a.stage in ("tune", "all"):
             st.stage_tune()
+        if a.stage == "refine":
+            st.refine(a.refine_epsilon)
+        eps = tuple(a.epsilons) if a.epsilons else CURVE_EPSILONS
         if a.stage in ("curve", "all"):
-            st.stage_curve()
+            st.stage_curve(eps)
         if a.stage in ("contrast", "all"):
-            st.stage_contrast()
+            st.stage_contrast(eps)
         if a.stage in ("rules", "all"):
-            st.stage_rules(tuple(a.rule_seeds))
+            st.stage_rules(tuple(a.rule_seeds), only=None if a.epsilons is None else a.epsilons)
         if a.stage == "subset":
             st.stage_subset()
         st._bar.close()
@@ -802,6 +861,8 @@ def main():
     if a.stage == "summary":  # re-derive the tables from the runs (the files may come from an older script)
         st = Study(a.results_dir, quick=a.quick)
         if st.curve["rows"] and st.tune.get("tuned"):
+            if "subset" in st.curve and not a.quick:
+                st.curve["subset"] = SUBSET
             st._save_curve()
     if a.stage in ("summary", "all"):
         write_summary(a.results_dir)

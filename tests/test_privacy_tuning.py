@@ -459,3 +459,44 @@ def test_subset_stage_tunes_k_only_at_the_second_epsilon_and_says_so(tmp_path, m
     st2.curve["rows"] = [r for r in st.curve["rows"] if r["epsilon_target"] == 1.0]
     st2.derive()                                             # eps 8 holds no evaluation run yet: all listed
     assert "tuned uls eps=8 seed=2" in st2.curve["missing"] and "tuned els eps=1 seed=0" not in st2.curve["missing"]
+    # --stage refine, in a fresh process: the k-only point is certified in k, lr and clip quantile, so ELS's lr
+    # (carried from eps 1, wrong at eps 8 by construction) moves to eps 8's optimum and is "interior"
+    st3 = R.Study(str(tmp_path / "k_only"), quick=True)
+    st3.refine(8.0)
+    for a in ("els", "uls"):
+        t8 = st3.tune["tuned"][a]["8.0"]
+        assert (t8["bound"], t8["lr"], t8["clip_quantile"]) == (best_k[(a, 8.0)], *target[(a, 8.0)]), (a, t8)
+        assert t8["optimum"]["k"] == t8["optimum"]["lr"] == "interior"
+        assert t8["optimum"]["q"] == "interior" or t8["optimum"]["q"].startswith("natural boundary")
+        assert t8["protocol"].startswith("k from eps=1") and t8["refined"] is True
+    assert st3.tune["budget"]["els"]["8.0"] == st3.tune["budget"]["uls"]["8.0"]
+    assert len(st3.tune["runs"]) > len(st2.tune["runs"])     # the k-only runs were reused, not re-run
+
+
+def test_two_processes_grow_one_curve_file(tmp_path, monkeypatch):
+    """``--epsilons`` splits the curve over processes: each Study read the file before the other wrote, and
+    each save merges the other's rows (by run key) instead of overwriting them."""
+    import run_dp_tuning as R
+
+    from lab.privacy import runner
+
+    def fake_run(cfg):
+        return {"algo": cfg.algo, "epsilon_target": cfg.epsilon, "seed": cfg.seed, "bound": cfg.bound, "lr": cfg.lr,
+                "clip": cfg.clip, "eval_loss": 2.0 + 0.1 / cfg.epsilon, "noise_multiplier": 1.0,
+                "n_train_examples": 100, "pretrained_loss": 2.3, "seconds": 0.0}
+
+    monkeypatch.setattr(runner, "run_lm", fake_run)
+    t = {"bound": 4, "lr": 1e-3, "clip": 5.0, "clip_quantile": 0.1, "tuning_loss": 2.0, "runs": 3,
+         "optimum": {"k": "interior", "lr": "interior", "q": "interior"}}
+    st = R.Study(str(tmp_path), quick=True)
+    st.tune.update(tuned={a: {"1.0": dict(t), "8.0": dict(t)} for a in ("els", "uls")},
+                   rules={"els": {"bound": 4, "median": 4.0},
+                          "uls": {"by_epsilon": {"1.0": {"bound": 4}, "8.0": {"bound": 4}}, "stats_bound": 32}})
+    st._save_tune()
+    a, b = R.Study(str(tmp_path), quick=True), R.Study(str(tmp_path), quick=True)   # both read an empty curve
+    a.stage_curve((0.5, 1.0))
+    b.stage_curve((8.0, 16.0))
+    rows = json.loads((tmp_path / "dp_tuned_curve.json").read_text())["rows"]
+    assert {(r["epsilon_target"], r["algo"], r["seed"]) for r in rows} == {
+        (e, al, s) for e in (0.5, 1.0, 8.0, 16.0) for al in ("els", "uls") for s in R.EVAL_SEEDS}
+    assert len(rows) == 4 * 2 * len(R.EVAL_SEEDS)            # no row twice

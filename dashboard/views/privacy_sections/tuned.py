@@ -55,7 +55,8 @@ def render() -> None:
                 "`python bench/run_dp_tuning.py --stage all` writes it).")
         return
     if curve.get("subset"):
-        st.caption(f"Partial results ({len(curve.get('rows', []))} evaluation runs). What ran: "
+        st.caption(f"{'Partial results' if curve.get('partial') else 'Every curve run is in'} "
+                   f"({len(curve.get('rows', []))} evaluation runs). What ran: "
                    f"{curve['subset']['ran']}. What was cut: {curve['subset']['cut']}. Did not finish: "
                    f"{', '.join(curve.get('missing') or []) or 'nothing'}.")
     elif curve.get("partial"):
