@@ -95,6 +95,13 @@ def select(label, options, default=None, *, key, where=None, url=True, **kw):
     return _kept(key, (where or st).selectbox(label, options, key=key, **kw), default, url)
 
 
+def radio(label, options, default=None, *, key, where=None, url=True, **kw):
+    options = list(options)
+    default = options[0] if default is None or default not in options else default
+    _prime(key, default, lambda v: v in options, _by_text(options), _choices(options))
+    return _kept(key, (where or st).radio(label, options, key=key, **kw), default, url)
+
+
 def select_slider(label, options, default, *, key, where=None, url=True, **kw):
     options = list(options)
     _prime(key, default, lambda v: v in options, _by_text(options), _choices(options))

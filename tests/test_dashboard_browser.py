@@ -87,19 +87,23 @@ def test_settings_follow_the_user_across_pages(app):
 
 
 def test_clicking_through_the_tour_opens_each_page_on_its_preset(app):
-    """A newcomer lands on the tour and clicks each step's link: the page opens (same session) with the
-    settings of the link in its URL and in its widgets, and draws its figures without an error."""
+    """A newcomer lands on the tour (step 1) and, step by step, clicks the step's link: the page opens (same
+    session) with the settings of the link in its URL and in its widgets, and draws its figures without an
+    error; back on the tour (same step), Next goes on. Six steps, six different pages."""
     srv, browser = app
     with B.opened(browser, srv.url) as page:
         assert page.get_by_role("heading", name="A tour of the lab").count() == 1
-        links = page.locator('[data-testid="stPageLink"] a')
-        targets = [links.nth(i).get_attribute("href") for i in range(links.count())]
-        assert len(targets) == 6, targets
-        for i, href in enumerate(targets):
+        visited = []
+        for i in range(6):
+            links = page.locator('[data-testid="stPageLink"] a')
+            assert links.count() == 1, i
+            assert page.locator(".js-plotly-plot").count() == 1, i
+            href = links.first.get_attribute("href")
             label = href
             before = B._footer(page)
-            page.locator('[data-testid="stPageLink"] a').nth(i).click()
+            links.first.click()
             path = href.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+            visited.append(path)
             t_end = time.time() + 60
             while f"/{path}" not in page.url and time.time() < t_end:
                 page.wait_for_timeout(50)
@@ -114,6 +118,11 @@ def test_clicking_through_the_tour_opens_each_page_on_its_preset(app):
             before = B._footer(page)
             page.locator('[data-testid="stSidebarNav"]').get_by_text("Tour", exact=True).first.click()
             B._wait_rendered(page, 120, previous_run=before[1] if before else None)
+            if i < 5:
+                before = B._footer(page)
+                page.locator(".st-key-tour_next button").click()
+                B._wait_rendered(page, 120, previous_run=before[1] if before else None)
+        assert len(set(visited)) == 6, visited
 
 
 CROSS = "kNN, joins two classes"

@@ -1,6 +1,9 @@
 """The tour: the lab's story in six steps, each a small live figure and a link to the full page at the same
 settings; it ends with the two headline numbers, read from the committed results files (``lab.results``).
 
+One step at a time (Back / Next, or a step's name; ``?step=N`` opens it), so a presenter talks over one figure and
+the first screen draws one chart, not six (the cold-load target); "all steps on one page" draws the six at once.
+
 Every figure is computed here from ``lab`` at the tour's settings (``TOUR``), the same cached calls the full
 pages make, so a link opens its page on exactly the picture the step showed, full size and with every control.
 """
@@ -14,11 +17,11 @@ from lab.viz.privacy import privacy_utility_figure
 
 import loaders as L
 import result_files as R
+import widgets as W
 from page import footer, guard, page_start, show
 from tour_preset import TOUR, preset
 from widgets import fmt_markov
 
-HEADLINE_ALPHA = TOUR["alpha"]
 SMALL = 330      # figure height on the tour (presenter mode enlarges it)
 
 
@@ -38,26 +41,31 @@ t0 = page_start("A tour of the lab",
 ckey = (TOUR["ds"], TOUR["part"], TOUR["alpha"], TOUR["clients"], TOUR["seed"], TOUR["client"], TOUR["model"],
         TOUR["nmax"])
 graph_args = (ckey, TOUR["k"], TOUR["P"], TOUR["floor"])
-names = None
 
-with guard():
+
+def client_view():
+    """What steps 2 and 3 draw: class names, true labels, the graph and the drawn nodes' layout (cached)."""
+    names = L.federation(*ckey[:5]).pool.class_names
+    y = L.client_arrays(*ckey)["y_true"]
+    keep, pos = L.layout_for(ckey, TOUR["layout"], TOUR["ndraw"], *graph_args[1:])
+    return names, y, L.graph_for(*graph_args), keep, pos
+
+
+def step_partition(n: int):
     fed = L.federation(*ckey[:5])
-    names = fed.pool.class_names
-    with step(1, "Clients differ", f"At α = {TOUR['alpha']:g} (strong label skew) each client — a row — holds a "
+    with step(n, "Clients differ", f"At α = {TOUR['alpha']:g} (strong label skew) each client — a row — holds a "
               "few classes, a different few for each client.", "views/data_partitions.py", "Open Data & partitions",
               preset("alpha", "clients", "seed")):
-        show(vz.partition_heatmap(fed.part.counts, names, title=f"Samples per client and class, α = "
-                                  f"{TOUR['alpha']:g}").update_layout(height=SMALL + 40, margin=dict(t=40),
-                                                                         xaxis_tickangle=-30),
+        show(vz.partition_heatmap(fed.part.counts, fed.pool.class_names, title=f"Samples per client and class, "
+                                  f"α = {TOUR['alpha']:g}").update_layout(height=SMALL + 40, margin=dict(t=40),
+                                                                          xaxis_tickangle=-30),
              "tour_partition", key="tour1")
 
-with guard():
-    cl = L.client_arrays(*ckey)
-    g = L.graph_for(*graph_args)
-    keep, pos = L.layout_for(ckey, TOUR["layout"], TOUR["ndraw"], *graph_args[1:])
-    y = cl["y_true"]
+
+def step_graph(n: int):
+    names, y, g, keep, pos = client_view()
     cross = float((y[g.src] != y[g.dst])[g.kind == 0].mean())
-    with step(2, "A similarity graph per client", f"Client {TOUR['client']} links each sample to its "
+    with step(n, "A similarity graph per client", f"Client {TOUR['client']} links each sample to its "
               f"{TOUR['k']} most similar ones; the **red** links join two classes ({cross:.0%} of them here), "
               "the mistakes a community finder could follow.",
               "views/similarity_graph.py", "Open the Similarity graph",
@@ -67,10 +75,12 @@ with guard():
                                  title=f"Client {TOUR['client']}: {len(keep)} samples (raw pixels), t-SNE"),
              "tour_graph", key="tour2")
 
-with guard():
+
+def step_communities(n: int):
+    names, y, _, keep, pos = client_view()
     com = L.communities_for(*graph_args, TOUR["mt"], TOUR["minc"])
     k_true = int((np.bincount(y) >= TOUR["minc"] * len(y)).sum())
-    with step(3, "Communities, without knowing K", f"InfoMap splits the same graph into **{com.k_est}** "
+    with step(n, "Communities, without knowing K", f"InfoMap splits the same graph into **{com.k_est}** "
               f"communities (markov time {fmt_markov(TOUR['mt'])}) where the client holds {k_true} classes "
               "(≥ 2 % of it), without being told how many to look for.", "views/communities.py",
               "Open InfoMap communities", preset("alpha", "client", "model", "layout", "ndraw", "mt")):
@@ -78,9 +88,11 @@ with guard():
                                     title=f"Client {TOUR['client']}: InfoMap communities"), "tour_communities",
              key="tour3")
 
-with guard():
+
+def step_prior(n: int):
+    names = L.federation(*ckey[:5]).pool.class_names
     true, read = L.community_histogram(*graph_args, TOUR["mt"], TOUR["minc"])
-    with step(4, "A local prior", "Read as classes, the communities' sizes give a local prior with the "
+    with step(n, "A local prior", "Read as classes, the communities' sizes give a local prior with the "
               "client's few tall bars instead of a uniform share per class: FedLPA aligns each client's "
               "predictions to such a prior (the full page compares trained models).",
               "views/prior_alignment.py", "Open Prior alignment", preset("pclient")):
@@ -88,29 +100,56 @@ with guard():
                            labels=names, title=f"Client {TOUR['client']}: class shares").update_layout(
                                height=SMALL, legend=dict(orientation="h", y=-0.35)), "tour_prior", key="tour4")
 
-with guard():
+
+def step_training(n: int):
     curve, curve_src, _ = R.alpha_curve()
-    with step(5, "Training under skew", "Read the accuracy from right (close to IID) to left (strong skew): "
+    with step(n, "Training under skew", "Read the accuracy from right (close to IID) to left (strong skew): "
               "the gap between FedLPA and the federated baselines at small α is what the local prior buys, or "
-              "not.", "views/training.py",
-              "Open Federated training", preset("ralpha")):
+              "not.", "views/training.py", "Open Federated training", preset("ralpha")):
         if curve:
             show(accuracy_vs_alpha(curve, metrics=("acc_all",), height=SMALL + 40,
                                    title=f"All accuracy against α ({curve_src})"), "tour_alpha", key="tour5")
         else:
             st.info(f"`{curve_src}` is not computed yet (`python bench/run_gcd_tables.py`).")
 
-with guard():
+
+def step_privacy(n: int):
     pu, dp_src = R.dp_summary()
-    with step(6, "What user-level privacy costs", "At the same user-level ε (no Shakespeare character may be "
+    with step(n, "What user-level privacy costs", "At the same user-level ε (no Shakespeare character may be "
               "detectable), the lower curve keeps more of the language model's quality: ULS samples and clips "
-              "whole users, ELS samples examples.", "views/privacy_utility.py",
-              "Open Privacy–utility", {}):
+              "whole users, ELS samples examples.", "views/privacy_utility.py", "Open Privacy–utility", {}):
         if pu and pu.get("summary"):
             show(privacy_utility_figure(pu).update_layout(height=SMALL + 40, title=f"Held-out loss against ε "
                                                           f"({dp_src})"), "tour_privacy", key="tour6")
         else:
             st.info(f"`{dp_src}` is not computed yet (`python -m lab dp-sweep`).")
+
+
+#: the story, in order: (short name for the step picker, the step)
+STEPS = [("Clients differ", step_partition), ("A graph per client", step_graph),
+         ("Communities", step_communities), ("A local prior", step_prior), ("Training under skew", step_training),
+         ("What privacy costs", step_privacy)]
+NUMBERS = list(range(1, len(STEPS) + 1))
+
+
+def _go(delta: int):
+    W.preset("step", min(max(st.session_state.get("step", 1) + delta, 1), len(STEPS)))
+
+
+everything = W.toggle("All steps on one page", False, key="all_steps",
+                      help="draw the six figures at once (slower to open); off: one step at a time")
+if everything:
+    for i, (_, draw) in enumerate(STEPS, 1):
+        with guard():
+            draw(i)
+else:
+    back, pick, nxt = st.columns([1, 8, 1], vertical_alignment="bottom")
+    cur = W.radio("Step", NUMBERS, 1, key="step", where=pick, horizontal=True, label_visibility="collapsed",
+                  format_func=lambda i: f"{i}. {STEPS[i - 1][0]}")
+    back.button("← Back", key="tour_back", on_click=_go, args=(-1,), disabled=cur == 1, width="stretch")
+    nxt.button("Next →", key="tour_next", on_click=_go, args=(1,), disabled=cur == len(STEPS), width="stretch")
+    with guard():
+        STEPS[cur - 1][1](cur)
 
 st.divider()
 st.header("The two numbers")
