@@ -35,8 +35,8 @@ EVAL_SEEDS = (0, 1, 2)
 TABLE_ALPHAS = (0.1, 1.0)
 CURVE_ALPHAS = (0.05, 0.1, 0.3, 1.0, 10.0, 100.0)     # 100: as good as IID
 CURVE_SEEDS = (0, 1, 2)
-GRID_SIZE = 4
-LRS = (0.02, 0.05, 0.1, 0.2)
+GRID_SIZE = 5
+LRS = (0.02, 0.05, 0.1, 0.2, 0.5)
 #: the same grid for every method: the learning rate (FedLPA's design — discovery rule, LPA form and weight,
 #: discovery once after warm-up — was fixed beforehand on tuning seeds: bench/README.md)
 TUNE_GRID = {m: [dict(lr=lr) for lr in LRS] for m in ("simgcd", "gcd", "fedlpa", "local", "central")}
