@@ -88,18 +88,16 @@ def _by_text(options):
     return lambda raw: table[raw]
 
 
-def select(label, options, default=None, *, key, where=None, url=True, **kw):
+def select(label, options, default=None, *, key, where=None, url=True, kind="selectbox", **kw):
+    """One of ``options`` (``kind``: the Streamlit widget that shows them, a selectbox or radio buttons)."""
     options = list(options)
     default = options[0] if default is None or default not in options else default
     _prime(key, default, lambda v: v in options, _by_text(options), _choices(options))
-    return _kept(key, (where or st).selectbox(label, options, key=key, **kw), default, url)
+    return _kept(key, getattr(where or st, kind)(label, options, key=key, **kw), default, url)
 
 
-def radio(label, options, default=None, *, key, where=None, url=True, **kw):
-    options = list(options)
-    default = options[0] if default is None or default not in options else default
-    _prime(key, default, lambda v: v in options, _by_text(options), _choices(options))
-    return _kept(key, (where or st).radio(label, options, key=key, **kw), default, url)
+def radio(label, options, default=None, **kw):
+    return select(label, options, default, kind="radio", **kw)
 
 
 def select_slider(label, options, default, *, key, where=None, url=True, **kw):
