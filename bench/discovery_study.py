@@ -18,6 +18,9 @@ Stages (resumable: per-client results are cached under ``--cache``):
                merging by head; every prior; -> the chosen setting (trained kinds r6+r20 pooled: the highest
                share of clients with |K_hat - K| <= 1 at the WORSE of the two alphas; ties: mean over alphas,
                then mean |K_hat - K|); the prior with the lowest mean KL(oracle || pi) in head space;
+``priors``     tuning seeds only: every prior of ``lab.gcd.discovery.PRIORS`` at the chosen setting; the lowest
+               mean KL(oracle || pi) in head space (trained kinds, both alphas pooled) becomes the choice's
+               prior (rerun when a prior is added: the grid of ``tune`` need not run again);
 ``eval``       every seed: named rules (today's default, 'auto', labelled calibration, stability, a fixed
                markov time with total count, and ``discover()`` with the library defaults = the choice);
 ``report``     bench/results/discovery_study.json and .md.
@@ -321,6 +324,37 @@ def choose(tune_recs):
             "t_total_count": t_total, "n_settings": len(stats)}
 
 
+# ---------------------------------------------------------------------------------------------- priors
+def prior_unit(args):
+    """Every prior's KL at the chosen setting on one tuning client (no cache: a few seconds per client)."""
+    cache, kind, alpha, seed, client, params = args
+    import torch
+
+    from lab.gcd.discovery import DiscoveryParams, discover
+
+    torch.set_num_threads(1)
+    assert seed in TUNING_SEEDS, "priors are chosen on tuning seeds only"
+    u = unit_inputs(cache, kind, alpha, seed, client)
+    d = discover(u["feats"], u["probs"], u["lab"], u["yv"], u["old"], N_HEADS, prefix_features=u["prefix"],
+                 params=DiscoveryParams(**params), seed=seed)
+    return all_priors(d, u["probs"], u["yv"], u["old"], u["y"], oracle_prior(u["y"], u["probs"], u["old"]))
+
+
+def choose_prior(choice: dict, cache: str, workers: int) -> dict:
+    """The choice with its prior re-chosen among every prior in ``PRIORS`` (criterion of :func:`choose`)."""
+    params = {k: v for k, v in choice["params"].items() if k != "prior"}
+    units = [(cache, k, al, s, c, params) for k in TRAINED for al in ALPHAS for s in TUNING_SEEDS for c in range(5)]
+    kls = {}
+    for rec in run_units(prior_unit, units, workers, "priors"):
+        for name, m in rec.items():
+            kls.setdefault(name, {"kl_head": [], "kl_class": []})
+            kls[name]["kl_head"].append(m["kl_head"])
+            kls[name]["kl_class"].append(m["kl_class"])
+    prior = min((n for n in kls if n != "uniform"), key=lambda n: np.mean(kls[n]["kl_head"]))
+    return dict(choice, params=dict(choice["params"], prior=prior),
+                prior_kl_tuning={n: {m: float(np.mean(v[m])) for m in v} for n, v in kls.items()})
+
+
 # ---------------------------------------------------------------------------------------------- eval
 def stability_time(graph, f, params, seed, n):
     """The markov time whose partitions agree most across InfoMap seeds (mean pairwise ARI), among those
@@ -590,7 +624,7 @@ def run_units(fn, units, workers, desc):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stage", default="all", choices=("all", "snapshots", "tune", "eval", "report"))
+    ap.add_argument("--stage", default="all", choices=("all", "snapshots", "tune", "priors", "eval", "report"))
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "discovery_study_cache"))
     a = ap.parse_args(argv)
@@ -610,6 +644,9 @@ def main(argv=None):
         prefix_all(a.cache)
         run_units(tune_unit, units, a.workers, "tune")
         write_json_atomic(choice_path, choose(load_dir(os.path.join(a.cache, "tune"))))
+    if a.stage in ("all", "priors"):
+        with open(choice_path) as fh:
+            write_json_atomic(choice_path, choose_prior(json.load(fh), a.cache, a.workers))
     if a.stage in ("all", "eval"):
         from lab.gcd.discovery import DiscoveryParams
 

@@ -6,7 +6,7 @@ Stages (each resumable: a run whose result file exists is not run again):
             seeds ``TUNING_SEEDS`` at alpha 0.1 and 1.0; the setting with the highest mean All over those
             runs wins (tuning-seed labels only). -> bench/results/gcd_tuning.json
 ``tables``  each method at its tuned setting on the evaluation seeds ``EVAL_SEEDS`` (never seen by any
-            choice) at alpha 0.1 and 1.0, plus FedLPA's ablations at alpha 0.1. -> bench/results/gcd/*.json
+            choice) at alpha 0.1 and 1.0, plus FedLPA's ablations at both. -> bench/results/gcd/*.json
 ``curve``   accuracy against alpha: ``CURVE_ALPHAS`` x every method x ``CURVE_SEEDS`` (reuses table runs).
 ``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
             -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
@@ -42,8 +42,11 @@ LRS = (0.02, 0.05, 0.1, 0.2, 0.5)
 TUNE_GRID = {m: [dict(lr=lr) for lr in LRS] for m in ("simgcd", "gcd", "fedlpa", "local", "central")}
 #: trained models the notebooks and dashboard draw (data/snapshots/<method>_alpha<a>_seed<s>.safetensors)
 SNAPSHOTS = {("fedlpa", 0.1, 0), ("simgcd", 0.1, 0)}
-ABLATION_ALPHAS = (0.1,)                # strong skew, where LPA is meant to matter
+ABLATION_ALPHAS = TABLE_ALPHAS          # strong skew, where LPA is meant to matter, and alpha = 1
 BASELINES = ("simgcd", "gcd")           # the federated baselines FedLPA is compared with
+#: FedLPA's prior rule when the baselines were run (the field is in every config and so in every run's file
+#: name, though only FedLPA reads it)
+BASELINE_PRIOR_RULE = "argmax"
 
 
 def run_name(cfg: dict) -> str:
@@ -72,6 +75,8 @@ def config(method, alpha, seed, quick, **kw) -> dict:
     if method == "central":          # one client holds all data: alpha changes neither training nor All/Old/New
         alpha = TABLE_ALPHAS[0]
     c = dict(method=method, alpha=alpha, seed=seed, **kw)
+    if method != "fedlpa":           # a FedLPA-only field, unused by this method: pinned to the value its runs
+        c.setdefault("prior_rule", BASELINE_PRIOR_RULE)   # were made with, so FedLPA's default can move alone
     if quick:
         c.update(dataset="digits", rounds=2, warmup_rounds=1, clients=3)
     return FedGCDConfig(**c).to_dict()

@@ -215,15 +215,17 @@ for alpha in sorted({r["alpha"] for r in summary["rows"]}):
                        title=f"α = {alpha:g}: accuracy per round (mean over seeds)").show()
 
 # %% [markdown]
-# ### Ablations of FedLPA (α = 0.1)
+# ### Ablations of FedLPA
 #
 # Each ablation changes one part of FedLPA's design (`lab.gcd.methods.ABLATIONS`):
 
 # %%
 print("\n".join(f"  {name}: {flags}" for name, flags in ABLATIONS.items()))
-abl = [r for r in summary["rows"] if r["alpha"] == 0.1 and r["label"].startswith(("FedLPA", DISPLAY_NAMES["simgcd"]))]
-if abl:
-    vz.results_bars(bar_rows(abl), title="α = 0.1: FedLPA, its ablations and FedAvg+SimGCD").show()
+for alpha in sorted({r["alpha"] for r in summary["rows"]}):
+    abl = [r for r in summary["rows"] if r["alpha"] == alpha
+           and r["label"].startswith(("FedLPA", DISPLAY_NAMES["simgcd"]))]
+    if len(abl) > 2:
+        vz.results_bars(bar_rows(abl), title=f"α = {alpha:g}: FedLPA, its ablations and FedAvg+SimGCD").show()
 
 # %% [markdown]
 # ### Did the clients find their number of categories?

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from lab.gcd.discovery import Discovery, DiscoveryParams, discover, finish
-from lab.gcd.prior import (argmax_prior, community_claims, hybrid_prior, labelled_fraction,
-                           map_communities_to_heads, sample_heads, sorted_size_prior)
+from lab.gcd.prior import (argmax_prior, blend_prior, community_claims, excess_prior, head_kl, hybrid_prior,
+                           labelled_fraction, map_communities_to_heads, purest_labelled_fraction, sample_heads,
+                           sorted_size_prior)
 from lab.utils import LabError
 
 OLD = [0, 1, 2, 3, 4]
@@ -94,6 +95,45 @@ def test_hybrid_prior_reads_old_masses_from_labels_and_new_masses_from_communiti
     pi = hybrid_prior(heads, y_vis, OLD, H, frac, smoothing=0.0)
     # ... does not move the old mass: it is L_c / f_hat from the labels; the rest goes to the new heads
     assert pi[0] == pytest.approx(0.6) and pi[9] == pytest.approx(0.4) and pi.sum() == pytest.approx(1)
+
+
+def mixed_client():
+    """Community 0: 100 of old class 0 (50 labelled) + 100 unlabelled of a new class the model puts on head 9
+    (InfoMap hid the new class in the old community); community 1: 100 of old class 1, 50 labelled."""
+    comm = np.r_[np.zeros(200, int), np.ones(100, int)]
+    y_vis = np.full(300, -1)
+    y_vis[:50] = 0
+    y_vis[200:250] = 1
+    probs = onehot_probs(np.r_[np.zeros(100, int), np.full(100, 9), np.ones(100, int)], p=0.6)
+    claims = community_claims(comm, y_vis, 0.1)
+    return comm, y_vis, probs, claims
+
+
+def test_labelled_fraction_is_read_off_the_purest_community():
+    comm, y_vis, _, claims = mixed_client()
+    assert claims.tolist() == [0, 1]
+    assert labelled_fraction(comm, y_vis, claims) == pytest.approx(100 / 300)    # pulled down by the mix
+    assert purest_labelled_fraction(comm, y_vis, claims) == pytest.approx(0.5)
+    assert purest_labelled_fraction(comm, y_vis, claims, min_members=500) == pytest.approx(100 / 300)
+
+
+def test_excess_prior_gives_a_mixed_communitys_surplus_to_a_new_head():
+    comm, y_vis, probs, claims = mixed_client()
+    head_of = np.array([0, 1])
+    pi = excess_prior(comm, claims, head_of, probs, y_vis, OLD, H, 0.5, smoothing=0.0)
+    # old masses L_c / f = 100 each; community 0's members beyond 50 / 0.5 = 100 go to head 9
+    assert pi[0] == pytest.approx(1 / 3) and pi[1] == pytest.approx(1 / 3) and pi[9] == pytest.approx(1 / 3)
+    # the hybrid with the pooled fraction puts every sample on an old head and the new class vanishes
+    heads = np.r_[np.zeros(200, int), np.ones(100, int)]
+    assert hybrid_prior(heads, y_vis, OLD, H, labelled_fraction(comm, y_vis, claims), smoothing=0.0)[9] == 0
+
+
+def test_blend_is_the_mean_and_never_worse_than_the_worse_prior():
+    rng = np.random.default_rng(0)
+    truth, a, b = (rng.dirichlet(np.ones(H)) for _ in range(3))
+    m = blend_prior(a, b)
+    assert m == pytest.approx((a + b) / 2) and m.sum() == pytest.approx(1)
+    assert head_kl(truth, m) <= max(head_kl(truth, a), head_kl(truth, b))
 
 
 def test_mapping_free_priors():

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lab.gcd.discovery import DiscoveryParams
+from lab.gcd.methods import ablation_of
+
 RES = Path(__file__).resolve().parents[1] / "bench" / "results"
 # rows of the summary that are a method at its tuned setting (ablations and the pooled reference are not)
 PLAIN = {"FedAvg+SimGCD": "simgcd", "FedAvg+GCD": "gcd", "FedLPA": "fedlpa", "local only": "local",
@@ -47,9 +50,8 @@ def test_table_rows_are_evaluation_runs_at_the_tuned_setting(files):
         for f in glob.glob(str(RES / "gcd" / f"{m}_a{alpha}_s*.json")):
             r = json.loads(Path(f).read_text())
             c = r["config"]
-            if c["lr"] == lr and r["seed"] in eval_seeds and c.get("use_lpa", True) is not False \
-                    and not c.get("oracle_prior") and c.get("prior_rule", "argmax") == "argmax" \
-                    and c.get("graph_refine", "labels") == "labels":
+            if c["lr"] == lr and r["seed"] in eval_seeds and (m != "fedlpa" or (
+                    ablation_of(c) is None and c["prior_rule"] == DiscoveryParams().prior)):
                 runs[r["seed"]] = r["acc_all"]
         assert sorted(runs) == sorted(row["seeds"]) == sorted(eval_seeds), (row["label"], row["alpha"], runs)
         assert row["acc_all"]["mean"] == pytest.approx(np.mean(list(runs.values())), abs=1e-9), row["label"]

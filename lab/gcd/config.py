@@ -14,6 +14,11 @@ BACKBONES = ("pretrained", "scratch")
 DEFAULT_LR = {"simgcd": 0.05, "gcd": 0.1, "local": 0.05, "central": 0.05, "fedlpa": 0.1}
 
 
+#: the fields of :meth:`FedGCDConfig.discovery_params` (FedLPA's discovery; other methods carry them unused)
+DISCOVERY_FIELDS = ("knn_k", "confidence_quantile", "graph_features", "graph_refine", "markov_time",
+                    "min_community", "min_labelled_share", "prior_rule", "prior_smoothing")
+
+
 @dataclass
 class FedGCDConfig(RunConfig):
     method: str = "simgcd"

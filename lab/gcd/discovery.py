@@ -18,7 +18,8 @@ sees a true label of an unlabelled sample nor the true number of classes (``test
    old communities. K_new counts the new-class communities. Old classes thus never depend on how InfoMap
    cuts them (InfoMap splits a large old class and merges Pullover with Coat at the same markov time).
 5. Heads and prior (``lab.gcd.prior``): old communities -> their class's head; new ones -> Hungarian over the
-   new heads still free; pi from :data:`PRIORS`.
+   new heads still free; pi from :data:`PRIORS` (default ``blend``: the model's argmax histogram and the
+   communities, each community's labelled share telling how much of it is an old class).
 
 How the defaults of :class:`DiscoveryParams` were chosen (tuning seeds 100/101 only, both alpha 0.1 and 1.0,
 one setting for both): ``bench/discovery_study.py`` -> ``bench/results/discovery_study.md``.
@@ -32,9 +33,9 @@ import numpy as np
 
 from lab.gcd.clsd import SimilarityGraph, build_graph, graph_features
 from lab.gcd.communities import Communities, _relabel, infomap_modules
-from lab.gcd.prior import (MIN_LABELLED_SHARE, argmax_prior, community_claims, empirical_prior, free_heads,
-                           hybrid_prior, labelled_fraction, map_communities_to_heads, sample_heads,
-                           sorted_size_prior)
+from lab.gcd.prior import (MIN_LABELLED_SHARE, argmax_prior, blend_prior, community_claims, empirical_prior,
+                           excess_prior, free_heads, hybrid_prior, labelled_fraction, map_communities_to_heads,
+                           purest_labelled_fraction, sample_heads, sorted_size_prior)
 from lab.utils import LabError, check_choice, check_range
 
 FEATURES = ("prefix", "output")
@@ -63,13 +64,29 @@ def _prior_argmax(d, probs, y_visible, old_classes, n_heads, s):
     return argmax_prior(probs, y_visible, old_classes, n_heads, s), heads
 
 
+def _prior_excess(d, probs, y_visible, old_classes, n_heads, s):
+    if probs is None:
+        return _prior_hybrid(d, probs, y_visible, old_classes, n_heads, s)
+    labels = d.communities.labels
+    frac = purest_labelled_fraction(labels, y_visible, d.claims)
+    return excess_prior(labels, d.claims, d.head_of_comm, probs, y_visible, old_classes, n_heads, frac, s), d.heads
+
+
+def _prior_blend(d, probs, y_visible, old_classes, n_heads, s):
+    if probs is None:
+        return _prior_hybrid(d, probs, y_visible, old_classes, n_heads, s)
+    pi_a, _ = _prior_argmax(d, probs, y_visible, old_classes, n_heads, s)
+    pi_e, heads = _prior_excess(d, probs, y_visible, old_classes, n_heads, s)
+    return blend_prior(pi_a, pi_e), heads
+
+
 def _prior_uniform(d, probs, y_visible, old_classes, n_heads, s):
     return np.full(n_heads, 1.0 / n_heads), d.heads
 
 
 #: prior name -> fn(discovery, probs, y_visible, old_classes, n_heads, smoothing) -> (pi, head of each sample)
 PRIORS = {"communities": _prior_communities, "hybrid": _prior_hybrid, "sorted": _prior_sorted,
-          "argmax": _prior_argmax, "uniform": _prior_uniform}
+          "excess": _prior_excess, "argmax": _prior_argmax, "blend": _prior_blend, "uniform": _prior_uniform}
 
 
 @dataclass(frozen=True)
@@ -80,8 +97,10 @@ class DiscoveryParams:
     one setting had to serve both alphas. ``features``, ``prefix_dim``, ``refine``, ``markov_time``,
     ``min_labelled_share`` and ``merge_new_by_head`` maximise the share of clients with |K_hat - K| <= 1 at
     the worse alpha (smoothed over neighbouring markov times; labelled share 0, the old rule, excluded);
-    ``prior`` has the lowest mean KL(oracle || pi) over heads at that setting. ``knn_k``, ``min_community``,
-    ``num_trials``, the confidence settings and ``smoothing`` were not searched (the lab's earlier values).
+    ``prior`` has the lowest mean KL(oracle || pi) over heads at that setting (``--stage priors`` re-chose
+    it among every rule in :data:`PRIORS` when ``excess`` and ``blend`` were added: argmax -> blend).
+    ``knn_k``, ``min_community``, ``num_trials``, the confidence settings and ``smoothing`` were not searched
+    (the lab's earlier values).
     Evaluation seeds 0/1/2 only report (``bench/results/discovery_study.md``).
 
     - ``features``: the graph's features. ``"prefix"``: the frozen backbone prefix (32x7x7 maps; kNN-10
@@ -112,7 +131,7 @@ class DiscoveryParams:
     min_community: float = 0.02
     min_labelled_share: float = MIN_LABELLED_SHARE
     merge_new_by_head: bool = True
-    prior: str = "argmax"
+    prior: str = "blend"
     smoothing: float = 0.5
 
     def validate(self) -> "DiscoveryParams":

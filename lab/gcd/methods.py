@@ -63,6 +63,8 @@ ABLATIONS = {
     "no LPA": {"use_lpa": False},                        # the same clients and discovery, the uniform target only
     "confidence anchors": {"graph_refine": "confidence"},  # CLSD's confident anchors instead of the labels
     "communities prior": {"prior_rule": "communities"},  # pi from the InfoMap communities (the paper's estimate)
+    "argmax prior": {"prior_rule": "argmax"},            # pi from the model's predictions alone (the design before
+                                                         # the blend: bench/results/discovery_study.md)
     "oracle prior": {"oracle_prior": True},              # pi = the true local histogram (reads labels: a ceiling)
 }
 

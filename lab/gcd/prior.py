@@ -22,7 +22,18 @@ Priors over heads (all smoothed with a pseudo-count ``s`` per head, pi = (m + s)
 - :func:`sorted_size_prior`: needs no mapping: community sizes sorted against the heads sorted by the mass
   of the model's mean prediction;
 - :func:`argmax_prior`: needs no graph: old heads from labels as in the hybrid, new heads from the argmax
-  histogram of the unlabelled samples the model puts on new heads.
+  histogram of the unlabelled samples the model puts on new heads;
+- :func:`excess_prior`: the hybrid, plus what the labels say about communities that MIX an old and a new
+  class. A claimed community of an old class holds labelled samples at the client's labelled fraction f, so
+  its members beyond L / f are unlabelled samples of something else (InfoMap puts Shirt with Coat or
+  T-shirt: a community with labelled share 0.25 where f = 0.5 is half Shirt). That excess goes to the new
+  head the model favours for the community's unlabelled members. f is read off the purest claimed community
+  (:func:`purest_labelled_fraction`); mixed communities would pull a pooled estimate down;
+- :func:`blend_prior`: the mean of two priors. The default is (argmax + excess) / 2: the model's heads and
+  the graph's communities err differently (the model mixes new classes on one head; the graph hides a new
+  class inside an old community), and KL is convex in its second argument, so the mean is never worse than
+  the worse of the two. It had the lowest mean KL(oracle || pi) on the tuning clients
+  (``bench/discovery_study.py --stage priors``).
 LPA = KL(p_bar || pi) (``lab.gcd.losses.prior_kl``); with a uniform pi it is SimGCD's mean-entropy term.
 """
 from __future__ import annotations
@@ -189,6 +200,58 @@ def argmax_prior(probs, y_visible, old_classes, n_heads: int, smoothing: float =
     if counts.sum() > 0:
         mass[new] = max(0.0, n - mass.sum()) * counts / counts.sum()
     return _smooth(mass, smoothing)
+
+
+#: a community needs this many members for its labelled share to estimate f (a share of 50 has std <= 0.07)
+PURE_MIN_MEMBERS = 50
+
+
+def purest_labelled_fraction(comm_labels, y_visible, claims, min_members: int = PURE_MIN_MEMBERS) -> float:
+    """f_hat from the claimed community (>= ``min_members``) with the highest labelled share: a pure old
+    community holds labels at exactly the client's labelled fraction, a community mixed with a new class at
+    less. Falls back to :func:`labelled_fraction` when no claimed community is that large."""
+    comm_labels = np.asarray(comm_labels)
+    y_visible = np.asarray(y_visible)
+    shares = [float((y_visible[comm_labels == c] >= 0).mean()) for c in np.flatnonzero(np.asarray(claims) >= 0)
+              if (comm_labels == c).sum() >= min_members]
+    return max(shares) if shares else labelled_fraction(comm_labels, y_visible, claims)
+
+
+def excess_prior(comm_labels, claims, head_of_comm, probs, y_visible, old_classes, n_heads: int, frac: float,
+                 smoothing: float = 0.5) -> np.ndarray:
+    """Old heads from labels (L_c / f_hat); the rest of the client's mass over the new heads in proportion to
+    (a) the size of each unclaimed community on its head, (b) each claimed community's excess
+    n_comm - L_comm / f_hat on the new head with the highest mean prediction over its unlabelled members,
+    (c) unlabelled noise samples on their argmax head (see module docstring)."""
+    comm_labels = np.asarray(comm_labels)
+    y_visible = np.asarray(y_visible)
+    probs = np.asarray(probs)
+    n = len(y_visible)
+    old = [int(c) for c in old_classes]
+    f = 1.0 if not np.isfinite(frac) or frac <= 0 else min(1.0, float(frac))
+    mass = np.zeros(n_heads)
+    mass[old] = old_masses(y_visible, old, n, f)
+    new = np.setdiff1d(np.arange(n_heads), old)
+    w = np.zeros(n_heads)
+    for c, claim in enumerate(np.asarray(claims)):
+        members = comm_labels == c
+        if claim < 0:
+            w[head_of_comm[c]] += members.sum()
+            continue
+        unl = members & (y_visible < 0)
+        excess = members.sum() - (members & (y_visible >= 0)).sum() / f
+        if excess > 0 and unl.any() and new.size:
+            w[new[probs[unl][:, new].mean(0).argmax()]] += excess
+    noise = (comm_labels < 0) & (y_visible < 0)
+    w += np.bincount(probs[noise].argmax(1), minlength=n_heads)[:n_heads]
+    if new.size and w[new].sum() > 0:
+        mass[new] = max(0.0, n - mass.sum()) * w[new] / w[new].sum()
+    return _smooth(mass, smoothing)
+
+
+def blend_prior(*priors) -> np.ndarray:
+    """The mean of priors over the same heads (see module docstring)."""
+    return np.mean([np.asarray(p, dtype=np.float64) for p in priors], axis=0)
 
 
 def oracle_heads(y_true, probs, old_classes, n_heads: int) -> np.ndarray:

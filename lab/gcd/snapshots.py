@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lab.gcd.client import predict, set_shared
-from lab.gcd.config import FedGCDConfig
+from lab.gcd.config import DISCOVERY_FIELDS, FedGCDConfig
 from lab.gcd.experiment import build_model, n_heads_for, prepare, run_experiment
 from lab.gcd.models import to_input
 from lab.utils import LabError, data_path, get_device, set_seed
@@ -127,7 +127,8 @@ def to_class_space(p_heads, head_class, n_classes: int) -> np.ndarray:
 
 def snapshot_client(weights: dict, cfg: FedGCDConfig, client: int) -> dict:
     """A client seen through a snapshot: its mean prediction and, as the FedLPA client computes it, the
-    InfoMap prior (CLSD graph -> communities -> heads -> smoothed histogram) with the snapshot's settings."""
+    InfoMap prior (CLSD graph -> communities -> heads -> smoothed histogram) with the snapshot's settings
+    (a FedLPA snapshot's own discovery settings; today's defaults for any other method's snapshot)."""
     from lab.gcd.fedlpa import FedLPAClient
 
     cpu = torch.device("cpu")
@@ -137,6 +138,8 @@ def snapshot_client(weights: dict, cfg: FedGCDConfig, client: int) -> dict:
     model = _model_for(cfg, data, weights, cpu)
     idx = part.client_indices[client]
     dcfg = dataclasses.replace(cfg, view_bank=0)       # discovery only: no augmented view bank
+    if cfg.method != "fedlpa":    # its discovery fields were never read, so they are its day's defaults: use today's
+        dcfg = dataclasses.replace(dcfg, **{f: getattr(FedGCDConfig(), f) for f in DISCOVERY_FIELDS})
     fl = FedLPAClient(client, data.x_train[idx], np.where(split.labelled[idx], data.y_train[idx], -1), model,
                       dataclasses.replace(dcfg, oracle_prior=False), old_classes=split.old_classes, device=cpu)
     _, probs = fl.local_view()
