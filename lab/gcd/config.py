@@ -14,9 +14,12 @@ BACKBONES = ("pretrained", "scratch")
 DEFAULT_LR = {"simgcd": 0.05, "gcd": 0.1, "local": 0.05, "central": 0.05, "fedlpa": 0.1}
 
 
-#: the fields of :meth:`FedGCDConfig.discovery_params` (FedLPA's discovery; other methods carry them unused)
-DISCOVERY_FIELDS = ("knn_k", "confidence_quantile", "graph_features", "graph_refine", "markov_time",
-                    "min_community", "min_labelled_share", "prior_rule", "prior_smoothing")
+#: config field -> its :class:`lab.gcd.discovery.DiscoveryParams` field (FedLPA's discovery; other methods
+#: carry these fields unused)
+DISCOVERY_FIELDS = {"knn_k": "knn_k", "confidence_quantile": "confidence_quantile", "graph_features": "features",
+                    "graph_refine": "refine", "markov_time": "markov_time", "min_community": "min_community",
+                    "min_labelled_share": "min_labelled_share", "prior_rule": "prior",
+                    "prior_smoothing": "smoothing"}
 
 
 @dataclass
@@ -68,11 +71,8 @@ class FedGCDConfig(RunConfig):
 
     def discovery_params(self):
         """The :class:`lab.gcd.discovery.DiscoveryParams` of this run."""
-        return _DISCOVERY.replace(knn_k=self.knn_k, confidence_quantile=self.confidence_quantile,
-                                  features=self.graph_features, refine=self.graph_refine,
-                                  markov_time=float(self.markov_time), min_community=self.min_community,
-                                  min_labelled_share=self.min_labelled_share, prior=self.prior_rule,
-                                  smoothing=self.prior_smoothing)
+        kw = {p: getattr(self, f) for f, p in DISCOVERY_FIELDS.items()}
+        return _DISCOVERY.replace(**dict(kw, markov_time=float(kw["markov_time"])))
 
     @property
     def learning_rate(self) -> float:

@@ -142,21 +142,27 @@ def old_masses(y_visible, old_classes, n: int, frac: float) -> np.ndarray:
     return m * min(1.0, n / m.sum()) if m.sum() > 0 else m
 
 
+def old_then_new(y_visible, old_classes, n: int, frac: float, weights) -> np.ndarray:
+    """The unsmoothed mass over heads every label-based prior shares: old heads L_c / f_hat
+    (:func:`old_masses`), the rest of the client's n samples over the new heads in proportion to ``weights``
+    (one per head; only the new heads' entries are read)."""
+    old = [int(c) for c in old_classes]
+    w = np.asarray(weights, dtype=np.float64)
+    mass = np.zeros(len(w))
+    mass[old] = old_masses(y_visible, old, n, frac)
+    new = np.setdiff1d(np.arange(len(w)), old)
+    if new.size and w[new].sum() > 0:
+        mass[new] = max(0.0, n - mass.sum()) * w[new] / w[new].sum()
+    return mass
+
+
 def hybrid_prior(head_labels, y_visible, old_classes, n_heads: int, frac: float,
                  smoothing: float = 0.5) -> np.ndarray:
     """Old heads from labels (L_c / f_hat); the remaining mass n - sum over new heads, shaped by how many
     samples the communities put on each new head (see module docstring)."""
     h = np.asarray(head_labels)
-    n = len(h)
-    old = [int(c) for c in old_classes]
-    mass = np.zeros(n_heads)
-    mass[old] = old_masses(y_visible, old, n, frac)
-    new = np.setdiff1d(np.arange(n_heads), old)
-    counts = np.bincount(h[h >= 0], minlength=n_heads)[:n_heads].astype(np.float64)[new]
-    rest = max(0.0, n - mass.sum())
-    if counts.sum() > 0:
-        mass[new] = rest * counts / counts.sum()
-    return _smooth(mass, smoothing)
+    counts = np.bincount(h[h >= 0], minlength=n_heads)[:n_heads]
+    return _smooth(old_then_new(y_visible, old_classes, len(h), frac, counts), smoothing)
 
 
 def sorted_size_prior(comm_labels, probs, n_heads: int, smoothing: float = 0.5):
@@ -193,13 +199,8 @@ def argmax_prior(probs, y_visible, old_classes, n_heads: int, smoothing: float =
     n_lab = int((~unl).sum())
     n_unl_old = int((unl & np.isin(pred, present)).sum())
     frac = n_lab / (n_lab + n_unl_old) if n_lab else float("nan")
-    mass = np.zeros(n_heads)
-    mass[old] = old_masses(y_visible, old, n, frac)
-    new = np.setdiff1d(np.arange(n_heads), old)
-    counts = np.bincount(pred[unl], minlength=n_heads)[:n_heads].astype(np.float64)[new]
-    if counts.sum() > 0:
-        mass[new] = max(0.0, n - mass.sum()) * counts / counts.sum()
-    return _smooth(mass, smoothing)
+    counts = np.bincount(pred[unl], minlength=n_heads)[:n_heads]
+    return _smooth(old_then_new(y_visible, old, n, frac, counts), smoothing)
 
 
 #: a community needs this many members for its labelled share to estimate f (a share of 50 has std <= 0.07)
@@ -226,12 +227,8 @@ def excess_prior(comm_labels, claims, head_of_comm, probs, y_visible, old_classe
     comm_labels = np.asarray(comm_labels)
     y_visible = np.asarray(y_visible)
     probs = np.asarray(probs)
-    n = len(y_visible)
-    old = [int(c) for c in old_classes]
     f = 1.0 if not np.isfinite(frac) or frac <= 0 else min(1.0, float(frac))
-    mass = np.zeros(n_heads)
-    mass[old] = old_masses(y_visible, old, n, f)
-    new = np.setdiff1d(np.arange(n_heads), old)
+    new = np.setdiff1d(np.arange(n_heads), [int(c) for c in old_classes])
     w = np.zeros(n_heads)
     for c, claim in enumerate(np.asarray(claims)):
         members = comm_labels == c
@@ -244,9 +241,7 @@ def excess_prior(comm_labels, claims, head_of_comm, probs, y_visible, old_classe
             w[new[probs[unl][:, new].mean(0).argmax()]] += excess
     noise = (comm_labels < 0) & (y_visible < 0)
     w += np.bincount(probs[noise].argmax(1), minlength=n_heads)[:n_heads]
-    if new.size and w[new].sum() > 0:
-        mass[new] = max(0.0, n - mass.sum()) * w[new] / w[new].sum()
-    return _smooth(mass, smoothing)
+    return _smooth(old_then_new(y_visible, old_classes, len(y_visible), f, w), smoothing)
 
 
 def blend_prior(*priors) -> np.ndarray:
