@@ -171,7 +171,12 @@ def prior_metrics(pi, heads, y, pi_oracle, pi_review=None):
     from lab.gcd.prior import head_kl, prior_vs_truth_kl
 
     h = np.asarray(heads)
-    out = {"kl_head": head_kl(pi_oracle, pi), "kl_class": prior_vs_truth_kl(y[h >= 0], h[h >= 0], pi, 10)}
+    po = np.asarray(pi_oracle)
+    empty = po <= po.min() * (1 + 1e-9)       # heads the oracle leaves empty (only its smoothing mass)
+    # KL(oracle || pi) sums over the oracle's heads only: mass pi puts on EMPTY heads is invisible to it but
+    # trains samples onto heads no class of the client holds. The total variation counts both errors.
+    out = {"kl_head": head_kl(pi_oracle, pi), "kl_class": prior_vs_truth_kl(y[h >= 0], h[h >= 0], pi, 10),
+           "tv_head": float(0.5 * np.abs(np.asarray(pi) - po).sum()), "mass_on_empty": float(np.asarray(pi)[empty].sum())}
     if pi_review is not None:
         out["kl_head_review_oracle"] = head_kl(pi_review, pi)
     return out
@@ -347,9 +352,8 @@ def choose_prior(choice: dict, cache: str, workers: int) -> dict:
     kls = {}
     for rec in run_units(prior_unit, units, workers, "priors"):
         for name, m in rec.items():
-            kls.setdefault(name, {"kl_head": [], "kl_class": []})
-            kls[name]["kl_head"].append(m["kl_head"])
-            kls[name]["kl_class"].append(m["kl_class"])
+            for metric, v in m.items():
+                kls.setdefault(name, {}).setdefault(metric, []).append(v)
     prior = min((n for n in kls if n != "uniform"), key=lambda n: np.mean(kls[n]["kl_head"]))
     return dict(choice, params=dict(choice["params"], prior=prior),
                 prior_kl_tuning={n: {m: float(np.mean(v[m])) for m in v} for n, v in kls.items()})
@@ -577,6 +581,12 @@ def write_md(res):
           "(class space in brackets): " + ", ".join(
               f"{n} {v['kl_head']:.3f} ({v['kl_class']:.3f})"
               for n, v in sorted(ch["prior_kl_tuning"].items(), key=lambda x: x[1]["kl_head"])), ""]
+    if all("tv_head" in v for v in ch["prior_kl_tuning"].values()):
+        L += ["KL(oracle || pi) does not see the mass pi puts on heads the oracle leaves empty (samples trained onto "
+              "heads no class of the client holds). The same priors on the same clients by total variation "
+              "(½ |pi − oracle|₁, the share of a client's mass on wrong heads) [mass on empty heads]: " + ", ".join(
+                  f"{n} {v['tv_head']:.3f} [{v['mass_on_empty']:.3f}]"
+                  for n, v in sorted(ch["prior_kl_tuning"].items(), key=lambda x: x[1]["tv_head"])), ""]
     L += ["## K_hat: share of clients within ±1 of K_true (bias in brackets)", "",
           "| rule | kind | a=0.1 tuning | a=0.1 evaluation | a=1.0 tuning | a=1.0 evaluation "
           "| mean abs err (eval, a=0.1 / 1.0) |",

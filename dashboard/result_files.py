@@ -111,6 +111,27 @@ def _gcd_results(results_dir: str, tuning_seeds: tuple) -> tuple:
     return recs, os.path.relpath(results_dir, ROOT)
 
 
+def seed_study() -> tuple:
+    """(the ``seed_study`` of ``gcd_summary.json`` or None, the file): FedLPA − each federated baseline paired
+    over more evaluation seeds (``bench/run_gcd_tables.py --stage seeds``)."""
+    from lab.results import GCD_SUMMARY
+
+    path = Path(RESULTS_DIR) / GCD_SUMMARY
+    return _seed_study(str(path), _mtime(path)), os.path.relpath(path, ROOT)
+
+
+@st.cache_data(show_spinner=False)
+def _seed_study(path: str, stamp: float):
+    from lab.results import read_json
+
+    del stamp
+    try:
+        study = read_json(path).get("seed_study")
+    except LabError:
+        return None
+    return study if study and study.get("alphas") else None
+
+
 def tuned_best() -> dict:
     """method -> the settings tuned on the tuning seeds (``gcd_tuning.json``'s ``best``), {} when missing."""
     return tuning().get("best", {})

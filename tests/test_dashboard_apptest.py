@@ -134,6 +134,9 @@ def test_training_page_results_and_a_live_run():
         alphas = at.select_slider(key="ralpha").options
         ok(rerun(at, ralpha=float(alphas[0])), charts=2)
         ok(rerun(at, ralpha=float(alphas[-1])), charts=2)
+        if result_files.seed_study()[0]:                 # FedLPA − baselines paired over the seed study
+            assert any("Is the difference real?" in m.value for m in at.markdown)
+            assert any("FedLPA − other" in c.proto.spec for c in at.get("plotly_chart"))
     # a tiny live run (8x8 digits, 1 round, 2 clients): progress, curves and a table, no exception
     rerun(at, t_methods=["simgcd"], t_ds="digits", t_rounds=1, t_clients=2, t_warm=0, t_alpha=100.0)
     at.button(key="t_run").click().run()

@@ -57,3 +57,53 @@ def test_table_rows_are_evaluation_runs_at_the_tuned_setting(files):
         assert row["acc_all"]["mean"] == pytest.approx(np.mean(list(runs.values())), abs=1e-9), row["label"]
         checked += 1
     assert checked >= 10                                                     # 5 methods x 2 alpha
+
+
+def test_library_defaults_are_the_protocol_choice(files):
+    """What a user gets without --lr (CLI, notebooks, the dashboard's fallback) is the tuned setting, not a
+    rate chosen elsewhere (an earlier default had been picked on evaluation seed 0)."""
+    from lab.gcd.config import DEFAULT_LR, FedGCDConfig
+
+    tuning, _ = files
+    assert {m: b["lr"] for m, b in tuning["best"].items()} == DEFAULT_LR
+    assert all(FedGCDConfig(method=m).learning_rate == lr for m, lr in DEFAULT_LR.items())
+
+
+def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
+    """The supplement over more seeds: every per-seed difference is FedLPA's run minus the other run of the SAME
+    seed (recomputed here from the run files), no seed is a tuning seed, and the interval is the t interval."""
+    from scipy import stats
+
+    tuning, summary = files
+    study = summary["seed_study"]
+    assert not set(study["seeds"]) & set(tuning["tuning_seeds"])
+    label_of = {"FedAvg+SimGCD": ("simgcd", False), "FedAvg+GCD": ("gcd", False),
+                "FedLPA, oracle prior": ("fedlpa", True), "FedLPA": ("fedlpa", False)}
+
+    def acc(label, alpha):
+        m, oracle = label_of[label]
+        out = {}
+        for f in glob.glob(str(RES / "gcd" / f"{m}_a{alpha:g}_s*.json")):
+            r = json.loads(Path(f).read_text())
+            c = r["config"]
+            if c["lr"] != tuning["best"][m]["lr"] or c.get("oracle_prior", False) != oracle:
+                continue
+            if m == "fedlpa" and (c["prior_rule"] != DiscoveryParams().prior
+                                  or ablation_of(c) not in (None, "oracle prior")):
+                continue
+            out[r["seed"]] = r["acc_all"]
+        return out
+
+    checked = 0
+    for e in study["alphas"]:
+        lpa = acc("FedLPA", e["alpha"])
+        for p in e["paired"]:
+            other = acc(p["vs"], e["alpha"])
+            want = [lpa[s] - other[s] for s in e["seeds"]]
+            assert p["diff"]["values"] == pytest.approx(want, abs=1e-12), (e["alpha"], p["vs"])
+            d = np.asarray(want)
+            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            assert p["ci95"] == pytest.approx([d.mean() - half, d.mean() + half])
+            assert p["ahead"] == int((d > 0).sum())
+            checked += 1
+    assert checked >= 6                                                      # 3 others x 2 alpha

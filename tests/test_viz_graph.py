@@ -1,5 +1,5 @@
 """The readability figures: graph edges by kind (cross-class on top, one toggleable path each), class names, the
-drawn subsample, the layouts, and accuracy against α."""
+drawn subsample, the layouts, accuracy against α and the paired per-seed differences."""
 from __future__ import annotations
 
 import numpy as np
@@ -101,3 +101,16 @@ def test_accuracy_vs_alpha_has_a_log_axis_and_seed_bands():
     assert len(dots) == 2 and len(dots[0].x) == 3 * 2 * 3           # methods with clients: 3 alphas x 2 seeds x 3
     worst = next(t for t in spread.data if t.name == "worst client")
     assert worst.y[0] == pytest.approx(min(c["acc"] for c in rows[0]["clients"]))
+
+
+def test_paired_seed_differences_draws_every_seed_and_the_interval_around_the_mean():
+    from lab.viz.gcd import paired_seed_differences
+
+    study = {"seeds": [0, 1, 2], "alphas": [{"alpha": 0.1, "seeds": [0, 1, 2], "paired": [
+        {"vs": "FedAvg+SimGCD", "diff": {"mean": 0.02, "values": [0.01, 0.02, 0.03]}, "ci95": [-0.005, 0.045],
+         "ahead": 3}]}]}
+    fig = paired_seed_differences(study)
+    dots, mean = fig.data
+    assert list(dots.x) == pytest.approx([1, 2, 3]) and set(dots.y) == {"FedAvg+SimGCD"}
+    assert mean.x[0] == pytest.approx(2.0)
+    assert mean.error_x.array[0] == pytest.approx(2.5) and mean.error_x.arrayminus[0] == pytest.approx(2.5)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from lab.results import group_runs
 from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
-from lab.viz.gcd import results_bars, training_curves
+from lab.viz.gcd import paired_seed_differences, results_bars, training_curves
 
 import loaders as L
 import result_files as R
@@ -105,6 +105,15 @@ else:
         download_csv(table, f"gcd_results_alpha{ra:g}.csv", "Download results (CSV)")
     else:
         st.info("Pick at least one run.")
+
+    study, study_src = R.seed_study()
+    if study:
+        st.markdown("**Is the difference real?** FedLPA − each federated baseline (and the oracle prior), paired per "
+                    "evaluation seed: the same partition and initial weights on both sides.")
+        show(paired_seed_differences(study), "paired_seed_differences")
+        st.caption(f"From `{study_src}` (`seed_study`): each dot is one seed, the diamond the mean with its 95 % "
+                   "interval; an interval across 0 means these seeds cannot tell the two apart. The "
+                   "tuned settings are the same as above; no choice was made on these seeds.")
 
 # ---------------------------------------------------------------------------------------------------------
 st.subheader("Accuracy against α", anchor="alpha")
