@@ -107,10 +107,10 @@ def test_paired_seed_differences_draws_every_seed_and_the_interval_around_the_me
     from lab.viz.gcd import paired_seed_differences
 
     study = {"seeds": [0, 1, 2], "alphas": [{"alpha": 0.1, "seeds": [0, 1, 2], "paired": [
-        {"vs": "FedAvg+SimGCD", "diff": {"mean": 0.02, "values": [0.01, 0.02, 0.03]}, "ci95": [-0.005, 0.045],
+        {"vs": "FedAvg+SimGCD", "diff": {"mean": 0.02, "values": [0.01, 0.02, 0.03]}, "ci95": [0.0, 0.05],
          "ahead": 3}]}]}
     fig = paired_seed_differences(study)
     dots, mean = fig.data
     assert list(dots.x) == pytest.approx([1, 2, 3]) and set(dots.y) == {"FedAvg+SimGCD"}
     assert mean.x[0] == pytest.approx(2.0)
-    assert mean.error_x.array[0] == pytest.approx(2.5) and mean.error_x.arrayminus[0] == pytest.approx(2.5)
+    assert mean.error_x.array[0] == pytest.approx(3.0) and mean.error_x.arrayminus[0] == pytest.approx(2.0)
