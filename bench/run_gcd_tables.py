@@ -32,7 +32,7 @@ from lab.gcd.methods import ABLATIONS
 from lab.utils import repo_root, write_json_atomic
 
 RES = os.path.join(repo_root(), "bench", "results")
-TUNING_SEEDS = (100,)
+TUNING_SEEDS = (100, 101)
 TUNING_ALPHAS = (0.1, 1.0)
 EVAL_SEEDS = (0, 1, 2)
 TABLE_ALPHAS = (0.1, 1.0)

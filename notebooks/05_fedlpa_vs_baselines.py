@@ -128,8 +128,8 @@ if FLOWER_SIM:
 #
 # ## Part B · The full-size evidence
 #
-# `bench/run_gcd_tables.py` gives every method the same tuning budget (its learning rate from one grid) on a
-# tuning seed no table uses, then runs each method at its tuned setting with the default number of rounds on 3
+# `bench/run_gcd_tables.py` gives every method the same tuning budget (its learning rate from one grid) on
+# tuning seeds no table uses, then runs each method at its tuned setting with the default number of rounds on 3
 # evaluation seeds at α = 0.1 and 1.0, plus FedLPA's ablations at both (protocol: `bench/README.md`). It
 # writes one JSON record per run (with its per-round `history`) and the summary table this part reads.
 

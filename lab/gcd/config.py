@@ -11,7 +11,7 @@ _DISCOVERY = DiscoveryParams()
 BACKBONES = ("pretrained", "scratch")
 
 #: each method's learning rate as chosen by the protocol (``bench/README.md``): the same 5-point grid per method,
-#: tuning seed 100 at alpha 0.1 and 1, never an evaluation seed. ``bench/results/gcd_tuning.json`` holds the
+#: tuning seeds 100 and 101 at alpha 0.1 and 1, never an evaluation seed. ``bench/results/gcd_tuning.json`` holds the
 #: grid and its "best"; tests/test_gcd_protocol.py checks that these defaults are that choice.
 DEFAULT_LR = {"simgcd": 0.1, "gcd": 0.1, "local": 0.5, "central": 0.1, "fedlpa": 0.2}
 
