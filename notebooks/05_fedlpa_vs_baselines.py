@@ -186,6 +186,21 @@ else:
     print("no seed study in the summary: run `python bench/run_gcd_tables.py --stage seeds`")
 
 # %% [markdown]
+# **Could a better prior close the gap?** The oracle-prior run gives each client its true class proportions
+# (and so the true K). Every estimate of π and K̂ aims at it. Below, the oracle-prior run minus each federated
+# baseline, on the same seeds. Where even the oracle is behind a baseline, a better estimate alone is not
+# expected to pass it: the features the heads are trained on would have to improve (issue 9, item 7).
+
+# %%
+if any(e.get("ceiling") for e in study["alphas"]):
+    vz.paired_seed_differences(study, key="ceiling", lead="oracle prior",
+                               title="Oracle prior − federated baseline, All, paired per evaluation seed").show()
+    display(pd.DataFrame([{"α": e["alpha"], "oracle prior − …": p["vs"], "seeds": len(e["seeds"]),
+                           "mean": round(p["diff"]["mean"], 3), "95 % interval": [round(v, 3) for v in p["ci95"]],
+                           "oracle ahead": f"{p['ahead']}/{len(e['seeds'])}"}
+                          for e in study["alphas"] for p in e.get("ceiling", [])]))
+
+# %% [markdown]
 # ### All / Old / New at strong and weak skew
 #
 # Mean of the last 3 evaluations per run; error bars are the standard deviation over evaluation seeds.

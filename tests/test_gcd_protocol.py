@@ -70,8 +70,9 @@ def test_library_defaults_are_the_protocol_choice(files):
 
 
 def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
-    """The supplement over more seeds: every per-seed difference is FedLPA's run minus the other run of the SAME
-    seed (recomputed here from the run files), no seed is a tuning seed, and the interval is the t interval."""
+    """The supplement over more seeds: every per-seed difference is FedLPA's run (or, for the ceiling, the
+    oracle-prior run) minus the other run of the SAME seed (recomputed here from the run files), no seed is a
+    tuning seed, and the interval is the t interval."""
     from scipy import stats
 
     tuning, summary = files
@@ -96,14 +97,17 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
 
     checked = 0
     for e in study["alphas"]:
-        lpa = acc("FedLPA", e["alpha"])
-        for p in e["paired"]:
-            other = acc(p["vs"], e["alpha"])
-            want = [lpa[s] - other[s] for s in e["seeds"]]
-            assert p["diff"]["values"] == pytest.approx(want, abs=1e-12), (e["alpha"], p["vs"])
-            d = np.asarray(want)
-            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-            assert p["ci95"] == pytest.approx([d.mean() - half, d.mean() + half])
-            assert p["ahead"] == int((d > 0).sum())
-            checked += 1
-    assert checked >= 6                                                      # 3 others x 2 alpha
+        # FedLPA − each other run, and the ceiling: the oracle-prior run − each federated baseline
+        for first, pairs in (("FedLPA", e["paired"]), ("FedLPA, oracle prior", e["ceiling"])):
+            lead = acc(first, e["alpha"])
+            for p in pairs:
+                other = acc(p["vs"], e["alpha"])
+                want = [lead[s] - other[s] for s in e["seeds"]]
+                assert p["diff"]["values"] == pytest.approx(want, abs=1e-12), (e["alpha"], first, p["vs"])
+                d = np.asarray(want)
+                half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+                assert p["ci95"] == pytest.approx([d.mean() - half, d.mean() + half])
+                assert p["ahead"] == int((d > 0).sum())
+                checked += 1
+        assert [p["vs"] for p in e["ceiling"]] == ["FedAvg+SimGCD", "FedAvg+GCD"]   # the federated baselines
+    assert checked >= 10                                     # (3 others + 2 baselines) x 2 alpha

@@ -114,3 +114,18 @@ def test_paired_seed_differences_draws_every_seed_and_the_interval_around_the_me
     assert list(dots.x) == pytest.approx([1, 2, 3]) and set(dots.y) == {"FedAvg+SimGCD"}
     assert mean.x[0] == pytest.approx(2.0)
     assert mean.error_x.array[0] == pytest.approx(3.0) and mean.error_x.arrayminus[0] == pytest.approx(2.0)
+
+
+def test_paired_seed_differences_draws_the_ceiling_when_asked():
+    """``key="ceiling"`` draws the oracle prior − baseline pairs, not FedLPA's, and names who is ahead."""
+    from lab.viz.gcd import paired_seed_differences
+
+    pair = lambda vs, vals: {"vs": vs, "diff": {"mean": float(np.mean(vals)), "values": vals},  # noqa: E731
+                             "ci95": [min(vals), max(vals)], "ahead": sum(v > 0 for v in vals)}
+    study = {"seeds": [0, 1], "alphas": [{"alpha": 1.0, "seeds": [0, 1],
+                                          "paired": [pair("FedAvg+GCD", [-0.05, -0.03])],
+                                          "ceiling": [pair("FedAvg+GCD", [0.04, 0.02])]}]}
+    fig = paired_seed_differences(study, key="ceiling", lead="oracle prior")
+    assert list(fig.data[0].x) == pytest.approx([4, 2])
+    assert "oracle prior ahead" in fig.layout.xaxis.title.text
+    assert paired_seed_differences({"alphas": [{**study["alphas"][0], "ceiling": []}]}, key="ceiling").data == ()

@@ -114,6 +114,14 @@ else:
         st.caption(f"From `{study_src}` (`seed_study`): each dot is one seed, the diamond the mean with its 95 % "
                    "interval; an interval across 0 means these seeds cannot tell the two apart. The "
                    "tuned settings are the same as above; no choice was made on these seeds.")
+        if any(e.get("ceiling") for e in study["alphas"]):
+            with st.expander("Could a better prior close the gap?"):
+                st.markdown("The oracle-prior run gives each client its true class proportions (and so the true "
+                            "K); every estimate of π and K̂ aims at it. Where even the oracle is behind a "
+                            "baseline, a better estimate alone is not expected to pass it.")
+                show(paired_seed_differences(study, key="ceiling", lead="oracle prior",
+                                             title="Oracle prior − federated baseline, All, paired per seed"),
+                     "ceiling_seed_differences")
 
 # ---------------------------------------------------------------------------------------------------------
 st.subheader("Accuracy against α", anchor="alpha")

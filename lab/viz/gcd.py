@@ -210,14 +210,17 @@ def results_bars(rows, title="All / Old / New (mean of the last 3 evaluations)")
     return fig
 
 
-def paired_seed_differences(study: dict, title="FedLPA − other, All, paired per evaluation seed"):
-    """One panel per α: each dot is one seed's difference FedLPA − other (points), the diamond the mean with its
-    95 % interval. ``study``: ``gcd_summary.json``'s ``seed_study`` (``bench/run_gcd_tables.py --stage seeds``)."""
-    alphas = study.get("alphas") or []
+def paired_seed_differences(study: dict, title="FedLPA − other, All, paired per evaluation seed", key="paired",
+                            lead="FedLPA"):
+    """One panel per α: each dot is one seed's difference lead − other (points), the diamond the mean with its
+    95 % interval. ``study``: ``gcd_summary.json``'s ``seed_study`` (``bench/run_gcd_tables.py --stage seeds``);
+    ``key``: ``"paired"`` (FedLPA − each other run) or ``"ceiling"`` (the oracle prior − each federated
+    baseline, with ``lead="oracle prior"``)."""
+    alphas = [e for e in study.get("alphas") or [] if e.get(key)]
     fig = make_subplots(rows=1, cols=max(1, len(alphas)), shared_yaxes=True,
                         subplot_titles=[f"α = {e['alpha']:g} · {len(e['seeds'])} seeds" for e in alphas])
     for j, e in enumerate(alphas):
-        for i, p in enumerate(e["paired"]):
+        for i, p in enumerate(e[key]):
             vals = 100 * np.asarray(p["diff"]["values"])
             fig.add_scatter(x=vals, y=[p["vs"]] * len(vals), mode="markers", row=1, col=j + 1,
                             marker=dict(color=_color(i), size=8, opacity=0.55), showlegend=False,
@@ -228,9 +231,9 @@ def paired_seed_differences(study: dict, title="FedLPA − other, All, paired pe
             fig.add_scatter(x=[m], y=[p["vs"]], mode="markers", row=1, col=j + 1, showlegend=False,
                             marker=dict(color=_color(i), size=14, symbol="diamond", line=dict(color="black", width=1)),
                             error_x=dict(type="data", symmetric=False, array=[hi - m], arrayminus=[m - lo]),
-                            hovertemplate=(f"mean %{{x:+.1f}}, 95 % interval [{lo:+.1f}, {hi:+.1f}], FedLPA ahead "
+                            hovertemplate=(f"mean %{{x:+.1f}}, 95 % interval [{lo:+.1f}, {hi:+.1f}], {lead} ahead "
                                            f"on {p['ahead']}/{len(e['seeds'])} seeds<extra>{p['vs']}</extra>"))
         fig.add_vline(x=0, line_dash="dash", line_color="#555", row=1, col=j + 1)
-        fig.update_xaxes(title_text="points (> 0: FedLPA ahead)", row=1, col=j + 1)
-    fig.update_layout(title=title, height=300 + 30 * max((len(e["paired"]) for e in alphas), default=0))
+        fig.update_xaxes(title_text=f"points (> 0: {lead} ahead)", row=1, col=j + 1)
+    fig.update_layout(title=title, height=300 + 30 * max((len(e[key]) for e in alphas), default=0))
     return fig
