@@ -222,24 +222,19 @@ def seed_study_lines(study: dict) -> list:
     lines += ["", "FedLPA − other, paired per seed (points; 95 % interval from the t distribution with the sample "
                   "std):", "", "| α | vs | seeds | mean ± std | 95 % interval | FedLPA ahead | FedLPA / other |",
               "|---|---|---|---|---|---|---|"]
-    for e in study["alphas"]:
-        for p in e["paired"]:
-            lo, hi = p["ci95"]
-            lines.append(f"| {e['alpha']:g} | {p['vs']} | {len(e['seeds'])} | {100 * p['diff']['mean']:+.1f} ± "
-                         f"{100 * p['diff']['std']:.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
-                         f"{p['ahead']}/{len(e['seeds'])} | {p['ratio_to']:.3f} |")
+    def row(e, p):
+        lo, hi = p["ci95"]
+        return (f"| {e['alpha']:g} | {p['vs']} | {len(e['seeds'])} | {100 * p['diff']['mean']:+.1f} ± "
+                f"{100 * p['diff']['std']:.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | {p['ahead']}/{len(e['seeds'])} |")
+
+    lines += [row(e, p) + f" {p['ratio_to']:.3f} |" for e in study["alphas"] for p in e["paired"]]
     if any(e.get("ceiling") for e in study["alphas"]):
         lines += ["", "The ceiling of a better prior: FedLPA with the oracle prior (each client's true class "
                       "proportions, so also the true K) − each federated baseline, paired per seed. The oracle is "
                       "what every estimate of π and K̂ aims at; where it is itself behind a baseline, a better "
                       "estimate alone is not expected to meet the target (issue 9, item 7: better features).", "",
                   "| α | oracle prior − | seeds | mean ± std | 95 % interval | oracle ahead |", "|---|---|---|---|---|---|"]
-        for e in study["alphas"]:
-            for p in e.get("ceiling", []):
-                lo, hi = p["ci95"]
-                lines.append(f"| {e['alpha']:g} | {p['vs']} | {len(e['seeds'])} | {100 * p['diff']['mean']:+.1f} ± "
-                             f"{100 * p['diff']['std']:.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
-                             f"{p['ahead']}/{len(e['seeds'])} |")
+        lines += [row(e, p) for e in study["alphas"] for p in e.get("ceiling", [])]
     return lines
 
 
