@@ -176,7 +176,8 @@ def prior_metrics(pi, heads, y, pi_oracle, pi_review=None):
     # KL(oracle || pi) sums over the oracle's heads only: mass pi puts on EMPTY heads is invisible to it but
     # trains samples onto heads no class of the client holds. The total variation counts both errors.
     out = {"kl_head": head_kl(pi_oracle, pi), "kl_class": prior_vs_truth_kl(y[h >= 0], h[h >= 0], pi, 10),
-           "tv_head": float(0.5 * np.abs(np.asarray(pi) - po).sum()), "mass_on_empty": float(np.asarray(pi)[empty].sum())}
+           "tv_head": float(0.5 * np.abs(np.asarray(pi) - po).sum()),
+           "mass_on_empty": float(np.asarray(pi)[empty].sum())}
     if pi_review is not None:
         out["kl_head_review_oracle"] = head_kl(pi_review, pi)
     return out

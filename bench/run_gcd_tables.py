@@ -167,8 +167,9 @@ def _paired(a: dict, b: dict, seeds, vs: str) -> dict:
 
     d = np.array([a[s] - b[s] for s in seeds])
     half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    ratio = float(np.mean([a[s] for s in seeds]) / np.mean([b[s] for s in seeds]))
     return {"vs": vs, "diff": _stats(d), "ci95": [float(d.mean() - half), float(d.mean() + half)],
-            "ahead": int((d > 0).sum()), "ratio_to": float(np.mean([a[s] for s in seeds]) / np.mean([b[s] for s in seeds]))}
+            "ahead": int((d > 0).sum()), "ratio_to": ratio}
 
 
 def seed_study(best, out_dir, quick) -> dict:
@@ -192,10 +193,13 @@ def seed_study(best, out_dir, quick) -> dict:
             continue
         acc = {label: {s: r[s]["acc_all"] for s in seeds} for label, r in recs.items()}
         lpa_label = DISPLAY_NAMES["fedlpa"]
-        ok = [abs(e - t) <= 1 for s in seeds for e, t in zip(recs[lpa_label][s]["k_est"], recs[lpa_label][s]["k_true"])]
+        err = [e - t for s in seeds for e, t in zip(recs[lpa_label][s]["k_est"], recs[lpa_label][s]["k_true"])]
+        ok = [abs(x) <= 1 for x in err]
         baselines = [DISPLAY_NAMES[b] for b in BASELINES if DISPLAY_NAMES[b] in acc]
         out.append({"alpha": al, "seeds": seeds, "all": {label: _stats(list(v.values())) for label, v in acc.items()},
                     "k_hat_within_1": {"share": float(np.mean(ok)), "hits": int(sum(ok)), "clients": len(ok)},
+                    # K̂ − K over clients: which way the misses go (over-splitting or merging)
+                    "k_hat_errors": {str(x): int(c) for x, c in zip(*np.unique(err, return_counts=True))},
                     "paired": [_paired(acc[lpa_label], v, seeds, label) for label, v in acc.items()
                                if label != lpa_label],
                     "ceiling": ([_paired(acc[oracle], acc[b], seeds, b) for b in baselines] if oracle in acc
@@ -219,6 +223,10 @@ def seed_study_lines(study: dict) -> list:
         lines.append(f"| {e['alpha']:g} | {len(e['seeds'])} | "
                      + " | ".join(f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}" for v in e["all"].values())
                      + f" | {100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']}) |")
+    lines += ["", "FedLPA's K̂ − the client's true class count, clients per error (misses beyond ±1 in bold):", ""]
+    cell = lambda x, c: f"**{x:+d}: {c}**" if abs(x) > 1 else f"{x:+d}: {c}"  # noqa: E731
+    lines += [f"- α = {e['alpha']:g}: " + ", ".join(cell(int(x), c) for x, c in e["k_hat_errors"].items())
+              for e in study["alphas"]]
     lines += ["", "FedLPA − other, paired per seed (points; 95 % interval from the t distribution with the sample "
                   "std):", "", "| α | vs | seeds | mean ± std | 95 % interval | FedLPA ahead | FedLPA / other |",
               "|---|---|---|---|---|---|---|"]
@@ -233,7 +241,8 @@ def seed_study_lines(study: dict) -> list:
                       "proportions, so also the true K) − each federated baseline, paired per seed. The oracle is "
                       "what every estimate of π and K̂ aims at; where it is itself behind a baseline, a better "
                       "estimate alone is not expected to meet the target (issue 9, item 7: better features).", "",
-                  "| α | oracle prior − | seeds | mean ± std | 95 % interval | oracle ahead |", "|---|---|---|---|---|---|"]
+                  "| α | oracle prior − | seeds | mean ± std | 95 % interval | oracle ahead |",
+                  "|---|---|---|---|---|---|"]
         lines += [row(e, p) for e in study["alphas"] for p in e.get("ceiling", [])]
     return lines
 

@@ -3,6 +3,7 @@ tuning seeds disjoint from evaluation seeds, each method's table row made only o
 setting its own grid chose (never the best evaluation round or another method's setting)."""
 import glob
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,8 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
     label_of = {"FedAvg+SimGCD": ("simgcd", False), "FedAvg+GCD": ("gcd", False),
                 "FedLPA, oracle prior": ("fedlpa", True), "FedLPA": ("fedlpa", False)}
 
-    def acc(label, alpha):
+    def runs(label, alpha):
+        """seed -> the run record of this label at its tuned setting."""
         m, oracle = label_of[label]
         out = {}
         for f in glob.glob(str(RES / "gcd" / f"{m}_a{alpha:g}_s*.json")):
@@ -92,8 +94,11 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
             if m == "fedlpa" and (c["prior_rule"] != DiscoveryParams().prior
                                   or ablation_of(c) not in (None, "oracle prior")):
                 continue
-            out[r["seed"]] = r["acc_all"]
+            out[r["seed"]] = r
         return out
+
+    def acc(label, alpha):
+        return {s: r["acc_all"] for s, r in runs(label, alpha).items()}
 
     checked = 0
     for e in study["alphas"]:
@@ -110,4 +115,8 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
                 assert p["ahead"] == int((d > 0).sum())
                 checked += 1
         assert [p["vs"] for p in e["ceiling"]] == ["FedAvg+SimGCD", "FedAvg+GCD"]   # the federated baselines
+        lpa = runs("FedLPA", e["alpha"])                               # K̂ − K per client, from the run files
+        got = Counter(k - t for s in e["seeds"] for k, t in zip(lpa[s]["k_est"], lpa[s]["k_true"]))
+        assert {int(x): c for x, c in e["k_hat_errors"].items()} == dict(got)
+        assert e["k_hat_within_1"]["hits"] == sum(c for x, c in got.items() if abs(x) <= 1)
     assert checked >= 10                                     # (3 others + 2 baselines) x 2 alpha
