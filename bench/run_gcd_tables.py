@@ -160,6 +160,14 @@ def _stats(v):
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v)), "values": v.tolist()}
 
 
+def _k_hat_within_1(records) -> dict:
+    """FedLPA's K̂ against each client's true class count over run records: within ±1, and the count per error."""
+    err = [e - t for r in records for e, t in zip(r["k_est"], r["k_true"])]
+    ok = [abs(x) <= 1 for x in err]
+    return {"share": float(np.mean(ok)), "hits": int(sum(ok)), "clients": len(ok),
+            "errors": {str(x): int(c) for x, c in zip(*np.unique(err, return_counts=True))}}
+
+
 def _paired(a: dict, b: dict, seeds, vs: str) -> dict:
     """a − b paired per seed: the differences, a 95 % t-interval (sample std), on how many seeds a is ahead,
     and the ratio of the means."""
@@ -193,13 +201,12 @@ def seed_study(best, out_dir, quick) -> dict:
             continue
         acc = {label: {s: r[s]["acc_all"] for s in seeds} for label, r in recs.items()}
         lpa_label = DISPLAY_NAMES["fedlpa"]
-        err = [e - t for s in seeds for e, t in zip(recs[lpa_label][s]["k_est"], recs[lpa_label][s]["k_true"])]
-        ok = [abs(x) <= 1 for x in err]
+        kh = _k_hat_within_1([recs[lpa_label][s] for s in seeds])
         baselines = [DISPLAY_NAMES[b] for b in BASELINES if DISPLAY_NAMES[b] in acc]
         out.append({"alpha": al, "seeds": seeds, "all": {label: _stats(list(v.values())) for label, v in acc.items()},
-                    "k_hat_within_1": {"share": float(np.mean(ok)), "hits": int(sum(ok)), "clients": len(ok)},
+                    "k_hat_within_1": {k: kh[k] for k in ("share", "hits", "clients")},
                     # K̂ − K over clients: which way the misses go (over-splitting or merging)
-                    "k_hat_errors": {str(x): int(c) for x, c in zip(*np.unique(err, return_counts=True))},
+                    "k_hat_errors": kh["errors"],
                     "paired": [_paired(acc[lpa_label], v, seeds, label) for label, v in acc.items()
                                if label != lpa_label],
                     "ceiling": ([_paired(acc[oracle], acc[b], seeds, b) for b in baselines] if oracle in acc
@@ -266,8 +273,7 @@ def summarize(best, out_dir, quick):
                                                          ("acc_all", "acc_old", "acc_new", "test_acc_all",
                                                           "seconds")}}
             if rs[0].get("k_est"):
-                ok = [abs(e - t) <= 1 for r in rs for e, t in zip(r["k_est"], r["k_true"])]
-                row["k_hat_within_1"] = {"share": float(np.mean(ok)), "hits": int(sum(ok)), "clients": len(ok)}
+                row["k_hat_within_1"] = {k: v for k, v in _k_hat_within_1(rs).items() if k != "errors"}
             rows.append(row)
             if m == "gcd" and all("pooled_reference" in r for r in rs):
                 rows.append({"label": POOLED_REFERENCE, "method": "gcd-pooled", "alpha": al, "federated": False,

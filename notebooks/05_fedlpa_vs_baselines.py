@@ -176,12 +176,19 @@ display(pd.DataFrame([{"α": p["alpha"], "FedLPA − …": p["vs"], "seeds": p["
 
 # %%
 study = summary.get("seed_study") or {"alphas": []}
-if study["alphas"]:
-    vz.paired_seed_differences(study).show()
-    display(pd.DataFrame([{"α": e["alpha"], "FedLPA − …": p["vs"], "seeds": len(e["seeds"]),
+
+
+def seed_study_view(key, lead, title):
+    """The paired-seed figure and its table, for FedLPA − other ("paired") or oracle prior − baseline ("ceiling")."""
+    vz.paired_seed_differences(study, title=title, key=key, lead=lead).show()
+    display(pd.DataFrame([{"α": e["alpha"], f"{lead} − …": p["vs"], "seeds": len(e["seeds"]),
                            "mean": round(p["diff"]["mean"], 3), "95 % interval": [round(v, 3) for v in p["ci95"]],
-                           "FedLPA ahead": f"{p['ahead']}/{len(e['seeds'])}"}
-                          for e in study["alphas"] for p in e["paired"]]))
+                           f"{lead} ahead": f"{p['ahead']}/{len(e['seeds'])}"}
+                          for e in study["alphas"] for p in e.get(key, [])]))
+
+
+if study["alphas"]:
+    seed_study_view("paired", "FedLPA", "FedLPA − other, All, paired per evaluation seed")
 else:
     print("no seed study in the summary: run `python bench/run_gcd_tables.py --stage seeds`")
 
@@ -193,12 +200,7 @@ else:
 
 # %%
 if any(e.get("ceiling") for e in study["alphas"]):
-    vz.paired_seed_differences(study, key="ceiling", lead="oracle prior",
-                               title="Oracle prior − federated baseline, All, paired per evaluation seed").show()
-    display(pd.DataFrame([{"α": e["alpha"], "oracle prior − …": p["vs"], "seeds": len(e["seeds"]),
-                           "mean": round(p["diff"]["mean"], 3), "95 % interval": [round(v, 3) for v in p["ci95"]],
-                           "oracle ahead": f"{p['ahead']}/{len(e['seeds'])}"}
-                          for e in study["alphas"] for p in e.get("ceiling", [])]))
+    seed_study_view("ceiling", "oracle prior", "Oracle prior − federated baseline, All, paired per evaluation seed")
 
 # %% [markdown]
 # ### All / Old / New at strong and weak skew
