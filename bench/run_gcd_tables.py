@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 from tqdm import tqdm
 
-from lab.gcd.methods import ABLATIONS
+from lab.gcd.methods import ABLATIONS, ORACLE_PARTS
 from lab.utils import repo_root, write_json_atomic
 
 RES = os.path.join(repo_root(), "bench", "results")
@@ -143,8 +143,10 @@ def table_configs(best, quick, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS, se
 
 
 def seed_configs(best, quick) -> list:
-    """FedLPA, its oracle prior and the federated baselines on every seed of ``SEED_STUDY``."""
-    runs = [(m, {}) for m in ("fedlpa",) + BASELINES] + [("fedlpa", ABLATIONS["oracle prior"])]
+    """FedLPA, its oracle prior (and its parts: ``ORACLE_PARTS``, with the equal-masses ablation beside them) and
+    the federated baselines on every seed of ``SEED_STUDY``."""
+    runs = ([(m, {}) for m in ("fedlpa",) + BASELINES] + [("fedlpa", ABLATIONS["oracle prior"])]
+            + [("fedlpa", flags) for flags in ORACLE_PARTS.values()] + [("fedlpa", ABLATIONS["equal masses"])])
     return [config(m, al, s, quick, **best[m], **extra) for s in SEED_STUDY for al in TABLE_ALPHAS
             for m, extra in runs if m in best]
 
@@ -180,27 +182,45 @@ def _paired(a: dict, b: dict, seeds, vs: str) -> dict:
             "ahead": int((d > 0).sum()), "ratio_to": ratio}
 
 
+def _short(label: str) -> str:
+    """A FedLPA variant's label without the leading "FedLPA, " (FedLPA itself keeps its name)."""
+    return label.removeprefix("FedLPA, ")
+
+
 def seed_study(best, out_dir, quick) -> dict:
     """The supplement over ``SEED_STUDY``: All per method (mean ± std), FedLPA's K̂, and FedLPA − each other
     run paired per seed, with a 95 % t-interval (sample std) and the number of seeds FedLPA is ahead on.
     ``ceiling``: the oracle-prior run − each federated baseline, paired the same way. The oracle prior is what
     every estimate of π (and K̂) aims at, so where it is behind a baseline, a better estimate alone is not
-    expected to close the gap. Only seeds every run of an alpha has finished are used (a partial study says
-    how many)."""
+    expected to close the gap. ``parts``: the oracle's lead over FedLPA split by the ``ORACLE_PARTS`` runs
+    (told the heads present, i.e. K, but not their masses), and FedLPA's own masses against equal ones on its
+    own heads (the ``equal masses`` ablation), on the seeds where those have finished. Only seeds
+    every run of an alpha has finished are used (a partial study says how many)."""
     from lab.gcd.methods import DISPLAY_NAMES
 
     runs = {DISPLAY_NAMES[m]: (m, {}) for m in ("fedlpa",) + BASELINES}
     oracle = "FedLPA, oracle prior"
     runs[oracle] = ("fedlpa", ABLATIONS["oracle prior"])
+    parts = {f"FedLPA, {n}": ("fedlpa", flags) for n, flags in ORACLE_PARTS.items()}
+    own, equal = parts
+    flat = "FedLPA, equal masses"
+    parts[flat] = ("fedlpa", ABLATIONS["equal masses"])
     out = []
     for al in TABLE_ALPHAS:
-        recs = {label: {s: load(config(m, al, s, quick, **best[m], **extra), out_dir) for s in SEED_STUDY}
-                for label, (m, extra) in runs.items() if m in best}
+        def records(which):
+            return {label: {s: load(config(m, al, s, quick, **best[m], **extra), out_dir) for s in SEED_STUDY}
+                    for label, (m, extra) in which.items() if m in best}
+
+        recs, part_recs = records(runs), records(parts)
         seeds = [s for s in SEED_STUDY if all(r.get(s) is not None for r in recs.values())]
         if not recs or not seeds:
             continue
         acc = {label: {s: r[s]["acc_all"] for s in seeds} for label, r in recs.items()}
         lpa_label = DISPLAY_NAMES["fedlpa"]
+        # the parts on the seeds where they and the runs they are compared with have all finished
+        p_seeds = [s for s in seeds if part_recs and all(r.get(s) is not None for r in part_recs.values())]
+        p_acc = {label: {s: r[s]["acc_all"] for s in p_seeds} for label, r in part_recs.items()}
+        p_acc.update({label: {s: acc[label][s] for s in p_seeds} for label in (lpa_label, oracle) if label in acc})
         kh = _k_hat_within_1([recs[lpa_label][s] for s in seeds])
         baselines = [DISPLAY_NAMES[b] for b in BASELINES if DISPLAY_NAMES[b] in acc]
         out.append({"alpha": al, "seeds": seeds, "all": {label: _stats(list(v.values())) for label, v in acc.items()},
@@ -210,7 +230,15 @@ def seed_study(best, out_dir, quick) -> dict:
                     "paired": [_paired(acc[lpa_label], v, seeds, label) for label, v in acc.items()
                                if label != lpa_label],
                     "ceiling": ([_paired(acc[oracle], acc[b], seeds, b) for b in baselines] if oracle in acc
-                                else [])})
+                                else []),
+                    # the oracle's lead taken apart: knowing the heads (K) present, then their masses
+                    "parts_seeds": p_seeds,
+                    "parts_all": {label: _stats(list(v.values())) for label, v in p_acc.items()
+                                  if label in parts} if p_seeds else {},
+                    "parts": ([_paired(p_acc[a], p_acc[b], p_seeds, f"{_short(a)} − {_short(b)}")
+                               for a, b in ((own, lpa_label), (oracle, own), (equal, lpa_label), (oracle, equal),
+                                            (flat, lpa_label))]
+                              if p_seeds and oracle in p_acc else [])})
     return {"seeds": list(SEED_STUDY), "alphas": out}
 
 
@@ -251,6 +279,19 @@ def seed_study_lines(study: dict) -> list:
                   "| α | oracle prior − | seeds | mean ± std | 95 % interval | oracle ahead |",
                   "|---|---|---|---|---|---|"]
         lines += [row(e, p) for e in study["alphas"] for p in e.get("ceiling", [])]
+    if any(e.get("parts") for e in study["alphas"]):
+        lines += ["", "What the oracle's lead is made of: two more runs are each told part of the truth, the heads of "
+                      "the classes a client holds (≥ 2 % of it, so the true K), with FedLPA's own estimated masses "
+                      "on those heads (`oracle heads, own masses`) or equal masses (`oracle heads, equal masses`). "
+                      "A third run reads no label: FedLPA's own heads (those its discovery gives ≥ 2 % of the "
+                      "client) with equal masses (`equal masses`), against FedLPA's estimated masses. "
+                      "The first minus the second run, paired per seed:", "",
+                  "| α | difference | seeds | mean ± std | 95 % interval | first ahead |", "|---|---|---|---|---|---|"]
+        lines += [row(dict(e, seeds=e["parts_seeds"]), p) for e in study["alphas"] for p in e.get("parts", [])]
+        lines += ["", "Mean ± std of those runs: " + "; ".join(
+            f"α = {e['alpha']:g}: " + ", ".join(f"{label} {100 * v['mean']:.1f} ± {100 * v['std']:.1f}"
+                                                for label, v in e["parts_all"].items())
+            for e in study["alphas"] if e.get("parts_all"))]
     return lines
 
 

@@ -179,11 +179,14 @@ study = summary.get("seed_study") or {"alphas": []}
 
 
 def seed_study_view(key, lead, title):
-    """The paired-seed figure and its table, for FedLPA − other ("paired") or oracle prior − baseline ("ceiling")."""
+    """The paired-seed figure and its table: FedLPA − other ("paired"), oracle prior − baseline ("ceiling") or
+    the oracle's lead taken apart ("parts", whose rows name both sides: lead="the first")."""
     vz.paired_seed_differences(study, title=title, key=key, lead=lead).show()
-    display(pd.DataFrame([{"α": e["alpha"], f"{lead} − …": p["vs"], "seeds": len(e["seeds"]),
-                           "mean": round(p["diff"]["mean"], 3), "95 % interval": [round(v, 3) for v in p["ci95"]],
-                           f"{lead} ahead": f"{p['ahead']}/{len(e['seeds'])}"}
+    seeds = lambda e: e.get(f"{key}_seeds", e["seeds"])  # noqa: E731
+    display(pd.DataFrame([{"α": e["alpha"], "difference": p["vs"] if key == "parts" else f"{lead} − {p['vs']}",
+                           "seeds": len(seeds(e)), "mean": round(p["diff"]["mean"], 3),
+                           "95 % interval": [round(v, 3) for v in p["ci95"]],
+                           f"{lead} ahead": f"{p['ahead']}/{len(seeds(e))}"}
                           for e in study["alphas"] for p in e.get(key, [])]))
 
 
@@ -201,6 +204,19 @@ else:
 # %%
 if any(e.get("ceiling") for e in study["alphas"]):
     seed_study_view("ceiling", "oracle prior", "Oracle prior − federated baseline, All, paired per evaluation seed")
+
+# %% [markdown]
+# **What is the oracle's lead made of?** The oracle prior tells each client two things FedLPA estimates: which
+# heads its classes are on (so the true K), and how much mass each gets. Two more runs are told only the first:
+# the heads of the classes a client holds (≥ 2 % of it), with FedLPA's own estimated masses kept on them
+# (`oracle heads, own masses`) or equal masses (`oracle heads, equal masses`). A third run reads no label:
+# FedLPA's own heads with equal masses (`equal masses`, the `--prior equal` ablation), against FedLPA's
+# estimated masses. Each row is the first run minus the second, paired per seed (`lab.gcd.prior.oracle_prior`
+# and `lab.gcd.discovery.PRIORS` define the runs).
+
+# %%
+if any(e.get("parts") for e in study["alphas"]):
+    seed_study_view("parts", "the first", "The oracle's lead taken apart, All, paired per evaluation seed")
 
 # %% [markdown]
 # ### All / Old / New at strong and weak skew

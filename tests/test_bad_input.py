@@ -90,6 +90,7 @@ FEDGCD_ROWS = {
     "unknown dataset": (["--dataset", "cifar"], ["dataset must be one of"], None, None),
     "unknown method": (["--method", "magic"], ["method must be one of"], None, None),
     "unknown engine": (["--engine", "warp"], ["engine must be one of"], None, None),
+    "unknown oracle part": (["--oracle-prior", "labels"], ["--oracle-prior"], None, None),
     "malformed number": (["--alpha", "lots"], ["--alpha"], None, None),
     "corrupt npz": (["--dataset", "fashion_mnist"], ["dataset fashion_mnist: its file under"],
                     {"LAB_DATA_DIR": lambda t: _corrupt_data_dir(t, "fashion_mnist_subset.npz")}, None),

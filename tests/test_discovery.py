@@ -186,6 +186,24 @@ def test_k_hat_recovers_planted_classes_with_one_setting(sizes, n_old, with_mode
         assert np.bincount(comm[m][comm[m] >= 0]).max() >= 0.9 * m.sum()
 
 
+def test_equal_masses_keep_the_blends_heads_and_drop_their_proportions():
+    """The ``equal masses`` ablation: the heads the blend's discovery maps samples to (>= 2 % of the client) get
+    the same mass; the head a 1 %-fragment lands on gets none; the blend itself puts unequal mass there."""
+    sizes = (900, 700, 500, 20)                                   # the last: a 1 % class, not "held"
+    x, y, lab, y_vis = planted(sizes, 2)
+    probs = model_probs(y)
+    params = DiscoveryParams()
+    blend = discover(x, probs, lab, y_vis, OLD, H, prefix_features=x, params=params, seed=0)
+    equal = discover(x, probs, lab, y_vis, OLD, H, prefix_features=x, params=params.replace(prior="equal"), seed=0)
+    share = np.bincount(equal.heads, minlength=H) / len(y)
+    held = share >= 0.02
+    assert (equal.heads == blend.heads).all() and held.sum() == 3
+    s = params.smoothing
+    assert np.allclose(equal.prior[held], (len(y) / 3 + s) / (len(y) + s * H))
+    assert np.allclose(equal.prior[~held], s / (len(y) + s * H))
+    assert np.ptp(blend.prior[held]) > 0.1                        # the blend's masses did differ
+
+
 def test_merging_by_head_reunites_a_large_class_cut_by_a_fine_markov_time():
     x, y, lab, y_vis = planted(*FEW_LARGE)
     fine = DiscoveryParams(markov_time=1.0)

@@ -5,7 +5,7 @@ from lab.gcd.clsd import CUT, KNN, MUST, build_graph, knn_edges
 from lab.gcd.communities import find_communities
 from lab.gcd.config import FedGCDConfig
 from lab.gcd.experiment import run_experiment
-from lab.gcd.prior import empirical_prior, map_communities_to_heads, sample_heads
+from lab.gcd.prior import empirical_prior, map_communities_to_heads, oracle_prior, sample_heads
 
 
 def blobs(n_blobs=4, per=60, dim=16, seed=0, spread=0.08):
@@ -86,6 +86,48 @@ def test_mapping_and_prior():
     heads = sample_heads(comm, probs, head)
     pi = empirical_prior(heads, 5, smoothing=0.0)
     assert np.isclose(pi.sum(), 1) and np.isclose(pi[1], 0.3) and np.isclose(pi[3], 0.4)
+
+
+def test_oracle_prior_parts_are_told_the_heads_and_nothing_more():
+    """The parts of the oracle's lead: "support" keeps FedLPA's own masses but only on the heads of classes the
+    client holds (>= 2 %), "uniform" puts equal mass there, True is the true histogram. A 1 % class is not held;
+    the estimate's mass on an empty head is dropped, its proportions on held heads are kept."""
+    heads = np.array([0] * 60 + [6] * 30 + [7] * 9 + [9] * 1)      # 60/30/9 % and one sample (1 %)
+    est = np.zeros(10)
+    est[[0, 6, 7, 8]] = [0.2, 0.4, 0.1, 0.3]                      # head 8: a class the client does not hold
+    sup, uni, full = (oracle_prior(m, heads, est, 10, smoothing=0.0) for m in ("support", "uniform", True))
+    assert np.allclose(sup[[0, 6, 7]], np.array([0.2, 0.4, 0.1]) / 0.7) and sup[8] == 0 and sup[9] == 0
+    assert np.allclose(uni[[0, 6, 7]], 1 / 3) and uni[[8, 9]].sum() == 0
+    assert np.allclose(full, empirical_prior(heads, 10, 0.0)) and full[9] == 0.01
+    smoothed = oracle_prior("uniform", heads, est, 10, smoothing=0.5)  # the same pseudo-count as every prior
+    assert np.isclose(smoothed[9], 0.5 / (100 + 0.5 * 10))
+    from lab.utils import LabError
+
+    with pytest.raises(LabError, match="oracle_prior must be one of False, True, support, uniform; got 'labels'"):
+        FedGCDConfig(method="fedlpa", oracle_prior="labels").validate()
+
+
+@pytest.mark.parametrize("mode", ["support", "uniform"])
+def test_fedlpa_client_builds_its_oracle_part_from_its_own_estimate(mode):
+    """The client's prior in a part-oracle run is :func:`oracle_prior` of the true heads and the prior its own
+    discovery estimated (not the full oracle, not the estimate alone)."""
+    client, _ = _skewed_client(oracle_prior=mode)
+    st = client.discover()
+    s = client._cfg.prior_smoothing
+    assert np.allclose(st["prior"], oracle_prior(mode, st["heads"], st["discovery"].prior, 15, s))
+    assert not np.allclose(st["prior"], oracle_prior(True, st["heads"], None, 15, s))
+    assert not np.allclose(st["prior"], st["discovery"].prior)
+
+
+def test_part_oracle_runs_are_labelled_as_what_they_are():
+    """Runs listed by the notebooks and the dashboard: a part-oracle run must not pass for FedLPA."""
+    from lab.results import run_label
+
+    label = lambda **kw: run_label({"method": "fedlpa", "config": FedGCDConfig(method="fedlpa", **kw).to_dict()},  # noqa: E731
+                                   display_names={"fedlpa": "FedLPA"})
+    assert label() == "FedLPA" and label(oracle_prior=True) == "FedLPA (oracle prior)"
+    assert label(oracle_prior="support") == "FedLPA (oracle heads, own masses)"
+    assert label(oracle_prior="uniform") == "FedLPA (oracle heads, equal masses)"
 
 
 def test_fedlpa_same_seed_same_result():

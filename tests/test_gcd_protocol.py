@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lab.gcd.discovery import DiscoveryParams
-from lab.gcd.methods import ablation_of
+from lab.gcd.methods import ORACLE_PARTS, ablation_of
 
 RES = Path(__file__).resolve().parents[1] / "bench" / "results"
 # rows of the summary that are a method at its tuned setting (ablations and the pooled reference are not)
@@ -80,19 +80,23 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
     study = summary["seed_study"]
     assert not set(study["seeds"]) & set(tuning["tuning_seeds"])
     label_of = {"FedAvg+SimGCD": ("simgcd", False), "FedAvg+GCD": ("gcd", False),
-                "FedLPA, oracle prior": ("fedlpa", True), "FedLPA": ("fedlpa", False)}
+                "FedLPA, oracle prior": ("fedlpa", True), "FedLPA": ("fedlpa", False),
+                "FedLPA, oracle heads, own masses": ("fedlpa", "support"),
+                "FedLPA, oracle heads, equal masses": ("fedlpa", "uniform"),
+                "FedLPA, equal masses": ("fedlpa", False, "equal")}
 
     def runs(label, alpha):
         """seed -> the run record of this label at its tuned setting."""
-        m, oracle = label_of[label]
+        m, oracle, *rule = label_of[label]
+        rule = rule[0] if rule else DiscoveryParams().prior
         out = {}
         for f in glob.glob(str(RES / "gcd" / f"{m}_a{alpha:g}_s*.json")):
             r = json.loads(Path(f).read_text())
             c = r["config"]
             if c["lr"] != tuning["best"][m]["lr"] or c.get("oracle_prior", False) != oracle:
                 continue
-            if m == "fedlpa" and (c["prior_rule"] != DiscoveryParams().prior
-                                  or ablation_of(c) not in (None, "oracle prior")):
+            if m == "fedlpa" and (c["prior_rule"] != rule
+                                  or ablation_of(c) not in (None, "oracle prior", "equal masses", *ORACLE_PARTS)):
                 continue
             out[r["seed"]] = r
         return out
@@ -115,8 +119,20 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
                 assert p["ahead"] == int((d > 0).sum())
                 checked += 1
         assert [p["vs"] for p in e["ceiling"]] == ["FedAvg+SimGCD", "FedAvg+GCD"]   # the federated baselines
+        # the oracle's lead taken apart: "first − second", both recounted from the run files on parts_seeds
+        assert set(e["parts_seeds"]) <= set(e["seeds"])
+        assert [p["vs"] for p in e["parts"]] == [
+            "oracle heads, own masses − FedLPA", "oracle prior − oracle heads, own masses",
+            "oracle heads, equal masses − FedLPA", "oracle prior − oracle heads, equal masses",
+            "equal masses − FedLPA"]
+        for p in e["parts"]:
+            first, second = (acc(x if x == "FedLPA" else f"FedLPA, {x}", e["alpha"]) for x in p["vs"].split(" − "))
+            want = [first[s] - second[s] for s in e["parts_seeds"]]
+            assert p["diff"]["values"] == pytest.approx(want, abs=1e-12), (e["alpha"], p["vs"])
+            assert p["ahead"] == sum(w > 0 for w in want)
+            checked += 1
         lpa = runs("FedLPA", e["alpha"])                               # K̂ − K per client, from the run files
         got = Counter(k - t for s in e["seeds"] for k, t in zip(lpa[s]["k_est"], lpa[s]["k_true"]))
         assert {int(x): c for x, c in e["k_hat_errors"].items()} == dict(got)
         assert e["k_hat_within_1"]["hits"] == sum(c for x, c in got.items() if abs(x) <= 1)
-    assert checked >= 10                                     # (3 others + 2 baselines) x 2 alpha
+    assert checked >= 20                                     # (3 others + 2 baselines + 5 parts) x 2 alpha

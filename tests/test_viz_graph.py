@@ -129,3 +129,17 @@ def test_paired_seed_differences_draws_the_ceiling_when_asked():
     assert list(fig.data[0].x) == pytest.approx([4, 2])
     assert "oracle prior ahead" in fig.layout.xaxis.title.text
     assert paired_seed_differences({"alphas": [{**study["alphas"][0], "ceiling": []}]}, key="ceiling").data == ()
+
+
+def test_paired_seed_differences_parts_use_their_own_seeds():
+    """The parts of the oracle's lead may cover fewer seeds than the study (runs still to finish): the panel
+    title counts and the hover names the seeds of ``parts_seeds``, not the study's."""
+    from lab.viz.gcd import paired_seed_differences
+
+    part = {"vs": "oracle prior − oracle heads, equal masses", "diff": {"mean": 0.03, "values": [0.02, 0.04]},
+            "ci95": [0.0, 0.06], "ahead": 2}
+    study = {"seeds": [0, 1, 2], "alphas": [{"alpha": 0.1, "seeds": [0, 1, 2], "parts_seeds": [0, 2],
+                                             "paired": [], "parts": [part]}]}
+    fig = paired_seed_differences(study, key="parts", lead="the first")
+    assert fig.layout.annotations[0].text == "α = 0.1 · 2 seeds"
+    assert list(fig.data[0].text) == ["seed 0", "seed 2"] and set(fig.data[0].y) == {part["vs"]}

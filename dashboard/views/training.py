@@ -122,6 +122,14 @@ else:
                 show(paired_seed_differences(study, key="ceiling", lead="oracle prior",
                                              title="Oracle prior − federated baseline, All, paired per seed"),
                      "ceiling_seed_differences")
+                if any(e.get("parts") for e in study["alphas"]):
+                    st.markdown("**What is the oracle's lead made of?** Two more runs are told only which heads a "
+                                "client's classes are on (so the true K), with FedLPA's own masses on them or "
+                                "equal masses; a third, reading no label, puts equal masses on FedLPA's own heads. "
+                                "Each row: the first run − the second.")
+                    show(paired_seed_differences(study, key="parts", lead="the first",
+                                                 title="The oracle's lead taken apart, All, paired per seed"),
+                         "oracle_parts_seed_differences")
 
 # ---------------------------------------------------------------------------------------------------------
 st.subheader("Accuracy against α", anchor="alpha")

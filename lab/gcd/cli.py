@@ -45,7 +45,9 @@ def register(sub) -> None:
     g.add_argument("--k-max-new", type=int, default=d.k_max_new, help="upper bound on new classes (heads)")
     g.add_argument("--no-lpa", action="store_true", help="ablation: uniform prior (SimGCD's term only)")
     g.add_argument("--no-confidence", action="store_true", help="no confident anchors (= --refine labels)")
-    g.add_argument("--oracle-prior", action="store_true", help="ablation: the true local class histogram")
+    g.add_argument("--oracle-prior", nargs="?", const=True, default=False, choices=["support", "uniform"],
+                   help="ablation reading true labels: alone, the true local class histogram; 'support': FedLPA's "
+                        "prior on the heads of the classes the client holds; 'uniform': equal mass on those heads")
     flower_cli.add_engine_args(p)      # --engine {inprocess,flower-sim,flower}, --superlink (lab.federated.flower)
     p.set_defaults(func=run)
     flower_cli.register(sub)           # python -m lab flower-local --nodes N

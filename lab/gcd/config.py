@@ -9,6 +9,9 @@ from lab.utils import LabError, RunConfig, check_choice, check_range
 _DISCOVERY = DiscoveryParams()
 
 BACKBONES = ("pretrained", "scratch")
+#: ``oracle_prior``: off, or one of the ablations of :func:`lab.gcd.prior.oracle_prior` (the field stays a bool
+#: for the design and the full oracle so that the keys of earlier runs do not change)
+ORACLE_PRIOR_MODES = (False, True, "support", "uniform")
 
 #: each method's learning rate as chosen by the protocol (``bench/README.md``): the same 5-point grid per method,
 #: tuning seeds 100 and 101 at alpha 0.1 and 1, never an evaluation seed. ``bench/results/gcd_tuning.json`` holds the
@@ -66,7 +69,8 @@ class FedGCDConfig(RunConfig):
     prior_rule: str = _DISCOVERY.prior               # lab.gcd.discovery.PRIORS
     prior_smoothing: float = _DISCOVERY.smoothing    # pseudo-count per head
     use_lpa: bool = True                 # --no-lpa
-    oracle_prior: bool = False           # --oracle-prior
+    oracle_prior: bool | str = False     # --oracle-prior; ablations reading true labels: True (the true
+                                         # proportions), "support" / "uniform" (lab.gcd.prior.oracle_prior)
 
     def __post_init__(self):
         self.old_classes = tuple(self.old_classes)
@@ -88,6 +92,7 @@ class FedGCDConfig(RunConfig):
         check_choice("dataset", self.dataset, ("fashion_mnist", "digits"))
         check_choice("backbone", self.backbone, BACKBONES)
         check_choice("lpa_form", self.lpa_form, tuple(f for f in PRIOR_FORMS if f != "none"))
+        check_choice("oracle_prior", self.oracle_prior, ORACLE_PRIOR_MODES)
         check_range("alpha", self.alpha, 0, None, low_open=True)
         check_range("clients", self.clients, 1, n_samples, integer=True)
         check_range("rounds", self.rounds, 1, 10000, integer=True)

@@ -33,9 +33,9 @@ import numpy as np
 
 from lab.gcd.clsd import SimilarityGraph, build_graph, graph_features
 from lab.gcd.communities import Communities, _relabel, infomap_modules
-from lab.gcd.prior import (MIN_LABELLED_SHARE, argmax_prior, blend_prior, community_claims, empirical_prior,
-                           excess_prior, free_heads, hybrid_prior, labelled_fraction, map_communities_to_heads,
-                           purest_labelled_fraction, sample_heads, sorted_size_prior)
+from lab.gcd.prior import (MIN_LABELLED_SHARE, _smooth, argmax_prior, blend_prior, community_claims,
+                           empirical_prior, excess_prior, free_heads, held_heads, hybrid_prior, labelled_fraction,
+                           map_communities_to_heads, purest_labelled_fraction, sample_heads, sorted_size_prior)
 from lab.utils import LabError, check_choice, check_range
 
 FEATURES = ("prefix", "output")
@@ -84,9 +84,19 @@ def _prior_uniform(d, probs, y_visible, old_classes, n_heads, s):
     return np.full(n_heads, 1.0 / n_heads), d.heads
 
 
+def _prior_equal(d, probs, y_visible, old_classes, n_heads, s):
+    """The blend's heads (those holding >= 2 % of the client's samples), equal mass each: an ablation that
+    keeps what discovery says is present and drops how much of it there is (the oracle-parts runs found
+    FedLPA's masses on the true heads no better than equal ones: bench/results/gcd_summary.md)."""
+    _, heads = _prior_blend(d, probs, y_visible, old_classes, n_heads, s)
+    held = held_heads(heads, n_heads)
+    return _smooth(len(heads) * held / max(held.sum(), 1), s), heads
+
+
 #: prior name -> fn(discovery, probs, y_visible, old_classes, n_heads, smoothing) -> (pi, head of each sample)
 PRIORS = {"communities": _prior_communities, "hybrid": _prior_hybrid, "sorted": _prior_sorted,
-          "excess": _prior_excess, "argmax": _prior_argmax, "blend": _prior_blend, "uniform": _prior_uniform}
+          "excess": _prior_excess, "argmax": _prior_argmax, "blend": _prior_blend, "uniform": _prior_uniform,
+          "equal": _prior_equal}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ pi_r = (1 - r) U + r pi, where r ramps from 0 to 1 over ``lpa_ramp_rounds`` roun
 at once when 0). Graph, communities, prototypes, pi and K_hat never leave the client; the server sees the
 same weights + count + scalar metrics as for FedAvg+SimGCD.
 
-The client never holds the true classes of its samples. The ``oracle_prior`` ablation is the one exception,
-and it is explicit: the experimenter hands the true labels in as ``oracle_labels``.
+The client never holds the true classes of its samples. The ``oracle_prior`` ablations are the one exception,
+and it is explicit: the experimenter hands the true labels in as ``oracle_labels``
+(:func:`lab.gcd.prior.oracle_prior` says what each variant is told).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from lab.gcd.client import GCDClient
 from lab.gcd.discovery import discover
-from lab.gcd.prior import empirical_prior, oracle_heads
+from lab.gcd.prior import empirical_prior, oracle_heads, oracle_prior
 
 
 class FedLPAClient(GCDClient):
@@ -42,7 +43,7 @@ class FedLPAClient(GCDClient):
         heads, prior = d.heads, d.prior
         if cfg.oracle_prior:
             heads = oracle_heads(self._oracle, probs, self._old, probs.shape[1])
-            prior = empirical_prior(heads, probs.shape[1], cfg.prior_smoothing)
+            prior = oracle_prior(cfg.oracle_prior, heads, prior, probs.shape[1], cfg.prior_smoothing)
         return {"discovery": d, "graph": d.graph, "communities": d.communities, "heads": heads, "prior": prior,
                 "k_est": d.k_est}
 

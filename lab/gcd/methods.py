@@ -65,13 +65,21 @@ ABLATIONS = {
     "communities prior": {"prior_rule": "communities"},  # pi from the InfoMap communities (the paper's estimate)
     "argmax prior": {"prior_rule": "argmax"},            # pi from the model's predictions alone (the design before
                                                          # the blend: bench/results/discovery_study.md)
+    "equal masses": {"prior_rule": "equal"},             # the blend's heads, equal mass each (no proportions)
     "oracle prior": {"oracle_prior": True},              # pi = the true local histogram (reads labels: a ceiling)
+}
+
+#: the oracle prior's lead over FedLPA taken apart (seed study only; lab.gcd.prior.oracle_prior): label -> flags
+ORACLE_PARTS = {
+    "oracle heads, own masses": {"oracle_prior": "support"},     # true K and heads, FedLPA's estimated proportions
+    "oracle heads, equal masses": {"oracle_prior": "uniform"},   # true K and heads, no proportions
 }
 
 
 def ablation_of(cfg: dict) -> str | None:
-    """The :data:`ABLATIONS` label a FedLPA run's config matches, or None for FedLPA as designed."""
-    for label, flags in ABLATIONS.items():
+    """The :data:`ABLATIONS` (or :data:`ORACLE_PARTS`) label a FedLPA run's config matches, or None for FedLPA
+    as designed."""
+    for label, flags in {**ABLATIONS, **ORACLE_PARTS}.items():
         if all(cfg.get(k) == v for k, v in flags.items()):
             return label
     return None

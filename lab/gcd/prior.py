@@ -259,6 +259,35 @@ def oracle_heads(y_true, probs, old_classes, n_heads: int) -> np.ndarray:
     return head_of[comm]
 
 
+#: a class counts as held by a client from this share of its samples on (the K of ``k_true`` in the reports)
+HELD_SHARE = 0.02
+
+
+def held_heads(oracle_head_labels, n_heads: int, min_share: float = HELD_SHARE) -> np.ndarray:
+    """(n_heads,) bool: the oracle heads of the classes holding at least ``min_share`` of the client."""
+    h = np.asarray(oracle_head_labels)
+    return np.bincount(h[h >= 0], minlength=n_heads)[:n_heads] >= min_share * len(h)
+
+
+def oracle_prior(mode, oracle_head_labels, estimate, n_heads: int, smoothing: float) -> np.ndarray:
+    """The oracle-prior ablations, each told one thing more than FedLPA (a ceiling, they read true labels):
+
+    - ``True``: the true local class proportions (so also the true K and the true heads);
+    - ``"support"``: FedLPA's own estimate kept only on the heads of the classes the client holds
+      (:func:`held_heads`), i.e. the true K and heads, FedLPA's masses;
+    - ``"uniform"``: the same heads, equal mass each: the true K and heads, no masses at all.
+    Support and uniform split the oracle's lead over FedLPA into what knowing which heads (K) are present
+    is worth, and what the masses add. Masses are counts (x n samples) so that ``smoothing`` is the same
+    pseudo-count per head as in every other prior."""
+    h = np.asarray(oracle_head_labels)
+    if mode is True:
+        return empirical_prior(h, n_heads, smoothing)
+    held = held_heads(h, n_heads)
+    mass = {"support": np.where(held, np.asarray(estimate, dtype=np.float64), 0.0),
+            "uniform": held.astype(np.float64)}[mode]
+    return _smooth(len(h) * mass / max(mass.sum(), 1e-12), smoothing)
+
+
 def head_kl(p, q, eps: float = 1e-12) -> float:
     """KL(p || q) between two distributions over heads (for reports: p = oracle prior, q = an estimate)."""
     p = np.asarray(p, dtype=np.float64)

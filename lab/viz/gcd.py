@@ -214,9 +214,10 @@ def paired_seed_differences(study: dict, title="FedLPA − other, All, paired pe
                             lead="FedLPA"):
     """One panel per α: each dot is one seed's difference lead − other (points), the diamond the mean with its
     95 % interval. ``study``: ``gcd_summary.json``'s ``seed_study`` (``bench/run_gcd_tables.py --stage seeds``);
-    ``key``: ``"paired"`` (FedLPA − each other run) or ``"ceiling"`` (the oracle prior − each federated
-    baseline, with ``lead="oracle prior"``)."""
-    alphas = [e for e in study.get("alphas") or [] if e.get(key)]
+    ``key``: ``"paired"`` (FedLPA − each other run), ``"ceiling"`` (the oracle prior − each federated
+    baseline, with ``lead="oracle prior"``) or ``"parts"`` (the oracle's lead taken apart, each row "first −
+    second", with ``lead="the first"``; on the seeds in ``parts_seeds``)."""
+    alphas = [dict(e, seeds=e.get(f"{key}_seeds", e["seeds"])) for e in study.get("alphas") or [] if e.get(key)]
     fig = make_subplots(rows=1, cols=max(1, len(alphas)), shared_yaxes=True,
                         subplot_titles=[f"α = {e['alpha']:g} · {len(e['seeds'])} seeds" for e in alphas])
     for j, e in enumerate(alphas):
