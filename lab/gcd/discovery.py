@@ -33,8 +33,8 @@ import numpy as np
 
 from lab.gcd.clsd import SimilarityGraph, build_graph, graph_features
 from lab.gcd.communities import Communities, _relabel, infomap_modules
-from lab.gcd.prior import (MIN_LABELLED_SHARE, _smooth, argmax_prior, blend_prior, community_claims,
-                           empirical_prior, excess_prior, free_heads, held_heads, hybrid_prior, labelled_fraction,
+from lab.gcd.prior import (MIN_LABELLED_SHARE, argmax_prior, blend_prior, community_claims, empirical_prior,
+                           equal_masses, excess_prior, free_heads, hybrid_prior, labelled_fraction,
                            map_communities_to_heads, purest_labelled_fraction, sample_heads, sorted_size_prior)
 from lab.utils import LabError, check_choice, check_range
 
@@ -89,8 +89,7 @@ def _prior_equal(d, probs, y_visible, old_classes, n_heads, s):
     keeps what discovery says is present and drops how much of it there is (the oracle-parts runs found
     FedLPA's masses on the true heads no better than equal ones: bench/results/gcd_summary.md)."""
     _, heads = _prior_blend(d, probs, y_visible, old_classes, n_heads, s)
-    held = held_heads(heads, n_heads)
-    return _smooth(len(heads) * held / max(held.sum(), 1), s), heads
+    return equal_masses(heads, n_heads, s), heads
 
 
 #: prior name -> fn(discovery, probs, y_visible, old_classes, n_heads, smoothing) -> (pi, head of each sample)

@@ -263,10 +263,21 @@ def oracle_heads(y_true, probs, old_classes, n_heads: int) -> np.ndarray:
 HELD_SHARE = 0.02
 
 
-def held_heads(oracle_head_labels, n_heads: int, min_share: float = HELD_SHARE) -> np.ndarray:
-    """(n_heads,) bool: the oracle heads of the classes holding at least ``min_share`` of the client."""
-    h = np.asarray(oracle_head_labels)
+def held_heads(head_labels, n_heads: int, min_share: float = HELD_SHARE) -> np.ndarray:
+    """(n_heads,) bool: the heads holding at least ``min_share`` of the client's samples under a sample -> head
+    map (the oracle's, or the one discovery made)."""
+    h = np.asarray(head_labels)
     return np.bincount(h[h >= 0], minlength=n_heads)[:n_heads] >= min_share * len(h)
+
+
+def equal_masses(head_labels, n_heads: int, smoothing: float, estimate=None) -> np.ndarray:
+    """A prior on the :func:`held_heads` of ``head_labels`` only: ``estimate``'s masses renormalised there, or
+    equal masses when it is None. Masses are counts (x n samples) so that ``smoothing`` is the same
+    pseudo-count per head as in every other prior."""
+    h = np.asarray(head_labels)
+    held = held_heads(h, n_heads)
+    mass = held.astype(np.float64) if estimate is None else np.where(held, np.asarray(estimate, np.float64), 0.0)
+    return _smooth(len(h) * mass / max(mass.sum(), 1e-12), smoothing)
 
 
 def oracle_prior(mode, oracle_head_labels, estimate, n_heads: int, smoothing: float) -> np.ndarray:
@@ -277,15 +288,10 @@ def oracle_prior(mode, oracle_head_labels, estimate, n_heads: int, smoothing: fl
       (:func:`held_heads`), i.e. the true K and heads, FedLPA's masses;
     - ``"uniform"``: the same heads, equal mass each: the true K and heads, no masses at all.
     Support and uniform split the oracle's lead over FedLPA into what knowing which heads (K) are present
-    is worth, and what the masses add. Masses are counts (x n samples) so that ``smoothing`` is the same
-    pseudo-count per head as in every other prior."""
-    h = np.asarray(oracle_head_labels)
+    is worth, and what the masses add."""
     if mode is True:
-        return empirical_prior(h, n_heads, smoothing)
-    held = held_heads(h, n_heads)
-    mass = {"support": np.where(held, np.asarray(estimate, dtype=np.float64), 0.0),
-            "uniform": held.astype(np.float64)}[mode]
-    return _smooth(len(h) * mass / max(mass.sum(), 1e-12), smoothing)
+        return empirical_prior(oracle_head_labels, n_heads, smoothing)
+    return equal_masses(oracle_head_labels, n_heads, smoothing, estimate if mode == "support" else None)
 
 
 def head_kl(p, q, eps: float = 1e-12) -> float:
