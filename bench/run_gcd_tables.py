@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 from tqdm import tqdm
 
-from lab.gcd.methods import ABLATIONS, ORACLE_PARTS
+from lab.gcd.methods import ABLATIONS, DISPLAY_NAMES, ORACLE_PARTS
 from lab.utils import repo_root, write_json_atomic
 
 RES = os.path.join(repo_root(), "bench", "results")
@@ -52,6 +52,12 @@ BASELINES = ("simgcd", "gcd")           # the federated baselines FedLPA is comp
 #: FedLPA's prior rule when the baselines were run (the field is in every config and so in every run's file
 #: name, though only FedLPA reads it)
 BASELINE_PRIOR_RULE = "argmax"
+#: the seed study's runs, label -> (method, config flags): FedLPA, the federated baselines and the oracle prior
+SEED_CORE = {**{DISPLAY_NAMES[m]: (m, {}) for m in ("fedlpa",) + BASELINES},
+             "FedLPA, oracle prior": ("fedlpa", ABLATIONS["oracle prior"])}
+#: ... and the runs that take the oracle's lead apart (``ORACLE_PARTS``, with the equal-masses ablation beside them)
+SEED_PARTS = {f"FedLPA, {n}": ("fedlpa", flags)
+              for n, flags in {**ORACLE_PARTS, "equal masses": ABLATIONS["equal masses"]}.items()}
 
 
 def run_name(cfg: dict) -> str:
@@ -143,12 +149,9 @@ def table_configs(best, quick, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS, se
 
 
 def seed_configs(best, quick) -> list:
-    """FedLPA, its oracle prior (and its parts: ``ORACLE_PARTS``, with the equal-masses ablation beside them) and
-    the federated baselines on every seed of ``SEED_STUDY``."""
-    runs = ([(m, {}) for m in ("fedlpa",) + BASELINES] + [("fedlpa", ABLATIONS["oracle prior"])]
-            + [("fedlpa", flags) for flags in ORACLE_PARTS.values()] + [("fedlpa", ABLATIONS["equal masses"])])
+    """Every run of ``SEED_CORE`` and ``SEED_PARTS`` on every seed of ``SEED_STUDY``."""
     return [config(m, al, s, quick, **best[m], **extra) for s in SEED_STUDY for al in TABLE_ALPHAS
-            for m, extra in runs if m in best]
+            for m, extra in {**SEED_CORE, **SEED_PARTS}.values() if m in best]
 
 
 def curve_configs(best, quick, methods=tuple(TUNE_GRID)) -> list:
@@ -196,22 +199,15 @@ def seed_study(best, out_dir, quick) -> dict:
     (told the heads present, i.e. K, but not their masses), and FedLPA's own masses against equal ones on its
     own heads (the ``equal masses`` ablation), on the seeds where those have finished. Only seeds
     every run of an alpha has finished are used (a partial study says how many)."""
-    from lab.gcd.methods import DISPLAY_NAMES
-
-    runs = {DISPLAY_NAMES[m]: (m, {}) for m in ("fedlpa",) + BASELINES}
     oracle = "FedLPA, oracle prior"
-    runs[oracle] = ("fedlpa", ABLATIONS["oracle prior"])
-    parts = {f"FedLPA, {n}": ("fedlpa", flags) for n, flags in ORACLE_PARTS.items()}
-    own, equal = parts
-    flat = "FedLPA, equal masses"
-    parts[flat] = ("fedlpa", ABLATIONS["equal masses"])
+    own, equal, flat = SEED_PARTS
     out = []
     for al in TABLE_ALPHAS:
         def records(which):
             return {label: {s: load(config(m, al, s, quick, **best[m], **extra), out_dir) for s in SEED_STUDY}
                     for label, (m, extra) in which.items() if m in best}
 
-        recs, part_recs = records(runs), records(parts)
+        recs, part_recs = records(SEED_CORE), records(SEED_PARTS)
         seeds = [s for s in SEED_STUDY if all(r.get(s) is not None for r in recs.values())]
         if not recs or not seeds:
             continue
@@ -234,7 +230,7 @@ def seed_study(best, out_dir, quick) -> dict:
                     # the oracle's lead taken apart: knowing the heads (K) present, then their masses
                     "parts_seeds": p_seeds,
                     "parts_all": {label: _stats(list(v.values())) for label, v in p_acc.items()
-                                  if label in parts} if p_seeds else {},
+                                  if label in SEED_PARTS} if p_seeds else {},
                     "parts": ([_paired(p_acc[a], p_acc[b], p_seeds, f"{_short(a)} − {_short(b)}")
                                for a, b in ((own, lpa_label), (oracle, own), (equal, lpa_label), (oracle, equal),
                                             (flat, lpa_label))]
@@ -296,7 +292,7 @@ def seed_study_lines(study: dict) -> list:
 
 
 def summarize(best, out_dir, quick):
-    from lab.gcd.methods import DISPLAY_NAMES, POOLED_REFERENCE
+    from lab.gcd.methods import POOLED_REFERENCE
 
     rows, paired, lines = [], [], []
     fmt = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"  # noqa: E731
@@ -372,8 +368,6 @@ def summarize(best, out_dir, quick):
 
 def summarize_curve(best, out_dir, quick):
     """All/Old/New and per-client accuracy against alpha, per method and seed (for lab.viz figures)."""
-    from lab.gcd.methods import DISPLAY_NAMES
-
     pts = []
     for m in [m for m in TUNE_GRID if m in best]:
         for al in CURVE_ALPHAS:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lab.gcd.discovery import DiscoveryParams
-from lab.gcd.methods import ORACLE_PARTS, ablation_of
+from lab.gcd.methods import ABLATIONS, ORACLE_PARTS, ablation_of
 
 RES = Path(__file__).resolve().parents[1] / "bench" / "results"
 # rows of the summary that are a method at its tuned setting (ablations and the pooled reference are not)
@@ -79,24 +79,23 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
     tuning, summary = files
     study = summary["seed_study"]
     assert not set(study["seeds"]) & set(tuning["tuning_seeds"])
-    label_of = {"FedAvg+SimGCD": ("simgcd", False), "FedAvg+GCD": ("gcd", False),
-                "FedLPA, oracle prior": ("fedlpa", True), "FedLPA": ("fedlpa", False),
-                "FedLPA, oracle heads, own masses": ("fedlpa", "support"),
-                "FedLPA, oracle heads, equal masses": ("fedlpa", "uniform"),
-                "FedLPA, equal masses": ("fedlpa", False, "equal")}
+    # label -> (method, the ABLATIONS / ORACLE_PARTS label of its config; None = the method as designed)
+    label_of = {"FedAvg+SimGCD": ("simgcd", None), "FedAvg+GCD": ("gcd", None), "FedLPA": ("fedlpa", None),
+                **{f"FedLPA, {a}": ("fedlpa", a) for a in ("oracle prior", "equal masses", *ORACLE_PARTS)}}
 
     def runs(label, alpha):
         """seed -> the run record of this label at its tuned setting."""
-        m, oracle, *rule = label_of[label]
-        rule = rule[0] if rule else DiscoveryParams().prior
+        m, abl = label_of[label]
+        flags = {**ABLATIONS, **ORACLE_PARTS}.get(abl, {})
+        want = {"oracle_prior": flags.get("oracle_prior", False),
+                "prior_rule": flags.get("prior_rule", DiscoveryParams().prior)}
         out = {}
         for f in glob.glob(str(RES / "gcd" / f"{m}_a{alpha:g}_s*.json")):
             r = json.loads(Path(f).read_text())
             c = r["config"]
-            if c["lr"] != tuning["best"][m]["lr"] or c.get("oracle_prior", False) != oracle:
+            if c["lr"] != tuning["best"][m]["lr"] or c.get("oracle_prior", False) != want["oracle_prior"]:
                 continue
-            if m == "fedlpa" and (c["prior_rule"] != rule
-                                  or ablation_of(c) not in (None, "oracle prior", "equal masses", *ORACLE_PARTS)):
+            if m == "fedlpa" and (c["prior_rule"] != want["prior_rule"] or ablation_of(c) != abl):
                 continue
             out[r["seed"]] = r
         return out
