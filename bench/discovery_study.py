@@ -23,7 +23,12 @@ Stages (resumable: per-client results are cached under ``--cache``):
                prior (rerun when a prior is added: the grid of ``tune`` need not run again);
 ``eval``       every seed: named rules (today's default, 'auto', labelled calibration, stability, a fixed
                markov time with total count, and ``discover()`` with the library defaults = the choice);
-``report``     bench/results/discovery_study.json and .md.
+``report``     bench/results/discovery_study.json and .md;
+``masses``     every seed, after ``report``: the priors of the runs that take the oracle's lead apart
+               (``bench/run_gcd_tables.py``: FedLPA, equal masses, oracle heads with own / equal masses) against the
+               oracle, over all heads, on the heads the client holds, and on its new heads only; and whether
+               discovery puts each new class on the oracle's head for it. Adds ``masses`` to the JSON (a few
+               minutes; reads no run and chooses nothing).
 
     nice -n 5 python bench/discovery_study.py --stage all --workers 1     # ~1 h on one loaded core
 """
@@ -457,6 +462,71 @@ def prior_of(d, probs, yv, old, name):
     return PRIORS[name](d, probs, yv, old, N_HEADS, 0.5)
 
 
+# ---------------------------------------------------------------------------------------------- masses
+def run_priors(d, oh, probs, yv, old) -> dict:
+    """The priors of the seed study's FedLPA runs on one client, labelled as in ``bench/run_gcd_tables.py``."""
+    from lab.gcd.methods import ABLATIONS, ORACLE_PARTS
+    from lab.gcd.prior import oracle_prior as told
+
+    out = {"FedLPA": np.asarray(d.prior), "equal masses": prior_of(d, probs, yv, old,
+                                                                   ABLATIONS["equal masses"]["prior_rule"])[0]}
+    out.update({label: told(flags["oracle_prior"], oh, d.prior, N_HEADS, 0.5)
+                for label, flags in {**ORACLE_PARTS, "oracle prior": ABLATIONS["oracle prior"]}.items()})
+    return out
+
+
+def restricted_kl(p, q, mask) -> float:
+    """KL(p || q) with both renormalised on ``mask`` (NaN when it holds fewer than two heads)."""
+    from lab.gcd.prior import head_kl
+
+    mask = np.asarray(mask, bool)
+    if mask.sum() < 2:
+        return float("nan")
+    return head_kl(np.asarray(p)[mask] / np.asarray(p)[mask].sum(), np.asarray(q)[mask] / np.asarray(q)[mask].sum())
+
+
+def masses_unit(args):
+    """One client: each run's prior against the oracle's (all heads / held heads / held new heads), and the heads
+    discovery gives the new classes against the oracle's."""
+    cache, kind, alpha, seed, client = args
+    import torch
+
+    from lab.gcd.discovery import DiscoveryParams, discover
+    from lab.gcd.prior import empirical_prior, head_kl, held_heads, new_class_heads, oracle_heads
+
+    torch.set_num_threads(1)
+    u = unit_inputs(cache, kind, alpha, seed, client)
+    d = discover(u["feats"], u["probs"], u["lab"], u["yv"], u["old"], N_HEADS, prefix_features=u["prefix"],
+                 params=DiscoveryParams(), seed=seed)
+    oh = oracle_heads(u["y"], u["probs"], u["old"], N_HEADS)
+    po = empirical_prior(oh, N_HEADS, 0.5)
+    held = held_heads(oh, N_HEADS)
+    held_new = held.copy()
+    held_new[u["old"]] = False
+    kls = {label: {"all": head_kl(po, pi), "held": restricted_kl(po, pi, held),
+                   "held_new": restricted_kl(po, pi, held_new)}
+           for label, pi in run_priors(d, oh, u["probs"], u["yv"], u["old"]).items()}
+    return dict(kind=kind, alpha=alpha, seed=seed, client=client, kl=kls,
+                new_classes=new_class_heads(u["y"], d.heads, oh, u["old"]))
+
+
+def summarise_masses(recs) -> dict:
+    """kind -> alpha -> seed set -> mean KLs per run prior, and the share of held new classes on the oracle's head."""
+    groups = {}
+    for r in recs:
+        ss = "tuning" if r["seed"] in TUNING_SEEDS else "evaluation"
+        groups.setdefault(r["kind"], {}).setdefault(str(r["alpha"]), {}).setdefault(ss, []).append(r)
+    mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else None  # noqa: E731
+    return {kd: {a: {ss: {"kl": {label: {w: mean(np.array([x["kl"][label][w] for x in v], float))
+                                         for w in ("all", "held", "held_new")}
+                                 for label in v[0]["kl"]},
+                          "new_classes": sum(len(x["new_classes"]) for x in v),
+                          "on_oracle_head": float(np.mean([ok for x in v for ok, _ in x["new_classes"]])),
+                          "share_on_oracle_head": float(np.mean([sh for x in v for _, sh in x["new_classes"]])),
+                          "clients": len(v)}
+                     for ss, v in by_ss.items()} for a, by_ss in by_a.items()} for kd, by_a in groups.items()}
+
+
 # ---------------------------------------------------------------------------------------------- report
 def summarise(eval_recs):
     seedsets = {"tuning": TUNING_SEEDS, "evaluation": EVAL_SEEDS}
@@ -615,6 +685,7 @@ def write_md(res):
                 s = lambda a: "– | – | –" if c(a) is None else (  # noqa: E731
                     f"{c(a)['kl_head']:.3f} | {c(a)['kl_class']:.3f} | {c(a)['kl_head_review_oracle']:.3f}")
                 L.append(f"| {name} | {kd} | {s(0.1)} | {s(1.0)} |")
+    L += masses_lines(res.get("masses"))
     L += ["", "## Time per client (one core, loaded machine)", "",
           "| pipeline | mean s | max s | mean s, 900-1500 samples |",
           "|---|---|---|---|"]
@@ -626,6 +697,38 @@ def write_md(res):
     os.replace(OUT_MD + ".tmp", OUT_MD)
 
 
+def masses_lines(masses) -> list:
+    """The ``masses`` stage as markdown, beside each run's All from ``gcd_summary.json`` (its seed study)."""
+    from lab.results import GCD_SUMMARY, masses_rows, read_json
+
+    if not masses or "r6" not in masses:
+        return []
+    rows = masses_rows(masses, read_json(os.path.join(RES, GCD_SUMMARY)).get("seed_study"))
+    alphas = sorted({r["alpha"] for r in rows})
+    num = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    L = ["", "## Masses: the priors of the runs that take the oracle's lead apart", "",
+         "Each run's prior against the oracle's (`kind r6`: the model when FedLPA's discovery runs, after warm-up), "
+         "mean KL(oracle || pi) over the evaluation clients: over all heads; on the heads the client holds (both "
+         "renormalised there: the masses alone); on its new heads only (the masses no label gives). Beside it, the "
+         "run's All over the seed study's evaluation seeds (`gcd_summary.json`).", "",
+         "| run | " + " | ".join(f"a={a:g} all heads | held | held new | All" for a in alphas) + " |",
+         "|---|" + "---|---|---|---|" * len(alphas)]
+    for label in dict.fromkeys(r["run"] for r in rows):
+        cells = [f"{num(r['kl_all'])} | {num(r['kl_held'])} | {num(r['kl_held_new'])} | "
+                 + (f"{100 * r['acc_all']:.1f} ({r['acc_seeds']} seeds)" if r["acc_all"] is not None else "–")
+                 for a in alphas for r in rows if r["run"] == label and r["alpha"] == a]
+        L.append(f"| {label} | " + " | ".join(cells) + " |")
+    L += ["", "Where discovery puts the new classes: the share of the new classes a client holds whose samples "
+          "discovery maps mostly to the oracle's head for that class (mean share of the class's samples on that "
+          "head in brackets). Elsewhere, FedLPA's mass for the class sits on another head, so restricting its "
+          "prior to the oracle's heads (`oracle heads, own masses`) keeps sizes on the wrong heads:", ""]
+    for kd, by_a in masses.items():
+        L.append(f"- `{kd}`: " + "; ".join(
+            f"a={a} {ss} {100 * v['on_oracle_head']:.0f} % of {v['new_classes']} ({v['share_on_oracle_head']:.2f})"
+            for a, by_ss in by_a.items() for ss, v in by_ss.items()))
+    return L
+
+
 def run_units(fn, units, workers, desc):
     if workers <= 1:
         return [fn(u) for u in tqdm(units, desc=desc)]
@@ -635,7 +738,8 @@ def run_units(fn, units, workers, desc):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stage", default="all", choices=("all", "snapshots", "tune", "priors", "eval", "report"))
+    ap.add_argument("--stage", default="all", choices=("all", "snapshots", "tune", "priors", "eval", "report",
+                                                         "masses"))
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "discovery_study_cache"))
     a = ap.parse_args(argv)
@@ -684,9 +788,21 @@ def main(argv=None):
                                      "min_labelled_share": SHARES, "merge_new_by_head": MERGES}},
                "choice": choice, "library_defaults": dataclasses.asdict(DiscoveryParams()),
                **summarise(load_dir(os.path.join(a.cache, "eval")))}
+        if os.path.exists(OUT_JSON):        # the masses stage's part survives a report of the other stages
+            with open(OUT_JSON) as fh:
+                res.setdefault("masses", json.load(fh).get("masses"))
         write_json_atomic(OUT_JSON, res)
         write_md(res)
         print(f"wrote {OUT_JSON} and {OUT_MD}")
+    if a.stage in ("all", "masses"):
+        units = [(a.cache, k, al, s, c) for k in TRAINED for al in ALPHAS for s in TUNING_SEEDS + EVAL_SEEDS
+                 for c in clients]
+        with open(OUT_JSON) as fh:
+            res = json.load(fh)
+        res["masses"] = summarise_masses(run_units(masses_unit, units, a.workers, "masses"))
+        write_json_atomic(OUT_JSON, res)
+        write_md(res)
+        print(f"wrote the masses to {OUT_JSON} and {OUT_MD}")
 
 
 if __name__ == "__main__":

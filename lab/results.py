@@ -8,6 +8,8 @@ never look at the numbers they pick (except "the best baseline", which is the co
 - :func:`dp_headline` — ULS vs ELS held-out loss at one ε, from ``bench/results/dp_tuned_curve.json`` when it
   exists, else ``dp_privacy_utility.json`` (same ``summary`` schema; ``paired`` only in the tuned curve).
 - :func:`alpha_curve` — the points of ``bench/results/gcd_alpha_curve.json`` summarised per method and α.
+- :func:`masses_rows` — the priors of the runs that take the oracle's lead apart against the oracle's
+  (``discovery_study.json``'s ``masses``), beside each run's All from the seed study of ``gcd_summary.json``.
 - :func:`group_runs` — per-run records (``bench/results/gcd/*.json``) grouped by their config minus the seed.
 
 No streamlit, no torch: the dashboard's tour reads these on its first, cold load.
@@ -24,6 +26,7 @@ from lab.utils import LabError, repo_root
 
 RESULTS_DIR = os.path.join(repo_root(), "bench", "results")
 GCD_SUMMARY = "gcd_summary.json"
+DISCOVERY_STUDY = "discovery_study.json"
 ALPHA_CURVE = "gcd_alpha_curve.json"
 DP_FILES = ("dp_tuned_curve.json", "dp_privacy_utility.json")   # first that exists wins
 FEDLPA = "fedlpa"
@@ -172,6 +175,29 @@ def alpha_curve(curve: dict) -> list:
         row["clients"] = clients
         out.append(row)
     return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# The oracle's lead taken apart: each run's prior against the oracle's
+# --------------------------------------------------------------------------------------------------------
+
+def masses_rows(masses: dict, seed_study: dict | None, kind: str = "r6", seeds: str = "evaluation") -> list:
+    """One row per (run, α): mean KL(oracle || pi) over all heads, on the heads the client holds and on its
+    new heads only (``bench/discovery_study.py --stage masses``, model ``kind``, clients of the ``seeds`` set),
+    and that run's All (mean, seeds) in ``seed_study`` (``gcd_summary.json``; None where it has not run).
+    Run labels are the seed study's without its "FedLPA, " prefix."""
+    acc = {}
+    for e in (seed_study or {}).get("alphas", []):
+        for label, v in {**e["all"], **e.get("parts_all", {})}.items():
+            acc[(label.removeprefix("FedLPA, "), float(e["alpha"]))] = (v["mean"], len(e["seeds"]))
+    rows = []
+    for a, by_ss in masses.get(kind, {}).items():
+        for label, kl in by_ss[seeds]["kl"].items():
+            run = acc.get((label, float(a)))
+            rows.append({"run": label, "alpha": float(a), "kl_all": kl["all"], "kl_held": kl["held"],
+                         "kl_held_new": kl["held_new"], "acc_all": run[0] if run else None,
+                         "acc_seeds": run[1] if run else 0})
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------------

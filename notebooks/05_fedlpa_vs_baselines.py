@@ -219,6 +219,32 @@ if any(e.get("parts") for e in study["alphas"]):
     seed_study_view("parts", "the first", "The oracle's lead taken apart, All, paired per evaluation seed")
 
 # %% [markdown]
+# **Why are FedLPA's masses no better than equal ones?** No run is trained here: `python bench/discovery_study.py
+# --stage masses` puts each of those runs' priors next to the oracle's, on the model FedLPA's discovery sees
+# (after warm-up), for every evaluation client. It gives the mean KL(oracle ‖ π) over all heads, over the heads
+# the client holds (both renormalised there, so only the masses count), and over its new heads only (the masses
+# no label gives). Each row also shows that run's All from the seed study above. Then: how often does
+# discovery put a new class on the same head as the oracle does? Where it does not, FedLPA's mass for that
+# class lands on another head.
+
+# %%
+from lab.results import DISCOVERY_STUDY, masses_rows
+
+try:
+    masses = read_json(str(res_dir / DISCOVERY_STUDY)).get("masses")
+except LabError as e:
+    masses = None
+    print(e)
+if masses:
+    display(pd.DataFrame(masses_rows(masses, study)).round(3))
+    display(pd.DataFrame([{"model": kd, "α": a, "clients": ss, "new classes held": v["new_classes"],
+                           "on the oracle's head": f"{v['on_oracle_head']:.0%}",
+                           "share of a class's samples there": round(v["share_on_oracle_head"], 2)}
+                          for kd, by_a in masses.items() for a, by_ss in by_a.items() for ss, v in by_ss.items()]))
+else:
+    print("no masses in the discovery study: run `python bench/discovery_study.py --stage masses`")
+
+# %% [markdown]
 # ### All / Old / New at strong and weak skew
 #
 # Mean of the last 3 evaluations per run; error bars are the standard deviation over evaluation seeds.
@@ -305,6 +331,8 @@ if lpa:
 # * Judge FedLPA's gain against FedAvg+SimGCD with the **error bars**: a difference smaller than the spread over
 #   seeds is not a result. The `--no-lpa` ablation isolates the LPA term; `--oracle-prior` shows how much a
 #   better prior could still give.
+# * In the masses table, compare a run's KL on the held heads, then on the new heads only, with its All. Which of
+#   the two follows the accuracy?
 #
 # ## Exercise
 #

@@ -204,6 +204,23 @@ def test_equal_masses_keep_the_blends_heads_and_drop_their_proportions():
     assert np.ptp(blend.prior[held]) > 0.1                        # the blend's masses did differ
 
 
+def test_new_class_heads_compares_each_held_new_class_with_the_oracles_head():
+    """The masses report's mapping check: per NEW class holding >= 2 % of the client, whether most of its samples
+    are mapped to the oracle's head for it, and the share mapped there. Old classes and a 1 % class are left out."""
+    from lab.gcd.prior import new_class_heads
+
+    y = np.repeat([0, 1, 5, 6, 7, 8], [300, 200, 200, 150, 140, 10])      # class 8: 1 % of 1000, not held
+    oracle = np.repeat([0, 1, 7, 8, 9, 10], [300, 200, 200, 150, 140, 10])
+    found = oracle.copy()
+    found[:300] = 1                                                          # old classes: never reported
+    found[500:540] = 11                                                      # class 5: 80 % on its head 7
+    found[700:790] = 9                                                       # class 6: 60 % on head 9, 40 % on 8
+    found[990:] = 3                                                          # class 8 is not held
+    got = new_class_heads(y, found, oracle, [0, 1, 2, 3, 4])
+    assert [a for a, _ in got] == [True, False, True]
+    assert np.allclose([sh for _, sh in got], [0.8, 0.4, 1.0])
+
+
 def test_merging_by_head_reunites_a_large_class_cut_by_a_fine_markov_time():
     x, y, lab, y_vis = planted(*FEW_LARGE)
     fine = DiscoveryParams(markov_time=1.0)

@@ -135,3 +135,23 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
         assert {int(x): c for x, c in e["k_hat_errors"].items()} == dict(got)
         assert e["k_hat_within_1"]["hits"] == sum(c for x, c in got.items() if abs(x) <= 1)
     assert checked >= 20                                     # (3 others + 2 baselines + 5 parts) x 2 alpha
+
+
+def test_masses_report_puts_each_runs_prior_beside_that_runs_accuracy(files):
+    """``discovery_study.json``'s masses (each run's prior against the oracle's) are read beside the seed study's
+    All of the SAME run: every run of the report has its accuracy, the oracle's prior is the oracle (KL 0), and a
+    part-oracle run is not given FedLPA's number."""
+    from lab.results import masses_rows
+
+    _, summary = files
+    masses = json.loads((RES / "discovery_study.json").read_text())["masses"]
+    rows = masses_rows(masses, summary["seed_study"])
+    study = {e["alpha"]: {**e["all"], **e["parts_all"]} for e in summary["seed_study"]["alphas"]}
+    assert {r["run"] for r in rows} == {"FedLPA", "equal masses", "oracle prior", *ORACLE_PARTS}
+    for r in rows:
+        label = r["run"] if r["run"] == "FedLPA" else f"FedLPA, {r['run']}"
+        assert r["acc_all"] == study[r["alpha"]][label]["mean"], r
+        if r["run"] == "oracle prior":
+            assert r["kl_all"] == r["kl_held"] == r["kl_held_new"] == 0
+    # the evaluation clients only (the tuning clients are reported in the JSON, never in this table)
+    assert masses_rows(masses, None, seeds="tuning")[0]["kl_all"] != rows[0]["kl_all"]

@@ -302,6 +302,26 @@ def head_kl(p, q, eps: float = 1e-12) -> float:
     return float(np.sum(p[m] * np.log(p[m] / np.maximum(q[m], eps))))
 
 
+def new_class_heads(y_true, head_labels, oracle_head_labels, old_classes, min_share: float = HELD_SHARE) -> list:
+    """For reports: for each NEW class holding >= ``min_share`` of the client, (whether the head most of its
+    samples are mapped to is the oracle's head for it, the share of its samples mapped there). The oracle's masses
+    are the true class sizes on those heads; a prior's masses for a new class sit on the head discovery mapped
+    it to, so where the two heads differ, even a right size lands on a wrong head."""
+    y = np.asarray(y_true)
+    h = np.asarray(head_labels)
+    oh = np.asarray(oracle_head_labels)
+    out = []
+    for c in np.unique(y):
+        m = y == c
+        if int(c) in {int(o) for o in old_classes} or m.sum() < min_share * len(y):
+            continue
+        target = np.bincount(oh[m]).argmax()
+        mapped = h[m][h[m] >= 0]
+        agree = mapped.size > 0 and int(np.bincount(mapped).argmax()) == int(target)
+        out.append((bool(agree), float((h[m] == target).mean())))
+    return out
+
+
 def prior_vs_truth_kl(y_true, head_labels, prior, n_classes: int, smoothing: float = 1e-3) -> float:
     """KL(true class histogram || estimated prior read in class space), for reporting only.
 
