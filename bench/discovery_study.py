@@ -27,8 +27,8 @@ Stages (resumable: per-client results are cached under ``--cache``):
 ``masses``     every seed, after ``report``: the priors of the runs that take the oracle's lead apart
                (``bench/run_gcd_tables.py``: FedLPA, equal masses, oracle heads with own / equal masses) against the
                oracle, over all heads, on the heads the client holds, and on its new heads only; and whether
-               discovery puts each new class on the oracle's head for it. Adds ``masses`` to the JSON (a few
-               minutes; reads no run and chooses nothing).
+               discovery puts each new class on the oracle's head for it. Adds ``masses`` to the JSON (seconds
+               once the model outputs are cached; reads no run and chooses nothing).
 
     nice -n 5 python bench/discovery_study.py --stage all --workers 1     # ~1 h on one loaded core
 """
