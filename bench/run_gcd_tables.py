@@ -288,6 +288,9 @@ def seed_study_lines(study: dict) -> list:
             f"α = {e['alpha']:g}: " + ", ".join(f"{label} {100 * v['mean']:.1f} ± {100 * v['std']:.1f}"
                                                 for label, v in e["parts_all"].items())
             for e in study["alphas"] if e.get("parts_all"))]
+        lines += ["", "Each of those runs' priors against the oracle's (over all heads, the heads a client holds and "
+                      "its new heads only), and how often discovery puts a new class on the oracle's head: "
+                      "`discovery_study.md`, section Masses (`bench/discovery_study.py --stage masses`)."]
     return lines
 
 
