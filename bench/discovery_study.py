@@ -482,7 +482,8 @@ def restricted_kl(p, q, mask) -> float:
     mask = np.asarray(mask, bool)
     if mask.sum() < 2:
         return float("nan")
-    return head_kl(np.asarray(p)[mask] / np.asarray(p)[mask].sum(), np.asarray(q)[mask] / np.asarray(q)[mask].sum())
+    p, q = np.asarray(p)[mask], np.asarray(q)[mask]
+    return head_kl(p / p.sum(), q / q.sum())
 
 
 def masses_unit(args):

@@ -310,10 +310,11 @@ def new_class_heads(y_true, head_labels, oracle_head_labels, old_classes, min_sh
     y = np.asarray(y_true)
     h = np.asarray(head_labels)
     oh = np.asarray(oracle_head_labels)
+    old = {int(o) for o in old_classes}
     out = []
     for c in np.unique(y):
         m = y == c
-        if int(c) in {int(o) for o in old_classes} or m.sum() < min_share * len(y):
+        if int(c) in old or m.sum() < min_share * len(y):
             continue
         target = np.bincount(oh[m]).argmax()
         mapped = h[m][h[m] >= 0]
