@@ -33,7 +33,21 @@ def conv_block(cin, cout):
     )
 
 
-class CNNBackbone(nn.Module):
+class BlockBackbone(nn.Module):
+    """A stack of ``blocks``: ``prefix`` (all but the last, frozen in GCD training) then ``suffix`` (the last
+    block, trained). Subclasses build ``blocks`` and say how features pass between them."""
+
+    def forward(self, x):
+        return self.suffix(self.prefix(x))
+
+    def frozen_prefix(self):
+        return self.blocks[:-1]
+
+    def last_block(self):
+        return self.blocks[-1]
+
+
+class CNNBackbone(BlockBackbone):
     """3 conv blocks (28->14->7->1 via pooling); output: (B, widths[-1]) features."""
 
     def __init__(self, widths=(16, 32, 64)):
@@ -50,17 +64,8 @@ class CNNBackbone(nn.Module):
     def suffix(self, h):
         return self.blocks[-1](h).mean(dim=(2, 3))   # (B, C)
 
-    def forward(self, x):
-        return self.suffix(self.prefix(x))
 
-    def frozen_prefix(self):
-        return self.blocks[:-1]
-
-    def last_block(self):
-        return self.blocks[-1]
-
-
-class MLPBackbone(nn.Module):
+class MLPBackbone(BlockBackbone):
     """For 8x8 digits: flatten -> MLP. "Last block" = the last Linear+ReLU."""
 
     def __init__(self, in_dim, hidden=(256, 128)):
@@ -78,15 +83,6 @@ class MLPBackbone(nn.Module):
 
     def suffix(self, h):
         return self.blocks[-1](h)
-
-    def forward(self, x):
-        return self.suffix(self.prefix(x))
-
-    def frozen_prefix(self):
-        return self.blocks[:-1]
-
-    def last_block(self):
-        return self.blocks[-1]
 
 
 class CosineHead(nn.Module):
