@@ -493,7 +493,7 @@ def masses_unit(args):
     import torch
 
     from lab.gcd.discovery import DiscoveryParams, discover
-    from lab.gcd.prior import empirical_prior, head_kl, held_heads, new_class_heads, oracle_heads
+    from lab.gcd.prior import empirical_prior, head_kl, held_heads, new_class_heads, new_class_map, oracle_heads
 
     torch.set_num_threads(1)
     u = unit_inputs(cache, kind, alpha, seed, client)
@@ -508,7 +508,29 @@ def masses_unit(args):
                    "held_new": restricted_kl(po, pi, held_new)}
            for label, pi in run_priors(d, oh, u["probs"], u["yv"], u["old"]).items()}
     return dict(kind=kind, alpha=alpha, seed=seed, client=client, kl=kls,
-                new_classes=new_class_heads(u["y"], d.heads, oh, u["old"]))
+                new_classes=new_class_heads(u["y"], d.heads, oh, u["old"]),
+                new_class_map=new_class_map(u["y"], d.heads, oh, u["old"]))
+
+
+def consensus(recs) -> dict:
+    """Across the clients of each federation (one seed) in ``recs``: how consistently FedLPA's discovery and the
+    oracle map a new class to one head (:func:`lab.gcd.prior.head_consensus`), averaged over the federations."""
+    from lab.gcd.prior import head_consensus
+
+    out = {}
+    for who, col in (("discovery", 1), ("oracle", 2)):
+        per_seed = []
+        for s in sorted({r["seed"] for r in recs}):
+            by_class = {}
+            for r in recs:
+                if r["seed"] == s:
+                    for row in r["new_class_map"]:
+                        by_class.setdefault(row[0], []).append(row[col])
+            per_seed.append(head_consensus(by_class))
+        n = sum(k for _, k in per_seed)
+        out[who] = float(sum(v * k for v, k in per_seed if k) / n) if n else None
+        out["classes"] = n
+    return out
 
 
 def summarise_masses(recs) -> dict:
@@ -524,7 +546,7 @@ def summarise_masses(recs) -> dict:
                           "new_classes": sum(len(x["new_classes"]) for x in v),
                           "on_oracle_head": float(np.mean([ok for x in v for ok, _ in x["new_classes"]])),
                           "share_on_oracle_head": float(np.mean([sh for x in v for _, sh in x["new_classes"]])),
-                          "clients": len(v)}
+                          "consensus": consensus(v), "clients": len(v)}
                      for ss, v in by_ss.items()} for a, by_ss in by_a.items()} for kd, by_a in groups.items()}
 
 
@@ -727,6 +749,15 @@ def masses_lines(masses) -> list:
         L.append(f"- `{kd}`: " + "; ".join(
             f"a={a} {ss} {100 * v['on_oracle_head']:.0f} % of {v['new_classes']} ({v['share_on_oracle_head']:.2f})"
             for a, by_ss in by_a.items() for ss, v in by_ss.items()))
+    L += ["", "Across clients: FedAvg averages the clients' heads, so a new class trained onto one head on a client "
+          "and onto another head elsewhere pulls the shared model two ways. Among the clients of one federation that "
+          "hold the same new class, the share that map it to the head most of them use, for FedLPA's discovery and for "
+          "the oracle's mapping (mean over classes held by >= 2 clients; their number in brackets):", ""]
+    for kd, by_a in masses.items():
+        L.append(f"- `{kd}`: " + "; ".join(
+            f"a={a} {ss} discovery {100 * v['consensus']['discovery']:.0f} %, oracle "
+            f"{100 * v['consensus']['oracle']:.0f} % ({v['consensus']['classes']})"
+            for a, by_ss in by_a.items() for ss, v in by_ss.items() if v.get("consensus", {}).get("classes")))
     return L
 
 

@@ -11,6 +11,11 @@ Stages (each resumable: a run whose result file exists is not run again):
 ``seeds``   more evaluation seeds (``SEED_STUDY``) for FedLPA, the federated baselines and the oracle prior
             at alpha 0.1 and 1.0: with 3 seeds a paired difference of a few points is inside the seed spread,
             so the summary also states it over 10 seeds (a supplement; the Done-when table stays seeds 0-2).
+``heads``   a diagnostic: FedLPA, FedAvg+SimGCD and the oracle prior re-run on the evaluation seeds (the same
+            setting and seed as their table runs), each final model scored by its heads and by
+            semi-supervised k-means on its features (true K, pooled: a reference, not a method), beside
+            FedAvg+GCD's own numbers: is a gap in the features or in the heads?
+            -> bench/results/gcd_heads_vs_features.json
 ``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
             -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
 
@@ -58,6 +63,11 @@ SEED_CORE = {**{DISPLAY_NAMES[m]: (m, {}) for m in ("fedlpa",) + BASELINES},
 #: ... and the runs that take the oracle's lead apart (``ORACLE_PARTS``, with the equal-masses ablation beside them)
 SEED_PARTS = {f"FedLPA, {n}": ("fedlpa", flags)
               for n, flags in {**ORACLE_PARTS, "equal masses": ABLATIONS["equal masses"]}.items()}
+
+#: the runs ``--stage heads`` scores both ways (FedAvg+GCD has no heads: its records hold its k-means numbers)
+HEADS_RUNS = {label: SEED_CORE[label] for label in ("FedLPA", "FedAvg+SimGCD", "FedLPA, oracle prior")}
+HEADS_FILE = "gcd_heads_vs_features.json"
+ACC = ("acc_all", "acc_old", "acc_new")
 
 
 def run_name(cfg: dict) -> str:
@@ -271,7 +281,8 @@ def seed_study_lines(study: dict) -> list:
         lines += ["", "The ceiling of a better prior: FedLPA with the oracle prior (each client's true class "
                       "proportions, so also the true K) − each federated baseline, paired per seed. The oracle is "
                       "what every estimate of π and K̂ aims at; where it is itself behind a baseline, a better "
-                      "estimate alone is not expected to meet the target (issue 9, item 7: better features).", "",
+                      "estimate alone is not expected to meet the target: the model itself would have to change (the "
+                      "diagnostic at the end says whether its features or its heads lose the points).", "",
                   "| α | oracle prior − | seeds | mean ± std | 95 % interval | oracle ahead |",
                   "|---|---|---|---|---|---|"]
         lines += [row(e, p) for e in study["alphas"] for p in e.get("ceiling", [])]
@@ -291,6 +302,104 @@ def seed_study_lines(study: dict) -> list:
         lines += ["", "Each of those runs' priors against the oracle's (over all heads, the heads a client holds and "
                       "its new heads only), and how often discovery puts a new class on the oracle's head: "
                       "`discovery_study.md`, section Masses (`bench/discovery_study.py --stage masses`)."]
+    return lines
+
+
+def heads_vs_features_one(job):
+    """Re-run one config and score its FINAL model two ways: by its heads (what the tables report, there as the
+    mean of the last 3 evaluations) and by semi-supervised k-means with the true K, labelled samples pinned, on
+    the pooled features of all clients (``Evaluator.pooled_kmeans``: GCD's reference clustering; it reads the true
+    K and pools, so it is a diagnostic, never a method)."""
+    label, cfg = job
+    import torch
+
+    torch.set_num_threads(1)
+    from lab.gcd.client import set_shared
+    from lab.gcd.config import FedGCDConfig
+    from lab.gcd.experiment import Experiment
+
+    ex = Experiment(FedGCDConfig.from_dict(cfg))
+    rec, final = ex.run(return_weights=True)
+    model = ex.model()
+    set_shared(model, final)
+    pick = lambda d: {k: d[k] for k in ACC}  # noqa: E731
+    return {"label": label, "run": run_name(cfg), "alpha": cfg["alpha"], "seed": cfg["seed"],
+            "acc_all_last3": rec["acc_all"], "heads": pick(ex.evaluator.by_heads(model)),
+            "kmeans": pick(ex.evaluator.pooled_kmeans(model))}
+
+
+def heads_vs_features(best, out_dir, workers: int, quick: bool) -> dict:
+    """``--stage heads`` (see the module docstring); FedAvg+GCD's rows come from its table runs' records."""
+    jobs = [(label, config(m, al, s, quick, **best[m], **extra)) for label, (m, extra) in HEADS_RUNS.items()
+            if m in best for al in TABLE_ALPHAS for s in EVAL_SEEDS]
+    runs = []
+    with ProcessPoolExecutor(workers) as ex, tqdm(total=len(jobs), desc="heads vs features", unit="run") as bar:
+        for r in ex.map(heads_vs_features_one, jobs):
+            runs.append(r)
+            bar.update()
+    out = attach_table_runs({"eval_seeds": list(EVAL_SEEDS), "machine": machine(), "runs": runs}, best, out_dir,
+                            quick)
+    write_json_atomic(os.path.join(RES, HEADS_FILE.replace(".json", "_quick.json") if quick else HEADS_FILE), out)
+    return out
+
+
+def machine() -> dict:
+    """The hardware a stage ran on (re-runs are bit-identical only on the same machine and thread count)."""
+    import platform
+
+    import torch
+
+    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+                 platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "threads_per_run": 1}
+
+
+def attach_table_runs(hv: dict, best, out_dir, quick: bool) -> dict:
+    """Beside each re-run, its table run's All (``table_acc_all``): a re-run on another machine is not bit-identical
+    (float sums differ across CPUs; FedLPA's discrete steps, InfoMap and the mapping, amplify that), so the file
+    says by how much. FedAvg+GCD's rows are its table runs' own numbers (it has no heads to score)."""
+    for r in hv["runs"]:
+        with open(os.path.join(out_dir, r["run"] + ".json")) as fh:
+            r["table_acc_all"] = json.load(fh)["acc_all"]
+    hv["gcd"] = [{"label": DISPLAY_NAMES["gcd"], "run": run_name(c), "alpha": c["alpha"], "seed": c["seed"],
+                  "federated_kmeans": {k: r[k] for k in ACC},
+                  "pooled_kmeans": {k: r["pooled_reference"][k] for k in ACC}}
+                 for c in (config("gcd", al, s, quick, **best["gcd"]) for al in TABLE_ALPHAS for s in EVAL_SEEDS)
+                 if "gcd" in best for r in [load(c, out_dir)] if r is not None]
+    return hv
+
+
+def heads_lines(hv: dict | None) -> list:
+    """The summary's section for ``--stage heads`` (nothing when it was not run)."""
+    from lab.results import heads_rows
+
+    rows = heads_rows(hv)
+    if not rows:
+        return []
+    fmt = lambda v, sign="": f"{100 * v[0]:{sign}.1f} ± {100 * v[1]:.1f}"  # noqa: E731
+    lines = ["", "## Diagnostic: is the gap in the features or in the heads?", "",
+             "Each run's final model (evaluation seeds, tuned settings; re-run by `--stage heads`) scored by its "
+             "heads and by semi-supervised k-means with the true K on its features, pooled "
+             "over clients (GCD's reference clustering: it reads the true K and pools data, so it is a diagnostic, "
+             "not a method). FedAvg+GCD has no heads: its row gives its federated k-means (its All) and the same "
+             "pooled k-means on its features (the table's reference row), both means of its last 3 evaluations. "
+             "All, mean ± std over seeds; k-means − heads is paired per seed.", "",
+             "| α | run | seeds | by its heads | k-means on its features (pooled, true K) | k-means − heads | "
+             "re-run − table run |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        gap = fmt(r["kmeans_minus_heads"], "+") if r["kmeans_minus_heads"] else "—"
+        rerun = fmt(r["rerun_minus_table"], "+") if r["rerun_minus_table"] else "—"
+        run = r["run"] if r["kmeans_minus_heads"] else f"{r['run']} (federated k-means, no heads)"
+        lines.append(f"| {r['alpha']:g} | {run} | {r['seeds']} | {fmt(r['heads'])} | {fmt(r['kmeans'])} | {gap} | "
+                     f"{rerun} |")
+    m = hv.get("machine") or {}
+    lines += ["", f"The re-runs ran on {m.get('cpu', 'an unrecorded CPU')} ({m.get('cores', '?')} cores, torch "
+                  f"{m.get('torch', '?')}, one thread per run); the table runs in an earlier session's environment. "
+                  "The last column is the re-run's All (mean of its last 3 evaluations) − the table run's, per "
+                  "seed: runs are bit-identical on the same machine and thread count only, and FedLPA's discrete "
+                  "steps (InfoMap, the mapping) turn float differences into different runs. Heads and k-means are "
+                  "compared "
+                  "on the same re-run model, so that comparison holds either way."]
     return lines
 
 
@@ -360,12 +469,15 @@ def summarize(best, out_dir, quick):
     study = seed_study(best, out_dir, quick)
     lines += seed_study_lines(study)
     suffix = "_quick" if quick else ""
+    hv_path = os.path.join(RES, HEADS_FILE.replace(".json", f"{suffix}.json"))
+    hv = json.load(open(hv_path)) if os.path.exists(hv_path) else None
+    lines += heads_lines(hv)
     with open(os.path.join(RES, f"gcd_summary{suffix}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     write_json_atomic(os.path.join(RES, f"gcd_summary{suffix}.json"),
                       {"best": best, "tuning_seeds": list(TUNING_SEEDS), "eval_seeds": list(EVAL_SEEDS),
                        "rows": rows, "paired": paired, "wall_ratio_fedlpa_simgcd": walls,
-                       "seed_study": study})
+                       "seed_study": study, "heads_vs_features": hv})
     print("\n".join(lines))
 
 
@@ -389,7 +501,7 @@ def summarize_curve(best, out_dir, quick):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=["tune", "tables", "curve", "seeds", "summary", "all"], default="all")
+    ap.add_argument("--stage", choices=["tune", "tables", "curve", "seeds", "heads", "summary", "all"], default="all")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--methods", default=",".join(TUNE_GRID),
@@ -419,6 +531,8 @@ def main():
         run_all(curve_configs(best, a.quick, a.methods), out_dir, a.workers, "alpha curve")
     if a.stage in ("seeds", "all"):
         run_all(seed_configs(best, a.quick), out_dir, a.workers, "seed study")
+    if a.stage in ("heads", "all"):
+        heads_vs_features(best, out_dir, a.workers, a.quick)
     summarize(best, out_dir, a.quick)
     summarize_curve(best, out_dir, a.quick)
     print(f"total {time.time() - t0:.0f}s")

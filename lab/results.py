@@ -200,6 +200,34 @@ def masses_rows(masses: dict, seed_study: dict | None, kind: str = "r6", seeds: 
     return rows
 
 
+def heads_rows(hv: dict | None) -> list:
+    """One row per (α, run) of ``bench/run_gcd_tables.py --stage heads`` (``gcd_summary.json`` →
+    ``heads_vs_features``): All of its final models by their heads and by semi-supervised k-means with the true K
+    on their pooled features (mean, std over seeds; in [0, 1]), k-means − heads paired per seed, and the re-run's
+    All − its table run's (re-runs are bit-identical on the same machine only). FedAvg+GCD has no heads: its row
+    holds its own federated k-means where the heads would be, and no differences."""
+    if not hv:
+        return []
+    stat = lambda v: (float(np.mean(v)), float(np.std(v)))  # noqa: E731
+    rows = []
+    for a in sorted({r["alpha"] for r in hv["runs"]} | {g["alpha"] for g in hv["gcd"]}):
+        labels = dict.fromkeys(r["label"] for r in hv["runs"] if r["alpha"] == a)
+        for label in labels:
+            rs = [r for r in hv["runs"] if r["alpha"] == a and r["label"] == label]
+            h, k = [r["heads"]["acc_all"] for r in rs], [r["kmeans"]["acc_all"] for r in rs]
+            rerun = [r["acc_all_last3"] - r["table_acc_all"] for r in rs if r.get("table_acc_all") is not None]
+            rows.append({"alpha": a, "run": label, "seeds": len(rs), "heads": stat(h), "kmeans": stat(k),
+                         "kmeans_minus_heads": stat(np.subtract(k, h)), "rerun_minus_table": stat(rerun) if rerun
+                         else None})
+        g = [r for r in hv["gcd"] if r["alpha"] == a]
+        if g:
+            rows.append({"alpha": a, "run": g[0]["label"], "seeds": len(g),
+                         "heads": stat([r["federated_kmeans"]["acc_all"] for r in g]),
+                         "kmeans": stat([r["pooled_kmeans"]["acc_all"] for r in g]), "kmeans_minus_heads": None,
+                         "rerun_minus_table": None})
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------------
 # Per-run records grouped by config
 # --------------------------------------------------------------------------------------------------------

@@ -199,7 +199,8 @@ else:
 # **Could a better prior close the gap?** The oracle-prior run gives each client its true class proportions
 # (and so the true K). Every estimate of π and K̂ aims at it. Below, the oracle-prior run minus each federated
 # baseline, on the same seeds. Where even the oracle is behind a baseline, a better estimate alone is not
-# expected to pass it: the features the heads are trained on would have to improve (issue 9, item 7).
+# expected to pass it: the model itself would have to change. Whether its features or its heads lose the points
+# is the question of the features-or-heads table below.
 
 # %%
 if any(e.get("ceiling") for e in study["alphas"]):
@@ -243,6 +244,28 @@ if masses:
                           for kd, by_a in masses.items() for a, by_ss in by_a.items() for ss, v in by_ss.items()]))
 else:
     print("no masses in the discovery study: run `python bench/discovery_study.py --stage masses`")
+
+# %% [markdown]
+# **Is the gap in the features or in the heads?** `python bench/run_gcd_tables.py --stage heads` re-runs FedLPA,
+# FedAvg+SimGCD and the oracle prior on the evaluation seeds (the same runs as in the table: runs are
+# deterministic) and scores each final model twice: by its heads, and by semi-supervised k-means with the true K
+# on its features pooled over the clients, the clustering FedAvg+GCD uses. That score reads the true K and pools
+# data, so it is a measuring stick for the features, not a method. FedAvg+GCD has no heads: its row gives its
+# federated k-means, then the same pooled k-means. Where k-means on a model's features scores far above its
+# heads, the features already hold what the heads lose.
+
+# %%
+from lab.results import heads_rows
+
+hv_rows = heads_rows(summary.get("heads_vs_features"))
+if hv_rows:
+    display(pd.DataFrame([{"α": r["alpha"], "run": r["run"], "seeds": r["seeds"],
+                           "by its heads (GCD: federated k-means)": "%.3f ± %.3f" % r["heads"],
+                           "k-means on its features (pooled, true K)": "%.3f ± %.3f" % r["kmeans"],
+                           "k-means − heads": ("%+.3f ± %.3f" % r["kmeans_minus_heads"]
+                                               if r["kmeans_minus_heads"] else "—")} for r in hv_rows]))
+else:
+    print("no heads diagnostic in the summary: run `python bench/run_gcd_tables.py --stage heads`")
 
 # %% [markdown]
 # ### All / Old / New at strong and weak skew
@@ -333,6 +356,8 @@ if lpa:
 #   better prior could still give.
 # * In the masses table, compare a run's KL on the held heads, then on the new heads only, with its All. Which of
 #   the two follows the accuracy?
+# * In the features-or-heads table, compare each run's k-means column with FedAvg+GCD's. Where a model's features
+#   cluster as well as GCD's but its heads score far less, what would you change: the features or the heads?
 #
 # ## Exercise
 #

@@ -207,7 +207,7 @@ def test_equal_masses_keep_the_blends_heads_and_drop_their_proportions():
 def test_new_class_heads_compares_each_held_new_class_with_the_oracles_head():
     """The masses report's mapping check: per NEW class holding >= 2 % of the client, whether most of its samples
     are mapped to the oracle's head for it, and the share mapped there. Old classes and a 1 % class are left out."""
-    from lab.gcd.prior import new_class_heads
+    from lab.gcd.prior import new_class_heads, new_class_map
 
     y = np.repeat([0, 1, 5, 6, 7, 8], [300, 200, 200, 150, 140, 10])      # class 8: 1 % of 1000, not held
     oracle = np.repeat([0, 1, 7, 8, 9, 10], [300, 200, 200, 150, 140, 10])
@@ -219,6 +219,19 @@ def test_new_class_heads_compares_each_held_new_class_with_the_oracles_head():
     got = new_class_heads(y, found, oracle, [0, 1, 2, 3, 4])
     assert [a for a, _ in got] == [True, False, True]
     assert np.allclose([sh for _, sh in got], [0.8, 0.4, 1.0])
+    # the map behind it: (class, the head most of its samples are mapped to, the oracle's head)
+    assert new_class_map(y, found, oracle, [0, 1, 2, 3, 4]) == [(5, 7, 7), (6, 9, 8), (7, 9, 9)]
+
+
+def test_head_consensus_is_the_share_of_clients_on_a_classs_most_common_head():
+    """Across one federation's clients: per class held by >= 2 clients, the share of them using its most common
+    head (a client that maps the class to no head never agrees); classes on a single client are left out."""
+    from lab.gcd.prior import head_consensus
+
+    got, n = head_consensus({5: [7, 7, 7, 9], 6: [8, 8], 7: [9, -1, 10], 8: [11]})
+    assert n == 3
+    assert got == pytest.approx(np.mean([3 / 4, 1.0, 1 / 3]))
+    assert head_consensus({8: [11]}) == (pytest.approx(float("nan"), nan_ok=True), 0)
 
 
 def test_merging_by_head_reunites_a_large_class_cut_by_a_fine_markov_time():

@@ -155,3 +155,51 @@ def test_masses_report_puts_each_runs_prior_beside_that_runs_accuracy(files):
             assert r["kl_all"] == r["kl_held"] == r["kl_held_new"] == 0
     # the evaluation clients only (the tuning clients are reported in the JSON, never in this table)
     assert masses_rows(masses, None, seeds="tuning")[0]["kl_all"] != rows[0]["kl_all"]
+
+
+def test_heads_diagnostic_reruns_the_table_configs(files):
+    """``--stage heads`` re-runs configs to score their final models by k-means on features. Each re-run is the
+    config of a table run (label, tuned lr, evaluation seed), the table run's All stands beside it as that run
+    recorded it, and the machine is named (a re-run is bit-identical on the same machine only). FedAvg+GCD's rows
+    are its records' own numbers."""
+    tuning, summary = files
+    hv = json.loads((RES / "gcd_heads_vs_features.json").read_text())
+    assert summary["heads_vs_features"] == hv
+    eval_seeds = set(summary["eval_seeds"])
+    want = {"FedLPA": ("fedlpa", None), "FedAvg+SimGCD": ("simgcd", None),
+            "FedLPA, oracle prior": ("fedlpa", "oracle prior")}
+    assert Counter(r["label"] for r in hv["runs"]) == {label: 2 * len(eval_seeds) for label in want}
+    for r in hv["runs"]:
+        rec = json.loads((RES / "gcd" / f"{r['run']}.json").read_text())
+        m, abl = want[r["label"]]
+        c = rec["config"]
+        assert (rec["method"], c["lr"], rec["seed"], rec["alpha"]) == (m, tuning["best"][m]["lr"], r["seed"],
+                                                                       r["alpha"]), r
+        assert r["seed"] in eval_seeds
+        if m == "fedlpa":
+            assert ablation_of(c) == abl and c["prior_rule"] == DiscoveryParams().prior, r
+        assert r["table_acc_all"] == rec["acc_all"], r
+    assert hv["machine"]["cpu"] and hv["machine"]["threads_per_run"] == 1
+    assert len(hv["gcd"]) == 2 * len(eval_seeds)
+    for g in hv["gcd"]:
+        rec = json.loads((RES / "gcd" / f"{g['run']}.json").read_text())
+        assert rec["method"] == "gcd" and rec["config"]["lr"] == tuning["best"]["gcd"]["lr"]
+        assert rec["seed"] in eval_seeds
+        assert g["federated_kmeans"]["acc_all"] == rec["acc_all"]
+        assert g["pooled_kmeans"]["acc_all"] == rec["pooled_reference"]["acc_all"]
+    # the summary's rows (bench markdown, notebook 05): k-means − heads of the SAME model, seed by seed
+    from lab.results import heads_rows
+
+    rows = heads_rows(hv)
+    assert len(rows) == 2 * (len(want) + 1)
+    for row in rows:
+        if row["kmeans_minus_heads"] is None:               # FedAvg+GCD: no heads, its federated k-means instead
+            g = [x for x in hv["gcd"] if x["alpha"] == row["alpha"]]
+            assert row["heads"][0] == pytest.approx(np.mean([x["federated_kmeans"]["acc_all"] for x in g]))
+            continue
+        by_seed = {r["seed"]: r for r in hv["runs"] if r["label"] == row["run"] and r["alpha"] == row["alpha"]}
+        d = [r["kmeans"]["acc_all"] - r["heads"]["acc_all"] for r in by_seed.values()]
+        assert row["kmeans_minus_heads"] == pytest.approx((np.mean(d), np.std(d)), abs=1e-12), row
+        assert row["heads"][0] == pytest.approx(np.mean([r["heads"]["acc_all"] for r in by_seed.values()]))
+        rerun = [r["acc_all_last3"] - r["table_acc_all"] for r in by_seed.values()]
+        assert row["rerun_minus_table"] == pytest.approx((np.mean(rerun), np.std(rerun)), abs=1e-12), row

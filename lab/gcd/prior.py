@@ -302,11 +302,9 @@ def head_kl(p, q, eps: float = 1e-12) -> float:
     return float(np.sum(p[m] * np.log(p[m] / np.maximum(q[m], eps))))
 
 
-def new_class_heads(y_true, head_labels, oracle_head_labels, old_classes, min_share: float = HELD_SHARE) -> list:
-    """For reports: for each NEW class holding >= ``min_share`` of the client, (whether the head most of its
-    samples are mapped to is the oracle's head for it, the share of its samples mapped there). The oracle's masses
-    are the true class sizes on those heads; a prior's masses for a new class sit on the head discovery mapped
-    it to, so where the two heads differ, even a right size lands on a wrong head."""
+def new_class_map(y_true, head_labels, oracle_head_labels, old_classes, min_share: float = HELD_SHARE) -> list:
+    """For reports: (class, the head most of its samples are mapped to (-1: none), the oracle's head for it) for each
+    NEW class holding >= ``min_share`` of the client."""
     y = np.asarray(y_true)
     h = np.asarray(head_labels)
     oh = np.asarray(oracle_head_labels)
@@ -316,11 +314,30 @@ def new_class_heads(y_true, head_labels, oracle_head_labels, old_classes, min_sh
         m = y == c
         if int(c) in old or m.sum() < min_share * len(y):
             continue
-        target = np.bincount(oh[m]).argmax()
         mapped = h[m][h[m] >= 0]
-        agree = mapped.size > 0 and int(np.bincount(mapped).argmax()) == int(target)
-        out.append((bool(agree), float((h[m] == target).mean())))
+        out.append((int(c), int(np.bincount(mapped).argmax()) if mapped.size else -1, int(np.bincount(oh[m]).argmax())))
     return out
+
+
+def new_class_heads(y_true, head_labels, oracle_head_labels, old_classes, min_share: float = HELD_SHARE) -> list:
+    """For reports: for each NEW class holding >= ``min_share`` of the client, (whether the head most of its
+    samples are mapped to is the oracle's head for it, the share of its samples mapped there). The oracle's masses
+    are the true class sizes on those heads; a prior's masses for a new class sit on the head discovery mapped
+    it to, so where the two heads differ, even a right size lands on a wrong head."""
+    y = np.asarray(y_true)
+    h = np.asarray(head_labels)
+    return [(mine == target, float((h[y == c] == target).mean()))
+            for c, mine, target in new_class_map(y_true, head_labels, oracle_head_labels, old_classes, min_share)]
+
+
+def head_consensus(heads_by_class: dict) -> tuple:
+    """For reports, across the clients of one federation: ``heads_by_class`` maps a class to the head each client
+    holding it maps it to. FedAvg averages the clients' heads, so a class trained onto head 7 on one client and head
+    9 on another pulls the shared model two ways. Returns (the mean over classes held by >= 2 clients of the share
+    of those clients that use the class's most common head, how many such classes); (NaN, 0) when none."""
+    shares = [(np.bincount(hs[hs >= 0]).max() if (hs >= 0).any() else 0) / len(hs)     # -1 (no head) never agrees
+              for hs in (np.asarray(v, dtype=np.int64) for v in heads_by_class.values()) if len(hs) >= 2]
+    return (float(np.mean(shares)) if shares else float("nan")), len(shares)
 
 
 def prior_vs_truth_kl(y_true, head_labels, prior, n_classes: int, smoothing: float = 1e-3) -> float:
