@@ -741,23 +741,26 @@ def masses_lines(masses) -> list:
                  + (f"{100 * r['acc_all']:.1f} ({r['acc_seeds']} seeds)" if r["acc_all"] is not None else "–")
                  for a in alphas for r in rows if r["run"] == label and r["alpha"] == a]
         L.append(f"| {label} | " + " | ".join(cells) + " |")
-    L += ["", "Where discovery puts the new classes: the share of the new classes a client holds whose samples "
-          "discovery maps mostly to the oracle's head for that class (mean share of the class's samples on that "
-          "head in brackets). Elsewhere, FedLPA's mass for the class sits on another head, so restricting its "
-          "prior to the oracle's heads (`oracle heads, own masses`) keeps sizes on the wrong heads:", ""]
-    for kd, by_a in masses.items():
-        L.append(f"- `{kd}`: " + "; ".join(
-            f"a={a} {ss} {100 * v['on_oracle_head']:.0f} % of {v['new_classes']} ({v['share_on_oracle_head']:.2f})"
-            for a, by_ss in by_a.items() for ss, v in by_ss.items()))
-    L += ["", "Across clients: FedAvg averages the clients' heads, so a new class trained onto one head on a client "
-          "and onto another head elsewhere pulls the shared model two ways. Among the clients of one federation that "
-          "hold the same new class, the share that map it to the head most of them use, for FedLPA's discovery and for "
-          "the oracle's mapping (mean over classes held by >= 2 clients; their number in brackets):", ""]
-    for kd, by_a in masses.items():
-        L.append(f"- `{kd}`: " + "; ".join(
-            f"a={a} {ss} discovery {100 * v['consensus']['discovery']:.0f} %, oracle "
-            f"{100 * v['consensus']['oracle']:.0f} % ({v['consensus']['classes']})"
-            for a, by_ss in by_a.items() for ss, v in by_ss.items() if v.get("consensus", {}).get("classes")))
+    def per_model(intro, cell):
+        """An intro, then a bullet per model with ``cell(alpha, seed set, summary)`` per group (None: left out)."""
+        cells = lambda by_a: (cell(a, ss, v) for a, by_ss in by_a.items() for ss, v in by_ss.items())  # noqa: E731
+        return ["", intro, ""] + [f"- `{kd}`: " + "; ".join(c for c in cells(by_a) if c) for kd, by_a in masses.items()]
+
+    L += per_model("Where discovery puts the new classes: the share of the new classes a client holds whose samples "
+                   "discovery maps mostly to the oracle's head for that class (mean share of the class's samples on "
+                   "that head in brackets). Elsewhere, FedLPA's mass for the class sits on another head, so "
+                   "restricting its prior to the oracle's heads (`oracle heads, own masses`) keeps sizes on the "
+                   "wrong heads:",
+                   lambda a, ss, v: f"a={a} {ss} {100 * v['on_oracle_head']:.0f} % of {v['new_classes']} "
+                                    f"({v['share_on_oracle_head']:.2f})")
+    L += per_model("Across clients: FedAvg averages the clients' heads, so a new class trained onto one head on a "
+                   "client and onto another head elsewhere pulls the shared model two ways. Among the clients of one "
+                   "federation that hold the same new class, the share that map it to the head most of them use, for "
+                   "FedLPA's discovery and for the oracle's mapping (mean over classes held by >= 2 clients; their "
+                   "number in brackets):",
+                   lambda a, ss, v: (f"a={a} {ss} discovery {100 * v['consensus']['discovery']:.0f} %, oracle "
+                                     f"{100 * v['consensus']['oracle']:.0f} % ({v['consensus']['classes']})")
+                   if v.get("consensus", {}).get("classes") else None)
     return L
 
 
