@@ -70,6 +70,10 @@ HEADS_FILE = "gcd_heads_vs_features.json"
 ACC = ("acc_all", "acc_old", "acc_new")
 
 
+def heads_path(quick: bool) -> str:
+    return os.path.join(RES, HEADS_FILE.replace(".json", "_quick.json") if quick else HEADS_FILE)
+
+
 def run_name(cfg: dict) -> str:
     from lab.gcd.config import FedGCDConfig
 
@@ -339,7 +343,7 @@ def heads_vs_features(best, out_dir, workers: int, quick: bool) -> dict:
             bar.update()
     out = attach_table_runs({"eval_seeds": list(EVAL_SEEDS), "machine": machine(), "runs": runs}, best, out_dir,
                             quick)
-    write_json_atomic(os.path.join(RES, HEADS_FILE.replace(".json", "_quick.json") if quick else HEADS_FILE), out)
+    write_json_atomic(heads_path(quick), out)
     return out
 
 
@@ -398,8 +402,7 @@ def heads_lines(hv: dict | None) -> list:
                   "The last column is the re-run's All (mean of its last 3 evaluations) − the table run's, per "
                   "seed: runs are bit-identical on the same machine and thread count only, and FedLPA's discrete "
                   "steps (InfoMap, the mapping) turn float differences into different runs. Heads and k-means are "
-                  "compared "
-                  "on the same re-run model, so that comparison holds either way."]
+                  "compared on the same re-run model, so that comparison holds either way."]
     return lines
 
 
@@ -469,8 +472,7 @@ def summarize(best, out_dir, quick):
     study = seed_study(best, out_dir, quick)
     lines += seed_study_lines(study)
     suffix = "_quick" if quick else ""
-    hv_path = os.path.join(RES, HEADS_FILE.replace(".json", f"{suffix}.json"))
-    hv = json.load(open(hv_path)) if os.path.exists(hv_path) else None
+    hv = json.load(open(heads_path(quick))) if os.path.exists(heads_path(quick)) else None
     lines += heads_lines(hv)
     with open(os.path.join(RES, f"gcd_summary{suffix}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
