@@ -517,19 +517,17 @@ def consensus(recs) -> dict:
     oracle map a new class to one head (:func:`lab.gcd.prior.head_consensus`), averaged over the federations."""
     from lab.gcd.prior import head_consensus
 
-    out = {}
+    out = {"discovery": None, "classes": 0}
     for who, col in (("discovery", 1), ("oracle", 2)):
-        per_seed = []
+        per_seed = []                                 # (mean share, classes) of each federation
         for s in sorted({r["seed"] for r in recs}):
             by_class = {}
-            for r in recs:
-                if r["seed"] == s:
-                    for row in r["new_class_map"]:
-                        by_class.setdefault(row[0], []).append(row[col])
+            for row in (row for r in recs if r["seed"] == s for row in r["new_class_map"]):
+                by_class.setdefault(row[0], []).append(row[col])
             per_seed.append(head_consensus(by_class))
         n = sum(k for _, k in per_seed)
         out[who] = float(sum(v * k for v, k in per_seed if k) / n) if n else None
-        out["classes"] = n
+    out["classes"] = n                                # the same classes for both mappings
     return out
 
 
