@@ -12,9 +12,10 @@ Stages (each resumable: a run whose result file exists is not run again):
             at alpha 0.1 and 1.0: with 3 seeds a paired difference of a few points is inside the seed spread,
             so the summary also states it over 10 seeds (a supplement; the Done-when table stays seeds 0-2).
 ``heads``   a diagnostic: FedLPA, FedAvg+SimGCD and the oracle prior re-run on the evaluation seeds (the same
-            setting and seed as their table runs), each final model scored by its heads and by
+            setting and seed as their table runs), each final model scored by its heads, by
             semi-supervised k-means on its features (true K, pooled: a reference, not a method), beside
-            FedAvg+GCD's own numbers: is a gap in the features or in the heads?
+            FedAvg+GCD's own numbers, and by that k-means seeded by its heads (K from them, no true K):
+            is a gap in the features or in the heads, and does a deployable readout recover it?
             -> bench/results/gcd_heads_vs_features.json
 ``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
             -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
@@ -313,7 +314,8 @@ def heads_vs_features_one(job):
     """Re-run one config and score its FINAL model two ways: by its heads (what the tables report, there as the
     mean of the last 3 evaluations) and by semi-supervised k-means with the true K, labelled samples pinned, on
     the pooled features of all clients (``Evaluator.pooled_kmeans``: GCD's reference clustering; it reads the true
-    K and pools, so it is a diagnostic, never a method)."""
+    K and pools, so it is a diagnostic, never a method), and by k-means seeded by its heads (``Evaluator.head_seeded``:
+    K read off the heads; what a deployment could do, tried here, on no table run)."""
     label, cfg = job
     import torch
 
@@ -327,9 +329,11 @@ def heads_vs_features_one(job):
     model = ex.model()
     set_shared(model, final)
     pick = lambda d: {k: d[k] for k in ACC}  # noqa: E731
+    hs = ex.evaluator.head_seeded(model)
+    hs = {**pick(hs), "k_hat": hs["k_hat"]}
     return {"label": label, "run": run_name(cfg), "alpha": cfg["alpha"], "seed": cfg["seed"],
             "acc_all_last3": rec["acc_all"], "heads": pick(ex.evaluator.by_heads(model)),
-            "kmeans": pick(ex.evaluator.pooled_kmeans(model))}
+            "kmeans": pick(ex.evaluator.pooled_kmeans(model)), "head_seeded": hs}
 
 
 def heads_vs_features(best, out_dir, workers: int, quick: bool) -> dict:
@@ -387,22 +391,27 @@ def heads_lines(hv: dict | None) -> list:
              "over clients (GCD's reference clustering: it reads the true K and pools data, so it is a diagnostic, "
              "not a method). FedAvg+GCD has no heads: its row gives its federated k-means (its All) and the same "
              "pooled k-means on its features (the table's reference row), both means of its last 3 evaluations. "
-             "All, mean ± std over seeds; k-means − heads is paired per seed.", "",
+             "A third score needs neither: the same k-means seeded by the model's heads, K̂ = the heads holding "
+             "≥ 2 % of the samples (`lab.gcd.sskmeans.head_seeded_kmeans`; federated, it sends what FedAvg+GCD's "
+             "k-means sends). It asks whether a deployable readout recovers what the features hold. "
+             "All, mean ± std over seeds; each difference is paired per seed.", "",
              "| α | run | seeds | by its heads | k-means on its features (pooled, true K) | k-means − heads | "
-             "re-run − table run |", "|---|---|---|---|---|---|---|"]
+             "k-means seeded by its heads (K̂ from them) | its K̂ | seeded − heads | re-run − table run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    cell = lambda v, sign="+": fmt(v, sign) if v else "—"  # noqa: E731
     for r in rows:
-        gap = fmt(r["kmeans_minus_heads"], "+") if r["kmeans_minus_heads"] else "—"
-        rerun = fmt(r["rerun_minus_table"], "+") if r["rerun_minus_table"] else "—"
         run = r["run"] if r["kmeans_minus_heads"] else f"{r['run']} (federated k-means, no heads)"
-        lines.append(f"| {r['alpha']:g} | {run} | {r['seeds']} | {fmt(r['heads'])} | {fmt(r['kmeans'])} | {gap} | "
-                     f"{rerun} |")
+        k_hat = f"{r['k_hat'][0]:.1f}" if r["k_hat"] else "—"
+        lines.append(f"| {r['alpha']:g} | {run} | {r['seeds']} | {fmt(r['heads'])} | {fmt(r['kmeans'])} | "
+                     f"{cell(r['kmeans_minus_heads'])} | {cell(r['head_seeded'], '')} | {k_hat} | "
+                     f"{cell(r['head_seeded_minus_heads'])} | {cell(r['rerun_minus_table'])} |")
     m = hv.get("machine") or {}
     lines += ["", f"The re-runs ran on {m.get('cpu', 'an unrecorded CPU')} ({m.get('cores', '?')} cores, torch "
                   f"{m.get('torch', '?')}, one thread per run); the table runs in an earlier session's environment. "
                   "The last column is the re-run's All (mean of its last 3 evaluations) − the table run's, per "
                   "seed: runs are bit-identical on the same machine and thread count only, and FedLPA's discrete "
-                  "steps (InfoMap, the mapping) turn float differences into different runs. Heads and k-means are "
-                  "compared on the same re-run model, so that comparison holds either way."]
+                  "steps (InfoMap, the mapping) turn float differences into different runs. The three scores are "
+                  "taken on the same re-run model, so their comparison holds either way."]
     return lines
 
 

@@ -203,9 +203,11 @@ def masses_rows(masses: dict, seed_study: dict | None, kind: str = "r6", seeds: 
 def heads_rows(hv: dict | None) -> list:
     """One row per (α, run) of ``bench/run_gcd_tables.py --stage heads`` (``gcd_summary.json`` →
     ``heads_vs_features``): All of its final models by their heads and by semi-supervised k-means with the true K
-    on their pooled features (mean, std over seeds; in [0, 1]), k-means − heads paired per seed, and the re-run's
-    All − its table run's (re-runs are bit-identical on the same machine only). FedAvg+GCD has no heads: its row
-    holds its own federated k-means where the heads would be, and no differences."""
+    on their pooled features (mean, std over seeds; in [0, 1]), k-means − heads paired per seed, the same for
+    k-means seeded by the heads with K read off them (``head_seeded``, a readout needing no true K:
+    :func:`lab.gcd.sskmeans.head_seeded_kmeans`; ``k_hat``: its cluster count; None in files made before it), and
+    the re-run's All − its table run's (re-runs are bit-identical on the same machine only). FedAvg+GCD has no
+    heads: its row holds its own federated k-means where the heads would be, and no differences."""
     if not hv:
         return []
     stat = lambda v: (float(np.mean(v)), float(np.std(v)))  # noqa: E731
@@ -216,14 +218,19 @@ def heads_rows(hv: dict | None) -> list:
             rs = [r for r in hv["runs"] if r["alpha"] == a and r["label"] == label]
             h, k = [r["heads"]["acc_all"] for r in rs], [r["kmeans"]["acc_all"] for r in rs]
             rerun = [r["acc_all_last3"] - r["table_acc_all"] for r in rs if r.get("table_acc_all") is not None]
+            hs = [r["head_seeded"]["acc_all"] for r in rs if "head_seeded" in r]
+            seeded = ({"head_seeded": stat(hs), "head_seeded_minus_heads": stat(np.subtract(hs, h)),
+                       "k_hat": stat([r["head_seeded"]["k_hat"] for r in rs])} if len(hs) == len(rs)
+                      else dict.fromkeys(("head_seeded", "head_seeded_minus_heads", "k_hat")))
             rows.append({"alpha": a, "run": label, "seeds": len(rs), "heads": stat(h), "kmeans": stat(k),
-                         "kmeans_minus_heads": stat(np.subtract(k, h)), "rerun_minus_table": stat(rerun) if rerun
-                         else None})
+                         "kmeans_minus_heads": stat(np.subtract(k, h)), **seeded,
+                         "rerun_minus_table": stat(rerun) if rerun else None})
         g = [r for r in hv["gcd"] if r["alpha"] == a]
         if g:
             rows.append({"alpha": a, "run": g[0]["label"], "seeds": len(g),
                          "heads": stat([r["federated_kmeans"]["acc_all"] for r in g]),
                          "kmeans": stat([r["pooled_kmeans"]["acc_all"] for r in g]), "kmeans_minus_heads": None,
+                         "head_seeded": None, "head_seeded_minus_heads": None, "k_hat": None,
                          "rerun_minus_table": None})
     return rows
 

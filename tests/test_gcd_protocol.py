@@ -203,3 +203,8 @@ def test_heads_diagnostic_reruns_the_table_configs(files):
         assert row["heads"][0] == pytest.approx(np.mean([r["heads"]["acc_all"] for r in by_seed.values()]))
         rerun = [r["acc_all_last3"] - r["table_acc_all"] for r in by_seed.values()]
         assert row["rerun_minus_table"] == pytest.approx((np.mean(rerun), np.std(rerun)), abs=1e-12), row
+        # the head-seeded readout: K read off the model's own heads (never more than it has, every old class kept)
+        d = [r["head_seeded"]["acc_all"] - r["heads"]["acc_all"] for r in by_seed.values()]
+        assert row["head_seeded_minus_heads"] == pytest.approx((np.mean(d), np.std(d)), abs=1e-12), row
+        n_heads = 10 if row["run"] == "FedAvg+SimGCD" else 15
+        assert all(5 <= r["head_seeded"]["k_hat"] <= n_heads for r in by_seed.values()), row

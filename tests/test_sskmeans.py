@@ -1,7 +1,7 @@
 """Federated semi-supervised k-means: clients send per-cluster sums and counts; the server never pools."""
 import numpy as np
 
-from lab.gcd.sskmeans import FederatedSSKMeans, client_step_stats, nearest, ss_kmeans
+from lab.gcd.sskmeans import FederatedSSKMeans, client_step_stats, head_seeded_kmeans, nearest, ss_kmeans
 
 
 def _blobs(seed=0, per=60, k=4, dim=5):
@@ -63,3 +63,50 @@ def test_federated_run_recovers_blobs_like_the_pooled_one():
         for c in range(4):                              # each blob is one cluster
             assert len(np.unique(pred[y == c])) == 1
     assert (fed[y == 0] == 0).all() and (fed[y == 1] == 1).all()   # old classes keep their ids
+
+
+def _own_head(y):
+    return np.where(y < 2, y, y + 3)                     # old classes 0, 1 on heads 0, 1; new classes 2, 3 on 5, 6
+
+
+def _heads(y, n_heads, rng, wrong=0.2, stray_head=None, stray=0):
+    """One-hot 'predictions' of a model with n_heads heads: each class on its own head (:func:`_own_head`),
+    ``wrong`` of each class on the next class's head, and ``stray`` samples on ``stray_head``."""
+    flip = rng.random(len(y)) < wrong
+    head = np.where(flip, _own_head((y + 1) % 4), _own_head(y))
+    if stray:
+        head[rng.choice(len(y), stray, replace=False)] = stray_head
+    return np.eye(n_heads)[head]
+
+
+def test_head_seeded_kmeans_reads_k_off_the_heads_and_fixes_what_the_heads_get_wrong():
+    """K_hat = heads holding >= min_share of the samples (a head with a few stray samples is dropped); the centroids
+    start at those heads and Lloyd moves the samples the heads put on a wrong head to their own blob's cluster."""
+    x, y = _blobs(seed=5, per=100, k=4)
+    rng = np.random.default_rng(0)
+    lab = (y < 2) & (rng.random(len(y)) < 0.5)
+    probs = _heads(y, 10, rng, stray_head=9, stray=3)[~lab]
+    heads_pred = probs.argmax(1)
+    assign, cent, keep = head_seeded_kmeans(x[lab], y[lab], x[~lab], probs, min_share=0.02)
+    assert keep.tolist() == [0, 1, 5, 6]                 # 3 stray samples on head 9 are under 2 % of 400
+    assert cent.shape == (4, x.shape[1])
+    own = _own_head(y[~lab])
+    assert (heads_pred != own).mean() > 0.15             # the heads put a fifth of the samples on a wrong head
+    assert (assign == own).all()                         # the readout puts every sample on its blob's head
+    _, _, keep_all = head_seeded_kmeans(x[lab], y[lab], x[~lab], probs, min_share=0.005)
+    assert keep_all.tolist() == [0, 1, 5, 6, 9]          # a lower share keeps the stray head
+
+
+def test_head_seeded_kmeans_keeps_labelled_points_on_their_class():
+    """A labelled class is always a cluster (even when the heads give it no unlabelled sample) and its labelled
+    points stay there: its centroid is the mean of its labelled points plus the unlabelled points nearest to it."""
+    x, y = _blobs(seed=6, per=100, k=4)
+    rng = np.random.default_rng(1)
+    lab = (y < 2) & (rng.random(len(y)) < 0.5)
+    probs = np.eye(10)[np.where(y < 2, 7, _own_head(y))][~lab]  # the heads never predict an old class
+    assign, cent, keep = head_seeded_kmeans(x[lab], y[lab], x[~lab], probs)
+    assert {0, 1} <= set(keep.tolist())
+    for c in (0, 1):
+        members = np.concatenate([x[lab & (y == c)], x[~lab][assign == c]])
+        assert np.allclose(cent[keep.tolist().index(c)], members.mean(0))
+        assert (assign[y[~lab] == c] == c).all()

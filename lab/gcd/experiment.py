@@ -28,7 +28,7 @@ from lab.gcd.methods import METHODS, POOLED_REFERENCE
 from lab.gcd.metrics import cluster_acc_v2
 from lab.gcd.models import GCDModel, ModelConfig, load_backbone, to_input
 from lab.gcd.prior import prior_vs_truth_kl
-from lab.gcd.sskmeans import FederatedSSKMeans, nearest, ss_kmeans
+from lab.gcd.sskmeans import FederatedSSKMeans, head_seeded_kmeans, nearest, ss_kmeans
 from lab.utils import data_path, get_device, set_seed
 
 BACKBONE_FILE = "backbone_simclr.safetensors"
@@ -110,6 +110,16 @@ class Evaluator:
         assign, cent = ss_kmeans(f_l, self.data.y_train[self.lab], f_u, k=self.data.n_classes, seed=self.cfg.seed)
         f_t, _ = self._predict(model, "test", self.data.x_test)
         return self._score(assign, nearest(f_t, cent))
+
+    def head_seeded(self, model) -> dict:
+        """Semi-supervised k-means on the model's features seeded by its heads, K_hat read off the heads
+        (:func:`lab.gcd.sskmeans.head_seeded_kmeans`; computed pooled, which its federated messages reproduce
+        exactly). ``k_hat``: how many clusters it kept."""
+        f_u, p_u = self._predict(model, "unl", self.data.x_train[self.unl])
+        f_l, _ = self._predict(model, "lab", self.data.x_train[self.lab])
+        assign, cent, keep = head_seeded_kmeans(f_l, self.data.y_train[self.lab], f_u, p_u)
+        f_t, _ = self._predict(model, "test", self.data.x_test)
+        return {**self._score(assign, keep[nearest(f_t, cent)]), "k_hat": int(len(keep))}
 
     def local_models(self, models) -> dict:
         """Each client's own model on its own unlabelled samples (its own matching); mean over clients."""

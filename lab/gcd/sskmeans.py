@@ -2,11 +2,14 @@
 
 Centroids of old classes start at the labelled means; the remaining K - |old| centroids start with
 k-means++ on the unlabelled points. Each iteration assigns unlabelled points to the nearest centroid and
-recomputes every centroid from its labelled + unlabelled members.
+recomputes every centroid from its labelled + unlabelled members. :func:`head_seeded_kmeans` is the same
+iteration started from a model's classifier heads instead, with K read off the heads (no true K).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from lab.gcd.prior import HELD_SHARE
 
 
 def ss_kmeans(x_lab, y_lab, x_unlab, k: int, n_iter: int = 50, seed: int = 0, tol: float = 1e-6):
@@ -29,14 +32,21 @@ def ss_kmeans(x_lab, y_lab, x_unlab, k: int, n_iter: int = 50, seed: int = 0, to
         p = d2 / d2.sum() if d2.sum() > 0 else None
         cent[c] = x_unlab[rng.choice(len(x_unlab), p=p)]
         d2 = np.minimum(d2, ((x_unlab - cent[c]) ** 2).sum(1))
+    return lloyd(x_lab, y_lab, x_unlab, cent, n_iter, tol)
+
+
+def lloyd(x_lab, y_lab, x_unlab, cent, n_iter: int = 50, tol: float = 1e-6):
+    """Semi-supervised Lloyd iterations from centroids ``cent`` (k, d): unlabelled points go to the nearest
+    centroid, labelled points of class c stay in cluster c. Returns (assignments of x_unlab, centroids)."""
+    known = set(np.unique(y_lab).tolist())
     assign = np.zeros(len(x_unlab), dtype=np.int64)
     for _ in range(n_iter):
         dist = (x_unlab ** 2).sum(1)[:, None] - 2 * x_unlab @ cent.T + (cent ** 2).sum(1)[None]
         assign = dist.argmin(1)
         new = cent.copy()
-        for c in range(k):
+        for c in range(len(cent)):
             members = [x_unlab[assign == c]]
-            if c in set(known.tolist()):
+            if c in known:
                 members.append(x_lab[y_lab == c])
             m = np.concatenate(members)
             if len(m):
@@ -46,6 +56,35 @@ def ss_kmeans(x_lab, y_lab, x_unlab, k: int, n_iter: int = 50, seed: int = 0, to
         if shift < tol:
             break
     return assign, cent
+
+
+def head_seeded_kmeans(x_lab, y_lab, x_unlab, probs_unlab, min_share: float = HELD_SHARE, n_iter: int = 50,
+                       tol: float = 1e-6):
+    """A readout of a model with classifier heads that needs no K: k-means on its features, seeded by its heads.
+
+    K_hat = the heads holding at least ``min_share`` (> 0) of all samples when each unlabelled sample takes its argmax
+    head and each labelled sample its class's head (old class c = head c; a labelled class always counts).
+    Each kept head's centroid starts at the mean feature of its samples; then :func:`lloyd`, labelled points
+    pinned. Nothing reads a true label of an unlabelled sample or the true K.
+
+    Federated, it is the messages of :class:`FederatedSSKMeans` with one more at the start: each client sends
+    its per-head feature sums and counts under the heads' assignment (the server keeps the heads whose summed
+    count passes the share and divides), then Lloyd steps as there. With every client in every step that
+    reproduces this pooled computation exactly, and it reveals what FedAvg+GCD's k-means reveals.
+    Returns (the head id of each unlabelled sample, centroids (K_hat, d), the kept head ids (K_hat,))."""
+    x_lab = np.asarray(x_lab, dtype=np.float64)
+    x_unlab = np.asarray(x_unlab, dtype=np.float64)
+    y_lab = np.asarray(y_lab, dtype=np.int64)
+    n_heads = np.asarray(probs_unlab).shape[1]
+    heads = np.concatenate([y_lab, np.asarray(probs_unlab).argmax(1)])
+    counts = np.bincount(heads, minlength=n_heads)
+    keep = np.union1d(np.flatnonzero((counts > 0) & (counts >= min_share * len(heads))), y_lab)
+    pos = np.full(n_heads, -1, dtype=np.int64)
+    pos[keep] = np.arange(len(keep))
+    feats = np.concatenate([x_lab, x_unlab])
+    start = np.stack([feats[heads == h].mean(0) for h in keep])
+    assign, cent = lloyd(x_lab, pos[y_lab], x_unlab, start, n_iter, tol)
+    return keep[assign], cent, keep
 
 
 # ------------------------------------------------------------------------------------------------------
