@@ -1,7 +1,9 @@
 """Federated semi-supervised k-means: clients send per-cluster sums and counts; the server never pools."""
 import numpy as np
+import pytest
 
-from lab.gcd.sskmeans import FederatedSSKMeans, client_step_stats, head_seeded_kmeans, nearest, ss_kmeans
+from lab.gcd.sskmeans import (FederatedHeadSeeded, FederatedSSKMeans, client_head_stats, client_step_stats,
+                              head_seeded_kmeans, nearest, ss_kmeans)
 
 
 def _blobs(seed=0, per=60, k=4, dim=5):
@@ -110,3 +112,76 @@ def test_head_seeded_kmeans_keeps_labelled_points_on_their_class():
         members = np.concatenate([x[lab & (y == c)], x[~lab][assign == c]])
         assert np.allclose(cent[keep.tolist().index(c)], members.mean(0))
         assert (assign[y[~lab] == c] == c).all()
+
+
+def _head_seeded_both(x, y, lab, probs, n_clients=3):
+    """(pooled (assign, centroids, keep), federated (centroids, keep)) of the head-seeded readout on one data set
+    split over clients; each client answers from its own rows only."""
+    owner = np.random.default_rng(2).integers(0, n_clients, len(y))
+    yv = np.where(lab, y, -1)
+    parts = [(x[owner == c], yv[owner == c], probs[owner == c]) for c in range(n_clients)]
+
+    def ask(config):
+        if config["task"] == "heads-init":
+            return [client_head_stats(f, v, p) for f, v, p in parts]
+        return [client_step_stats(f, v, config["centroids"], config["ids"]) for f, v, _ in parts]
+
+    return head_seeded_kmeans(x[lab], y[lab], x[~lab], probs[~lab]), FederatedHeadSeeded().run(ask)
+
+
+def test_federated_head_seeded_readout_reproduces_the_pooled_one():
+    """Clients send per-head sums and counts, then Lloyd statistics pinned by the kept head ids: the server ends
+    with the pooled readout's heads and centroids, and every sample lands on the same head. The labelled classes
+    are 2 and 3 and new heads 7, 8 are kept too, so centroid row i is not head i: a client must pin its labelled
+    samples by the ids the server sends."""
+    x, y = _blobs(seed=5, per=100, k=4)
+    rng = np.random.default_rng(3)
+    lab = (y >= 2) & (rng.random(len(y)) < 0.5)
+    own = np.array([7, 8, 2, 3])
+    head = np.where(rng.random(len(y)) < 0.2, own[(y + 1) % 4], own[y])
+    head[rng.choice(len(y), 3, replace=False)] = 0      # a stray head under 2 %
+    probs = np.eye(10)[head]
+    (assign, cent, keep), (fcent, fkeep) = _head_seeded_both(x, y, lab, probs)
+    assert fkeep.tolist() == keep.tolist() == [2, 3, 7, 8]
+    assert np.allclose(fcent, cent)
+    assert (fkeep[nearest(x[~lab], fcent)] == assign).all()
+    assert (assign == own[y[~lab]]).all()               # and the readout is right: each blob on its own head
+
+
+def test_a_labelled_class_stays_a_cluster_however_few_its_labels():
+    """Five labelled samples of class 1 (1 % of the data) on heads that never predict it: the first message counts
+    them for head 1, and the pooled and the federated readouts both keep head 1 below the 2 % share."""
+    x, y = _blobs(seed=5, per=100, k=4)
+    lab = np.zeros(len(y), bool)
+    lab[np.flatnonzero(y == 0)[:50]] = True
+    lab[np.flatnonzero(y == 1)[:5]] = True
+    probs = np.eye(10)[np.where(y == 1, 6, _own_head(y))]    # class 1 predicted on head 6
+    first = client_head_stats(x, np.where(lab, y, -1), probs)
+    assert first["counts"][1] == 5 and first["labelled_counts"][1] == 5
+    assert np.allclose(first["sums"][1], x[lab & (y == 1)].sum(0))
+    (assign, _, keep), (_, fkeep) = _head_seeded_both(x, y, lab, probs)
+    assert fkeep.tolist() == keep.tolist() == [0, 1, 5, 6]
+
+
+def test_head_seeded_readout_through_gcd_clients_matches_the_evaluator():
+    """The same readout through real GCD clients' ``evaluate`` tasks (the messages an engine carries) and the
+    experimenter's pooled computation on a short FedLPA run: the same K_hat and the same All."""
+    from lab.gcd.client import set_shared
+    from lab.gcd.config import FedGCDConfig
+    from lab.gcd.experiment import Experiment
+
+    ex = Experiment(FedGCDConfig(method="fedlpa", dataset="digits", clients=3, alpha=0.5, rounds=2, warmup_rounds=1,
+                                 seed=0))
+    _, final = ex.run(return_weights=True)
+    clients = ex.clients()
+    cent, keep = FederatedHeadSeeded().run(lambda config: [c.evaluate(final, dict(config)) for c in clients])
+    model = ex.model()
+    set_shared(model, final)
+    pooled = ex.evaluator.head_seeded(model)
+    assert pooled["k_hat"] == len(keep)
+    fu, _ = ex.evaluator._predict(model, "unl", ex.data.x_train[ex.evaluator.unl])
+    ft, _ = ex.evaluator._predict(model, "test", ex.data.x_test)
+    # each sample on its nearest centroid's head id
+    fed = ex.evaluator._score(keep[nearest(fu, cent)], keep[nearest(ft, cent)])
+    assert fed["acc_all"] == pytest.approx(pooled["acc_all"], abs=2e-3)
+    assert fed["test_acc_all"] == pytest.approx(pooled["test_acc_all"], abs=2e-3)

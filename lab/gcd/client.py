@@ -7,8 +7,9 @@ can read them (tested).
 Only ``fit`` and ``evaluate`` are called from outside (through :class:`lab.federated.core.ClientProxy`, or
 a Flower ClientApp). ``fit`` returns the shared weights, a sample count and scalar training metrics: no
 images, labels, features, priors or prototypes leave the client. ``evaluate`` answers the tasks in
-:attr:`GCDClient.EVALUATE`: a confidence check, and the two messages of federated semi-supervised k-means
-(per-cluster feature sums and counts, see :mod:`lab.gcd.sskmeans`).
+:attr:`GCDClient.EVALUATE`: a confidence check, the two messages of federated semi-supervised k-means
+(per-cluster feature sums and counts, see :mod:`lab.gcd.sskmeans`) and the first message of the head-seeded
+readout (per-head sums and counts).
 """
 from __future__ import annotations
 
@@ -205,9 +206,15 @@ class GCDClient:
         return sskmeans.client_init_stats(feats, self._y_visible, int(config["k"]), seed=int(config.get("seed", 0)))
 
     def _kmeans_step(self, feats, probs, config) -> dict:
-        return sskmeans.client_step_stats(feats, self._y_visible, np.asarray(config["centroids"]))
+        ids = config.get("ids")
+        return sskmeans.client_step_stats(feats, self._y_visible, np.asarray(config["centroids"]),
+                                          None if ids is None else np.asarray(ids))
 
-    EVALUATE = {"confidence": _confidence, "kmeans-init": _kmeans_init, "kmeans-step": _kmeans_step}
+    def _heads_init(self, feats, probs, config) -> dict:
+        return sskmeans.client_head_stats(feats, self._y_visible, probs)
+
+    EVALUATE = {"confidence": _confidence, "kmeans-init": _kmeans_init, "kmeans-step": _kmeans_step,
+                "heads-init": _heads_init}
 
     def evaluate(self, weights: dict, config: dict) -> dict:
         """Answer ``config["task"]`` (default ``"confidence"``) under ``weights``; see :attr:`EVALUATE`."""

@@ -113,8 +113,9 @@ class Evaluator:
 
     def head_seeded(self, model) -> dict:
         """Semi-supervised k-means on the model's features seeded by its heads, K_hat read off the heads
-        (:func:`lab.gcd.sskmeans.head_seeded_kmeans`; computed pooled, which its federated messages reproduce
-        exactly). ``k_hat``: how many clusters it kept."""
+        (:func:`lab.gcd.sskmeans.head_seeded_kmeans`). Computed pooled here, a measurement;
+        :class:`lab.gcd.sskmeans.FederatedHeadSeeded` gets the same clusters from the clients' ``evaluate`` tasks
+        (tested). ``k_hat``: how many clusters it kept."""
         f_u, p_u = self._predict(model, "unl", self.data.x_train[self.unl])
         f_l, _ = self._predict(model, "lab", self.data.x_train[self.lab])
         assign, cent, keep = head_seeded_kmeans(f_l, self.data.y_train[self.lab], f_u, p_u)

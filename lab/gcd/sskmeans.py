@@ -67,10 +67,10 @@ def head_seeded_kmeans(x_lab, y_lab, x_unlab, probs_unlab, min_share: float = HE
     Each kept head's centroid starts at the mean feature of its samples; then :func:`lloyd`, labelled points
     pinned. Nothing reads a true label of an unlabelled sample or the true K.
 
-    Federated, it is the messages of :class:`FederatedSSKMeans` with one more at the start: each client sends
-    its per-head feature sums and counts under the heads' assignment (the server keeps the heads whose summed
-    count passes the share and divides), then Lloyd steps as there. With every client in every step that
-    reproduces this pooled computation exactly, and it reveals what FedAvg+GCD's k-means reveals.
+    Federated (:class:`FederatedHeadSeeded`), it is the messages of :class:`FederatedSSKMeans` with another
+    first one: each client sends its per-head feature sums and counts under the heads' assignment, then Lloyd
+    steps as there. With every client in every step that reproduces this pooled computation (up to float
+    summation order), and it reveals what FedAvg+GCD's k-means reveals.
     Returns (the head id of each unlabelled sample, centroids (K_hat, d), the kept head ids (K_hat,))."""
     x_lab = np.asarray(x_lab, dtype=np.float64)
     x_unlab = np.asarray(x_unlab, dtype=np.float64)
@@ -120,19 +120,39 @@ def client_init_stats(features, y_visible, k: int, seed: int = 0) -> dict:
     return {"class_sums": sums, "class_counts": counts, "candidates": cand, "candidate_counts": sizes}
 
 
-def client_step_stats(features, y_visible, centroids) -> dict:
-    """One Lloyd step's statistics on a client: per-cluster feature sums and counts (labelled pinned)."""
+def client_step_stats(features, y_visible, centroids, ids=None) -> dict:
+    """One Lloyd step's statistics on a client: per-cluster feature sums and counts (labelled pinned).
+
+    ``ids``: the class (head) id of each centroid row when the rows are not simply 0..k-1 (the head-seeded
+    readout keeps some heads only); a labelled sample of class c is pinned to the row whose id is c."""
     f = np.asarray(features, dtype=np.float64)
     y = np.asarray(y_visible)
     c = np.asarray(centroids, dtype=np.float64)
     lab = y >= 0
     assign = y.copy()
+    if ids is not None:
+        row = {int(h): i for i, h in enumerate(np.asarray(ids))}
+        assign[lab] = [row[int(v)] for v in y[lab]]
     if (~lab).any():
         u = f[~lab]
         assign[~lab] = ((u ** 2).sum(1)[:, None] - 2 * u @ c.T + (c ** 2).sum(1)[None]).argmin(1)
     sums = np.zeros_like(c)
     np.add.at(sums, assign, f)
     return {"sums": sums, "counts": np.bincount(assign, minlength=len(c)).astype(float)}
+
+
+def client_head_stats(features, y_visible, probs) -> dict:
+    """What a client sends to start the head-seeded readout (:class:`FederatedHeadSeeded`): per-head feature sums
+    and counts, each unlabelled sample on its argmax head and each labelled one on its class's head, and how many
+    labelled samples each class has (so that every labelled class stays a cluster)."""
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(y_visible)
+    n_heads = np.asarray(probs).shape[1]
+    heads = np.where(y >= 0, y, np.asarray(probs).argmax(1))
+    sums = np.zeros((n_heads, f.shape[1]))
+    np.add.at(sums, heads, f)
+    return {"sums": sums, "counts": np.bincount(heads, minlength=n_heads).astype(float),
+            "labelled_counts": np.bincount(y[y >= 0], minlength=n_heads).astype(float)}
 
 
 class FederatedSSKMeans:
@@ -191,3 +211,32 @@ def nearest(features, centroids) -> np.ndarray:
     f = np.asarray(features, dtype=np.float64)
     c = np.asarray(centroids, dtype=np.float64)
     return ((f ** 2).sum(1)[:, None] - 2 * f @ c.T + (c ** 2).sum(1)[None]).argmin(1)
+
+
+class FederatedHeadSeeded(FederatedSSKMeans):
+    """Server side of :func:`head_seeded_kmeans`: the same result from per-head and per-cluster sums and counts.
+
+    ``run(ask)``: one ``heads-init`` message (:func:`client_head_stats`); the server keeps the heads whose summed
+    count reaches ``min_share`` of all samples, plus every labelled class, and starts each kept centroid at its
+    head's mean feature; then ``kmeans-step`` messages carrying the kept head ids, as :class:`FederatedSSKMeans`.
+    Returns (centroids (K_hat, d), kept head ids (K_hat,)); a sample's cluster is the id of its nearest centroid."""
+
+    def __init__(self, min_share: float = HELD_SHARE, n_iter: int = 50, tol: float = 1e-6):
+        self.min_share, self.n_iter, self.tol = float(min_share), int(n_iter), float(tol)
+
+    def start(self, replies: list):
+        sums = sum(r["sums"] for r in replies)
+        counts = sum(r["counts"] for r in replies)
+        labelled = sum(r["labelled_counts"] for r in replies)
+        keep = np.flatnonzero(((counts > 0) & (counts >= self.min_share * counts.sum())) | (labelled > 0))
+        return keep, sums[keep] / counts[keep, None]
+
+    def run(self, ask):
+        keep, cent = self.start(ask({"task": "heads-init"}))
+        for _ in range(self.n_iter):
+            new = self.step(cent, ask({"task": "kmeans-step", "centroids": cent, "ids": keep}))
+            shift = np.abs(new - cent).max()
+            cent = new
+            if shift < self.tol:
+                break
+        return cent, keep
