@@ -15,7 +15,9 @@ Stages (each resumable: a run whose result file exists is not run again):
             setting and seed as their table runs), each final model scored by its heads, by
             semi-supervised k-means on its features (true K, pooled: a reference, not a method), beside
             FedAvg+GCD's own numbers, and by that k-means seeded by its heads (K from them, no true K):
-            is a gap in the features or in the heads, and does a deployable readout recover it?
+            is a gap in the features or in the heads, and does a deployable readout recover it? FedLPA and
+            FedAvg+SimGCD also on ``SEED_STUDY``: does FedLPA's lead survive that readout?
+            -> bench/results/gcd_heads/*.json (one per re-run; resumable)
             -> bench/results/gcd_heads_vs_features.json
 ``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
             -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
@@ -67,7 +69,11 @@ SEED_PARTS = {f"FedLPA, {n}": ("fedlpa", flags)
 
 #: the runs ``--stage heads`` scores both ways (FedAvg+GCD has no heads: its records hold its k-means numbers)
 HEADS_RUNS = {label: SEED_CORE[label] for label in ("FedLPA", "FedAvg+SimGCD", "FedLPA, oracle prior")}
+#: ... of which these are also re-run on every seed of ``SEED_STUDY``: does FedLPA's lead over FedAvg+SimGCD survive
+#: a readout both can use (k-means seeded by their heads)? The others: ``EVAL_SEEDS`` only
+READOUT_RUNS = ("FedLPA", "FedAvg+SimGCD")
 HEADS_FILE = "gcd_heads_vs_features.json"
+HEADS_DIR = "gcd_heads"           # one file per re-run (the stage resumes: a re-run whose file exists is not redone)
 ACC = ("acc_all", "acc_old", "acc_new")
 
 
@@ -336,17 +342,27 @@ def heads_vs_features_one(job):
             "kmeans": pick(ex.evaluator.pooled_kmeans(model)), "head_seeded": hs}
 
 
+def heads_jobs(best, quick) -> list:
+    """(label, config) of every re-run of ``--stage heads``: ``HEADS_RUNS`` on ``EVAL_SEEDS``, ``READOUT_RUNS`` on
+    ``SEED_STUDY``."""
+    return [(label, config(m, al, s, quick, **best[m], **extra)) for label, (m, extra) in HEADS_RUNS.items()
+            if m in best for al in TABLE_ALPHAS for s in (SEED_STUDY if label in READOUT_RUNS else EVAL_SEEDS)]
+
+
 def heads_vs_features(best, out_dir, workers: int, quick: bool) -> dict:
     """``--stage heads`` (see the module docstring); FedAvg+GCD's rows come from its table runs' records."""
-    jobs = [(label, config(m, al, s, quick, **best[m], **extra)) for label, (m, extra) in HEADS_RUNS.items()
-            if m in best for al in TABLE_ALPHAS for s in EVAL_SEEDS]
-    runs = []
-    with ProcessPoolExecutor(workers) as ex, tqdm(total=len(jobs), desc="heads vs features", unit="run") as bar:
-        for r in ex.map(heads_vs_features_one, jobs):
-            runs.append(r)
+    folder = os.path.join(RES, HEADS_DIR)
+    os.makedirs(folder, exist_ok=True)
+    jobs = heads_jobs(best, quick)
+    path = lambda cfg: os.path.join(folder, run_name(cfg) + ".json")  # noqa: E731
+    todo = [j for j in jobs if not os.path.exists(path(j[1]))]
+    with ProcessPoolExecutor(workers) as ex, tqdm(total=len(todo), desc="heads vs features", unit="run") as bar:
+        for r in ex.map(heads_vs_features_one, todo):
+            write_json_atomic(os.path.join(folder, r["run"] + ".json"), r)
             bar.update()
-    out = attach_table_runs({"eval_seeds": list(EVAL_SEEDS), "machine": machine(), "runs": runs}, best, out_dir,
-                            quick)
+    runs = [json.load(open(path(cfg))) for _, cfg in jobs]
+    out = attach_table_runs({"eval_seeds": list(EVAL_SEEDS), "readout_seeds": list(SEED_STUDY),
+                             "machine": machine(), "runs": runs}, best, out_dir, quick)
     write_json_atomic(heads_path(quick), out)
     return out
 
@@ -372,7 +388,7 @@ def attach_table_runs(hv: dict, best, out_dir, quick: bool) -> dict:
     hv["gcd"] = [{"label": DISPLAY_NAMES["gcd"], "run": run_name(c), "alpha": c["alpha"], "seed": c["seed"],
                   "federated_kmeans": {k: r[k] for k in ACC},
                   "pooled_kmeans": {k: r["pooled_reference"][k] for k in ACC}}
-                 for c in (config("gcd", al, s, quick, **best["gcd"]) for al in TABLE_ALPHAS for s in EVAL_SEEDS)
+                 for c in (config("gcd", al, s, quick, **best["gcd"]) for al in TABLE_ALPHAS for s in SEED_STUDY)
                  if "gcd" in best for r in [load(c, out_dir)] if r is not None]
     return hv
 
@@ -412,6 +428,56 @@ def heads_lines(hv: dict | None) -> list:
                   "seed: runs are bit-identical on the same machine and thread count only, and FedLPA's discrete "
                   "steps (InfoMap, the mapping) turn float differences into different runs. The three scores are "
                   "taken on the same re-run model, so their comparison holds either way."]
+    return lines
+
+
+def readout_study(hv: dict | None) -> list:
+    """Per alpha, over the ``readout_seeds`` where both ``READOUT_RUNS`` have a re-run: All of FedLPA and
+    FedAvg+SimGCD by their heads and by k-means seeded by them (final models), FedAvg+GCD's All (its table run),
+    and the paired differences that say whether FedLPA's lead survives the readout."""
+    if not hv or "readout_seeds" not in hv:
+        return []
+    lpa, sim = READOUT_RUNS
+    gcd = DISPLAY_NAMES["gcd"]
+    out = []
+    for al in TABLE_ALPHAS:
+        acc = {}
+        for r in (r for r in hv["runs"] if r["alpha"] == al and r["label"] in READOUT_RUNS):
+            acc.setdefault((r["label"], "heads"), {})[r["seed"]] = r["heads"]["acc_all"]
+            acc.setdefault((r["label"], "seeded"), {})[r["seed"]] = r["head_seeded"]["acc_all"]
+        for g in (g for g in hv["gcd"] if g["alpha"] == al):
+            acc.setdefault((gcd, "federated k-means"), {})[g["seed"]] = g["federated_kmeans"]["acc_all"]
+        seeds = [s for s in hv["readout_seeds"] if all(s in v for v in acc.values())]
+        if len(acc) < 5 or not seeds:
+            continue
+        pairs = (((lpa, "heads"), (sim, "heads")), ((lpa, "seeded"), (sim, "seeded")),
+                 ((lpa, "seeded"), (lpa, "heads")), ((sim, "seeded"), (sim, "heads")),
+                 ((lpa, "seeded"), (gcd, "federated k-means")))
+        name = lambda k: f"{k[0]} by {k[1]}" if k[0] != gcd else f"{k[0]} ({k[1]})"  # noqa: E731
+        out.append({"alpha": al, "seeds": seeds,
+                    "all": {name(k): _stats([v[s] for s in seeds]) for k, v in acc.items()},
+                    "paired": [_paired(acc[a], acc[b], seeds, f"{name(a)} − {name(b)}") for a, b in pairs]})
+    return out
+
+
+def readout_lines(study: list) -> list:
+    if not study:
+        return []
+    lines = ["", f"### Over {len(study[0]['seeds'])} evaluation seeds: does FedLPA's lead survive the readout?", "",
+             f"{READOUT_RUNS[0]} and {READOUT_RUNS[1]} were also re-run on the supplement's seeds and scored by "
+             "their final heads and by k-means seeded by them. FedLPA's lead over FedAvg+SimGCD in the tables is "
+             "by heads; the seeded readout is open to both (a readout, not a training change). FedAvg+GCD: its "
+             "table runs' federated k-means (mean of the last 3 evaluations).", "",
+             "All, mean ± std: " + "; ".join(f"α = {e['alpha']:g}: " + ", ".join(
+                 f"{label} {100 * v['mean']:.1f} ± {100 * v['std']:.1f}" for label, v in e["all"].items())
+                 for e in study) + ".", "",
+             "| α | difference | seeds | mean ± std | 95 % interval | first ahead |", "|---|---|---|---|---|---|"]
+    for e in study:
+        for p in e["paired"]:
+            lo, hi = p["ci95"]
+            lines.append(f"| {e['alpha']:g} | {p['vs']} | {len(e['seeds'])} | {100 * p['diff']['mean']:+.1f} ± "
+                         f"{100 * p['diff']['std']:.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
+                         f"{p['ahead']}/{len(e['seeds'])} |")
     return lines
 
 
@@ -482,13 +548,14 @@ def summarize(best, out_dir, quick):
     lines += seed_study_lines(study)
     suffix = "_quick" if quick else ""
     hv = json.load(open(heads_path(quick))) if os.path.exists(heads_path(quick)) else None
-    lines += heads_lines(hv)
+    readout = readout_study(hv)
+    lines += heads_lines(hv) + readout_lines(readout)
     with open(os.path.join(RES, f"gcd_summary{suffix}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     write_json_atomic(os.path.join(RES, f"gcd_summary{suffix}.json"),
                       {"best": best, "tuning_seeds": list(TUNING_SEEDS), "eval_seeds": list(EVAL_SEEDS),
                        "rows": rows, "paired": paired, "wall_ratio_fedlpa_simgcd": walls,
-                       "seed_study": study, "heads_vs_features": hv})
+                       "seed_study": study, "heads_vs_features": hv, "readout_study": readout})
     print("\n".join(lines))
 
 

@@ -202,8 +202,9 @@ def masses_rows(masses: dict, seed_study: dict | None, kind: str = "r6", seeds: 
 
 def heads_rows(hv: dict | None) -> list:
     """One row per (α, run) of ``bench/run_gcd_tables.py --stage heads`` (``gcd_summary.json`` →
-    ``heads_vs_features``): All of its final models by their heads and by semi-supervised k-means with the true K
-    on their pooled features (mean, std over seeds; in [0, 1]), k-means − heads paired per seed, the same for
+    ``heads_vs_features``), over its evaluation seeds: All of its final models by their heads and by
+    semi-supervised k-means with the true K on their pooled features (mean, std over seeds; in [0, 1]),
+    k-means − heads paired per seed, the same for
     k-means seeded by the heads with K read off them (``head_seeded``, a readout needing no true K:
     :func:`lab.gcd.sskmeans.head_seeded_kmeans`; ``k_hat``: its cluster count; None in files made before it), and
     the re-run's All − its table run's (re-runs are bit-identical on the same machine only). FedAvg+GCD has no
@@ -211,11 +212,14 @@ def heads_rows(hv: dict | None) -> list:
     if not hv:
         return []
     stat = lambda v: (float(np.mean(v)), float(np.std(v)))  # noqa: E731
+    seeds = set(hv.get("eval_seeds") or {r["seed"] for r in hv["runs"]})   # the readout study's extra seeds: apart
+    runs = [r for r in hv["runs"] if r["seed"] in seeds]
+    gcd = [g for g in hv["gcd"] if g["seed"] in seeds]
     rows = []
-    for a in sorted({r["alpha"] for r in hv["runs"]} | {g["alpha"] for g in hv["gcd"]}):
-        labels = dict.fromkeys(r["label"] for r in hv["runs"] if r["alpha"] == a)
+    for a in sorted({r["alpha"] for r in runs} | {g["alpha"] for g in gcd}):
+        labels = dict.fromkeys(r["label"] for r in runs if r["alpha"] == a)
         for label in labels:
-            rs = [r for r in hv["runs"] if r["alpha"] == a and r["label"] == label]
+            rs = [r for r in runs if r["alpha"] == a and r["label"] == label]
             h, k = [r["heads"]["acc_all"] for r in rs], [r["kmeans"]["acc_all"] for r in rs]
             rerun = [r["acc_all_last3"] - r["table_acc_all"] for r in rs if r.get("table_acc_all") is not None]
             hs = [r["head_seeded"]["acc_all"] for r in rs if "head_seeded" in r]
@@ -225,7 +229,7 @@ def heads_rows(hv: dict | None) -> list:
             rows.append({"alpha": a, "run": label, "seeds": len(rs), "heads": stat(h), "kmeans": stat(k),
                          "kmeans_minus_heads": stat(np.subtract(k, h)), **seeded,
                          "rerun_minus_table": stat(rerun) if rerun else None})
-        g = [r for r in hv["gcd"] if r["alpha"] == a]
+        g = [r for r in gcd if r["alpha"] == a]
         if g:
             rows.append({"alpha": a, "run": g[0]["label"], "seeds": len(g),
                          "heads": stat([r["federated_kmeans"]["acc_all"] for r in g]),

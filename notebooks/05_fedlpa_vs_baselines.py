@@ -278,6 +278,20 @@ else:
     print("no heads diagnostic in the summary: run `python bench/run_gcd_tables.py --stage heads`")
 
 # %% [markdown]
+# The same stage re-runs FedLPA and FedAvg+SimGCD on the ten seeds of the supplement. FedLPA's lead over SimGCD in
+# the tables is a lead of its heads; the seeded readout is open to both. Each difference below is paired per seed.
+
+# %%
+readout = summary.get("readout_study") or []
+if readout:
+    display(pd.DataFrame([{"α": e["alpha"], "difference": p["vs"], "seeds": len(e["seeds"]),
+                           "mean ± std": "%+.3f ± %.3f" % (p["diff"]["mean"], p["diff"]["std"]),
+                           "95 % interval": "[%+.3f, %+.3f]" % tuple(p["ci95"]),
+                           "first ahead": f"{p['ahead']}/{len(e['seeds'])}"} for e in readout for p in e["paired"]]))
+else:
+    print("no readout study in the summary: run `python bench/run_gcd_tables.py --stage heads`")
+
+# %% [markdown]
 # ### All / Old / New at strong and weak skew
 #
 # Mean of the last 3 evaluations per run; error bars are the standard deviation over evaluation seeds.

@@ -166,25 +166,32 @@ def test_heads_diagnostic_reruns_the_table_configs(files):
     hv = json.loads((RES / "gcd_heads_vs_features.json").read_text())
     assert summary["heads_vs_features"] == hv
     eval_seeds = set(summary["eval_seeds"])
+    readout_seeds = set(hv["readout_seeds"])
+    assert eval_seeds < readout_seeds
     want = {"FedLPA": ("fedlpa", None), "FedAvg+SimGCD": ("simgcd", None),
             "FedLPA, oracle prior": ("fedlpa", "oracle prior")}
-    assert Counter(r["label"] for r in hv["runs"]) == {label: 2 * len(eval_seeds) for label in want}
+    readout = {"FedLPA", "FedAvg+SimGCD"}                  # also re-run on the readout study's seeds
+    assert Counter(r["label"] for r in hv["runs"]) == {
+        label: 2 * len(readout_seeds if label in readout else eval_seeds) for label in want}
     for r in hv["runs"]:
+        # the resumable stage's per-run file is this record (without the table run's All, attached later)
+        cached = json.loads((RES / "gcd_heads" / f"{r['run']}.json").read_text())
+        assert cached == {k: v for k, v in r.items() if k != "table_acc_all"}, r["run"]
         rec = json.loads((RES / "gcd" / f"{r['run']}.json").read_text())
         m, abl = want[r["label"]]
         c = rec["config"]
         assert (rec["method"], c["lr"], rec["seed"], rec["alpha"]) == (m, tuning["best"][m]["lr"], r["seed"],
                                                                        r["alpha"]), r
-        assert r["seed"] in eval_seeds
+        assert r["seed"] in (readout_seeds if r["label"] in readout else eval_seeds)
         if m == "fedlpa":
             assert ablation_of(c) == abl and c["prior_rule"] == DiscoveryParams().prior, r
         assert r["table_acc_all"] == rec["acc_all"], r
     assert hv["machine"]["cpu"] and hv["machine"]["threads_per_run"] == 1
-    assert len(hv["gcd"]) == 2 * len(eval_seeds)
+    assert len(hv["gcd"]) == 2 * len(readout_seeds)
     for g in hv["gcd"]:
         rec = json.loads((RES / "gcd" / f"{g['run']}.json").read_text())
         assert rec["method"] == "gcd" and rec["config"]["lr"] == tuning["best"]["gcd"]["lr"]
-        assert rec["seed"] in eval_seeds
+        assert rec["seed"] in readout_seeds
         assert g["federated_kmeans"]["acc_all"] == rec["acc_all"]
         assert g["pooled_kmeans"]["acc_all"] == rec["pooled_reference"]["acc_all"]
     # the summary's rows (bench markdown, notebook 05): k-means − heads of the SAME model, seed by seed
@@ -192,12 +199,14 @@ def test_heads_diagnostic_reruns_the_table_configs(files):
 
     rows = heads_rows(hv)
     assert len(rows) == 2 * (len(want) + 1)
+    assert {row["seeds"] for row in rows} == {len(eval_seeds)}          # the table: evaluation seeds only
     for row in rows:
         if row["kmeans_minus_heads"] is None:               # FedAvg+GCD: no heads, its federated k-means instead
-            g = [x for x in hv["gcd"] if x["alpha"] == row["alpha"]]
+            g = [x for x in hv["gcd"] if x["alpha"] == row["alpha"] and x["seed"] in eval_seeds]
             assert row["heads"][0] == pytest.approx(np.mean([x["federated_kmeans"]["acc_all"] for x in g]))
             continue
-        by_seed = {r["seed"]: r for r in hv["runs"] if r["label"] == row["run"] and r["alpha"] == row["alpha"]}
+        by_seed = {r["seed"]: r for r in hv["runs"] if r["label"] == row["run"] and r["alpha"] == row["alpha"]
+                   and r["seed"] in eval_seeds}
         d = [r["kmeans"]["acc_all"] - r["heads"]["acc_all"] for r in by_seed.values()]
         assert row["kmeans_minus_heads"] == pytest.approx((np.mean(d), np.std(d)), abs=1e-12), row
         assert row["heads"][0] == pytest.approx(np.mean([r["heads"]["acc_all"] for r in by_seed.values()]))
@@ -208,3 +217,27 @@ def test_heads_diagnostic_reruns_the_table_configs(files):
         assert row["head_seeded_minus_heads"] == pytest.approx((np.mean(d), np.std(d)), abs=1e-12), row
         n_heads = 10 if row["run"] == "FedAvg+SimGCD" else 15
         assert all(5 <= r["head_seeded"]["k_hat"] <= n_heads for r in by_seed.values()), row
+
+
+def test_readout_study_pairs_the_same_seeds(files):
+    """The readout study (``gcd_summary.json`` → ``readout_study``): per alpha, every readout seed, and each
+    difference is first − second of the SAME seed's re-runs (FedLPA − FedAvg+SimGCD by heads and by the seeded
+    readout, each method's seeded − heads, FedLPA seeded − FedAvg+GCD's table run)."""
+    _, summary = files
+    hv = summary["heads_vs_features"]
+    study = summary["readout_study"]
+    assert [e["alpha"] for e in study] == sorted({r["alpha"] for r in hv["runs"]})
+    score = {}
+    for r in hv["runs"]:
+        score[(r["alpha"], f"{r['label']} by heads", r["seed"])] = r["heads"]["acc_all"]
+        score[(r["alpha"], f"{r['label']} by seeded", r["seed"])] = r["head_seeded"]["acc_all"]
+    for g in hv["gcd"]:
+        score[(g["alpha"], "FedAvg+GCD (federated k-means)", g["seed"])] = g["federated_kmeans"]["acc_all"]
+    for e in study:
+        assert e["seeds"] == hv["readout_seeds"]
+        assert len(e["paired"]) == 5
+        for p in e["paired"]:
+            a, b = p["vs"].split(" − ")
+            want = [score[(e["alpha"], a, s)] - score[(e["alpha"], b, s)] for s in e["seeds"]]
+            assert p["diff"]["values"] == pytest.approx(want, abs=1e-12), p["vs"]
+            assert p["ahead"] == sum(d > 0 for d in want)
