@@ -317,8 +317,8 @@ def seed_study_lines(study: dict) -> list:
 
 
 def heads_vs_features_one(job):
-    """Re-run one config and score its FINAL model two ways: by its heads (what the tables report, there as the
-    mean of the last 3 evaluations) and by semi-supervised k-means with the true K, labelled samples pinned, on
+    """Re-run one config and score its FINAL model three ways: by its heads (what the tables report, there as the
+    mean of the last 3 evaluations), by semi-supervised k-means with the true K, labelled samples pinned, on
     the pooled features of all clients (``Evaluator.pooled_kmeans``: GCD's reference clustering; it reads the true
     K and pools, so it is a diagnostic, never a method), and by k-means seeded by its heads (``Evaluator.head_seeded``:
     K read off the heads; what a deployment could do, tried here, on no table run)."""

@@ -62,8 +62,9 @@ def head_seeded_kmeans(x_lab, y_lab, x_unlab, probs_unlab, min_share: float = HE
                        tol: float = 1e-6):
     """A readout of a model with classifier heads that needs no K: k-means on its features, seeded by its heads.
 
-    K_hat = the heads holding at least ``min_share`` (> 0) of all samples when each unlabelled sample takes its argmax
-    head and each labelled sample its class's head (old class c = head c; a labelled class always counts).
+    K_hat = the heads holding at least ``min_share`` of all samples (and at least one) when each unlabelled sample
+    takes its argmax head and each labelled sample its class's head (old class c = head c; a labelled class always
+    counts).
     Each kept head's centroid starts at the mean feature of its samples; then :func:`lloyd`, labelled points
     pinned. Nothing reads a true label of an unlabelled sample or the true K.
 
@@ -219,7 +220,8 @@ class FederatedHeadSeeded(FederatedSSKMeans):
     ``run(ask)``: one ``heads-init`` message (:func:`client_head_stats`); the server keeps the heads whose summed
     count reaches ``min_share`` of all samples, plus every labelled class, and starts each kept centroid at its
     head's mean feature; then ``kmeans-step`` messages carrying the kept head ids, as :class:`FederatedSSKMeans`.
-    Returns (centroids (K_hat, d), kept head ids (K_hat,)); a sample's cluster is the id of its nearest centroid."""
+    Returns (centroids (K_hat, d), kept head ids (K_hat,)); a sample's cluster is the id of its nearest centroid.
+    K is not known in advance, so the parent's constructor and init are not used; its ``step`` is."""
 
     def __init__(self, min_share: float = HELD_SHARE, n_iter: int = 50, tol: float = 1e-6):
         self.min_share, self.n_iter, self.tol = float(min_share), int(n_iter), float(tol)
