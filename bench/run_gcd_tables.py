@@ -448,7 +448,7 @@ def readout_study(hv: dict | None) -> list:
         for g in (g for g in hv["gcd"] if g["alpha"] == al):
             acc.setdefault((gcd, "federated k-means"), {})[g["seed"]] = g["federated_kmeans"]["acc_all"]
         seeds = [s for s in hv["readout_seeds"] if all(s in v for v in acc.values())]
-        if len(acc) < 5 or not seeds:
+        if len(acc) < 2 * len(READOUT_RUNS) + 1 or not seeds:      # each run by both readouts, and GCD
             continue
         pairs = (((lpa, "heads"), (sim, "heads")), ((lpa, "seeded"), (sim, "seeded")),
                  ((lpa, "seeded"), (lpa, "heads")), ((sim, "seeded"), (sim, "heads")),

@@ -203,12 +203,12 @@ def masses_rows(masses: dict, seed_study: dict | None, kind: str = "r6", seeds: 
 def heads_rows(hv: dict | None) -> list:
     """One row per (α, run) of ``bench/run_gcd_tables.py --stage heads`` (``gcd_summary.json`` →
     ``heads_vs_features``), over its evaluation seeds: All of its final models by their heads and by
-    semi-supervised k-means with the true K on their pooled features (mean, std over seeds; in [0, 1]),
-    k-means − heads paired per seed, the same for
-    k-means seeded by the heads with K read off them (``head_seeded``, a readout needing no true K:
-    :func:`lab.gcd.sskmeans.head_seeded_kmeans`; ``k_hat``: its cluster count; None in files made before it), and
-    the re-run's All − its table run's (re-runs are bit-identical on the same machine only). FedAvg+GCD has no
-    heads: its row holds its own federated k-means where the heads would be, and no differences."""
+    semi-supervised k-means with the true K on their pooled features (mean, std over seeds; in [0, 1]), k-means −
+    heads paired per seed, the same for k-means seeded by the heads with K read off them (``head_seeded``, a
+    readout needing no true K: :func:`lab.gcd.sskmeans.head_seeded_kmeans`; ``k_hat``: its cluster count; None in
+    files made before it), and the re-run's All − its table run's (re-runs are bit-identical on the same machine
+    only). FedAvg+GCD has no heads: its row holds its own federated k-means where the heads would be, and no
+    differences."""
     if not hv:
         return []
     stat = lambda v: (float(np.mean(v)), float(np.std(v)))  # noqa: E731
