@@ -197,9 +197,13 @@ class FederatedSSKMeans:
         return new
 
     def run(self, ask) -> np.ndarray:
-        cent = self.init(ask({"task": "kmeans-init", "k": self.k, "seed": self.seed}))
+        return self.iterate(self.init(ask({"task": "kmeans-init", "k": self.k, "seed": self.seed})), ask)
+
+    def iterate(self, cent: np.ndarray, ask, **config) -> np.ndarray:
+        """Lloyd steps from ``cent`` until no centroid moves more than ``tol`` (or ``n_iter`` steps); ``config``
+        travels with every ``kmeans-step`` message."""
         for _ in range(self.n_iter):
-            new = self.step(cent, ask({"task": "kmeans-step", "centroids": cent}))
+            new = self.step(cent, ask({"task": "kmeans-step", "centroids": cent, **config}))
             shift = np.abs(new - cent).max()
             cent = new
             if shift < self.tol:
@@ -221,7 +225,7 @@ class FederatedHeadSeeded(FederatedSSKMeans):
     count reaches ``min_share`` of all samples, plus every labelled class, and starts each kept centroid at its
     head's mean feature; then ``kmeans-step`` messages carrying the kept head ids, as :class:`FederatedSSKMeans`.
     Returns (centroids (K_hat, d), kept head ids (K_hat,)); a sample's cluster is the id of its nearest centroid.
-    K is not known in advance, so the parent's constructor and init are not used; its ``step`` is."""
+    K is not known in advance, so the parent's constructor and init are not used; its Lloyd steps are."""
 
     def __init__(self, min_share: float = HELD_SHARE, n_iter: int = 50, tol: float = 1e-6):
         self.min_share, self.n_iter, self.tol = float(min_share), int(n_iter), float(tol)
@@ -235,10 +239,4 @@ class FederatedHeadSeeded(FederatedSSKMeans):
 
     def run(self, ask):
         keep, cent = self.start(ask({"task": "heads-init"}))
-        for _ in range(self.n_iter):
-            new = self.step(cent, ask({"task": "kmeans-step", "centroids": cent, "ids": keep}))
-            shift = np.abs(new - cent).max()
-            cent = new
-            if shift < self.tol:
-                break
-        return cent, keep
+        return self.iterate(cent, ask, ids=keep), keep
