@@ -19,6 +19,12 @@ Stages (each resumable: a run whose result file exists is not run again):
             FedAvg+SimGCD also on ``SEED_STUDY``: does FedLPA's lead survive that readout?
             -> bench/results/gcd_heads/*.json (one per re-run; resumable)
             -> bench/results/gcd_heads_vs_features.json
+``backbone`` issue 9 item 7: the runs of ``SEED_CORE`` (FedLPA, the federated baselines, the oracle prior) on
+            pretrained backbones (``--backbones``, of ``lab.gcd.config.BACKBONES``) on the evaluation seeds,
+            at the learning rates tuned on the committed backbone (no backbone gets a budget of its own). Run all
+            backbones on one machine: they are compared on runs made there, not against the table's. Writes
+            run files only (-> bench/results/gcd_backbones/*.json); ``summary`` compares the backbones.
+            ``bench/device_backbone.sh`` makes the wide backbone on a GPU and runs this stage on its cores.
 ``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
             -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
 
@@ -72,6 +78,10 @@ HEADS_RUNS = {label: SEED_CORE[label] for label in ("FedLPA", "FedAvg+SimGCD", "
 #: ... of which these are also re-run on every seed of ``SEED_STUDY``: does FedLPA's lead over FedAvg+SimGCD survive
 #: a readout both can use (k-means seeded by their heads)? The others: ``EVAL_SEEDS`` only
 READOUT_RUNS = ("FedLPA", "FedAvg+SimGCD")
+#: the runs ``--stage backbone`` makes on each backbone (those the Done-when of issue 9 compares), and their folder
+BACKBONE_RUNS = SEED_CORE
+BACKBONE_DIR = "gcd_backbones"
+MACHINE_FILE = "machine.json"      # in BACKBONE_DIR: where its runs were made
 HEADS_FILE = "gcd_heads_vs_features.json"
 HEADS_DIR = "gcd_heads"           # one file per re-run (the stage resumes: a re-run whose file exists is not redone)
 ACC = ("acc_all", "acc_old", "acc_new")
@@ -173,6 +183,13 @@ def seed_configs(best, quick) -> list:
     """Every run of ``SEED_CORE`` and ``SEED_PARTS`` on every seed of ``SEED_STUDY``."""
     return [config(m, al, s, quick, **best[m], **extra) for s in SEED_STUDY for al in TABLE_ALPHAS
             for m, extra in {**SEED_CORE, **SEED_PARTS}.values() if m in best]
+
+
+def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID)) -> list:
+    """``BACKBONE_RUNS`` of ``methods`` on each of ``backbones`` at every table alpha and seed; seed-major, so a
+    run cut short has both backbones on its first seeds."""
+    return [config(m, al, s, quick, **best[m], **extra, backbone=b) for s in seeds for al in TABLE_ALPHAS
+            for m, extra in BACKBONE_RUNS.values() for b in backbones if m in best and m in methods]
 
 
 def curve_configs(best, quick, methods=tuple(TUNE_GRID)) -> list:
@@ -313,6 +330,96 @@ def seed_study_lines(study: dict) -> list:
         lines += ["", "Each of those runs' priors against the oracle's (over all heads, the heads a client holds and "
                       "its new heads only), and how often discovery puts a new class on the oracle's head: "
                       "`discovery_study.md`, section Masses (`bench/discovery_study.py --stage masses`)."]
+    return lines
+
+
+def backbone_study(best, quick) -> dict:
+    """Issue 9 item 7: ``BACKBONE_RUNS`` on each pretrained backbone of ``lab.gcd.config.BACKBONES`` (the runs in
+    ``BACKBONE_DIR``, made on one machine). Per backbone: its record (kNN-10 of the frozen features, parameters,
+    device); per run: All mean ± std over the seeds it has finished; paired per seed (on the seeds both have
+    finished): FedLPA − each other run on that backbone, and each run on it − the same run on the committed one."""
+    from lab.gcd.config import BACKBONES
+    from lab.utils import data_path
+
+    out_dir, made = os.path.join(RES, BACKBONE_DIR), {}
+    for name, bb in BACKBONES.items():
+        rec = data_path(bb.stem + ".json") if bb else None
+        if rec and os.path.exists(rec):
+            r = json.load(open(rec))
+            made[name] = {k: r.get(k) for k in ("widths", "params", "knn10_final", "knn10_raw_pixels", "device",
+                                                 "budget", "seconds")}
+    mpath = os.path.join(out_dir, MACHINE_FILE)
+    out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": []}
+    for al in TABLE_ALPHAS:
+        runs = {n: {label: {s: r for s in EVAL_SEEDS
+                            for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
+                        for label, (m, extra) in BACKBONE_RUNS.items() if m in best} for n in made}
+        acc = {n: {label: {s: r["acc_all"] for s, r in by.items()} for label, by in rs.items() if by}
+               for n, rs in runs.items()}
+        acc = {n: a for n, a in acc.items() if a}
+        if not set(acc) - {"pretrained"}:
+            continue
+
+        def paired(a, b, label):
+            common = [s for s in a if s in b]
+            return _paired(a, b, common, label) if common else None
+
+        e = {"alpha": al,
+             "all": {n: {label: _stats(list(v.values())) for label, v in a.items()} for n, a in acc.items()},
+             "k_hat_within_1": {n: _k_hat_within_1(list(runs[n]["FedLPA"].values())) for n in acc
+                                if runs[n].get("FedLPA")},
+             "fedlpa_vs": {n: [p for label in a if label != "FedLPA" and "FedLPA" in a
+                               for p in [paired(a["FedLPA"], a[label], label)] if p] for n, a in acc.items()},
+             "vs_committed": {n: [p for label in acc[n] if label in acc.get("pretrained", {})
+                                  for p in [paired(acc[n][label], acc["pretrained"][label], label)] if p]
+                              for n in acc if n != "pretrained"}}
+        out["alphas"].append(e)
+    return out
+
+
+def backbone_lines(study: dict) -> list:
+    from lab.gcd.config import BACKBONES
+
+    lines = ["", "## Item 7: a stronger backbone", ""]
+    missing = [n for n, bb in BACKBONES.items() if bb and n not in study["backbones"]]
+    for n in missing:
+        lines.append(f"`{n}` (widths {'/'.join(map(str, BACKBONES[n].widths))}) is not made yet: "
+                     f"`{BACKBONES[n].make}` pretrains it (minutes on a GPU, hours on a laptop) and "
+                     "`bash bench/device_backbone.sh tables` runs FedLPA, the federated baselines and the oracle "
+                     "prior on it, on the evaluation seeds, at the learning rates tuned on the committed backbone.")
+    if not study["alphas"]:
+        return lines
+    lines += ["| backbone | widths | parameters | kNN-10 of its frozen features (raw pixels) | made on | budget |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {n} | {'/'.join(map(str, b['widths']))} | {b['params']:,} | {100 * b['knn10_final']:.1f} % "
+              f"({100 * b['knn10_raw_pixels']:.1f} %) | {b['device']} | {b['budget'] or str(b['seconds']) + ' s'} |"
+              for n, b in study["backbones"].items()]
+    m = study["machine"] or {}
+    where = (f"{m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}, "
+             f"{'GPU ' + m['gpu'] if m.get('gpu') else 'no GPU'}, training on {m.get('lab_device') or 'the default'}"
+             if m else "machine not recorded")
+    lines += ["", "All, mean ± std over the evaluation seeds a run has finished (their number in brackets), every "
+                  f"run made on the same machine (`gcd_backbones/`: {where}), at the learning rate tuned on the "
+                  "committed backbone:", "",
+              "| α | backbone | " + " | ".join(BACKBONE_RUNS) + " | FedLPA K̂ within ±1 |",
+              "|---|---|" + "---|" * (len(BACKBONE_RUNS) + 1)]
+    for e in study["alphas"]:
+        for n, by in e["all"].items():
+            kh = e["k_hat_within_1"].get(n)
+            lines.append(f"| {e['alpha']:g} | {n} | "
+                         + " | ".join(f"{100 * by[label]['mean']:.1f} ± {100 * by[label]['std']:.1f} "
+                                      f"({by[label]['n']})" if label in by else "—" for label in BACKBONE_RUNS)
+                         + (f" | {100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']}) |" if kh else " | — |"))
+    lines += ["", "Paired per seed (points): FedLPA − each other run on the same backbone, and each run on a new "
+                  "backbone − the same run on the committed one:", "",
+              "| α | backbone | difference | mean ± std | ahead | ratio |", "|---|---|---|---|---|---|"]
+    def row(e, n, what, p):
+        return (f"| {e['alpha']:g} | {n} | {what} | {100 * p['diff']['mean']:+.1f} ± {100 * p['diff']['std']:.1f} | "
+                f"{p['ahead']}/{p['diff']['n']} | {p['ratio_to']:.3f} |")
+
+    for e in study["alphas"]:
+        lines += [row(e, n, f"FedLPA − {p['vs']}", p) for n, ps in e["fedlpa_vs"].items() for p in ps]
+        lines += [row(e, n, f"{p['vs']}: {n} − pretrained", p) for n, ps in e["vs_committed"].items() for p in ps]
     return lines
 
 
@@ -549,13 +656,15 @@ def summarize(best, out_dir, quick):
     suffix = "_quick" if quick else ""
     hv = json.load(open(heads_path(quick))) if os.path.exists(heads_path(quick)) else None
     readout = readout_study(hv)
-    lines += heads_lines(hv) + readout_lines(readout)
+    backbones = backbone_study(best, quick)
+    lines += heads_lines(hv) + readout_lines(readout) + backbone_lines(backbones)
     with open(os.path.join(RES, f"gcd_summary{suffix}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     write_json_atomic(os.path.join(RES, f"gcd_summary{suffix}.json"),
                       {"best": best, "tuning_seeds": list(TUNING_SEEDS), "eval_seeds": list(EVAL_SEEDS),
                        "rows": rows, "paired": paired, "wall_ratio_fedlpa_simgcd": walls,
-                       "seed_study": study, "heads_vs_features": hv, "readout_study": readout})
+                       "seed_study": study, "heads_vs_features": hv, "readout_study": readout,
+                       "backbones": backbones})
     print("\n".join(lines))
 
 
@@ -579,16 +688,32 @@ def summarize_curve(best, out_dir, quick):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=["tune", "tables", "curve", "seeds", "heads", "summary", "all"], default="all")
+    ap.add_argument("--stage", choices=["tune", "tables", "curve", "seeds", "heads", "backbone", "summary", "all"],
+                    default="all")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--methods", default=",".join(TUNE_GRID),
                     help="comma-separated subset of the methods to run (tables need the method tuned)")
     ap.add_argument("--out-dir", default=None)
+    ap.add_argument("--backbones", default="pretrained,pretrained-wide",
+                    help="--stage backbone: comma-separated pretrained backbones of lab.gcd.config.BACKBONES")
+    ap.add_argument("--seeds", default=",".join(map(str, EVAL_SEEDS)),
+                    help="--stage backbone: comma-separated evaluation seeds (a subset of the table's)")
     a = ap.parse_args()
     a.methods = tuple(m for m in a.methods.split(",") if m)
     if not set(a.methods) <= set(TUNE_GRID):
         ap.error(f"--methods: each of {', '.join(TUNE_GRID)}")
+    from lab.gcd.config import BACKBONES
+
+    a.backbones = tuple(b for b in a.backbones.split(",") if b)
+    if not a.backbones or not all(BACKBONES.get(b) for b in a.backbones):
+        ap.error(f"--backbones: comma-separated, each one of {', '.join(n for n, b in BACKBONES.items() if b)}")
+    try:
+        a.seeds = tuple(int(x) for x in a.seeds.split(",") if x)
+    except ValueError:
+        a.seeds = ()
+    if not a.seeds or not set(a.seeds) <= set(EVAL_SEEDS):
+        ap.error(f"--seeds: comma-separated, each one of {', '.join(map(str, EVAL_SEEDS))}")
     global RES
     if a.quick:                        # smoke test: keep the real results untouched
         import tempfile
@@ -611,6 +736,22 @@ def main():
         run_all(seed_configs(best, a.quick), out_dir, a.workers, "seed study")
     if a.stage in ("heads", "all"):
         heads_vs_features(best, out_dir, a.workers, a.quick)
+    if a.stage == "backbone":          # run files only: a partial run rewrites no summary
+        from lab.gcd.config import BACKBONES
+        from lab.utils import data_path
+
+        for b in a.backbones:
+            if not os.path.exists(data_path(BACKBONES[b].stem + ".safetensors")):
+                ap.error(f"--backbones: {b}'s weights {data_path(BACKBONES[b].stem + '.safetensors')} are missing; "
+                         f"make them with `{BACKBONES[b].make}`")
+        bdir = a.out_dir or os.path.join(RES, BACKBONE_DIR)
+        run_all(backbone_configs(best, a.quick, a.backbones, a.seeds, a.methods), bdir, a.workers, "backbones")
+        import torch
+
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        write_json_atomic(os.path.join(bdir, MACHINE_FILE), {**machine(), "gpu": gpu,
+                                                             "lab_device": os.environ.get("LAB_DEVICE")})
+        return
     summarize(best, out_dir, a.quick)
     summarize_curve(best, out_dir, a.quick)
     print(f"total {time.time() - t0:.0f}s")

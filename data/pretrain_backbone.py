@@ -5,9 +5,12 @@ Labels of the pretraining images are never read. The only labels used are the co
 *evaluate* the frozen features (cosine kNN-10: fit on the 6,000 subset training images, score the 1,000
 subset test images) against raw pixels under the same protocol.
 
-    python data/pretrain_backbone.py --seconds 600            # CPU or CUDA, whichever is present
+    python data/pretrain_backbone.py --steps 3000              # CPU or CUDA, whichever is present
 Writes data/backbone_simclr.safetensors (keys ``backbone.*``) and data/backbone_simclr.json (settings,
-time, device, kNN history).
+time, device, kNN history). ``--steps`` fixes the budget, so the same seed on the same device gives the same
+weights; ``--seconds`` (the budget the committed backbone was made with) stops on the clock instead, and the
+record says how many steps that was. ``--widths`` and ``--out`` make another backbone of ``lab.gcd.config.BACKBONES``
+(``bench/device_backbone.sh`` makes ``pretrained-wide`` on a GPU).
 """
 import argparse
 import json
@@ -17,6 +20,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from lab.data.images import DEBIAN_FMNIST_DIR, load_fashion_mnist, read_idx
 from lab.gcd.augment import augment
@@ -46,8 +50,9 @@ def embed(backbone, x_uint8, device, bs=2048):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--widths", default="32,64,128")
-    ap.add_argument("--seconds", type=float, default=600)
+    ap.add_argument("--widths", default="16,32,64")
+    ap.add_argument("--steps", type=int, default=0, help="optimizer steps (the budget); 0: stop after --seconds")
+    ap.add_argument("--seconds", type=float, default=600, help="time budget when --steps is 0")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--tau", type=float, default=0.2)
@@ -56,7 +61,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "data", "backbone_simclr"))
     ap.add_argument("--eval-every", type=float, default=60, help="seconds between kNN evaluations")
     a = ap.parse_args()
+    if a.steps < 0 or (a.steps == 0 and a.seconds <= 0):
+        ap.error("--steps must be >= 1 (or 0 with --seconds > 0)")
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False   # same seed, same weights
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
 
@@ -79,9 +87,10 @@ def main():
                                                                embed(bb, sub.x_test, dev), sub.y_test)}]
     print(f"raw pixels kNN-10 {raw_knn:.4f}; random init {hist[0]['knn10']:.4f}", flush=True)
     t0, last_eval, step = time.time(), time.time(), 0
-    while time.time() - t0 < a.seconds:
-        frac = (time.time() - t0) / a.seconds
-        for g in opt.param_groups:                        # cosine decay over the time budget
+    bar = tqdm(total=a.steps or None, unit="step", desc=f"SimCLR {a.widths}")
+    while (step < a.steps) if a.steps else (time.time() - t0 < a.seconds):
+        frac = step / a.steps if a.steps else (time.time() - t0) / a.seconds
+        for g in opt.param_groups:                        # cosine decay over the budget
             g["lr"] = a.lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
         idx = torch.randint(0, len(pool), (a.batch,), generator=gen).to(dev)
         xb = pool[idx]
@@ -90,14 +99,16 @@ def main():
         loss.backward()
         opt.step()
         step += 1
+        bar.update(1)
         if time.time() - last_eval > a.eval_every:
             last_eval = time.time()
             acc = knn_accuracy(embed(bb, sub.x_train, dev), sub.y_train, embed(bb, sub.x_test, dev), sub.y_test)
-            hist.append({"step": step, "seconds": round(time.time() - t0, 1), "loss": float(loss), "knn10": acc})
-            print(hist[-1], flush=True)
+            hist.append({"step": step, "seconds": round(time.time() - t0, 1), "loss": loss.item(), "knn10": acc})
+            bar.write(str(hist[-1]))
+    bar.close()
     secs = time.time() - t0
     final = knn_accuracy(embed(bb, sub.x_train, dev), sub.y_train, embed(bb, sub.x_test, dev), sub.y_test)
-    hist.append({"step": step, "seconds": round(secs, 1), "loss": float(loss), "knn10": final})
+    hist.append({"step": step, "seconds": round(secs, 1), "loss": loss.item(), "knn10": final})
     from safetensors.torch import save_file
 
     save_file({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in bb.state_dict().items()},
@@ -105,11 +116,13 @@ def main():
     rec = {"method": "SimCLR (NT-Xent), labels never used", "widths": widths,
            "params": sum(p.numel() for p in bb.parameters()),
            "batch": a.batch, "lr": a.lr, "tau": a.tau, "seed": a.seed,
-           "optimizer": "AdamW wd 1e-4, cosine decay over time",
+           "optimizer": "AdamW wd 1e-4, cosine decay over the budget",
            "augment": "lab.gcd.augment.augment defaults", "pretrain_images": int(len(keep)),
            "pretrain_pool": "Fashion-MNIST train images not in data/fashion_mnist_subset.npz",
            "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "torch": torch.__version__,
-           "seconds": round(secs, 1), "steps": step, "knn10_final": final, "knn10_raw_pixels": raw_knn,
+           "seconds": round(secs, 1), "steps": step,
+           "budget": f"{a.steps} steps" if a.steps else f"{a.seconds:g} seconds",
+           "knn10_final": final, "knn10_raw_pixels": raw_knn,
            "knn_protocol": "cosine kNN-10 fit on subset train (6000), scored on subset test (1000)", "history": hist}
     with open(a.out + ".json", "w") as f:
         json.dump(rec, f, indent=1)

@@ -96,6 +96,11 @@ FEDGCD_ROWS = {
                     {"LAB_DATA_DIR": lambda t: _corrupt_data_dir(t, "fashion_mnist_subset.npz")}, None),
     "corrupt safetensors": (["--dataset", "fashion_mnist"], ["backbone_simclr.safetensors"],
                             {"LAB_DATA_DIR": lambda t: _corrupt_data_dir(t, "backbone_simclr.safetensors")}, None),
+    "unknown backbone": (["--backbone", "wide"], ["backbone must be one of"], None, None),
+    "corrupt wide backbone": (["--dataset", "fashion_mnist", "--backbone", "pretrained-wide"],
+                              ["backbone 'pretrained-wide' weights", "bench/device_backbone.sh pretrain"],
+                              {"LAB_DATA_DIR": lambda t: _corrupt_data_dir(t, "backbone_simclr_wide.safetensors")},
+                              None),
     "unwritable --out": ([], ["out must be a writable file path"], None, _unwritable),
 }
 

@@ -88,10 +88,9 @@ def run(a) -> int:
         raise LabError(f"dataset {cfg.dataset}: its file under {data_path()} could not be read "
                        f"({str(e).splitlines()[0][:100]}); rebuild it (data/README.md)") from None
     cfg.validate(n_samples=n_samples)
-    if cfg.backbone == "pretrained":
-        from lab.gcd.experiment import BACKBONE_FILE
-
-        check_safetensors(data_path(BACKBONE_FILE), "backbone", "python data/pretrain_backbone.py")
+    bb = BACKBONES[cfg.backbone]
+    if bb and cfg.dataset != "digits":              # digits (8x8) trains an MLP from scratch
+        check_safetensors(data_path(bb.stem + ".safetensors"), f"backbone {cfg.backbone!r}", bb.make)
     flower_cli.check_engine_args(a, cfg)
     torch.set_num_threads(a.threads)
     bar = tqdm(total=cfg.rounds, desc=f"{cfg.method} a={cfg.alpha}", file=sys.stderr, unit="round")

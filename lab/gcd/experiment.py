@@ -23,7 +23,7 @@ from lab.data.images import load_dataset
 from lab.data.partition import Partition, federate
 from lab.federated.core import ClientProxy, FedAvg, run_federated
 from lab.gcd.client import get_shared, predict, set_shared
-from lab.gcd.config import FedGCDConfig
+from lab.gcd.config import BACKBONES, FedGCDConfig
 from lab.gcd.methods import METHODS, POOLED_REFERENCE
 from lab.gcd.metrics import cluster_acc_v2
 from lab.gcd.models import GCDModel, ModelConfig, load_backbone, to_input
@@ -31,16 +31,15 @@ from lab.gcd.prior import prior_vs_truth_kl
 from lab.gcd.sskmeans import FederatedSSKMeans, head_seeded_kmeans, nearest, ss_kmeans
 from lab.utils import data_path, get_device, set_seed
 
-BACKBONE_FILE = "backbone_simclr.safetensors"
 LAST_N = 3  # reported accuracy = mean of the last 3 evaluations
 
 
 def build_model(cfg: FedGCDConfig, data, n_heads: int, device) -> GCDModel:
     in_shape = data.image_shape
-    use_pretrained = cfg.backbone == "pretrained" and min(in_shape) >= 16
-    model = GCDModel(ModelConfig(in_shape=in_shape, n_heads=n_heads))
-    if use_pretrained:
-        load_backbone(model, data_path(BACKBONE_FILE))
+    bb = BACKBONES[cfg.backbone] if min(in_shape) >= 16 else None       # 8x8 digits: an MLP, from scratch
+    model = GCDModel(ModelConfig(in_shape=in_shape, n_heads=n_heads, **({"widths": bb.widths} if bb else {})))
+    if bb:
+        load_backbone(model, data_path(bb.stem + ".safetensors"))
         model.freeze_prefix(True)
     return model.to(device)
 
