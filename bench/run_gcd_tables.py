@@ -737,13 +737,11 @@ def main():
     if a.stage in ("heads", "all"):
         heads_vs_features(best, out_dir, a.workers, a.quick)
     if a.stage == "backbone":          # run files only: a partial run rewrites no summary
-        from lab.gcd.config import BACKBONES
         from lab.utils import data_path
 
         for b in a.backbones:
-            if not os.path.exists(data_path(BACKBONES[b].stem + ".safetensors")):
-                ap.error(f"--backbones: {b}'s weights {data_path(BACKBONES[b].stem + '.safetensors')} are missing; "
-                         f"make them with `{BACKBONES[b].make}`")
+            if not os.path.exists(w := data_path(BACKBONES[b].stem + ".safetensors")):
+                ap.error(f"--backbones: {b}'s weights {w} are missing; make them with `{BACKBONES[b].make}`")
         bdir = a.out_dir or os.path.join(RES, BACKBONE_DIR)
         run_all(backbone_configs(best, a.quick, a.backbones, a.seeds, a.methods), bdir, a.workers, "backbones")
         import torch
