@@ -4,7 +4,7 @@
 # runs FedLPA, FedAvg+SimGCD, FedAvg+GCD and the oracle prior on it AND on the committed backbone, on the
 # evaluation seeds, on the same machine (`bench/run_gcd_tables.py --stage backbone`, one process per core).
 #
-#   bash bench/device_backbone.sh pretrain   # -> data/backbone_simclr_wide.safetensors + .json (minutes on a GPU)
+#   bash bench/device_backbone.sh pretrain   # -> data/backbone_simclr_wide.safetensors + .json (on a GPU)
 #   bash bench/device_backbone.sh tables     # -> bench/results/gcd_backbones/*.json (resumable: done runs are kept)
 #   python bench/run_gcd_tables.py --stage summary      # -> section "Item 7" of bench/results/gcd_summary.md
 #

@@ -384,7 +384,7 @@ def backbone_lines(study: dict) -> list:
     missing = [n for n, bb in BACKBONES.items() if bb and n not in study["backbones"]]
     for n in missing:
         lines.append(f"`{n}` (widths {'/'.join(map(str, BACKBONES[n].widths))}) is not made yet: "
-                     f"`{BACKBONES[n].make}` pretrains it (minutes on a GPU, hours on a laptop) and "
+                     f"`{BACKBONES[n].make}` pretrains it (it needs a GPU: hours on a laptop's CPU) and "
                      "`bash bench/device_backbone.sh tables` runs FedLPA, the federated baselines and the oracle "
                      "prior on it, on the evaluation seeds, at the learning rates tuned on the committed backbone.")
     if not study["alphas"]:

@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import linked_data_dir
 from lab.data.images import DEBIAN_FMNIST_DIR
 from lab.gcd.config import BACKBONES, FedGCDConfig
 from lab.gcd.experiment import build_model
@@ -22,14 +23,6 @@ from lab.gcd.models import CNNBackbone
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = SimpleNamespace(image_shape=(28, 28))
-
-
-def _linked_data_dir(tmp_path) -> Path:
-    d = tmp_path / "data"
-    d.mkdir()
-    for f in (ROOT / "data").iterdir():
-        (d / f.name).symlink_to(f)
-    return d
 
 
 def test_the_committed_record_states_the_widths_of_the_table():
@@ -43,11 +36,10 @@ def test_the_committed_record_states_the_widths_of_the_table():
 def test_a_run_loads_the_backbone_its_config_names_at_its_widths(tmp_path, monkeypatch):
     """A wide backbone planted under a data folder: ``pretrained-wide`` loads exactly its tensors (not the
     committed backbone's, not a fresh init), and the prefix is frozen; ``pretrained`` still loads the committed."""
-    d = _linked_data_dir(tmp_path)
     wide = BACKBONES["pretrained-wide"]
+    d = linked_data_dir(tmp_path, leave_out=(f"{wide.stem}.safetensors",))
     torch.manual_seed(7)
     planted = {f"backbone.{k}": v.clone() for k, v in CNNBackbone(wide.widths).state_dict().items()}
-    (d / f"{wide.stem}.safetensors").unlink(missing_ok=True)
     save_file(planted, str(d / f"{wide.stem}.safetensors"))
     monkeypatch.setenv("LAB_DATA_DIR", str(d))
 

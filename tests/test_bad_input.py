@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import linked_data_dir
 from lab.cli import main
 from lab.utils import LabError
 
@@ -36,11 +37,7 @@ def _cache(tmp_path_factory):
 
 def _corrupt_data_dir(tmp_path, name: str) -> str:
     """A data folder that links to the real files, except ``name``, which holds garbage."""
-    d = tmp_path / "data"
-    d.mkdir()
-    for f in (ROOT / "data").iterdir():
-        if f.name != name:
-            (d / f.name).symlink_to(f)
+    d = linked_data_dir(tmp_path, leave_out=(name,))
     (d / name).write_bytes(b"\x00\x01 this is not what its name says " * 40)
     return str(d)
 

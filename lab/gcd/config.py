@@ -18,8 +18,8 @@ class Backbone:
 
 
 #: backbone name -> its weights, or None: trained from scratch. ``pretrained-wide`` (4x the parameters, issue 9
-#: item 7) needs a GPU to pretrain in minutes; until its files are committed, choosing it is an error naming the
-#: command.
+#: item 7) needs a GPU to pretrain (hours on a laptop's CPU); until its files are committed, choosing it is an
+#: error naming the command.
 BACKBONES = {
     "pretrained": Backbone("backbone_simclr", (16, 32, 64), "python data/pretrain_backbone.py"),
     "pretrained-wide": Backbone("backbone_simclr_wide", (32, 64, 128),
