@@ -61,3 +61,24 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 10) -> float:
     clf = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
     clf.fit(f(np.asarray(train_x, dtype=np.float32)), train_y)
     return float((clf.predict(f(np.asarray(test_x, dtype=np.float32))) == np.asarray(test_y)).mean())
+
+
+def backbone_knn(backbone, train_x, train_y, test_x, test_y, device="cpu", batch: int = 2048,
+                 spaces=("output", "prefix")) -> dict:
+    """Cosine kNN-10 accuracy of a frozen image backbone (uint8 images (N, 28, 28)), fit on the train images and
+    scored on the test images, on two of its feature spaces: ``"output"`` (the pooled features the pretraining
+    objective shaped) and ``"prefix"`` (the flattened maps of the blocks a run freezes, on which FedLPA's
+    graph is built). Labels serve the score only."""
+    import torch
+
+    def feats(x, part):
+        was = backbone.training
+        backbone.eval()
+        with torch.no_grad():
+            out = [part(torch.as_tensor(x[i:i + batch]).to(device).float().div(255).unsqueeze(1)).flatten(1).cpu()
+                   for i in range(0, len(x), batch)]
+        backbone.train(was)
+        return torch.cat(out).numpy()
+
+    return {name: knn_accuracy(feats(train_x, part), train_y, feats(test_x, part), test_y)
+            for name, part in (("output", backbone), ("prefix", backbone.prefix)) if name in spaces}
