@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -69,6 +70,7 @@ BASELINE_PRIOR_RULE = "argmax"
 #: the seed study's runs, label -> (method, config flags): FedLPA, the federated baselines and the oracle prior
 SEED_CORE = {**{DISPLAY_NAMES[m]: (m, {}) for m in ("fedlpa",) + BASELINES},
              "FedLPA, oracle prior": ("fedlpa", ABLATIONS["oracle prior"])}
+ORACLE = "FedLPA, oracle prior"
 #: ... and the runs that take the oracle's lead apart (``ORACLE_PARTS``, with the equal-masses ablation beside them)
 SEED_PARTS = {f"FedLPA, {n}": ("fedlpa", flags)
               for n, flags in {**ORACLE_PARTS, "equal masses": ABLATIONS["equal masses"]}.items()}
@@ -81,6 +83,9 @@ READOUT_RUNS = ("FedLPA", "FedAvg+SimGCD")
 #: the runs ``--stage backbone`` makes on each backbone (those the Done-when of issue 9 compares), and their folder
 BACKBONE_RUNS = SEED_CORE
 BACKBONE_DIR = "gcd_backbones"
+#: the committed backbone's runs on the same machine's CPU (``device_backbone.sh all`` on a GPU machine, while the
+#: GPU pretrains): beside BACKBONE_DIR's GPU runs they show how far the device alone moves a run
+BACKBONE_CPU_DIR = "gcd_backbones_cpu"
 MACHINE_FILE = "machine.json"      # in BACKBONE_DIR: where its runs were made
 HEADS_FILE = "gcd_heads_vs_features.json"
 HEADS_DIR = "gcd_heads"           # one file per re-run (the stage resumes: a re-run whose file exists is not redone)
@@ -136,7 +141,12 @@ def run_all(cfgs: list, out_dir: str, workers: int, desc: str, snapshots: dict |
     if not todo:
         return
     snapshots = snapshots or {}
-    with ProcessPoolExecutor(workers) as ex, tqdm(total=len(todo), desc=desc, unit="run") as bar:
+    import torch
+
+    # a forked child cannot use CUDA once the parent has (the backbone stage names the GPU): where there is a
+    # GPU, workers start fresh
+    ctx = multiprocessing.get_context("spawn") if torch.cuda.is_available() else None
+    with ProcessPoolExecutor(workers, mp_context=ctx) as ex, tqdm(total=len(todo), desc=desc, unit="run") as bar:
         futs = [ex.submit(run_one, c, out_dir, snapshots.get(run_name(c))) for c in todo]
         for f in as_completed(futs):
             path, acc, secs = f.result()
@@ -201,6 +211,11 @@ def curve_configs(best, quick, methods=tuple(TUNE_GRID)) -> list:
 def _stats(v):
     v = np.asarray(v, float)
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v)), "values": v.tolist()}
+
+
+def _spread(st: dict) -> str:
+    """The std of ``_stats`` in points, or "—" over one seed (no spread measured, not a spread of 0)."""
+    return f"{100 * st['std']:.1f}" if st["n"] > 1 else "—"
 
 
 def _k_hat_within_1(records) -> dict:
@@ -368,7 +383,9 @@ def backbone_study(best, quick) -> dict:
         for name in made:
             made[name]["knn10"] = frozen_knn(name)
     mpath = os.path.join(out_dir, MACHINE_FILE)
-    out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": []}
+    out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": [],
+           "runs_missing": sum(load(c, out_dir) is None for c in backbone_configs(best, quick, tuple(made))),
+           "runs_expected": len(backbone_configs(best, quick, tuple(made)))}
     for al in TABLE_ALPHAS:
         runs = {n: {label: {s: r for s in EVAL_SEEDS
                             for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
@@ -383,12 +400,20 @@ def backbone_study(best, quick) -> dict:
             common = [s for s in a if s in b]
             return _paired(a, b, common, label) if common else None
 
+        on_cpu = {label: {s: r["acc_all"] for s in EVAL_SEEDS for r in [load(config(
+                      m, al, s, quick, **best[m], **extra, backbone="pretrained"), os.path.join(RES, BACKBONE_CPU_DIR))]
+                          if r} for label, (m, extra) in BACKBONE_RUNS.items() if m in best}
         e = {"alpha": al,
              "all": {n: {label: _stats(list(v.values())) for label, v in a.items()} for n, a in acc.items()},
+             "cpu_vs_gpu": [p for label, a in on_cpu.items() if label in acc.get("pretrained", {})
+                            for p in [paired(a, acc["pretrained"][label], label)] if p],
              "k_hat_within_1": {n: _k_hat_within_1(list(runs[n]["FedLPA"].values())) for n in acc
                                 if runs[n].get("FedLPA")},
              "fedlpa_vs": {n: [p for label in a if label != "FedLPA" and "FedLPA" in a
                                for p in [paired(a["FedLPA"], a[label], label)] if p] for n, a in acc.items()},
+             # how far a right prior takes FedLPA on these features: is the target within reach of the backbone?
+             "oracle_vs": {n: [p for label in map(DISPLAY_NAMES.get, BASELINES) if label in a and ORACLE in a
+                               for p in [paired(a[ORACLE], a[label], label)] if p] for n, a in acc.items()},
              "vs_committed": {n: [p for label in acc[n] if label in acc.get("pretrained", {})
                                   for p in [paired(acc[n][label], acc["pretrained"][label], label)] if p]
                               for n in acc if n != "pretrained"}}
@@ -410,6 +435,12 @@ def backbone_lines(study: dict) -> list:
                      "machine, the committed backbone's runs on its cores while it pretrains).")
     if not study["alphas"]:
         return lines
+    if study.get("runs_missing"):
+        lines.append(f"{study['runs_missing']} of the {study['runs_expected']} runs below are not made yet (the device "
+                     "call ended first; a paired difference below uses only the seeds both sides have): "
+                     "`bash bench/device_backbone.sh tables` on a GPU machine makes them, starting from "
+                     "those done.")
+        lines.append("")
     lines += ["| backbone | widths | parameters | kNN-10: output / prefix (raw pixels) | made on | budget |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {n} | {'/'.join(map(str, b['widths']))} | {b['params']:,} | {100 * b['knn10']['output']:.1f} % / "
@@ -431,19 +462,29 @@ def backbone_lines(study: dict) -> list:
         for n, by in e["all"].items():
             kh = e["k_hat_within_1"].get(n)
             lines.append(f"| {e['alpha']:g} | {n} | "
-                         + " | ".join(f"{100 * by[label]['mean']:.1f} ± {100 * by[label]['std']:.1f} "
+                         + " | ".join(f"{100 * by[label]['mean']:.1f} ± {_spread(by[label])} "
                                       f"({by[label]['n']})" if label in by else "—" for label in BACKBONE_RUNS)
                          + (f" | {100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']}) |" if kh else " | — |"))
     lines += ["", "Paired per seed (points): FedLPA − each other run on the same backbone, and each run on a new "
                   "backbone − the same run on the committed one:", "",
               "| α | backbone | difference | mean ± std | ahead | ratio |", "|---|---|---|---|---|---|"]
     def row(e, n, what, p):
-        return (f"| {e['alpha']:g} | {n} | {what} | {100 * p['diff']['mean']:+.1f} ± {100 * p['diff']['std']:.1f} | "
+        return (f"| {e['alpha']:g} | {n} | {what} | {100 * p['diff']['mean']:+.1f} ± {_spread(p['diff'])} | "
                 f"{p['ahead']}/{p['diff']['n']} | {p['ratio_to']:.3f} |")
 
     for e in study["alphas"]:
         lines += [row(e, n, f"FedLPA − {p['vs']}", p) for n, ps in e["fedlpa_vs"].items() for p in ps]
+        lines += [row(e, n, f"{ORACLE} − {p['vs']}", p) for n, ps in e.get("oracle_vs", {}).items() for p in ps]
         lines += [row(e, n, f"{p['vs']}: {n} − pretrained", p) for n, ps in e["vs_committed"].items() for p in ps]
+    if any(e.get("cpu_vs_gpu") for e in study["alphas"]):
+        lines += ["", "The device alone: the committed backbone's runs on the same machine's CPU "
+                      f"(`{BACKBONE_CPU_DIR}/`, as the committed tables were made, one thread per run) − the same runs "
+                      "on its GPU above, paired "
+                      "per seed (points; same configs, same seeds, only the device differs):", "",
+                  "| α | run | CPU − GPU, mean ± std | per seed |", "|---|---|---|---|"]
+        lines += [f"| {e['alpha']:g} | {p['vs']} | {100 * p['diff']['mean']:+.1f} ± {_spread(p['diff'])} | "
+                  + ", ".join(f"{100 * d:+.1f}" for d in p["diff"]["values"]) + " |"
+                  for e in study["alphas"] for p in e.get("cpu_vs_gpu", [])]
     return lines
 
 

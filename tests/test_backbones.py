@@ -26,10 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGES = SimpleNamespace(image_shape=(28, 28))
 
 
-def test_the_committed_record_states_the_widths_of_the_table():
-    bb = BACKBONES["pretrained"]
+@pytest.mark.parametrize("name", [n for n, bb in BACKBONES.items() if bb])
+def test_the_committed_record_states_the_widths_of_the_table(name):
+    bb = BACKBONES[name]
     rec = json.loads((ROOT / "data" / f"{bb.stem}.json").read_text())
     assert tuple(rec["widths"]) == bb.widths
+    if rec.get("budget", "").endswith(" steps"):      # a step budget is what `--steps N` rebuilds: it must be met
+        assert rec["budget"] == f"{rec['steps']} steps"
     CNNBackbone(bb.widths).load_state_dict(
         {k.removeprefix("backbone."): v for k, v in load_file(ROOT / "data" / f"{bb.stem}.safetensors").items()})
 
@@ -134,3 +137,53 @@ def test_a_bad_pretraining_budget_is_one_line_naming_it(args, names, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert all(n in r.stderr.strip().splitlines()[-1] for n in names)
     assert not list(tmp_path.iterdir())
+
+
+def _tables_script(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("run_gcd_tables", ROOT / "bench" / "run_gcd_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "RES", str(tmp_path))
+    monkeypatch.setattr(mod, "frozen_knn", lambda name: {"output": 0.8, "prefix": 0.9})   # seconds of CPU spared
+    return mod
+
+
+def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_the_device_apart(tmp_path,
+                                                                                               monkeypatch):
+    """Planted run files: the oracle prior − each federated baseline and CPU − GPU are paired per seed (on the
+    seeds both sides have), CPU runs are read from their own folder only, the missing runs are counted, and a
+    one-seed difference shows no spread rather than a spread of 0."""
+    mod = _tables_script(tmp_path, monkeypatch)
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    acc = {"FedLPA": 0.55, "FedAvg+SimGCD": 0.50, "FedAvg+GCD": 0.66, "FedLPA, oracle prior": 0.75}
+
+    def plant(folder, label, backbone, seed, all_):
+        m, extra = mod.BACKBONE_RUNS[label]
+        cfg = mod.config(m, 0.1, seed, False, **best[m], **extra, backbone=backbone)
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / f"{mod.run_name(cfg)}.json").write_text(
+            json.dumps({"acc_all": all_, "k_est": [3, 5], "k_true": [3, 3]}))
+
+    for seed in (0, 1):
+        for label, a in acc.items():
+            plant(mod.BACKBONE_DIR, label, "pretrained", seed, a - 0.01 * seed)
+            plant(mod.BACKBONE_DIR, label, "pretrained-wide", seed, a + 0.02 * seed)
+    for label, a in acc.items():          # seed 0 on the CPU; seed 1's CPU runs are not made
+        plant(mod.BACKBONE_CPU_DIR, label, "pretrained", 0, a + 0.03)
+    plant(mod.BACKBONE_CPU_DIR, "FedAvg+GCD", "pretrained-wide", 0, 0.10)    # not the committed backbone: unread
+    plant(mod.BACKBONE_CPU_DIR, "FedLPA", "pretrained", 2, 0.90)             # no GPU run of seed 2: unpaired
+
+    study = mod.backbone_study(best, False)
+    assert study["runs_expected"] == 48 and study["runs_missing"] == 48 - 16
+    (e,) = study["alphas"]
+    gcd = next(p for p in e["oracle_vs"]["pretrained-wide"] if p["vs"] == "FedAvg+GCD")
+    assert gcd["diff"]["values"] == pytest.approx([0.75 - 0.66, 0.75 - 0.66])
+    assert [p["vs"] for p in e["oracle_vs"]["pretrained"]] == ["FedAvg+SimGCD", "FedAvg+GCD"]
+    device = {p["vs"]: p["diff"]["values"] for p in e["cpu_vs_gpu"]}
+    assert set(device) == set(acc) and all(v == pytest.approx([0.03]) for v in device.values())
+    assert e["k_hat_within_1"]["pretrained"]["share"] == 0.5
+
+    text = "\n".join(mod.backbone_lines(study))
+    assert "32 of the 48 runs below are not made yet" in text
+    assert "| 0.1 | pretrained-wide | FedLPA, oracle prior − FedAvg+GCD | +9.0 ± 0.0 | 2/2 |" in text
+    assert "| 0.1 | FedAvg+GCD | +3.0 ± — | +3.0 |" in text
