@@ -243,6 +243,32 @@ def heads_rows(hv: dict | None) -> list:
 # Per-run records grouped by config
 # --------------------------------------------------------------------------------------------------------
 
+def backbone_rows(study: dict | None) -> tuple[list, list]:
+    """Issue 9 item 7 (``gcd_summary.json`` → ``backbones``, made by ``bench/run_gcd_tables.py --stage summary``).
+    Runs: one row per (α, backbone): each core run's All (mean, std over the evaluation seeds it has, their number;
+    in [0, 1]) and FedLPA's K̂ within ±1 (share, or None). Differences: one row per paired comparison, per seed:
+    FedLPA − each run and the oracle prior − each federated baseline on one backbone, each run on a new backbone −
+    on the committed one, and the committed backbone's runs on CPU − on GPU (the device alone); std None over one
+    seed (no spread measured)."""
+    if not study:
+        return [], []
+    runs, diffs = [], []
+    for e in study["alphas"]:
+        for n, by in e["all"].items():
+            kh = e["k_hat_within_1"].get(n)
+            runs.append({"alpha": e["alpha"], "backbone": n, "k_hat_within_1": kh["share"] if kh else None,
+                         "all": {label: (st["mean"], st["std"], st["n"]) for label, st in by.items()}})
+        kinds = [("FedLPA − {vs}", e["fedlpa_vs"]), ("FedLPA, oracle prior − {vs}", e.get("oracle_vs", {})),
+                 ("{vs}: {n} − pretrained", e["vs_committed"]),
+                 ("{vs}: CPU − GPU", {"pretrained": e.get("cpu_vs_gpu", [])})]
+        for what, by_backbone in kinds:
+            for n, ps in by_backbone.items():
+                diffs += [{"alpha": e["alpha"], "backbone": n, "difference": what.format(vs=p["vs"], n=n),
+                           "mean": p["diff"]["mean"], "std": p["diff"]["std"] if p["diff"]["n"] > 1 else None,
+                           "ahead": p["ahead"], "seeds": p["diff"]["n"]} for p in ps]
+    return runs, diffs
+
+
 def config_group(rec: dict) -> str:
     """A record's group: its config without the seed (JSON, sorted keys); records without a config fall
     back to method and α."""

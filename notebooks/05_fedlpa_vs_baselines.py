@@ -292,6 +292,37 @@ else:
     print("no readout study in the summary: run `python bench/run_gcd_tables.py --stage heads`")
 
 # %% [markdown]
+# ### A stronger backbone (issue 9, item 7)
+#
+# Every method here learns on top of a frozen SimCLR backbone, and FedLPA's premise is features worth discovering
+# on. `pretrained-wide` (4× the parameters, pretrained on a GPU: `data/README.md`) is tried beside the committed
+# backbone: the core runs on both, made on one machine, at the learning rates tuned on the committed one. The line
+# to read is *FedLPA, oracle prior − FedAvg+GCD*: where it is positive, a right prior would put FedLPA ahead on
+# those features, and what is left is estimating that prior. The last rows show how far the device alone (CPU or
+# GPU, same configs and seeds) moves a run. `gcd_summary.md` says how many runs are still missing.
+
+# %%
+from lab.results import backbone_rows
+
+bb_study = summary.get("backbones")
+bb_runs, bb_diffs = backbone_rows(bb_study)
+if bb_runs:
+    display(pd.DataFrame([{"backbone": n, "widths": "/".join(map(str, b["widths"])), "parameters": b["params"],
+                           "kNN-10 output": b["knn10"]["output"], "kNN-10 prefix": b["knn10"]["prefix"],
+                           "kNN-10 raw pixels": b["knn10_raw_pixels"], "made on": b["device"]}
+                          for n, b in bb_study["backbones"].items()]))
+    display(pd.DataFrame([{"α": r["alpha"], "backbone": r["backbone"],
+                           **{label: "%.3f ± %s (%d)" % (m, "%.3f" % sd if k > 1 else "—", k)
+                              for label, (m, sd, k) in r["all"].items()},
+                           "FedLPA K̂ within ±1": r["k_hat_within_1"]} for r in bb_runs]))
+    display(pd.DataFrame([{"α": d["alpha"], "backbone": d["backbone"], "difference": d["difference"],
+                           "mean ± std": "%+.3f ± %s" % (d["mean"], "%.3f" % d["std"] if d["std"] is not None else "—"),
+                           "ahead": f"{d['ahead']}/{d['seeds']}"} for d in bb_diffs]))
+else:
+    print("no backbone study in the summary: run `bash bench/device_backbone.sh all` on a GPU machine, "
+          "then `python bench/run_gcd_tables.py --stage summary`")
+
+# %% [markdown]
 # ### All / Old / New at strong and weak skew
 #
 # Mean of the last 3 evaluations per run; error bars are the standard deviation over evaluation seeds.

@@ -21,6 +21,7 @@ from lab.data.images import DEBIAN_FMNIST_DIR
 from lab.gcd.config import BACKBONES, FedGCDConfig
 from lab.gcd.experiment import build_model
 from lab.gcd.models import CNNBackbone
+from lab.results import backbone_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = SimpleNamespace(image_shape=(28, 28))
@@ -182,6 +183,13 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
     device = {p["vs"]: p["diff"]["values"] for p in e["cpu_vs_gpu"]}
     assert set(device) == set(acc) and all(v == pytest.approx([0.03]) for v in device.values())
     assert e["k_hat_within_1"]["pretrained"]["share"] == 0.5
+
+    runs, diffs = backbone_rows(study)        # what notebook 05 shows: the same pairs, no spread over one seed
+    assert [(r["alpha"], r["backbone"]) for r in runs] == [(0.1, "pretrained"), (0.1, "pretrained-wide")]
+    row = {(d["backbone"], d["difference"]): d for d in diffs}
+    assert row["pretrained-wide", "FedLPA, oracle prior − FedAvg+GCD"]["mean"] == pytest.approx(0.09)
+    assert row["pretrained", "FedAvg+GCD: CPU − GPU"]["std"] is None
+    assert row["pretrained-wide", "FedLPA: pretrained-wide − pretrained"]["mean"] == pytest.approx(0.015)
 
     text = "\n".join(mod.backbone_lines(study))
     assert "32 of the 48 runs below are not made yet" in text
