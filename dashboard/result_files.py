@@ -114,19 +114,30 @@ def _gcd_results(results_dir: str, tuning_seeds: tuple) -> tuple:
 def seed_study() -> tuple:
     """(the ``seed_study`` of ``gcd_summary.json`` or None, the file): FedLPA − each federated baseline paired
     over more evaluation seeds (``bench/run_gcd_tables.py --stage seeds``)."""
+    return _summary_section("seed_study")
+
+
+def backbone_study() -> tuple:
+    """(the ``backbones`` section of ``gcd_summary.json`` or None, the file): the core runs on each pretrained
+    backbone, made on one machine (issue 9 item 7, ``bench/device_backbone.sh``); its rows:
+    ``lab.results.backbone_rows``."""
+    return _summary_section("backbones")
+
+
+def _summary_section(key: str) -> tuple:
     from lab.results import GCD_SUMMARY
 
     path = Path(RESULTS_DIR) / GCD_SUMMARY
-    return _seed_study(str(path), _mtime(path)), os.path.relpath(path, ROOT)
+    return _section(str(path), key, _mtime(path)), os.path.relpath(path, ROOT)
 
 
 @st.cache_data(show_spinner=False)
-def _seed_study(path: str, stamp: float):
+def _section(path: str, key: str, stamp: float):
     from lab.results import read_json
 
     del stamp
     try:
-        study = read_json(path).get("seed_study")
+        study = read_json(path).get(key)
     except LabError:
         return None
     return study if study and study.get("alphas") else None

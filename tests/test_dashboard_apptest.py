@@ -138,6 +138,11 @@ def test_training_page_results_and_a_live_run():
             assert any("Is the difference real?" in m.value for m in at.markdown)
             assert any("FedLPA − other" in c.proto.spec for c in at.get("plotly_chart"))
             assert any("Oracle prior − federated baseline" in c.proto.spec for c in at.get("plotly_chart"))
+        if result_files.backbone_study()[0]:             # item 7: the runs on both backbones, then the pairs
+            (exp,) = [e for e in at.expander if e.label == "A stronger backbone?"]
+            runs, pairs = (d.value for d in exp.dataframe)
+            assert set(runs["backbone"]) == {"pretrained", "pretrained-wide"}
+            assert "FedLPA, oracle prior − FedAvg+GCD" in set(pairs["difference"])
     # a tiny live run (8x8 digits, 1 round, 2 clients): progress, curves and a table, no exception
     rerun(at, t_methods=["simgcd"], t_ds="digits", t_rounds=1, t_clients=2, t_warm=0, t_alpha=100.0)
     at.button(key="t_run").click().run()
