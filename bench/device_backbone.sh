@@ -4,8 +4,8 @@
 # runs FedLPA, FedAvg+SimGCD, FedAvg+GCD and the oracle prior on it AND on the committed backbone, on the
 # evaluation seeds, on the same machine (`bench/run_gcd_tables.py --stage backbone`, one process per core).
 #
-#   bash bench/device_backbone.sh all        # both below in one call: pretraining on the GPU while the committed
-#                                            # backbone's 24 runs use the cores, then the wide backbone's 24 runs
+#   bash bench/device_backbone.sh all        # both below in one call: pretraining on the GPU (the committed
+#                                            # backbone's 24 runs on the idle cores meanwhile), then the tables
 #   bash bench/device_backbone.sh pretrain   # -> data/backbone_simclr_wide.safetensors + .json (on a GPU)
 #   bash bench/device_backbone.sh tables     # -> bench/results/gcd_backbones/*.json (resumable: done runs are kept)
 #   python bench/run_gcd_tables.py --stage summary      # -> section "Item 7" of bench/results/gcd_summary.md
@@ -39,7 +39,8 @@
 #       FMNIST_DIR=.fmnist WHEELS=.whl bash bench/device_backbone.sh all 2>&1 | tee $OUT/log.txt
 #   then: copy the returned data/backbone_simclr_wide.* into data/, unpack results.tgz into bench/results/,
 #   python bench/run_gcd_tables.py --stage summary; commit the files (gcd_backbones/machine.json and the
-#   backbone's record name the hardware). `tables` resumes what a call left (done runs are kept).
+#   backbone's record name the hardware). `tables` resumes what a call left (done runs are kept):
+#   device run, carry [".whl"], timeout 580: WHEELS=.whl bash bench/device_backbone.sh tables 2>&1 | tee $OUT/log.txt
 #   In the CPU smoke test of this script (2 cores, 2 runs at a time, a 5-step backbone) a FedLPA run took
 #   120-164 s on the committed backbone and 385-522 s on the wide one: on CPU the wide backbone's runs alone
 #   need more than one call, which is why the tables train on the GPU where there is one.

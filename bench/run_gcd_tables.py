@@ -24,7 +24,7 @@ Stages (each resumable: a run whose result file exists is not run again):
             at the learning rates tuned on the committed backbone (no backbone gets a budget of its own). Run all
             backbones on one machine: they are compared on runs made there, not against the table's. Writes
             run files only (-> bench/results/gcd_backbones/*.json); ``summary`` compares the backbones.
-            ``bench/device_backbone.sh`` makes the wide backbone on a GPU and runs this stage on its cores.
+            ``bench/device_backbone.sh`` makes the wide backbone on a GPU and runs this stage there.
 ``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
             -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
 
@@ -432,7 +432,7 @@ def backbone_lines(study: dict) -> list:
                      "`bash bench/device_backbone.sh tables` runs FedLPA, the federated baselines and the oracle "
                      "prior on it and on the committed backbone, on the evaluation seeds, at the learning rates tuned "
                      "on the committed backbone (`bash bench/device_backbone.sh all`: both in one call of a GPU "
-                     "machine, the committed backbone's runs on its cores while it pretrains).")
+                     "machine).")
     if not study["alphas"]:
         return lines
     if study.get("runs_missing"):
