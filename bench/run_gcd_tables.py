@@ -383,9 +383,9 @@ def backbone_study(best, quick) -> dict:
         for name in made:
             made[name]["knn10"] = frozen_knn(name)
     mpath = os.path.join(out_dir, MACHINE_FILE)
+    cfgs = backbone_configs(best, quick, tuple(made))
     out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": [],
-           "runs_missing": sum(load(c, out_dir) is None for c in backbone_configs(best, quick, tuple(made))),
-           "runs_expected": len(backbone_configs(best, quick, tuple(made)))}
+           "runs_missing": sum(load(c, out_dir) is None for c in cfgs), "runs_expected": len(cfgs)}
     for al in TABLE_ALPHAS:
         runs = {n: {label: {s: r for s in EVAL_SEEDS
                             for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
@@ -400,8 +400,9 @@ def backbone_study(best, quick) -> dict:
             common = [s for s in a if s in b]
             return _paired(a, b, common, label) if common else None
 
-        on_cpu = {label: {s: r["acc_all"] for s in EVAL_SEEDS for r in [load(config(
-                      m, al, s, quick, **best[m], **extra, backbone="pretrained"), os.path.join(RES, BACKBONE_CPU_DIR))]
+        cpu_dir = os.path.join(RES, BACKBONE_CPU_DIR)
+        on_cpu = {label: {s: r["acc_all"] for s in EVAL_SEEDS
+                          for r in [load(config(m, al, s, quick, **best[m], **extra, backbone="pretrained"), cpu_dir)]
                           if r} for label, (m, extra) in BACKBONE_RUNS.items() if m in best}
         e = {"alpha": al,
              "all": {n: {label: _stats(list(v.values())) for label, v in a.items()} for n, a in acc.items()},
