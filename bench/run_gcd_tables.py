@@ -83,10 +83,24 @@ READOUT_RUNS = ("FedLPA", "FedAvg+SimGCD")
 #: the runs ``--stage backbone`` makes on each backbone (those the Done-when of issue 9 compares), and their folder
 BACKBONE_RUNS = SEED_CORE
 BACKBONE_DIR = "gcd_backbones"
+#: on a backbone whose discovery study chose another setting: FedLPA at the library's (the committed backbone's)
+LIB_DISCOVERY = "FedLPA, committed backbone's discovery"
 #: the committed backbone's runs on the same machine's CPU (``device_backbone.sh all`` on a GPU machine, while the
 #: GPU pretrains): beside BACKBONE_DIR's GPU runs they show how far the device alone moves a run
 BACKBONE_CPU_DIR = "gcd_backbones_cpu"
-MACHINE_FILE = "machine.json"      # in BACKBONE_DIR: where its runs were made
+#: the same runs, both backbones, on the lab's 2-core CPU machine (where the committed tables are made)
+BACKBONE_2CORE_DIR = "gcd_backbones_2core"
+MACHINE_FILE = "machine.json"      # in each folder of item 7's runs: where they were made
+#: item 7's studies, one per machine (key in gcd_summary.json -> its folder of runs, the folder of the committed
+#: backbone's runs on the same machine's CPU (the device alone), how to make what is missing, the md heading)
+BACKBONE_STUDIES = {
+    "backbones": dict(folder=BACKBONE_DIR, cpu=BACKBONE_CPU_DIR, title="Item 7: a stronger backbone",
+                      make="`bash bench/device_backbone.sh tables` on a GPU machine"),
+    "backbones_2core": dict(folder=BACKBONE_2CORE_DIR, cpu=None,
+                            title="Item 7 on the lab's 2-core CPU machine (no GPU)",
+                            make=f"`python bench/run_gcd_tables.py --stage backbone --workers 2 --out-dir "
+                                 f"bench/results/{BACKBONE_2CORE_DIR}` on it"),
+}
 HEADS_FILE = "gcd_heads_vs_features.json"
 HEADS_DIR = "gcd_heads"           # one file per re-run (the stage resumes: a re-run whose file exists is not redone)
 ACC = ("acc_all", "acc_old", "acc_new")
@@ -195,11 +209,37 @@ def seed_configs(best, quick) -> list:
             for m, extra in {**SEED_CORE, **SEED_PARTS}.values() if m in best]
 
 
-def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID)) -> list:
-    """``BACKBONE_RUNS`` of ``methods`` on each of ``backbones`` at every table alpha and seed; seed-major, so a
-    run cut short has both backbones on its first seeds."""
-    return [config(m, al, s, quick, **best[m], **extra, backbone=b) for s in seeds for al in TABLE_ALPHAS
-            for m, extra in BACKBONE_RUNS.values() for b in backbones if m in best and m in methods]
+def discovery_tuned(backbone: str) -> dict:
+    """FedLPA's config fields for the discovery setting ``bench/discovery_study.py --backbone`` chose on that
+    backbone's tuning seeds (its ``choice``), where they differ from the library's defaults ({} on the committed
+    backbone, whose choice the defaults are, and where no study exists)."""
+    from lab.gcd.config import DISCOVERY_FIELDS, FedGCDConfig
+    from lab.results import COMMITTED_BACKBONE, discovery_study_file
+
+    path = os.path.join(RES, discovery_study_file(backbone))
+    if backbone == COMMITTED_BACKBONE or not os.path.exists(path):
+        return {}
+    field = {p: f for f, p in DISCOVERY_FIELDS.items()}
+    params, lib = json.load(open(path))["choice"]["params"], FedGCDConfig().discovery_params()
+    if bad := {k: v for k, v in params.items() if k not in field and getattr(lib, k) != v}:
+        raise ValueError(f"{path}: {bad} is no field of a run's config (lab.gcd.config.DISCOVERY_FIELDS)")
+    return {field[k]: v for k, v in params.items() if k in field and getattr(lib, k) != v}
+
+
+def backbone_runs(backbone: str) -> dict:
+    """``BACKBONE_RUNS`` on ``backbone``: FedLPA at the discovery setting chosen on it (:func:`discovery_tuned`)
+    and, where that is not the library's, FedLPA at the library's defaults beside it (``LIB_DISCOVERY``)."""
+    tuned = discovery_tuned(backbone)
+    runs = {label: (m, {**extra, **tuned} if label == "FedLPA" else extra)
+            for label, (m, extra) in BACKBONE_RUNS.items()}
+    return {**runs, LIB_DISCOVERY: BACKBONE_RUNS["FedLPA"]} if tuned else runs
+
+
+def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS) -> list:
+    """``backbone_runs`` of ``methods`` on each of ``backbones`` at every alpha and seed; seed-major, so a run cut
+    short has both backbones on its first seeds."""
+    return [config(m, al, s, quick, **best[m], **extra, backbone=b) for s in seeds for al in alphas
+            for b in backbones for m, extra in backbone_runs(b).values() if m in best and m in methods]
 
 
 def curve_configs(best, quick, methods=tuple(TUNE_GRID)) -> list:
@@ -364,15 +404,17 @@ def frozen_knn(backbone: str) -> dict:
     return backbone_knn(net, sub.x_train, sub.y_train, sub.x_test, sub.y_test)
 
 
-def backbone_study(best, quick) -> dict:
-    """Issue 9 item 7: ``BACKBONE_RUNS`` on each pretrained backbone of ``lab.gcd.config.BACKBONES`` (the runs in
-    ``BACKBONE_DIR``, made on one machine). Per backbone: its record (kNN-10 of the frozen features, parameters,
-    device); per run: All mean ± std over the seeds it has finished; paired per seed (on the seeds both have
-    finished): FedLPA − each other run on that backbone, and each run on it − the same run on the committed one."""
+def backbone_study(best, quick, where: str = "backbones") -> dict:
+    """Issue 9 item 7: :func:`backbone_runs` on each pretrained backbone of ``lab.gcd.config.BACKBONES``, made on
+    one machine (``BACKBONE_STUDIES[where]``: its folder of runs). Per backbone: its record (kNN-10 of the frozen
+    features, parameters, device); per run: All mean ± std over the seeds it has finished; paired per seed (on the
+    seeds both have finished): FedLPA − each other run on that backbone, and each run on it − the same run on the
+    committed one."""
     from lab.gcd.config import BACKBONES
     from lab.utils import data_path
 
-    out_dir, made = os.path.join(RES, BACKBONE_DIR), {}
+    spec = BACKBONE_STUDIES[where]
+    out_dir, made = os.path.join(RES, spec["folder"]), {}
     for name, bb in BACKBONES.items():
         rec = data_path(bb.stem + ".json") if bb else None
         if rec and os.path.exists(rec):
@@ -385,11 +427,12 @@ def backbone_study(best, quick) -> dict:
     mpath = os.path.join(out_dir, MACHINE_FILE)
     cfgs = backbone_configs(best, quick, tuple(made))
     out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": [],
-           "runs_missing": sum(load(c, out_dir) is None for c in cfgs), "runs_expected": len(cfgs)}
+           "runs_missing": sum(load(c, out_dir) is None for c in cfgs), "runs_expected": len(cfgs),
+           "folder": spec["folder"], "make": spec["make"]}
     for al in TABLE_ALPHAS:
         runs = {n: {label: {s: r for s in EVAL_SEEDS
                             for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
-                        for label, (m, extra) in BACKBONE_RUNS.items() if m in best} for n in made}
+                        for label, (m, extra) in backbone_runs(n).items() if m in best} for n in made}
         acc = {n: {label: {s: r["acc_all"] for s, r in by.items()} for label, by in rs.items() if by}
                for n, rs in runs.items()}
         acc = {n: a for n, a in acc.items() if a}
@@ -400,10 +443,10 @@ def backbone_study(best, quick) -> dict:
             common = [s for s in a if s in b]
             return _paired(a, b, common, label) if common else None
 
-        cpu_dir = os.path.join(RES, BACKBONE_CPU_DIR)
+        cpu_dir = os.path.join(RES, spec["cpu"]) if spec["cpu"] else None
         on_cpu = {label: {s: r["acc_all"] for s in EVAL_SEEDS
                           for r in [load(config(m, al, s, quick, **best[m], **extra, backbone="pretrained"), cpu_dir)]
-                          if r} for label, (m, extra) in BACKBONE_RUNS.items() if m in best}
+                          if r} for label, (m, extra) in BACKBONE_RUNS.items() if m in best} if cpu_dir else {}
         e = {"alpha": al,
              "all": {n: {label: _stats(list(v.values())) for label, v in a.items()} for n, a in acc.items()},
              "cpu_vs_gpu": [p for label, a in on_cpu.items() if label in acc.get("pretrained", {})
@@ -422,10 +465,10 @@ def backbone_study(best, quick) -> dict:
     return out
 
 
-def backbone_lines(study: dict) -> list:
+def backbone_lines(study: dict, where: str = "backbones") -> list:
     from lab.gcd.config import BACKBONES
 
-    lines = ["", "## Item 7: a stronger backbone", ""]
+    lines = ["", f"## {BACKBONE_STUDIES[where]['title']}", ""]
     missing = [n for n, bb in BACKBONES.items() if bb and n not in study["backbones"]]
     for n in missing:
         lines.append(f"`{n}` (widths {'/'.join(map(str, BACKBONES[n].widths))}) is not made yet: "
@@ -437,10 +480,9 @@ def backbone_lines(study: dict) -> list:
     if not study["alphas"]:
         return lines
     if study.get("runs_missing"):
-        lines.append(f"{study['runs_missing']} of the {study['runs_expected']} runs below are not made yet (the device "
-                     "call ended first; a paired difference below uses only the seeds both sides have): "
-                     "`bash bench/device_backbone.sh tables` on a GPU machine makes them, starting from "
-                     "those done.")
+        lines.append(f"{study['runs_missing']} of the {study['runs_expected']} runs below are not made yet (a paired "
+                     f"difference below uses only the seeds both sides have): {study['make']} makes them, starting "
+                     "from those done.")
         lines.append("")
     lines += ["| backbone | widths | parameters | kNN-10: output / prefix (raw pixels) | made on | budget |",
               "|---|---|---|---|---|---|"]
@@ -451,20 +493,25 @@ def backbone_lines(study: dict) -> list:
                   "frozen backbone's output and of its prefix maps (the blocks a run freezes: FedLPA's graph is built "
                   "on them), scored here; labels serve the score only."]
     m = study["machine"] or {}
-    where = (f"{m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}, "
-             f"{'GPU ' + m['gpu'] if m.get('gpu') else 'no GPU'}, training on {m.get('lab_device') or 'the default'}"
-             if m else "machine not recorded")
+    made_on = (f"{m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}, "
+               f"{'GPU ' + m['gpu'] if m.get('gpu') else 'no GPU'}, training on {m.get('lab_device') or 'the default'}"
+               if m else "machine not recorded")
+    labels = list(dict.fromkeys(label for e in study["alphas"] for by in e["all"].values() for label in by))
+    tuned = {n: discovery_tuned(n) for n in study["backbones"]}
     lines += ["", "All, mean ± std over the evaluation seeds a run has finished (their number in brackets), every "
-                  f"run made on the same machine (`gcd_backbones/`: {where}), at the learning rate tuned on the "
-                  "committed backbone:", "",
-              "| α | backbone | " + " | ".join(BACKBONE_RUNS) + " | FedLPA K̂ within ±1 |",
-              "|---|---|" + "---|" * (len(BACKBONE_RUNS) + 1)]
+                  f"run made on the same machine (`{study.get('folder', BACKBONE_DIR)}/`: {made_on}), at the learning "
+                  "rate tuned on the committed backbone; FedLPA at the discovery setting chosen on the backbone's "
+                  "tuning seeds (`bench/discovery_study.py --backbone`)"
+                  + "".join(f"; on `{n}`: {', '.join(f'{k} {v}' for k, v in t.items())}" for n, t in tuned.items() if t)
+                  + ":", "",
+              "| α | backbone | " + " | ".join(labels) + " | FedLPA K̂ within ±1 |",
+              "|---|---|" + "---|" * (len(labels) + 1)]
     for e in study["alphas"]:
         for n, by in e["all"].items():
             kh = e["k_hat_within_1"].get(n)
             lines.append(f"| {e['alpha']:g} | {n} | "
                          + " | ".join(f"{100 * by[label]['mean']:.1f} ± {_spread(by[label])} "
-                                      f"({by[label]['n']})" if label in by else "—" for label in BACKBONE_RUNS)
+                                      f"({by[label]['n']})" if label in by else "—" for label in labels)
                          + (f" | {100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']}) |" if kh else " | — |"))
     lines += ["", "Paired per seed (points): FedLPA − each other run on the same backbone, and each run on a new "
                   "backbone − the same run on the committed one:", "",
@@ -722,15 +769,16 @@ def summarize(best, out_dir, quick):
     suffix = "_quick" if quick else ""
     hv = json.load(open(heads_path(quick))) if os.path.exists(heads_path(quick)) else None
     readout = readout_study(hv)
-    backbones = backbone_study(best, quick)
-    lines += heads_lines(hv) + readout_lines(readout) + backbone_lines(backbones)
+    backbones = {where: backbone_study(best, quick, where) for where in BACKBONE_STUDIES}
+    lines += heads_lines(hv) + readout_lines(readout)
+    lines += [line for where, study in backbones.items() for line in backbone_lines(study, where)]
     with open(os.path.join(RES, f"gcd_summary{suffix}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     write_json_atomic(os.path.join(RES, f"gcd_summary{suffix}.json"),
                       {"best": best, "tuning_seeds": list(TUNING_SEEDS), "eval_seeds": list(EVAL_SEEDS),
                        "rows": rows, "paired": paired, "wall_ratio_fedlpa_simgcd": walls,
                        "seed_study": study, "heads_vs_features": hv, "readout_study": readout,
-                       "backbones": backbones})
+                       **backbones})
     print("\n".join(lines))
 
 
@@ -765,6 +813,8 @@ def main():
                     help="--stage backbone: comma-separated pretrained backbones of lab.gcd.config.BACKBONES")
     ap.add_argument("--seeds", default=",".join(map(str, EVAL_SEEDS)),
                     help="--stage backbone: comma-separated evaluation seeds (a subset of the table's)")
+    ap.add_argument("--alphas", default=",".join(map(str, TABLE_ALPHAS)),
+                    help="--stage backbone: comma-separated alphas (a subset of the table's)")
     a = ap.parse_args()
     a.methods = tuple(m for m in a.methods.split(",") if m)
     if not set(a.methods) <= set(TUNE_GRID):
@@ -780,6 +830,12 @@ def main():
         a.seeds = ()
     if not a.seeds or not set(a.seeds) <= set(EVAL_SEEDS):
         ap.error(f"--seeds: comma-separated, each one of {', '.join(map(str, EVAL_SEEDS))}")
+    try:
+        a.alphas = tuple(float(x) for x in a.alphas.split(",") if x)
+    except ValueError:
+        a.alphas = ()
+    if not a.alphas or not set(a.alphas) <= set(TABLE_ALPHAS):
+        ap.error(f"--alphas: comma-separated, each one of {', '.join(map(str, TABLE_ALPHAS))}")
     global RES
     if a.quick:                        # smoke test: keep the real results untouched
         import tempfile
@@ -815,7 +871,8 @@ def main():
         os.makedirs(bdir, exist_ok=True)    # the machine first: a call cut short still says where its runs ran
         write_json_atomic(os.path.join(bdir, MACHINE_FILE), {**machine(), "gpu": gpu,
                                                              "lab_device": os.environ.get("LAB_DEVICE")})
-        run_all(backbone_configs(best, a.quick, a.backbones, a.seeds, a.methods), bdir, a.workers, "backbones")
+        run_all(backbone_configs(best, a.quick, a.backbones, a.seeds, a.methods, a.alphas), bdir, a.workers,
+                "backbones")
         return
     summarize(best, out_dir, a.quick)
     summarize_curve(best, out_dir, a.quick)

@@ -27,10 +27,18 @@ from lab.utils import LabError, repo_root
 RESULTS_DIR = os.path.join(repo_root(), "bench", "results")
 GCD_SUMMARY = "gcd_summary.json"
 DISCOVERY_STUDY = "discovery_study.json"
+COMMITTED_BACKBONE = "pretrained"      # of lab.gcd.config.BACKBONES: the library's discovery defaults were chosen on it
 ALPHA_CURVE = "gcd_alpha_curve.json"
 DP_FILES = ("dp_tuned_curve.json", "dp_privacy_utility.json")   # first that exists wins
 FEDLPA = "fedlpa"
 ACC_KEYS = ("acc_all", "acc_old", "acc_new", "test_acc_all")
+
+
+def discovery_study_file(backbone: str, ext: str = "json") -> str:
+    """The file name of ``bench/discovery_study.py``'s study on ``backbone`` (the committed one keeps the plain
+    name): its ``choice`` is FedLPA's discovery setting on that backbone."""
+    stem = DISCOVERY_STUDY.removesuffix(".json")
+    return f"{stem}.{ext}" if backbone == COMMITTED_BACKBONE else f"{stem}_{backbone}.{ext}"
 
 
 def read_json(path: str) -> dict:

@@ -195,3 +195,79 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
     assert "32 of the 48 runs below are not made yet" in text
     assert "| 0.1 | pretrained-wide | FedLPA, oracle prior − FedAvg+GCD | +9.0 ± 0.0 | 2/2 |" in text
     assert "| 0.1 | FedAvg+GCD | +3.0 ± — | +3.0 |" in text
+
+
+def _discovery_study():
+    spec = importlib.util.spec_from_file_location("discovery_study", ROOT / "bench" / "discovery_study.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_discovery_study_on_another_backbone_reads_its_features_and_writes_beside_the_committed_study(tmp_path):
+    """``bench/discovery_study.py --backbone pretrained-wide``: its snapshots train on that backbone, its features
+    (the prefix maps FedLPA's graph is built on) come from it, and its files never overwrite the committed study's."""
+    ds = _discovery_study()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "w").mkdir()
+    committed = (ds.out_paths(), ds.snapshot_path("r6", 0.1), ds.prefix_all(str(tmp_path / "c")).shape)
+    ds.set_backbone("pretrained-wide")
+    assert ds.snapshot_cfg("r20", 1.0).backbone == "pretrained-wide"
+    wide = (ds.out_paths(), ds.snapshot_path("r6", 0.1), ds.prefix_all(str(tmp_path / "w")).shape)
+    assert [os.path.basename(p) for p in committed[0]] == ["discovery_study.json", "discovery_study.md"]
+    assert not set(wide[0]) & set(committed[0]) and wide[1] != committed[1]
+    # the prefix (two conv blocks at 7x7) has the second block's width: 32 committed, 64 wide
+    assert (committed[2][1], wide[2][1]) == (32 * 49, 64 * 49) and committed[2][0] == wide[2][0]
+
+
+def test_the_discovery_study_names_a_backbone_it_cannot_run_on(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "discovery_study.py"), "--backbone", "scratch",
+                        "--cache", str(tmp_path / "cache")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--backbone" in r.stderr.strip().splitlines()[-1] and "pretrained-wide" in r.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keeps_the_library_run_beside(tmp_path,
+                                                                                                        monkeypatch):
+    """``discovery_study_<backbone>.json``'s choice (tuning seeds of that backbone) becomes FedLPA's discovery on
+    it; the oracle prior (its heads and prior are told) and the baselines keep their configs; FedLPA at the
+    library's defaults stays beside it, paired per seed; K̂ is the tuned FedLPA's. The committed backbone is
+    untouched, and a choice a run's config cannot express is an error naming it."""
+    mod = _tables_script(tmp_path, monkeypatch)
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    choice = {"features": "output", "refine": "confidence", "markov_time": 6.0, "min_labelled_share": 0.5,
+              "merge_new_by_head": True, "prior": "blend"}
+    (tmp_path / "discovery_study_pretrained-wide.json").write_text(json.dumps({"choice": {"params": choice}}))
+    (tmp_path / "discovery_study.json").write_text(json.dumps({"choice": {"params": {"markov_time": 9.0}}}))
+    tuned = {"graph_features": "output", "graph_refine": "confidence", "markov_time": 6.0, "min_labelled_share": 0.5}
+    assert mod.discovery_tuned("pretrained-wide") == tuned and mod.discovery_tuned("pretrained") == {}
+    runs = mod.backbone_runs("pretrained-wide")
+    assert runs["FedLPA"][1] == tuned and runs[mod.LIB_DISCOVERY] == mod.BACKBONE_RUNS["FedLPA"]
+    assert all(runs[label] == mod.BACKBONE_RUNS[label] for label in mod.BACKBONE_RUNS if label != "FedLPA")
+    assert mod.backbone_runs("pretrained") == mod.BACKBONE_RUNS
+
+    def plant(label, seed, all_, k_est):
+        m, extra = runs[label]
+        cfg = mod.config(m, 0.1, seed, False, **best[m], **extra, backbone="pretrained-wide")
+        (tmp_path / mod.BACKBONE_2CORE_DIR).mkdir(exist_ok=True)
+        (tmp_path / mod.BACKBONE_2CORE_DIR / f"{mod.run_name(cfg)}.json").write_text(
+            json.dumps({"acc_all": all_, "k_est": k_est, "k_true": [3, 3]}))
+
+    for seed in (0, 1):
+        plant("FedLPA", seed, 0.60 + 0.01 * seed, [3, 4])
+        plant(mod.LIB_DISCOVERY, seed, 0.55, [6, 6])
+        plant("FedAvg+GCD", seed, 0.58, [0])
+    study = mod.backbone_study(best, False, "backbones_2core")
+    (e,) = study["alphas"]
+    lib = next(p for p in e["fedlpa_vs"]["pretrained-wide"] if p["vs"] == mod.LIB_DISCOVERY)
+    assert lib["diff"]["values"] == pytest.approx([0.05, 0.06])
+    assert e["k_hat_within_1"]["pretrained-wide"]["share"] == 1.0 and not e["cpu_vs_gpu"]
+    text = "\n".join(mod.backbone_lines(study, "backbones_2core"))
+    assert "on `pretrained-wide`: graph_features output, graph_refine confidence" in text
+    assert f"--out-dir bench/results/{mod.BACKBONE_2CORE_DIR}" in text
+
+    (tmp_path / "discovery_study_pretrained-wide.json").write_text(
+        json.dumps({"choice": {"params": dict(choice, prefix_dim=64)}}))
+    with pytest.raises(ValueError, match="prefix_dim"):
+        mod.discovery_tuned("pretrained-wide")
