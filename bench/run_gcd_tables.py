@@ -43,6 +43,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 from tqdm import tqdm
 
+from lab import results as lab_results
 from lab.gcd.methods import ABLATIONS, DISPLAY_NAMES, ORACLE_PARTS
 from lab.utils import repo_root, write_json_atomic
 
@@ -93,14 +94,12 @@ BACKBONE_2CORE_DIR = "gcd_backbones_2core"
 MACHINE_FILE = "machine.json"      # in each folder of item 7's runs: where they were made
 #: item 7's studies, one per machine (key in gcd_summary.json -> its folder of runs, the folder of the committed
 #: backbone's runs on the same machine's CPU (the device alone), how to make what is missing, the md heading)
-BACKBONE_STUDIES = {
-    "backbones": dict(folder=BACKBONE_DIR, cpu=BACKBONE_CPU_DIR, title="Item 7: a stronger backbone",
-                      make="`bash bench/device_backbone.sh tables` on a GPU machine"),
-    "backbones_2core": dict(folder=BACKBONE_2CORE_DIR, cpu=None,
-                            title="Item 7 on the lab's 2-core CPU machine (no GPU)",
-                            make=f"`python bench/run_gcd_tables.py --stage backbone --workers 2 --out-dir "
-                                 f"bench/results/{BACKBONE_2CORE_DIR}` on it"),
-}
+BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
+    dict(folder=BACKBONE_DIR, cpu=BACKBONE_CPU_DIR, title="Item 7: a stronger backbone",
+         make="`bash bench/device_backbone.sh tables` on a GPU machine"),
+    dict(folder=BACKBONE_2CORE_DIR, cpu=None, title="Item 7 on the lab's 2-core CPU machine (no GPU)",
+         make=f"`python bench/run_gcd_tables.py --stage backbone --workers 2 --out-dir "
+              f"bench/results/{BACKBONE_2CORE_DIR}` on it")), strict=True))
 HEADS_FILE = "gcd_heads_vs_features.json"
 HEADS_DIR = "gcd_heads"           # one file per re-run (the stage resumes: a re-run whose file exists is not redone)
 ACC = ("acc_all", "acc_old", "acc_new")
@@ -428,7 +427,7 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     cfgs = backbone_configs(best, quick, tuple(made))
     out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": [],
            "runs_missing": sum(load(c, out_dir) is None for c in cfgs), "runs_expected": len(cfgs),
-           "folder": spec["folder"], "make": spec["make"]}
+           "folder": spec["folder"], "make": spec["make"], "title": spec["title"]}
     for al in TABLE_ALPHAS:
         runs = {n: {label: {s: r for s in EVAL_SEEDS
                             for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}

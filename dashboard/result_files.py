@@ -117,11 +117,11 @@ def seed_study() -> tuple:
     return _summary_section("seed_study")
 
 
-def backbone_study() -> tuple:
-    """(the ``backbones`` section of ``gcd_summary.json`` or None, the file): the core runs on each pretrained
-    backbone, made on one machine (issue 9 item 7, ``bench/device_backbone.sh``); its rows:
+def backbone_study(key: str = "backbones") -> tuple:
+    """(the ``key`` section of ``gcd_summary.json`` (one of ``lab.results.BACKBONE_STUDIES``) or None, the file):
+    the core runs on each pretrained backbone, made on one machine (issue 9 item 7); its rows:
     ``lab.results.backbone_rows``."""
-    return _summary_section("backbones")
+    return _summary_section(key)
 
 
 def _summary_section(key: str) -> tuple:

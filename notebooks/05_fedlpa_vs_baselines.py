@@ -296,21 +296,27 @@ else:
 #
 # Every method here learns on top of a frozen SimCLR backbone, and FedLPA's premise is features worth discovering
 # on. `pretrained-wide` (4× the parameters, pretrained on a GPU: `data/README.md`) is tried beside the committed
-# backbone: the core runs on both, made on one machine, at the learning rates tuned on the committed one. The line
-# to read is *FedLPA, oracle prior − FedAvg+GCD*: where it is positive, a right prior would put FedLPA ahead on
-# those features, and what is left is estimating that prior. The last rows show how far the device alone (CPU or
-# GPU, same configs and seeds) moves a run. `gcd_summary.md` says how many runs are still missing.
+# backbone: the core runs on both, made on one machine, at the learning rates tuned on the committed one, FedLPA at
+# the discovery setting chosen on each backbone's tuning seeds (`bench/results/discovery_study_pretrained-wide.md`;
+# the run at the committed backbone's setting beside it). One study per machine: the H200 machine, and the lab's
+# 2-core CPU machine; runs are compared only within one. The lines to read are *FedLPA − each baseline* and *FedLPA,
+# oracle prior − FedAvg+GCD*: where the latter is positive, a right prior would put FedLPA ahead on those features.
+# The H200 study's last rows show how far the device alone (CPU or GPU, same configs and seeds) moves a run.
+# `gcd_summary.md` says how many runs are still missing.
 
 # %%
-from lab.results import backbone_rows
+from lab.results import BACKBONE_STUDIES, backbone_rows
 
-bb_study = summary.get("backbones")
-bb_runs, bb_diffs = backbone_rows(bb_study)
-if bb_runs:
+studies = {key: summary[key] for key in BACKBONE_STUDIES if summary.get(key) and summary[key]["alphas"]}
+for key, bb_study in list(studies.items())[:1]:        # the backbones' records: the same in every study
     display(pd.DataFrame([{"backbone": n, "widths": "/".join(map(str, b["widths"])), "parameters": b["params"],
                            "kNN-10 output": b["knn10"]["output"], "kNN-10 prefix": b["knn10"]["prefix"],
                            "kNN-10 raw pixels": b["knn10_raw_pixels"], "made on": b["device"]}
                           for n, b in bb_study["backbones"].items()]))
+for key, bb_study in studies.items():
+    bb_runs, bb_diffs = backbone_rows(bb_study)
+    print(f"{bb_study.get('title', key)} ({bb_study['runs_expected'] - bb_study['runs_missing']} of "
+          f"{bb_study['runs_expected']} runs made)")
     display(pd.DataFrame([{"α": r["alpha"], "backbone": r["backbone"],
                            **{label: "%.3f ± %s (%d)" % (m, "%.3f" % sd if k > 1 else "—", k)
                               for label, (m, sd, k) in r["all"].items()},
@@ -318,7 +324,7 @@ if bb_runs:
     display(pd.DataFrame([{"α": d["alpha"], "backbone": d["backbone"], "difference": d["difference"],
                            "mean ± std": "%+.3f ± %s" % (d["mean"], "%.3f" % d["std"] if d["std"] is not None else "—"),
                            "ahead": f"{d['ahead']}/{d['seeds']}"} for d in bb_diffs]))
-else:
+if not studies:
     print("no backbone study in the summary: run `bash bench/device_backbone.sh all` on a GPU machine, "
           "then `python bench/run_gcd_tables.py --stage summary`")
 

@@ -17,6 +17,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from lab.data import tabular  # noqa: E402
+from lab.results import BACKBONE_STUDIES  # noqa: E402
 from lab.utils import LabError  # noqa: E402
 
 # dashboard/loaders.py and result_files.py, the very modules the pages import (pytest's `pythonpath` in
@@ -138,11 +139,15 @@ def test_training_page_results_and_a_live_run():
             assert any("Is the difference real?" in m.value for m in at.markdown)
             assert any("FedLPA − other" in c.proto.spec for c in at.get("plotly_chart"))
             assert any("Oracle prior − federated baseline" in c.proto.spec for c in at.get("plotly_chart"))
-        if result_files.backbone_study()[0]:             # item 7: the runs on both backbones, then the pairs
+        studies = [s for s in (result_files.backbone_study(k)[0] for k in BACKBONE_STUDIES) if s and s["alphas"]]
+        if studies:                                      # item 7, per machine: the runs on both backbones, the pairs
             (exp,) = [e for e in at.expander if e.label == "A stronger backbone?"]
-            runs, pairs = (d.value for d in exp.dataframe)
-            assert set(runs["backbone"]) == {"pretrained", "pretrained-wide"}
-            assert "FedLPA, oracle prior − FedAvg+GCD" in set(pairs["difference"])
+            frames = [d.value for d in exp.dataframe]
+            assert len(frames) == 2 * len(studies)
+            assert all(any(s["title"] in m.value for m in exp.markdown) for s in studies)
+            for s, runs, pairs in zip(studies, frames[::2], frames[1::2]):
+                assert set(runs["backbone"]) == {n for e in s["alphas"] for n in e["all"]} >= {"pretrained-wide"}
+                assert "FedLPA, oracle prior − FedAvg+GCD" in set(pairs["difference"])
     # a tiny live run (8x8 digits, 1 round, 2 clients): progress, curves and a table, no exception
     rerun(at, t_methods=["simgcd"], t_ds="digits", t_rounds=1, t_clients=2, t_warm=0, t_alpha=100.0)
     at.button(key="t_run").click().run()
