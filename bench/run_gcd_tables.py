@@ -823,18 +823,17 @@ def main():
     a.backbones = tuple(b for b in a.backbones.split(",") if b)
     if not a.backbones or not all(BACKBONES.get(b) for b in a.backbones):
         ap.error(f"--backbones: comma-separated, each one of {', '.join(n for n, b in BACKBONES.items() if b)}")
-    try:
-        a.seeds = tuple(int(x) for x in a.seeds.split(",") if x)
-    except ValueError:
-        a.seeds = ()
-    if not a.seeds or not set(a.seeds) <= set(EVAL_SEEDS):
-        ap.error(f"--seeds: comma-separated, each one of {', '.join(map(str, EVAL_SEEDS))}")
-    try:
-        a.alphas = tuple(float(x) for x in a.alphas.split(",") if x)
-    except ValueError:
-        a.alphas = ()
-    if not a.alphas or not set(a.alphas) <= set(TABLE_ALPHAS):
-        ap.error(f"--alphas: comma-separated, each one of {', '.join(map(str, TABLE_ALPHAS))}")
+    def subset(name, text, kind, allowed):
+        try:
+            got = tuple(kind(x) for x in text.split(",") if x)
+        except ValueError:
+            got = ()
+        if not got or not set(got) <= set(allowed):
+            ap.error(f"--{name}: comma-separated, each one of {', '.join(map(str, allowed))}")
+        return got
+
+    a.seeds = subset("seeds", a.seeds, int, EVAL_SEEDS)
+    a.alphas = subset("alphas", a.alphas, float, TABLE_ALPHAS)
     global RES
     if a.quick:                        # smoke test: keep the real results untouched
         import tempfile

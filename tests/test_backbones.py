@@ -220,6 +220,7 @@ def test_the_discovery_study_on_another_backbone_reads_its_features_and_writes_b
     assert (committed[2][1], wide[2][1]) == (32 * 49, 64 * 49) and committed[2][0] == wide[2][0]
 
 
+@pytest.mark.slow
 def test_the_discovery_study_names_a_backbone_it_cannot_run_on(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "discovery_study.py"), "--backbone", "scratch",
                         "--cache", str(tmp_path / "cache")], capture_output=True, text=True, cwd=ROOT)
@@ -271,3 +272,14 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
         json.dumps({"choice": {"params": dict(choice, prefix_dim=64)}}))
     with pytest.raises(ValueError, match="prefix_dim"):
         mod.discovery_tuned("pretrained-wide")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, names", [(["--alphas", "0.5"], ["--alphas", "0.1, 1.0"]),
+                                         (["--seeds", "1,x"], ["--seeds", "0, 1, 2"])])
+def test_the_backbone_stage_names_a_part_it_cannot_run(args, names, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run_gcd_tables.py"), "--stage", "backbone", *args,
+                        "--out-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert all(n in r.stderr.strip().splitlines()[-1] for n in names)
+    assert not list(tmp_path.iterdir())
