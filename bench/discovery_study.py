@@ -31,6 +31,11 @@ Stages (resumable: per-client results are cached under ``--cache``):
                once the model outputs are cached; reads no run and chooses nothing).
 
     nice -n 5 python bench/discovery_study.py --stage all --workers 1     # ~1 h on one loaded core
+
+Another backbone (``--backbone pretrained-wide``): the same stages on its features, with snapshots trained on it
+(named with the backbone), its own cache and ``discovery_study_<backbone>.json/.md``; its choice is FedLPA's
+discovery on that backbone (``bench/run_gcd_tables.py --stage backbone``), and the eval stage also scores the
+library's defaults there. About 20 minutes with ``--workers 2`` (the snapshots most of it).
 """
 from __future__ import annotations
 
@@ -150,7 +155,8 @@ def model_outputs(cache: str, kind: str, alpha: float):
 
 
 def prefix_all(cache: str) -> np.ndarray:
-    """Frozen-prefix maps (32x7x7, flattened) of all training images: the same for every snapshot."""
+    """Frozen-prefix maps (the second block's width x 7 x 7, flattened) of all training images: the same for every
+    snapshot of one backbone."""
     import torch
 
     from lab.gcd.experiment import build_model, prepare
