@@ -46,7 +46,9 @@
 #   need more than one call, which is why the tables train on the GPU where there is one.
 #   The first call on the H200 machine made the backbone, the 24 CPU runs and 24 of the 48 GPU runs: 24 GPU runs
 #   at a time took about as long each as a CPU run (the run files' `seconds`), because Python on the 16 cores,
-#   not the GPU, bounds a run; so the GPU runs take two calls: `all`, then `tables` (about 4 minutes).
+#   not the GPU, bounds a run; so the GPU runs take two calls: `all`, then `tables`. Since FedLPA on the wide
+#   backbone runs at the discovery setting chosen on it (bench/results/discovery_study_pretrained-wide.md), that
+#   `tables` call has 30 runs to make (two waves of 24 workers: about 6 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

@@ -21,10 +21,12 @@ Stages (each resumable: a run whose result file exists is not run again):
             -> bench/results/gcd_heads_vs_features.json
 ``backbone`` issue 9 item 7: the runs of ``SEED_CORE`` (FedLPA, the federated baselines, the oracle prior) on
             pretrained backbones (``--backbones``, of ``lab.gcd.config.BACKBONES``) on the evaluation seeds,
-            at the learning rates tuned on the committed backbone (no backbone gets a budget of its own). Run all
-            backbones on one machine: they are compared on runs made there, not against the table's. Writes
-            run files only (-> bench/results/gcd_backbones/*.json); ``summary`` compares the backbones.
-            ``bench/device_backbone.sh`` makes the wide backbone on a GPU and runs this stage there.
+            at the learning rates tuned on the committed backbone (no backbone gets a budget of its own), FedLPA at
+            the discovery setting its study chose on the backbone (``discovery_tuned``; the library's beside it).
+            Run all backbones on one machine: they are compared on runs made there, not against the table's.
+            Writes run files only (-> bench/results/gcd_backbones/*.json, or ``--out-dir``: one folder per
+            machine, ``BACKBONE_STUDIES``); ``summary`` compares the backbones. ``--alphas``/``--seeds`` pick a
+            part. ``bench/device_backbone.sh`` makes the wide backbone on a GPU and runs this stage there.
 ``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
             -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
 
