@@ -414,7 +414,7 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     from lab.gcd.config import BACKBONES
     from lab.utils import data_path
 
-    spec = BACKBONE_STUDIES[where]
+    spec, committed = BACKBONE_STUDIES[where], lab_results.COMMITTED_BACKBONE
     out_dir, made = os.path.join(RES, spec["folder"]), {}
     for name, bb in BACKBONES.items():
         rec = data_path(bb.stem + ".json") if bb else None
@@ -437,7 +437,7 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
         acc = {n: {label: {s: r["acc_all"] for s, r in by.items()} for label, by in rs.items() if by}
                for n, rs in runs.items()}
         acc = {n: a for n, a in acc.items() if a}
-        if not set(acc) - {"pretrained"}:
+        if not set(acc) - {committed}:
             continue
 
         def paired(a, b, label):
@@ -446,12 +446,12 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
 
         cpu_dir = os.path.join(RES, spec["cpu"]) if spec["cpu"] else None
         on_cpu = {label: {s: r["acc_all"] for s in EVAL_SEEDS
-                          for r in [load(config(m, al, s, quick, **best[m], **extra, backbone="pretrained"), cpu_dir)]
+                          for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=committed), cpu_dir)]
                           if r} for label, (m, extra) in BACKBONE_RUNS.items() if m in best} if cpu_dir else {}
         e = {"alpha": al,
              "all": {n: {label: _stats(list(v.values())) for label, v in a.items()} for n, a in acc.items()},
-             "cpu_vs_gpu": [p for label, a in on_cpu.items() if label in acc.get("pretrained", {})
-                            for p in [paired(a, acc["pretrained"][label], label)] if p],
+             "cpu_vs_gpu": [p for label, a in on_cpu.items() if label in acc.get(committed, {})
+                            for p in [paired(a, acc[committed][label], label)] if p],
              "k_hat_within_1": {n: _k_hat_within_1(list(runs[n]["FedLPA"].values())) for n in acc
                                 if runs[n].get("FedLPA")},
              "fedlpa_vs": {n: [p for label in a if label != "FedLPA" and "FedLPA" in a
@@ -459,9 +459,9 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
              # how far a right prior takes FedLPA on these features: is the target within reach of the backbone?
              "oracle_vs": {n: [p for label in map(DISPLAY_NAMES.get, BASELINES) if label in a and ORACLE in a
                                for p in [paired(a[ORACLE], a[label], label)] if p] for n, a in acc.items()},
-             "vs_committed": {n: [p for label in acc[n] if label in acc.get("pretrained", {})
-                                  for p in [paired(acc[n][label], acc["pretrained"][label], label)] if p]
-                              for n in acc if n != "pretrained"}}
+             "vs_committed": {n: [p for label in acc[n] if label in acc.get(committed, {})
+                                  for p in [paired(acc[n][label], acc[committed][label], label)] if p]
+                              for n in acc if n != committed}}
         out["alphas"].append(e)
     return out
 
