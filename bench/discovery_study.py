@@ -538,7 +538,8 @@ def masses_unit(args):
     import torch
 
     from lab.gcd.discovery import discover
-    from lab.gcd.prior import empirical_prior, head_kl, held_heads, new_class_heads, new_class_map, oracle_heads
+    from lab.gcd.prior import (empirical_prior, head_kl, held_heads, new_class_fates, new_class_heads, new_class_map,
+                               oracle_heads)
 
     torch.set_num_threads(1)
     u = unit_inputs(cache, kind, alpha, seed, client)
@@ -554,7 +555,8 @@ def masses_unit(args):
            for label, pi in run_priors(d, oh, u["probs"], u["yv"], u["old"]).items()}
     return dict(kind=kind, alpha=alpha, seed=seed, client=client, kl=kls,
                 new_classes=new_class_heads(u["y"], d.heads, oh, u["old"]),
-                new_class_map=new_class_map(u["y"], d.heads, oh, u["old"]))
+                new_class_map=new_class_map(u["y"], d.heads, oh, u["old"]),
+                fates=[f for _, f in new_class_fates(u["y"], d.communities.labels, d.claims, d.heads, oh, u["old"])])
 
 
 def consensus(recs) -> dict:
@@ -577,7 +579,10 @@ def consensus(recs) -> dict:
 
 
 def summarise_masses(recs) -> dict:
-    """kind -> alpha -> seed set -> mean KLs per run prior, and the share of held new classes on the oracle's head."""
+    """kind -> alpha -> seed set -> mean KLs per run prior, the share of held new classes on the oracle's head, and
+    their fates (:data:`lab.gcd.prior.FATES`)."""
+    from lab.gcd.prior import FATES
+
     groups = {}
     for r in recs:
         ss = "tuning" if r["seed"] in TUNING_SEEDS else "evaluation"
@@ -589,7 +594,8 @@ def summarise_masses(recs) -> dict:
                           "new_classes": sum(len(x["new_classes"]) for x in v),
                           "on_oracle_head": float(np.mean([ok for x in v for ok, _ in x["new_classes"]])),
                           "share_on_oracle_head": float(np.mean([sh for x in v for _, sh in x["new_classes"]])),
-                          "consensus": consensus(v), "clients": len(v)}
+                          "consensus": consensus(v), "clients": len(v),
+                          "fates": {f: int(sum(x.get("fates", []).count(f) for x in v)) for f in FATES}}
                      for ss, v in by_ss.items()} for a, by_ss in by_a.items()} for kd, by_a in groups.items()}
 
 
@@ -785,6 +791,7 @@ def write_md(res):
 
 def masses_lines(masses) -> list:
     """The ``masses`` stage as markdown, beside each run's All from ``gcd_summary.json`` (its seed study)."""
+    from lab.gcd.prior import FATES
     from lab.results import GCD_SUMMARY, masses_rows, read_json
 
     if not masses or "r6" not in masses:
@@ -825,6 +832,13 @@ def masses_lines(masses) -> list:
                    lambda a, ss, v: (f"a={a} {ss} discovery {100 * v['consensus']['discovery']:.0f} %, oracle "
                                      f"{100 * v['consensus']['oracle']:.0f} % ({v['consensus']['classes']})")
                    if v.get("consensus", {}).get("classes") else None)
+    L += ["", "Why a new class misses its head: the community most of its samples are in is its own (mapped to the "
+          "oracle's head, or to another), shared with another new class the client holds (one community, one head), "
+          "inside a community that claimed an old head, or most of it is noise (`lab.gcd.prior.new_class_fates`; "
+          "counts of the held new classes):", "",
+          "| model | α | seeds | " + " | ".join(FATES) + " |", "|---|---|---|" + "---|" * len(FATES)]
+    L += [f"| `{kd}` | {a} | {ss} | " + " | ".join(str(v["fates"][f]) for f in FATES) + " |"
+          for kd, by_a in masses.items() for a, by_ss in by_a.items() for ss, v in by_ss.items() if v.get("fates")]
     return L
 
 

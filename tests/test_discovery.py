@@ -223,6 +223,26 @@ def test_new_class_heads_compares_each_held_new_class_with_the_oracles_head():
     assert new_class_map(y, found, oracle, [0, 1, 2, 3, 4]) == [(5, 7, 7), (6, 9, 8), (7, 9, 9)]
 
 
+def test_new_class_fates_say_why_a_new_class_misses_its_head():
+    """Each held new class's community: its own (mapped to the oracle's head or not), shared with another held new
+    class, a claimed (old) community, or mostly noise. Old classes and a 1 % class are left out."""
+    from lab.gcd.prior import FATES, new_class_fates
+
+    old = [0, 1, 2, 3, 4]
+    # classes 0 (old), 5, 6, 7, 8, 9 and 3 (1 %, not held)
+    y = np.repeat([0, 5, 6, 7, 8, 9, 3], [200, 150, 150, 150, 150, 190, 10])
+    comm = np.repeat([0, 1, 2, 3, 3, 4, 0], [200, 150, 150, 150, 150, 190, 10])
+    comm[800:900] = -1                      # most of class 9 is noise
+    claims = np.array([0, -1, -1, -1, -1])
+    oracle = np.repeat([0, 5, 6, 7, 8, 9, 3], [200, 150, 150, 150, 150, 190, 10])
+    heads = oracle.copy()
+    heads[350:500] = 11                     # class 6 on another head than the oracle's
+    got = dict(new_class_fates(y, comm, claims, heads, oracle, old))
+    assert got == {5: FATES[0], 6: FATES[1], 7: FATES[2], 8: FATES[2], 9: FATES[4]}
+    comm[800:900] = 0                       # most of class 9 inside the old class 0's community
+    assert dict(new_class_fates(y, comm, claims, heads, oracle, old))[9] == FATES[3]
+
+
 def test_head_consensus_is_the_share_of_clients_on_a_classs_most_common_head():
     """Across one federation's clients: per class held by >= 2 clients, the share of them using its most common
     head (a client that maps the class to no head never agrees); classes on a single client are left out."""

@@ -330,6 +330,39 @@ def new_class_heads(y_true, head_labels, oracle_head_labels, old_classes, min_sh
             for c, mine, target in new_class_map(y_true, head_labels, oracle_head_labels, old_classes, min_share)]
 
 
+#: where a held new class ends up after discovery (:func:`new_class_fates`), in report order
+FATES = ("own community, oracle's head", "own community, another head", "shares a community with another new class",
+         "inside an old class's community", "noise")
+
+
+def new_class_fates(y_true, comm_labels, claims, head_labels, oracle_head_labels, old_classes,
+                    min_share: float = HELD_SHARE) -> list:
+    """For reports: for each NEW class holding >= ``min_share`` of the client, (class, one of :data:`FATES`).
+
+    A class's community is the one most of its non-noise samples are in ("noise" when most of its samples are
+    noise). A mapping can only put a class on its own head when that community is the class's alone: one inside
+    a claimed (old) community takes the old head, and new classes sharing a community share its one head."""
+    y = np.asarray(y_true)
+    comm = np.asarray(comm_labels)
+    rows = new_class_map(y_true, head_labels, oracle_head_labels, old_classes, min_share)
+    home = {}
+    for c, _, _ in rows:
+        cm = comm[y == c]
+        home[c] = -1 if (cm < 0).mean() > 0.5 else int(np.bincount(cm[cm >= 0]).argmax())
+    out = []
+    for c, mine, target in rows:
+        if home[c] < 0:
+            fate = FATES[4]
+        elif np.asarray(claims)[home[c]] >= 0:
+            fate = FATES[3]
+        elif sum(h == home[c] for h in home.values()) > 1:
+            fate = FATES[2]
+        else:
+            fate = FATES[0] if mine == target else FATES[1]
+        out.append((c, fate))
+    return out
+
+
 def head_consensus(heads_by_class: dict) -> tuple:
     """For reports, across the clients of one federation: ``heads_by_class`` maps a class to the head each client
     holding it maps it to. FedAvg averages the clients' heads, so a class trained onto head 7 on one client and head
