@@ -226,7 +226,9 @@ if any(e.get("parts") for e in study["alphas"]):
 # the client holds (both renormalised there, so only the masses count), and over its new heads only (the masses
 # no label gives). Each row also shows that run's All from the seed study above. Then: how often does
 # discovery put a new class on the same head as the oracle does? Where it does not, FedLPA's mass for that
-# class lands on another head.
+# class lands on another head, and the tables after it say why, per backbone: the class's community is its own
+# but mapped elsewhere, it is shared with another new class (one community gets one head), it sits inside a
+# community that claimed an old head, or most of the class is noise (`lab.gcd.prior.new_class_fates`).
 
 # %%
 from lab.results import DISCOVERY_STUDY, masses_rows
@@ -244,6 +246,18 @@ if masses:
                           for kd, by_a in masses.items() for a, by_ss in by_a.items() for ss, v in by_ss.items()]))
 else:
     print("no masses in the discovery study: run `python bench/discovery_study.py --stage masses`")
+
+# %%
+from lab.gcd.config import BACKBONES
+from lab.results import discovery_study_file
+
+for bb in (b for b in BACKBONES if (res_dir / discovery_study_file(b)).exists()):
+    m = read_json(str(res_dir / discovery_study_file(bb))).get("masses") or {}
+    fates = [{"model": kd, "α": a, "clients": ss, **v["fates"]}
+             for kd, by_a in m.items() for a, by_ss in by_a.items() for ss, v in by_ss.items() if v.get("fates")]
+    if fates:
+        print(f"Why a held new class misses its head, backbone {bb} (counts of classes):")
+        display(pd.DataFrame(fates))
 
 # %% [markdown]
 # **Is the gap in the features or in the heads?** `python bench/run_gcd_tables.py --stage heads` re-runs FedLPA,
