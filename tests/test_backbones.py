@@ -283,3 +283,24 @@ def test_the_backbone_stage_names_a_part_it_cannot_run(args, names, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert all(n in r.stderr.strip().splitlines()[-1] for n in names)
     assert not list(tmp_path.iterdir())
+
+
+def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_changed():
+    """``bench/discovery_levers.py`` pairs each lever with FedLPA's row of item 7 on the same machine: the two
+    configs differ in the lever's discovery fields and nothing else (learning rate, backbone, the study's other
+    discovery choices, seed), and every run the committed report pairs is a committed file of both folders."""
+    spec = importlib.util.spec_from_file_location("discovery_levers", ROOT / "bench" / "discovery_levers.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    cfgs = mod.configs(best)
+    assert {label for label, _ in cfgs} == set(mod.LEVERS)
+    for (label, alpha), runs in cfgs.items():
+        for seed, lever, fedlpa in runs:
+            assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.LEVERS[label][0])
+            assert fedlpa["backbone"] == "pretrained-wide"
+            assert mod.T.discovery_tuned("pretrained-wide").items() <= fedlpa.items()     # the study's choice
+            assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
+            assert mod.T.load(lever, mod.OUT) and mod.T.load(fedlpa, mod.BASE)
+    table = [row for row in mod.report(cfgs) if row.startswith("| ") and "(3)" in row]
+    assert len(table) == len(cfgs)
