@@ -294,10 +294,10 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
     spec.loader.exec_module(mod)
     best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
     cfgs = mod.configs(best)
-    assert {label for label, _ in cfgs} == set(mod.LEVERS)
+    assert {label for label, _ in cfgs} == set(mod.LEVERS) | set(mod.CEILINGS)
     for (label, alpha), runs in cfgs.items():
         for seed, lever, fedlpa in runs:
-            assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.LEVERS[label][0])
+            assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
             assert fedlpa["backbone"] == "pretrained-wide"
             assert mod.T.discovery_tuned("pretrained-wide").items() <= fedlpa.items()     # the study's choice
             assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)

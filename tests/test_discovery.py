@@ -225,11 +225,11 @@ def test_new_class_heads_compares_each_held_new_class_with_the_oracles_head():
 
 def test_new_class_fates_say_why_a_new_class_misses_its_head():
     """Each held new class's community: its own (mapped to the oracle's head or not), shared with another held new
-    class, a claimed (old) community, or mostly noise. Old classes and a 1 % class are left out."""
+    class, a claimed (old) community, or mostly noise. Old classes are left out."""
     from lab.gcd.prior import FATES, new_class_fates
 
     old = [0, 1, 2, 3, 4]
-    # classes 0 (old), 5, 6, 7, 8, 9 and 3 (1 %, not held)
+    # old classes 0 and 3 (never reported), new classes 5 to 9
     y = np.repeat([0, 5, 6, 7, 8, 9, 3], [200, 150, 150, 150, 150, 190, 10])
     comm = np.repeat([0, 1, 2, 3, 3, 4, 0], [200, 150, 150, 150, 150, 190, 10])
     comm[800:900] = -1                      # most of class 9 is noise
