@@ -56,7 +56,7 @@ def configs(best: dict) -> dict:
     return out
 
 
-def report(cfgs: dict) -> list:
+def report(cfgs: dict, best: dict) -> list:
     lines = ["# Discovery levers on the wide backbone (2-core CPU machine)", "",
              f"Made by `python bench/discovery_levers.py` (what each lever is and how it was picked, and what the "
              f"ceilings are told: its docstring). "
@@ -79,6 +79,24 @@ def report(cfgs: dict) -> list:
                      f"{100 * sb['mean']:.1f} ± {T._spread(sb)} | {100 * p['diff']['mean']:+.1f} ± "
                      f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(a)} | "
                      f"{k['share']:.0%} ({k['hits']}/{k['clients']}) |")
+    # what knowing the exact masses adds on top of a ceiling: the oracle prior's run of item 7, paired per seed
+    oracle = T.backbone_runs(BACKBONE)[T.ORACLE][1]
+    rows = []
+    for (label, al), runs in cfgs.items():
+        if label not in CEILINGS:
+            continue
+        pairs = [(s, T.load(c, OUT), T.load(T.config("fedlpa", al, s, False, **best["fedlpa"], **oracle,
+                                                     backbone=BACKBONE), BASE)) for s, c, _ in runs]
+        pairs = [(s, r, o) for s, r, o in pairs if r and o]
+        if pairs:
+            p = T._paired({s: o["acc_all"] for s, _, o in pairs}, {s: r["acc_all"] for s, r, _ in pairs},
+                          [s for s, _, _ in pairs], label)
+            rows.append(f"| {T.ORACLE} − {label.removeprefix('ceiling: ')} | {al:g} | {100 * p['diff']['mean']:+.1f} ± "
+                        f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(pairs)} |")
+    if rows:
+        lines += ["", f"What the exact masses add on top of a ceiling: `{T.ORACLE}` (item 7, same machine) − the "
+                      "ceiling, paired per seed:", "", "| difference | α | mean ± std | oracle ahead |",
+                  "|---|---|---|---|", *rows]
     return lines
 
 
@@ -96,7 +114,7 @@ def main(argv=None):
         T.run_all([c for runs in cfgs.values() for _, c, _ in runs], OUT, a.workers, "levers")
     path = os.path.join(T.RES, "discovery_levers.md")
     with open(path + ".tmp", "w") as fh:
-        fh.write("\n".join(report(cfgs)) + "\n")
+        fh.write("\n".join(report(cfgs, best)) + "\n")
     os.replace(path + ".tmp", path)
     print(f"wrote {path}")
 

@@ -302,5 +302,7 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
             assert mod.T.discovery_tuned("pretrained-wide").items() <= fedlpa.items()     # the study's choice
             assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
             assert mod.T.load(lever, mod.OUT) and mod.T.load(fedlpa, mod.BASE)
-    table = [row for row in mod.report(cfgs) if row.startswith("| ") and "(3)" in row]
-    assert len(table) == len(cfgs)
+    report = mod.report(cfgs, best)
+    assert len([row for row in report if row.startswith("| ") and "(3)" in row]) == len(cfgs)
+    # the oracle prior − each ceiling, paired with item 7's oracle run (its own config: discovery does not enter it)
+    assert len([row for row in report if row.startswith(f"| {mod.T.ORACLE} − ")]) == len(mod.CEILINGS)
