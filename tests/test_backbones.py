@@ -286,23 +286,28 @@ def test_the_backbone_stage_names_a_part_it_cannot_run(args, names, tmp_path):
 
 
 def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_changed():
-    """``bench/discovery_levers.py`` pairs each lever with FedLPA's row of item 7 on the same machine: the two
-    configs differ in the lever's discovery fields and nothing else (learning rate, backbone, the study's other
-    discovery choices, seed), and every run the committed report pairs is a committed file of both folders."""
+    """``bench/discovery_levers.py`` pairs each lever (and ceiling) with FedLPA's item-7 run made again in its own
+    folder: the two configs differ in the lever's fields and nothing else (learning rate, backbone, the study's
+    other discovery choices, seed); the oracle prior it pairs the ceilings with is item 7's oracle config (its
+    heads and prior are told: discovery does not enter it); every run the committed report pairs is a committed
+    file of that one folder."""
     spec = importlib.util.spec_from_file_location("discovery_levers", ROOT / "bench" / "discovery_levers.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
     cfgs = mod.configs(best)
     assert {label for label, _ in cfgs} == set(mod.LEVERS) | set(mod.CEILINGS)
+    t = mod.T
     for (label, alpha), runs in cfgs.items():
-        for seed, lever, fedlpa in runs:
+        for seed, lever, fedlpa, oracle in runs:
             assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
             assert fedlpa["backbone"] == "pretrained-wide"
-            assert mod.T.discovery_tuned("pretrained-wide").items() <= fedlpa.items()     # the study's choice
+            assert t.discovery_tuned("pretrained-wide").items() <= fedlpa.items()     # the study's choice
             assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
-            assert mod.T.load(lever, mod.OUT) and mod.T.load(fedlpa, mod.BASE)
-    report = mod.report(cfgs, best)
+            (item7,) = [c for c in t.backbone_configs(best, False, ["pretrained-wide"], seeds=(seed,), alphas=(alpha,),
+                                                      methods=("fedlpa",)) if c["oracle_prior"] is True]
+            assert t.run_name(oracle) == t.run_name(item7)
+            assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+    report = mod.report(cfgs)
     assert len([row for row in report if row.startswith("| ") and "(3)" in row]) == len(cfgs)
-    # the oracle prior − each ceiling, paired with item 7's oracle run (its own config: discovery does not enter it)
-    assert len([row for row in report if row.startswith(f"| {mod.T.ORACLE} − ")]) == len(mod.CEILINGS)
+    assert len([row for row in report if row.startswith(f"| {t.ORACLE} − ")]) == len(mod.CEILINGS)
