@@ -112,7 +112,7 @@ def main(argv=None):
     if not a.report_only:
         os.makedirs(OUT, exist_ok=True)
         oracles = [o for (label, _), runs in cfgs.items() if label in CEILINGS for *_, o in runs]
-        T.run_all([c for runs in cfgs.values() for _, c, b, _ in runs for c in (c, b)] + oracles, OUT, a.workers,
+        T.run_all([x for runs in cfgs.values() for _, c, b, _ in runs for x in (c, b)] + oracles, OUT, a.workers,
                   "levers")
     path = os.path.join(T.RES, "discovery_levers.md")
     with open(path + ".tmp", "w") as fh:
