@@ -15,12 +15,24 @@ report pairs is made in this script's folder:
   shared with another new class (``lab.gcd.prior.new_class_fates``). At markov time 6 most new classes at
   alpha 1 share one (Sandal, Sneaker and Ankle boot as one footwear community); at 1.5 few do and the clients
   agree on a new class's head about as often as the oracle's mapping, at the cost of K_hat (over-split).
+- ``old claims tested against the labelled fraction``: at 1.5 the over-count is mostly pieces of old classes whose
+  labelled share falls just under the study's 0.5 (the labelled fraction itself), so they become new-class
+  candidates; at 6 the share cannot refuse a community half of which is a new class. ``claim_z``
+  (:func:`lab.gcd.prior.community_claims`) claims when the labels are what a pure piece would hold, up to z binomial
+  standard deviations. Markov time and z picked by ``--pick`` on the study's tuning clients with the study's own
+  criterion (``pick_claim_rule``; ``bench/results/discovery_levers_pick.json``).
+- ``prior picked by total variation``: told the heads, FedLPA gains 8 points (the ceilings); what that removes is
+  the mass its prior puts on heads that hold none of the client's classes, which the study's KL(oracle || pi)
+  cannot see. The study's pick of the prior, by total variation instead (``pick_prior_by_tv``). The ceilings that
+  suggested the criterion ran on the evaluation seeds, so this lever is also run on the tuning seeds beside FedLPA
+  (``TUNING_CHECK``): whether FedLPA should take it is read there, as the protocol reads learning rates.
 
 Beside them, two ceilings (they read true labels: never methods), the oracle's lead over FedLPA on this backbone
 taken apart as the seed study does on the committed one (``lab.gcd.methods.ORACLE_PARTS``): FedLPA told which
 heads the client's classes are on, with its own estimated masses on them or with equal masses.
 
-    python bench/discovery_levers.py --workers 2      # 24 runs, about 1 h 15 min on 2 cores; resumes; then the report
+    python bench/discovery_levers.py --pick --workers 2   # picks the last two levers (1 min; the study's cache)
+    python bench/discovery_levers.py --workers 2      # 44 runs, about 2 h 15 min on 2 cores; resumes; then the report
 
 Writes ``bench/results/gcd_levers_2core/`` (one file per run, its config inside) and
 ``bench/results/discovery_levers.md``.
@@ -36,29 +48,190 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_gcd_tables as T  # noqa: E402
 
 BACKBONE = "pretrained-wide"
+PICK = os.path.join(T.RES, "discovery_levers_pick.json")
+CLAIM_LABEL = "old claims tested against the labelled fraction"
+TV_LABEL = "prior picked by total variation"
+CLAIM_Z = (1.0, 2.0, 3.0)
+#: the labelled share a community needs before it counts towards the client's labelled-fraction estimate (and claims)
+CLAIM_FLOOR = 0.1
+
+
+def picked() -> dict:
+    """lever label -> its discovery fields as ``--pick`` chose them (``PICK``); {} before it has run."""
+    return {label: p["fields"] for label, p in json.load(open(PICK)).items()} if os.path.exists(PICK) else {}
+
+
 #: label -> (discovery fields that differ from FedLPA's row on BACKBONE, alphas run)
 LEVERS = {"prior fit under the K̂ bar": (dict(markov_time=3.0, min_labelled_share=0.3), (0.1,)),
-          "new classes kept apart": (dict(markov_time=1.5), T.TABLE_ALPHAS)}
+          "new classes kept apart": (dict(markov_time=1.5), T.TABLE_ALPHAS),
+          **{label: (fields, T.TABLE_ALPHAS) for label, fields in picked().items()}}
 #: ... and the ceilings beside them (same shape)
 CEILINGS = {f"ceiling: {n}": (flags, (0.1,)) for n, flags in T.ORACLE_PARTS.items()}
 RUNS = {**LEVERS, **CEILINGS}
 OUT = os.path.join(T.RES, "gcd_levers_2core")
 
 
-def configs(best: dict) -> dict:
-    """(label, alpha) -> [(seed, the lever's config, FedLPA's config in item 7, the oracle prior's config)]."""
+def _claim_unit(args):
+    """One study client: K_hat and KL(oracle || pi) of every (markov time, z) of the claim-rule grid."""
+    import discovery_study as S
+
+    from lab.gcd.discovery import build_discovery_graph, finish, raw_modules
+    from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
+
+    cache, kind, alpha, seed, client, params = args
+    S.set_backbone(BACKBONE)
+    u = S.unit_inputs(cache, kind, alpha, seed, client)
+    p0 = S.chosen_params({"params": params}).replace(min_labelled_share=CLAIM_FLOOR)
+    graph, f, used = build_discovery_graph(u["feats"], u["probs"], u["lab"], u["yv"], u["old"],
+                                           prefix_features=u["prefix"], params=p0, seed=seed)
+    po = empirical_prior(oracle_heads(u["y"], u["probs"], u["old"], S.N_HEADS), S.N_HEADS, 0.5)
+    rows = []
+    for t in S.GRID_T:
+        mods = raw_modules(graph, p0.replace(markov_time=t), seed)
+        for z in CLAIM_Z:
+            p = p0.replace(markov_time=t, claim_z=z)
+            d = finish(mods, f, u["probs"], u["lab"], u["yv"], u["old"], S.N_HEADS, p, graph, used)
+            rows.append(dict(t=t, z=z, k=d.k_est, kl=head_kl(po, d.prior)))
+    return dict(kind=kind, alpha=alpha, seed=seed, k_true=u["k_true"], rows=rows)
+
+
+def pick_claim_rule(cache: str, workers: int) -> dict:
+    """The claim-rule lever (``claim_z``, :func:`lab.gcd.prior.community_claims`) picked as the discovery study picks
+    (``choose`` in ``bench/discovery_study.py``): the study's choice on BACKBONE with a markov time and a z from a
+    grid, on its tuning seeds and trained snapshots; score: the share of clients with |K_hat - K| <= 1 at the worse
+    alpha, smoothed over neighbouring markov times; ties: the mean over alphas, then the lower mean KL(oracle || pi)
+    over heads. The evaluation seeds are then only reported."""
+    import discovery_study as S
+    import numpy as np
+
+    S.set_backbone(BACKBONE)
+    params = json.load(open(S.out_paths()[0]))["choice"]["params"]
+    units = [(cache, k, al, s, c, params) for k in S.TRAINED for al in S.ALPHAS for s in S.TUNING_SEEDS + S.EVAL_SEEDS
+             for c in range(5)]
+    recs = S.run_units(_claim_unit, units, workers, "claim rule")
+    cell = {}                           # (seed set, t, z) -> alpha -> [(within 1, kl)]
+    for r in recs:
+        ss = "tuning" if r["seed"] in S.TUNING_SEEDS else "evaluation"
+        for row in r["rows"]:
+            cell.setdefault((ss, row["t"], row["z"]), {a: [] for a in S.ALPHAS})[r["alpha"]].append(
+                (abs(row["k"] - r["k_true"]) <= 1, row["kl"]))
+    stat = {k: {a: (float(np.mean([w for w, _ in v])), float(np.mean([x for _, x in v]))) for a, v in by_a.items()}
+            for k, by_a in cell.items()}
+
+    def score(t, z):
+        i = S.GRID_T.index(t)
+        nb = [S.GRID_T[j] for j in (i - 1, i, i + 1) if 0 <= j < len(S.GRID_T)]
+        w = [float(np.mean([stat[("tuning", x, z)][a][0] for x in nb])) for a in S.ALPHAS]
+        return min(w), float(np.mean(w)), -float(np.mean([stat[("tuning", t, z)][a][1] for a in S.ALPHAS]))
+
+    t, z = max(((t, z) for t in S.GRID_T for z in CLAIM_Z), key=lambda tz: score(*tz))
+    table = [dict(seeds=ss, t=tt, z=zz, **{f"within1_a{a:g}": v[0] for a, v in stat[(ss, tt, zz)].items()},
+                  **{f"kl_a{a:g}": v[1] for a, v in stat[(ss, tt, zz)].items()})
+             for ss, tt, zz in sorted(stat)]
+    return {"fields": dict(markov_time=t, min_labelled_share=CLAIM_FLOOR, claim_z=z), "score": score(t, z),
+            "criterion": "bench/discovery_levers.py: pick_claim_rule", "study_choice": params,
+            "clients_per_alpha": {ss: len(S.TUNING_SEEDS if ss == "tuning" else S.EVAL_SEEDS) * len(S.TRAINED) * 5
+                                  for ss in ("tuning", "evaluation")}, "grid": table}
+
+
+def _prior_unit(args):
+    """One study client at the study's choice: every prior of ``PRIORS`` against the oracle's (KL, TV, empty mass)."""
+    import discovery_study as S
+
+    from lab.gcd.discovery import discover
+
+    cache, kind, alpha, seed, client, params = args
+    S.set_backbone(BACKBONE)
+    u = S.unit_inputs(cache, kind, alpha, seed, client)
+    d = discover(u["feats"], u["probs"], u["lab"], u["yv"], u["old"], S.N_HEADS, prefix_features=u["prefix"],
+                 params=S.chosen_params({"params": params}), seed=seed)
+    return dict(kind=kind, alpha=alpha, seed=seed, priors=S.all_priors(
+        d, u["probs"], u["yv"], u["old"], u["y"], S.oracle_prior(u["y"], u["probs"], u["old"])))
+
+
+def pick_prior_by_tv(cache: str, workers: int) -> dict:
+    """The prior as the study re-chose it (``choose_prior``: among ``PRIORS`` but uniform, at the study's setting, its
+    tuning clients on the trained snapshots), with the total variation to the oracle's prior in place of KL(oracle ||
+    pi): KL sums over the heads the oracle holds, so mass a prior puts on heads no class of the client is on is
+    invisible to it, and the ceilings say that mass is what costs FedLPA most. Score: the mean TV at the worse alpha.
+    The evaluation seeds are then only reported."""
+    import discovery_study as S
+    import numpy as np
+
+    S.set_backbone(BACKBONE)
+    params = json.load(open(S.out_paths()[0]))["choice"]["params"]
+    units = [(cache, k, al, s, c, params) for k in S.TRAINED for al in S.ALPHAS for s in S.TUNING_SEEDS + S.EVAL_SEEDS
+             for c in range(5)]
+    cell = {}                           # (seed set, prior) -> alpha -> [metrics]
+    for r in S.run_units(_prior_unit, units, workers, "priors"):
+        ss = "tuning" if r["seed"] in S.TUNING_SEEDS else "evaluation"
+        for name, m in r["priors"].items():
+            cell.setdefault((ss, name), {a: [] for a in S.ALPHAS})[r["alpha"]].append(m)
+    mean = {k: {a: {m: float(np.mean([x[m] for x in v])) for m in ("kl_head", "tv_head", "mass_on_empty")}
+                for a, v in by_a.items()} for k, by_a in cell.items()}
+    names = sorted({n for _, n in cell if n != "uniform"})
+    best = min(names, key=lambda n: max(mean[("tuning", n)][a]["tv_head"] for a in S.ALPHAS))
+    table = [dict(seeds=ss, prior=n, **{f"{m}_a{a:g}": x for a, v in mean[(ss, n)].items() for m, x in v.items()})
+             for ss, n in sorted(cell)]
+    return {"fields": dict(prior_rule=best), "study_choice": params, "grid": table}
+
+
+#: levers also run on the tuning seeds, beside FedLPA there: a choice between a lever and FedLPA's setting may read
+#: those runs' labels (the protocol's rule for learning rates), never the evaluation seeds'
+TUNING_CHECK = (TV_LABEL,)
+
+
+def configs(best: dict, seeds=T.EVAL_SEEDS, labels=None) -> dict:
+    """(label, alpha) -> [(seed, the lever's config, FedLPA's config in item 7, the oracle prior's config)] for the
+    levers and ceilings ``labels`` (default: all of ``RUNS``)."""
     out = {}
     runs = T.backbone_runs(BACKBONE)
     for label, (over, alphas) in RUNS.items():
+        if labels is not None and label not in labels:
+            continue
         for al in alphas:
-            for s in T.EVAL_SEEDS:
+            for s in seeds:
                 base, oracle = (T.config("fedlpa", al, s, False, **best["fedlpa"], **runs[r][1], backbone=BACKBONE)
                                 for r in ("FedLPA", T.ORACLE))
                 out.setdefault((label, al), []).append((s, {**base, **over}, base, oracle))
     return out
 
 
-def report(cfgs: dict) -> list:
+def pick_lines() -> list:
+    """The report's account of how ``--pick`` chose its two levers, with the study's own choice beside them."""
+    if not os.path.exists(PICK):
+        return []
+    claim, tv = (json.load(open(PICK))[k] for k in (CLAIM_LABEL, TV_LABEL))
+    f, n = claim["fields"], claim["clients_per_alpha"]
+    lines = ["", f"How `{CLAIM_LABEL}` was picked (`--pick`, `{os.path.basename(PICK)}`): markov time × z on the "
+                 f"discovery study's trained snapshots, {n['tuning']} tuning clients per α; picked markov time "
+                 f"{f['markov_time']:g}, z {f['claim_z']:g} (labelled-share floor {f['min_labelled_share']:g}). The "
+                 f"evaluation clients ({n['evaluation']} per α) only report:", "",
+             "| seeds | markov time | z | K̂ within ±1, α 0.1 | α 1 | KL(oracle ‖ π), α 0.1 | α 1 |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['seeds']} | {r['t']:g} | {r['z']:g} | {r['within1_a0.1']:.0%} | {r['within1_a1']:.0%} | "
+              f"{r['kl_a0.1']:.2f} | {r['kl_a1']:.2f} |" for r in claim["grid"] if r["t"] == f["markov_time"]]
+    study = json.load(open(os.path.join(T.RES, "discovery_study_pretrained-wide.json")))
+    kinds, chosen = study["protocol"]["choice_on_kinds"], study["choice"]["params"]
+    kr, pr = study["k_rules"]["chosen: discover()"], study["priors"][chosen["prior"]]
+    at = lambda tab, a, ss, m: sum(tab[k][a][ss][m] for k in kinds) / len(kinds)  # noqa: E731  (equal n per kind)
+    lines += [f"| {ss}, the study's choice (no test) | {chosen['markov_time']:g} | – | "
+              f"{at(kr, '0.1', ss, 'within1'):.0%} | {at(kr, '1.0', ss, 'within1'):.0%} | "
+              f"{at(pr, '0.1', ss, 'kl_head'):.2f} | {at(pr, '1.0', ss, 'kl_head'):.2f} |"
+              for ss in ("evaluation", "tuning")]
+    lines += ["", f"How `{TV_LABEL}` was picked (`--pick`): each prior at the study's setting against the oracle's "
+                  "by total variation (TV, which counts the mass on heads that hold none of the client's classes; "
+                  "KL(oracle ‖ π) does not see it) at the worse α on the tuning clients. The study picked "
+                  f"`{tv['study_choice']['prior']}` by KL; this picks `{tv['fields']['prior_rule']}`. The evaluation "
+                  "clients only report:", "",
+              "| seeds | prior | TV, α 0.1 | α 1 | mass on empty heads, α 0.1 | α 1 | KL(oracle ‖ π), α 0.1 | α 1 |",
+              "|---|---|---|---|---|---|---|---|"]
+    return lines + [f"| {r['seeds']} | {r['prior']} | {r['tv_head_a0.1']:.3f} | {r['tv_head_a1']:.3f} | "
+                    f"{r['mass_on_empty_a0.1']:.3f} | {r['mass_on_empty_a1']:.3f} | {r['kl_head_a0.1']:.3f} | "
+                    f"{r['kl_head_a1']:.3f} |" for r in tv["grid"]]
+
+
+def report(cfgs: dict, tuning: dict | None = None) -> list:
     lines = ["# Discovery levers on the wide backbone (2-core CPU machine)", "",
              f"Made by `python bench/discovery_levers.py` (what each lever is and how it was picked, and what the "
              f"ceilings are told: its docstring). "
@@ -66,6 +239,35 @@ def report(cfgs: dict) -> list:
              f"FedLPA at the discovery study's choice (item 7's run, made again in `{os.path.basename(OUT)}/`).", "",
              "| lever | α | fields | All | FedLPA (item 7) | lever − FedLPA | ahead | K̂ within ±1 |",
              "|---|---|---|---|---|---|---|---|"]
+    lines += lever_rows(cfgs)
+    if tuning:
+        lines += ["", "On the tuning seeds (levers a choice may compare with FedLPA's setting by their All: "
+                      f"`TUNING_CHECK`), seeds {', '.join(map(str, T.TUNING_SEEDS))}:", "",
+                  "| lever | α | fields | All | FedLPA (study's choice) | lever − FedLPA | ahead | K̂ within ±1 |",
+                  "|---|---|---|---|---|---|---|---|", *lever_rows(tuning)]
+    # what knowing the exact masses adds on top of a ceiling: the oracle prior's run, paired per seed
+    rows = []
+    for (label, al), runs in cfgs.items():
+        if label not in CEILINGS:
+            continue
+        pairs = [(s, T.load(c, OUT), T.load(o, OUT)) for s, c, _, o in runs]
+        pairs = [(s, r, o) for s, r, o in pairs if r and o]
+        if pairs:
+            p = T._paired({s: o["acc_all"] for s, _, o in pairs}, {s: r["acc_all"] for s, r, _ in pairs},
+                          [s for s, _, _ in pairs], label)
+            rows.append(f"| {T.ORACLE} − {label.removeprefix('ceiling: ')} | {al:g} | {100 * p['diff']['mean']:+.1f} ± "
+                        f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(pairs)} |")
+    lines += pick_lines()
+    if rows:
+        lines += ["", f"What the exact masses add on top of a ceiling: `{T.ORACLE}` (item 7's run, made again "
+                      "here) − the ceiling, paired per seed:", "", "| difference | α | mean ± std | oracle ahead |",
+                  "|---|---|---|---|", *rows]
+    return lines
+
+
+def lever_rows(cfgs: dict) -> list:
+    """One table row per (lever, alpha): All of the lever's runs and of FedLPA's, paired per seed."""
+    lines = []
     for (label, al), runs in cfgs.items():
         got = [(s, T.load(c, OUT), T.load(b, OUT)) for s, c, b, _ in runs]
         got = [(s, r, b) for s, r, b in got if r and b]
@@ -81,22 +283,6 @@ def report(cfgs: dict) -> list:
                      f"{100 * sb['mean']:.1f} ± {T._spread(sb)} | {100 * p['diff']['mean']:+.1f} ± "
                      f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(a)} | "
                      f"{k['share']:.0%} ({k['hits']}/{k['clients']}) |")
-    # what knowing the exact masses adds on top of a ceiling: the oracle prior's run, paired per seed
-    rows = []
-    for (label, al), runs in cfgs.items():
-        if label not in CEILINGS:
-            continue
-        pairs = [(s, T.load(c, OUT), T.load(o, OUT)) for s, c, _, o in runs]
-        pairs = [(s, r, o) for s, r, o in pairs if r and o]
-        if pairs:
-            p = T._paired({s: o["acc_all"] for s, _, o in pairs}, {s: r["acc_all"] for s, r, _ in pairs},
-                          [s for s, _, _ in pairs], label)
-            rows.append(f"| {T.ORACLE} − {label.removeprefix('ceiling: ')} | {al:g} | {100 * p['diff']['mean']:+.1f} ± "
-                        f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(pairs)} |")
-    if rows:
-        lines += ["", f"What the exact masses add on top of a ceiling: `{T.ORACLE}` (item 7's run, made again "
-                      "here) − the ceiling, paired per seed:", "", "| difference | α | mean ± std | oracle ahead |",
-                  "|---|---|---|---|", *rows]
     return lines
 
 
@@ -104,19 +290,33 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--report-only", action="store_true", help="write the report from the runs made so far")
+    ap.add_argument("--pick", action="store_true",
+                    help="only pick the claim rule's lever on the discovery study's tuning clients (writes "
+                         "bench/results/discovery_levers_pick.json), then stop")
+    ap.add_argument("--cache", default=None, help="the discovery study's cache (default: its own default)")
     a = ap.parse_args(argv)
     if a.workers < 1:
         ap.error("--workers must be >= 1")
+    if a.pick:
+        import tempfile
+
+        from lab.utils import write_json_atomic
+
+        cache = a.cache or os.path.join(tempfile.gettempdir(), f"discovery_study_cache_{BACKBONE}")
+        write_json_atomic(PICK, {CLAIM_LABEL: pick_claim_rule(cache, a.workers),
+                                 TV_LABEL: pick_prior_by_tv(cache, a.workers)})
+        print(f"wrote {PICK}: {picked()}; now run without --pick")
+        return
     best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
-    cfgs = configs(best)
+    cfgs, tuning = configs(best), configs(best, T.TUNING_SEEDS, TUNING_CHECK)
     if not a.report_only:
         os.makedirs(OUT, exist_ok=True)
         oracles = [o for (label, _), runs in cfgs.items() if label in CEILINGS for *_, o in runs]
-        T.run_all([x for runs in cfgs.values() for _, c, b, _ in runs for x in (c, b)] + oracles, OUT, a.workers,
-                  "levers")
+        pairs = [x for c in (cfgs, tuning) for runs in c.values() for _, lever, base, _ in runs for x in (lever, base)]
+        T.run_all(pairs + oracles, OUT, a.workers, "levers")
     path = os.path.join(T.RES, "discovery_levers.md")
     with open(path + ".tmp", "w") as fh:
-        fh.write("\n".join(report(cfgs)) + "\n")
+        fh.write("\n".join(report(cfgs, tuning)) + "\n")
     os.replace(path + ".tmp", path)
     print(f"wrote {path}")
 

@@ -102,11 +102,17 @@ class RunConfig:
 
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
+    #: fields added after runs were made, with the value every earlier run had: left out of :meth:`key` while
+    #: they hold it, so that the results and caches of those runs keep their names
+    LATE_FIELDS: dict = {}
+
     def key(self) -> str:
         import hashlib
         import json
 
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        d = {k: v for k, v in self.to_dict().items()
+             if not (k in self.LATE_FIELDS and v == self.LATE_FIELDS[k] and type(v) is type(self.LATE_FIELDS[k]))}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, d: dict):

@@ -308,6 +308,51 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
                                                       methods=("fedlpa",)) if c["oracle_prior"] is True]
             assert t.run_name(oracle) == t.run_name(item7)
             assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
-    report = mod.report(cfgs)
+    # the tuning-seed check: the same pairs on the tuning seeds only, for the levers it names
+    tuning = mod.configs(best, t.TUNING_SEEDS, mod.TUNING_CHECK)
+    assert {label for label, _ in tuning} == set(mod.TUNING_CHECK)
+    for (label, alpha), runs in tuning.items():
+        assert sorted(s for s, *_ in runs) == sorted(t.TUNING_SEEDS)
+        assert not set(t.TUNING_SEEDS) & set(t.EVAL_SEEDS)
+        for seed, lever, fedlpa, _ in runs:
+            assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
+            assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
+            assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+    report = mod.report(cfgs, tuning)
     assert len([row for row in report if row.startswith("| ") and "(3)" in row]) == len(cfgs)
+    assert len([row for row in report if row.startswith("| ") and "(2)" in row]) == len(tuning)
     assert len([row for row in report if row.startswith(f"| {t.ORACLE} − ")]) == len(mod.CEILINGS)
+
+
+def _bench_module(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_picked_levers_follow_their_criterion_on_the_tuning_clients_only():
+    """The two levers ``--pick`` chose (``bench/results/discovery_levers_pick.json``) are the argmax of their stated
+    score recomputed from the pick's own grid, tuning rows only (an evaluation row may never choose), and they are
+    the fields the lever runs were made with."""
+    import numpy as np
+
+    lv, study = _bench_module("discovery_levers"), _bench_module("discovery_study")
+    pick = json.loads(Path(lv.PICK).read_text())
+    claim, tv = pick[lv.CLAIM_LABEL], pick[lv.TV_LABEL]
+    rows = {(r["t"], r["z"]): r for r in claim["grid"] if r["seeds"] == "tuning"}
+    assert {r["seeds"] for r in claim["grid"]} == {"tuning", "evaluation"}
+
+    def score(t, z):              # the study's criterion: worse alpha, smoothed over neighbouring markov times
+        i = study.GRID_T.index(t)
+        nb = [study.GRID_T[j] for j in (i - 1, i, i + 1) if 0 <= j < len(study.GRID_T)]
+        w = [np.mean([rows[(x, z)][f"within1_a{a:g}"] for x in nb]) for a in study.ALPHAS]
+        return min(w), np.mean(w), -np.mean([rows[(t, z)][f"kl_a{a:g}"] for a in study.ALPHAS])
+
+    f = claim["fields"]
+    assert (f["markov_time"], f["claim_z"]) == max(rows, key=lambda tz: score(*tz))
+    assert f["min_labelled_share"] == lv.CLAIM_FLOOR
+    tuning = [r for r in tv["grid"] if r["seeds"] == "tuning" and r["prior"] != "uniform"]
+    assert tv["fields"]["prior_rule"] == min(tuning, key=lambda r: max(r["tv_head_a0.1"], r["tv_head_a1"]))["prior"]
+    for label in (lv.CLAIM_LABEL, lv.TV_LABEL):
+        assert lv.LEVERS[label][0] == pick[label]["fields"]

@@ -50,6 +50,27 @@ def test_claim_threshold_is_a_share_not_a_count():
     assert claims.tolist() == [2, -1]
 
 
+def test_claims_tested_against_the_labelled_fraction_keep_pure_pieces_and_refuse_mixed_ones():
+    """``claim_z``: f_hat is the median share of the large communities (0.5 here); a piece of an old class that holds
+    a little under half labels (binomial noise) still claims, a community that is half a new class does not. A fixed
+    share cannot do both: 0.5 drops the pure piece, 0.1 lets the mixed one claim."""
+    sizes = [200, 200, 200, 100, 200]             # three pure old classes, a piece of class 0, a mixed community
+    labels = [100, 104, 98, 42, 50]               # shares 0.5, 0.52, 0.49, 0.42 (pure, noise), 0.25 (half new)
+    comm = np.repeat(np.arange(5), sizes)
+    y_vis = np.full(comm.size, -1)
+    for c, (cls, n_lab) in enumerate(zip([0, 1, 2, 0, 3], labels)):
+        y_vis[np.flatnonzero(comm == c)[:n_lab]] = cls
+    assert community_claims(comm, y_vis, 0.1, claim_z=2.0).tolist() == [0, 1, 2, 0, -1]
+    assert community_claims(comm, y_vis, 0.5).tolist() == [0, 1, -1, -1, -1]
+    assert community_claims(comm, y_vis, 0.1).tolist() == [0, 1, 2, 0, 3]
+    # z = 0 asks for the full estimated fraction (the median share, 0.49): the piece below it fails
+    assert community_claims(comm, y_vis, 0.1, claim_z=0.0).tolist() == [0, 1, 2, -1, -1]
+    # the floor still applies: with it above every share nothing claims
+    assert community_claims(comm, y_vis, 0.6, claim_z=2.0).tolist() == [-1] * 5
+    with pytest.raises(LabError, match="claim_z"):
+        DiscoveryParams(claim_z=-1.0).validate()
+
+
 def test_hungarian_only_over_free_heads_no_sharing_while_free_heads_remain():
     # three unclaimed communities all prefer head 7; one also likes claimed head 1 and old head 3
     n = 40

@@ -241,3 +241,21 @@ def test_readout_study_pairs_the_same_seeds(files):
             want = [score[(e["alpha"], a, s)] - score[(e["alpha"], b, s)] for s in e["seeds"]]
             assert p["diff"]["values"] == pytest.approx(want, abs=1e-12), p["vs"]
             assert p["ahead"] == sum(d > 0 for d in want)
+
+
+def test_committed_runs_keep_their_names_when_a_config_field_is_added():
+    """A field added to ``FedGCDConfig`` after runs were made (``LATE_FIELDS``, e.g. ``claim_z``) leaves the key of a
+    config at the old value unchanged: every committed run file, its stored config read back with today's defaults,
+    is still found under its own name (else the tables would silently re-run or lose every committed run). A config
+    that sets the new field gets a new key."""
+    from lab.gcd.config import FedGCDConfig
+
+    runs = {f: json.loads(Path(f).read_text()) for f in sorted(glob.glob(str(RES / "gcd*" / "*.json")))}
+    runs = {f: r["config"] for f, r in runs.items() if isinstance(r, dict) and "config" in r}
+    old = [f for f, c in runs.items() if "claim_z" not in c]
+    assert len(old) > 100 and len(runs) > len(old)          # runs made before the field, and after it
+    for f, stored in runs.items():
+        c = FedGCDConfig.from_dict(stored)
+        assert Path(f).stem == f"{c.method}_a{c.alpha:g}_s{c.seed}_{c.key()}", f
+    c = FedGCDConfig.from_dict(json.loads(Path(old[0]).read_text())["config"])
+    assert FedGCDConfig(**{**c.to_dict(), "claim_z": 2.0}).key() != c.key()

@@ -41,12 +41,13 @@ DEFAULT_LR = {"simgcd": 0.1, "gcd": 0.1, "local": 0.5, "central": 0.1, "fedlpa":
 #: carry these fields unused)
 DISCOVERY_FIELDS = {"knn_k": "knn_k", "confidence_quantile": "confidence_quantile", "graph_features": "features",
                     "graph_refine": "refine", "markov_time": "markov_time", "min_community": "min_community",
-                    "min_labelled_share": "min_labelled_share", "prior_rule": "prior",
+                    "min_labelled_share": "min_labelled_share", "claim_z": "claim_z", "prior_rule": "prior",
                     "prior_smoothing": "smoothing"}
 
 
 @dataclass
 class FedGCDConfig(RunConfig):
+    LATE_FIELDS = {"claim_z": None}
     method: str = "simgcd"
     dataset: str = "fashion_mnist"
     clients: int = 5
@@ -84,6 +85,7 @@ class FedGCDConfig(RunConfig):
     markov_time: float = _DISCOVERY.markov_time
     min_community: float = _DISCOVERY.min_community  # communities below this share of the client are noise
     min_labelled_share: float = _DISCOVERY.min_labelled_share   # to claim an old head
+    claim_z: float | None = _DISCOVERY.claim_z       # None, or a claim also tested against the labelled fraction
     prior_rule: str = _DISCOVERY.prior               # lab.gcd.discovery.PRIORS
     prior_smoothing: float = _DISCOVERY.smoothing    # pseudo-count per head
     use_lpa: bool = True                 # --no-lpa

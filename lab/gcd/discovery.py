@@ -10,9 +10,10 @@ sees a true label of an unlabelled sample nor the true number of classes (``test
    add must-links within one.
 2. Communities (``lab.gcd.communities``): InfoMap at one markov time; communities under ``min_community``
    of the client are noise.
-3. Old or new: a community whose labelled share reaches ``min_labelled_share`` is a piece of the old class
-   most of its labels have; the others are new-class candidates (optionally merged when the model's mean
-   predictions put them on the same new head).
+3. Old or new: a community whose labelled share reaches ``min_labelled_share`` (and, with ``claim_z``, the
+   client's labelled fraction up to binomial noise) is a piece of the old class most of its labels have; the
+   others are new-class candidates (optionally merged when the model's mean predictions put them on the same
+   new head).
 4. K_hat = K_old + K_new. K_old counts old classes from the labels alone: class c is present when its
    labelled count reaches ``min_community * n * f_hat``, f_hat the labelled fraction estimated from the
    old communities. K_new counts the new-class communities. Old classes thus never depend on how InfoMap
@@ -126,6 +127,8 @@ class DiscoveryParams:
     - ``min_community``: communities below this share of the client are noise; also the share above which an
       old class counts in K_hat (the same 2 % as the K_true the lab reports).
     - ``min_labelled_share``: labelled share a community needs to claim an old head (issue 9, item 1).
+    - ``claim_z``: None, or also test each claim against the client's labelled fraction, z standard deviations
+      of slack (:func:`lab.gcd.prior.community_claims`; ``bench/discovery_levers.py`` picked it).
     - ``merge_new_by_head``: merge new-class communities whose mean prediction has the same argmax new head.
     - ``prior``: a key of :data:`PRIORS`; ``smoothing``: pseudo-count per head.
     """
@@ -139,6 +142,7 @@ class DiscoveryParams:
     num_trials: int = 1
     min_community: float = 0.02
     min_labelled_share: float = MIN_LABELLED_SHARE
+    claim_z: float | None = None
     merge_new_by_head: bool = True
     prior: str = "blend"
     smoothing: float = 0.5
@@ -156,6 +160,8 @@ class DiscoveryParams:
         check_range("num_trials", self.num_trials, 1, 100, integer=True)
         check_range("min_community", self.min_community, 0, 1, high_open=True)
         check_range("min_labelled_share", self.min_labelled_share, 0, 1)
+        if self.claim_z is not None:
+            check_range("claim_z", self.claim_z, 0, 10)
         check_range("smoothing", self.smoothing, 0, 1000)
         return self
 
@@ -225,12 +231,12 @@ def finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_head
     n = len(y_visible)
     ms = min_size(n, params)
     labels, _ = _relabel(np.asarray(modules), graph_feats, ms)
-    claims = community_claims(labels, y_visible, params.min_labelled_share)
+    claims = community_claims(labels, y_visible, params.min_labelled_share, params.claim_z)
     if params.merge_new_by_head and probs is not None and (claims < 0).sum() > 1:
         cand = free_heads(np.array([], dtype=np.int64), n_heads, old_classes)
         if cand.size:
             labels, _ = _relabel(merge_new_by_head(labels, claims, probs, cand), graph_feats, ms)
-            claims = community_claims(labels, y_visible, params.min_labelled_share)
+            claims = community_claims(labels, y_visible, params.min_labelled_share, params.claim_z)
     frac = labelled_fraction(labels, y_visible, claims)
     f_used = frac if np.isfinite(frac) and frac > 0 else 1.0
     counts = np.array([(y_visible == c).sum() for c in old_classes])
@@ -241,7 +247,8 @@ def finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_head
     sizes = np.bincount(labels[labels >= 0], minlength=len(claims)) if len(claims) else np.zeros(0, int)
     comm = Communities(labels, protos, sizes, int(np.max(modules)) + 1, params.markov_time)
     head_of = map_communities_to_heads(labels, probs, y_visible, n_heads,
-                                       min_labelled_share=params.min_labelled_share, old_classes=old_classes)
+                                       min_labelled_share=params.min_labelled_share, old_classes=old_classes,
+                                       claim_z=params.claim_z)
     heads = sample_heads(labels, probs, head_of, y_visible=y_visible)
     d = Discovery(graph, comm, claims, head_of, heads, np.full(n_heads, 1.0 / n_heads), k_old, k_new, frac, kind)
     d.prior, _ = PRIORS[params.prior](d, probs, y_visible, old_classes, n_heads, params.smoothing)

@@ -7,7 +7,8 @@ Mapping (:func:`map_communities_to_heads`):
    ``min_labelled_share`` of it. Labels are a fixed fraction of every old class (half, in this lab's split),
    so a community of an old class holds ~that share; a community of a new class holds labels only by
    accident (kNN errors), e.g. a 368-image Shirt community with 2 labelled Trousers must not become the
-   Trouser head. Several communities may claim the same old head (fragments of one old class);
+   Trouser head. With ``claim_z`` it must also hold about the client's labelled fraction (a binomial test,
+   :func:`community_claims`). Several communities may claim the same old head (fragments of one old class);
 2. the other communities go to *free* heads by one Hungarian matching on their mean predictions. Free =
    not claimed; with ``old_classes`` given, the old heads are never free: every old class present on a
    client is present in its labels, so an unlabelled community is not an old class the client lacks;
@@ -46,20 +47,37 @@ from lab.gcd.losses import prior_kl  # noqa: F401  (the LPA loss lives beside th
 #: default labelled share for a community to claim an old head (chosen on tuning seeds 100/101:
 #: bench/results/discovery_study.json; 0 reproduces the old "one labelled sample claims" rule)
 MIN_LABELLED_SHARE = 0.1
+#: a community needs this many members for its labelled share to estimate f (a share of 50 has std <= 0.07)
+PURE_MIN_MEMBERS = 50
 
 
-def community_claims(comm_labels, y_visible, min_labelled_share: float = MIN_LABELLED_SHARE) -> np.ndarray:
+def community_claims(comm_labels, y_visible, min_labelled_share: float = MIN_LABELLED_SHARE,
+                     claim_z: float | None = None) -> np.ndarray:
     """(C,) the old class each community claims (majority labelled class), -1 when its labelled share is
-    below ``min_labelled_share`` (or it holds no label at all)."""
+    below ``min_labelled_share`` (or it holds no label at all).
+
+    ``claim_z`` (None: off) adds a test against the client's labelled fraction. Labels are a fixed fraction f
+    of every old class, so a community of n samples that is all one old class holds L ~ Binomial(n, f) labels;
+    it claims only when L >= f_hat n - z sqrt(n f_hat (1 - f_hat)). A fixed share threshold cannot serve both
+    fine and coarse communities: at 0.5 (= f here) half of the pure pieces of an old class fail it and become
+    new-class candidates (K_hat over-counts), at 0.1 a community that is half a new class claims the old head
+    and hides it. f_hat is the median labelled share of the communities of at least :data:`PURE_MIN_MEMBERS`
+    whose share reaches ``min_labelled_share``: the client's own estimate, no true label read."""
     comm_labels = np.asarray(comm_labels)
     y_visible = np.asarray(y_visible)
     C = int(comm_labels.max()) + 1 if (comm_labels >= 0).any() else 0
+    size = np.bincount(comm_labels[comm_labels >= 0], minlength=C)[:C]
+    n_lab = np.bincount(comm_labels[(comm_labels >= 0) & (y_visible >= 0)], minlength=C)[:C]
+    need = min_labelled_share * size
+    if claim_z is not None:
+        share = n_lab / np.maximum(size, 1)
+        pure = (share >= min_labelled_share) & (size >= PURE_MIN_MEMBERS) & (n_lab > 0)
+        if pure.any():
+            f = float(np.median(share[pure]))
+            need = np.maximum(need, f * size - claim_z * np.sqrt(size * f * (1 - f)))
     claims = np.full(C, -1, dtype=np.int64)
-    for c in range(C):
-        members = comm_labels == c
-        ys = y_visible[members & (y_visible >= 0)]
-        if ys.size and ys.size >= min_labelled_share * members.sum():
-            claims[c] = np.bincount(ys).argmax()
+    for c in np.flatnonzero((n_lab > 0) & (n_lab >= need)):
+        claims[c] = np.bincount(y_visible[(comm_labels == c) & (y_visible >= 0)]).argmax()
     return claims
 
 
@@ -72,11 +90,12 @@ def free_heads(claims, n_heads: int, old_classes=None) -> np.ndarray:
 
 
 def map_communities_to_heads(comm_labels, probs, y_visible, n_heads: int, *,
-                             min_labelled_share: float = MIN_LABELLED_SHARE, old_classes=None) -> np.ndarray:
+                             min_labelled_share: float = MIN_LABELLED_SHARE, old_classes=None,
+                             claim_z: float | None = None) -> np.ndarray:
     """Head id for each community id 0..C-1 (see module docstring). ``probs`` None (no trained heads): the
     free heads are dealt to the unclaimed communities in order of size."""
     comm_labels = np.asarray(comm_labels)
-    head = community_claims(comm_labels, y_visible, min_labelled_share)
+    head = community_claims(comm_labels, y_visible, min_labelled_share, claim_z)
     rest = np.flatnonzero(head < 0)
     free = free_heads(head, n_heads, old_classes)
     if not rest.size:
@@ -202,9 +221,6 @@ def argmax_prior(probs, y_visible, old_classes, n_heads: int, smoothing: float =
     counts = np.bincount(pred[unl], minlength=n_heads)[:n_heads]
     return _smooth(old_then_new(y_visible, old, n, frac, counts), smoothing)
 
-
-#: a community needs this many members for its labelled share to estimate f (a share of 50 has std <= 0.07)
-PURE_MIN_MEMBERS = 50
 
 
 def purest_labelled_fraction(comm_labels, y_visible, claims, min_members: int = PURE_MIN_MEMBERS) -> float:
