@@ -127,8 +127,9 @@ class DiscoveryParams:
     - ``min_community``: communities below this share of the client are noise; also the share above which an
       old class counts in K_hat (the same 2 % as the K_true the lab reports).
     - ``min_labelled_share``: labelled share a community needs to claim an old head (issue 9, item 1).
-    - ``claim_z``: None, or also test each claim against the client's labelled fraction, z standard deviations
-      of slack (:func:`lab.gcd.prior.community_claims`; ``bench/discovery_levers.py`` picked it).
+    - ``claim_z``: None (off), or also test each claim against the client's labelled fraction, z binomial
+      standard deviations of slack (:func:`lab.gcd.prior.community_claims`). Not in the study's grid; run as a
+      lever by ``bench/discovery_levers.py``.
     - ``merge_new_by_head``: merge new-class communities whose mean prediction has the same argmax new head.
     - ``prior``: a key of :data:`PRIORS`; ``smoothing``: pseudo-count per head.
     """

@@ -222,7 +222,6 @@ def argmax_prior(probs, y_visible, old_classes, n_heads: int, smoothing: float =
     return _smooth(old_then_new(y_visible, old, n, frac, counts), smoothing)
 
 
-
 def purest_labelled_fraction(comm_labels, y_visible, claims, min_members: int = PURE_MIN_MEMBERS) -> float:
     """f_hat from the claimed community (>= ``min_members``) with the highest labelled share: a pure old
     community holds labels at exactly the client's labelled fraction, a community mixed with a new class at
