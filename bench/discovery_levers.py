@@ -72,6 +72,17 @@ RUNS = {**LEVERS, **CEILINGS}
 OUT = os.path.join(T.RES, "gcd_levers_2core")
 
 
+def _study_units(cache: str) -> tuple:
+    """(the wide study's choice, one unit per study client: its trained snapshots x alphas x tuning and evaluation
+    seeds x 5 clients) for the ``--pick`` grids."""
+    import discovery_study as S
+
+    S.set_backbone(BACKBONE)
+    params = json.load(open(S.out_paths()[0]))["choice"]["params"]
+    return params, [(cache, k, al, s, c, params) for k in S.TRAINED for al in S.ALPHAS
+                    for s in S.TUNING_SEEDS + S.EVAL_SEEDS for c in range(5)]
+
+
 def _claim_unit(args):
     """One study client: K_hat and KL(oracle || pi) of every (markov time, z) of the claim-rule grid."""
     import discovery_study as S
@@ -105,10 +116,7 @@ def pick_claim_rule(cache: str, workers: int) -> dict:
     import discovery_study as S
     import numpy as np
 
-    S.set_backbone(BACKBONE)
-    params = json.load(open(S.out_paths()[0]))["choice"]["params"]
-    units = [(cache, k, al, s, c, params) for k in S.TRAINED for al in S.ALPHAS for s in S.TUNING_SEEDS + S.EVAL_SEEDS
-             for c in range(5)]
+    params, units = _study_units(cache)
     recs = S.run_units(_claim_unit, units, workers, "claim rule")
     cell = {}                           # (seed set, t, z) -> alpha -> [(within 1, kl)]
     for r in recs:
@@ -159,10 +167,7 @@ def pick_prior_by_tv(cache: str, workers: int) -> dict:
     import discovery_study as S
     import numpy as np
 
-    S.set_backbone(BACKBONE)
-    params = json.load(open(S.out_paths()[0]))["choice"]["params"]
-    units = [(cache, k, al, s, c, params) for k in S.TRAINED for al in S.ALPHAS for s in S.TUNING_SEEDS + S.EVAL_SEEDS
-             for c in range(5)]
+    params, units = _study_units(cache)
     cell = {}                           # (seed set, prior) -> alpha -> [metrics]
     for r in S.run_units(_prior_unit, units, workers, "priors"):
         ss = "tuning" if r["seed"] in S.TUNING_SEEDS else "evaluation"
@@ -293,9 +298,10 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--report-only", action="store_true", help="write the report from the runs made so far")
     ap.add_argument("--pick", action="store_true",
-                    help="only pick the claim rule's lever on the discovery study's tuning clients (writes "
-                         "bench/results/discovery_levers_pick.json), then stop")
-    ap.add_argument("--cache", default=None, help="the discovery study's cache (default: its own default)")
+                    help="only pick the two levers chosen from a grid (the claim rule, the prior by total variation) "
+                         "on the discovery study's tuning clients, write discovery_levers_pick.json, then stop")
+    ap.add_argument("--cache", default=None,
+                    help=f"the wide discovery study's cache (default: <tmp>/discovery_study_cache_{BACKBONE})")
     a = ap.parse_args(argv)
     if a.workers < 1:
         ap.error("--workers must be >= 1")
