@@ -24,6 +24,16 @@ from lab.gcd.models import CNNBackbone
 from lab.results import backbone_rows
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(rel: str):
+    """A script of the repository (not a package module), loaded from its path under ROOT."""
+    spec = importlib.util.spec_from_file_location(Path(rel).stem, ROOT / rel)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 IMAGES = SimpleNamespace(image_shape=(28, 28))
 
 
@@ -101,9 +111,7 @@ def test_a_budget_sized_by_a_probe_is_a_step_budget_the_record_can_rebuild(tmp_p
 
 @pytest.mark.parametrize("rate, seconds, steps", [(61.6, 4, 200), (10.0, 419.9, 4100), (0.2, 30, 6), (0.01, 5, 1)])
 def test_a_probed_rate_names_a_budget_rounded_down_to_a_hundred(rate, seconds, steps):
-    spec = importlib.util.spec_from_file_location("pretrain_backbone", ROOT / "data" / "pretrain_backbone.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("data/pretrain_backbone.py")
     assert script.steps_for(rate, seconds) == steps
 
 
@@ -141,9 +149,7 @@ def test_a_bad_pretraining_budget_is_one_line_naming_it(args, names, tmp_path):
 
 
 def _tables_script(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("run_gcd_tables", ROOT / "bench" / "run_gcd_tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _script("bench/run_gcd_tables.py")
     monkeypatch.setattr(mod, "RES", str(tmp_path))
     monkeypatch.setattr(mod, "frozen_knn", lambda name: {"output": 0.8, "prefix": 0.9})   # seconds of CPU spared
     return mod
@@ -198,10 +204,7 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
 
 
 def _discovery_study():
-    spec = importlib.util.spec_from_file_location("discovery_study", ROOT / "bench" / "discovery_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _script("bench/discovery_study.py")
 
 
 def test_the_discovery_study_on_another_backbone_reads_its_features_and_writes_beside_the_committed_study(tmp_path):
@@ -291,9 +294,7 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
     other discovery choices, seed); the oracle prior it pairs the ceilings with is item 7's oracle config (its
     heads and prior are told: discovery does not enter it); every run the committed report pairs is a committed
     file of that one folder."""
-    spec = importlib.util.spec_from_file_location("discovery_levers", ROOT / "bench" / "discovery_levers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _script("bench/discovery_levers.py")
     best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
     cfgs = mod.configs(best)
     assert {label for label, _ in cfgs} == set(mod.LEVERS) | set(mod.CEILINGS)
@@ -324,20 +325,13 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
     assert len([row for row in report if row.startswith(f"| {t.ORACLE} − ")]) == len(mod.CEILINGS)
 
 
-def _bench_module(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_picked_levers_follow_their_criterion_on_the_tuning_clients_only():
     """The two levers ``--pick`` chose (``bench/results/discovery_levers_pick.json``) are the argmax of their stated
     score recomputed from the pick's own grid, tuning rows only (an evaluation row may never choose), and they are
     the fields the lever runs were made with."""
     import numpy as np
 
-    lv, study = _bench_module("discovery_levers"), _bench_module("discovery_study")
+    lv, study = _script("bench/discovery_levers.py"), _discovery_study()
     pick = json.loads(Path(lv.PICK).read_text())
     claim, tv = pick[lv.CLAIM_LABEL], pick[lv.TV_LABEL]
     rows = {(r["t"], r["z"]): r for r in claim["grid"] if r["seeds"] == "tuning"}
