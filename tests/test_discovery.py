@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lab.gcd.discovery import Discovery, DiscoveryParams, discover, finish
-from lab.gcd.prior import (argmax_prior, blend_prior, community_claims, excess_prior, head_kl, hybrid_prior,
+from lab.gcd.prior import (argmax_prior, blend_prior, community_claims, em_prior, excess_prior, head_kl, hybrid_prior,
                            labelled_fraction, map_communities_to_heads, purest_labelled_fraction, sample_heads,
                            sorted_size_prior)
 from lab.utils import LabError
@@ -166,6 +166,34 @@ def test_mapping_free_priors():
     y_vis[60:75] = 0                                           # half of the 30 class-0 samples labelled
     pa = argmax_prior(probs, y_vis, OLD, H, smoothing=0.0)
     assert pa[0] == pytest.approx(0.3) and pa[9] == pytest.approx(0.6) and pa[12] == pytest.approx(0.1)
+
+
+def test_em_prior_drains_a_new_head_only_ambiguous_samples_support():
+    """A client holds two of three new classes, 70/30. The model's posteriors are exact under a uniform prior over
+    the new heads (1-d Gaussians at 0, 1.5 and 3): the middle class is ambiguous with both others, so its argmax
+    histogram leaks about a fifth of it onto head 7, whose class the client lacks. EM under label shift finds the
+    mixture weights the posteriors imply (about 0.7 / 0.3 / 0); old masses come from the labels as in the argmax
+    prior."""
+    rng = np.random.default_rng(0)
+    new = np.array([5, 6, 7])
+    mu = np.array([0.0, 1.5, 3.0])
+    comp = np.r_[np.zeros(1400, int), np.ones(600, int)]             # new classes on heads 5 and 6 only
+    x = mu[comp] + rng.normal(size=comp.size)
+    lik = np.exp(-0.5 * (x[:, None] - mu) ** 2)
+    probs = np.full((comp.size + 400, H), 1e-4)
+    probs[:comp.size, new] = lik / lik.sum(1, keepdims=True)
+    probs[comp.size:, 0] = 1.0                                          # 400 samples of old class 0
+    probs /= probs.sum(1, keepdims=True)
+    y_vis = np.full(len(probs), -1)
+    y_vis[comp.size:comp.size + 200] = 0                                # half of old class 0 labelled
+    pa, pe = (f(probs, y_vis, OLD, H, smoothing=0.0) for f in (argmax_prior, em_prior))
+    truth = np.zeros(H)
+    truth[[0, 5, 6]] = [400, 1400, 600]
+    truth /= truth.sum()
+    assert pe[0] == pytest.approx(truth[0]) and pa[0] == pytest.approx(truth[0])
+    assert pa[7] > 0.05                                                 # the histogram's leak
+    assert pe[7] < 0.01 and pe[new] == pytest.approx(truth[new], abs=0.02)
+    assert np.abs(pe - truth).sum() < np.abs(pa - truth).sum() / 4
 
 
 # ----------------------------------------------------------------------------------------- K_hat

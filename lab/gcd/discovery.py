@@ -34,8 +34,8 @@ import numpy as np
 
 from lab.gcd.clsd import SimilarityGraph, build_graph, graph_features
 from lab.gcd.communities import Communities, _relabel, infomap_modules
-from lab.gcd.prior import (MIN_LABELLED_SHARE, argmax_prior, blend_prior, community_claims, empirical_prior,
-                           equal_masses, excess_prior, free_heads, hybrid_prior, labelled_fraction,
+from lab.gcd.prior import (MIN_LABELLED_SHARE, argmax_prior, blend_prior, community_claims, em_prior,
+                           empirical_prior, equal_masses, excess_prior, free_heads, hybrid_prior, labelled_fraction,
                            map_communities_to_heads, purest_labelled_fraction, sample_heads, sorted_size_prior)
 from lab.utils import LabError, check_choice, check_range
 
@@ -58,11 +58,18 @@ def _prior_sorted(d, probs, y_visible, old_classes, n_heads, s):
     return pi, sample_heads(d.communities.labels, probs, head_of)
 
 
-def _prior_argmax(d, probs, y_visible, old_classes, n_heads, s):
-    if probs is None:
-        return _prior_uniform(d, probs, y_visible, old_classes, n_heads, s)
-    heads = np.where(np.asarray(y_visible) >= 0, y_visible, np.asarray(probs).argmax(1))
-    return argmax_prior(probs, y_visible, old_classes, n_heads, s), heads
+def _graph_free(prior_fn):
+    """A prior that reads the model and the labels only (argmax, em): each sample's head is its label or argmax."""
+    def rule(d, probs, y_visible, old_classes, n_heads, s):
+        if probs is None:
+            return _prior_uniform(d, probs, y_visible, old_classes, n_heads, s)
+        heads = np.where(np.asarray(y_visible) >= 0, y_visible, np.asarray(probs).argmax(1))
+        return prior_fn(probs, y_visible, old_classes, n_heads, s), heads
+    return rule
+
+
+_prior_argmax = _graph_free(argmax_prior)
+_prior_em = _graph_free(em_prior)
 
 
 def _prior_excess(d, probs, y_visible, old_classes, n_heads, s):
@@ -73,12 +80,19 @@ def _prior_excess(d, probs, y_visible, old_classes, n_heads, s):
     return excess_prior(labels, d.claims, d.head_of_comm, probs, y_visible, old_classes, n_heads, frac, s), d.heads
 
 
-def _prior_blend(d, probs, y_visible, old_classes, n_heads, s):
-    if probs is None:
-        return _prior_hybrid(d, probs, y_visible, old_classes, n_heads, s)
-    pi_a, _ = _prior_argmax(d, probs, y_visible, old_classes, n_heads, s)
-    pi_e, heads = _prior_excess(d, probs, y_visible, old_classes, n_heads, s)
-    return blend_prior(pi_a, pi_e), heads
+def _with_excess(model_rule):
+    """The mean of a graph-free prior and the excess prior (module docstring: they err differently)."""
+    def rule(d, probs, y_visible, old_classes, n_heads, s):
+        if probs is None:
+            return _prior_hybrid(d, probs, y_visible, old_classes, n_heads, s)
+        pi_m, _ = model_rule(d, probs, y_visible, old_classes, n_heads, s)
+        pi_e, heads = _prior_excess(d, probs, y_visible, old_classes, n_heads, s)
+        return blend_prior(pi_m, pi_e), heads
+    return rule
+
+
+_prior_blend = _with_excess(_prior_argmax)
+_prior_em_blend = _with_excess(_prior_em)
 
 
 def _prior_uniform(d, probs, y_visible, old_classes, n_heads, s):
@@ -96,7 +110,7 @@ def _prior_equal(d, probs, y_visible, old_classes, n_heads, s):
 #: prior name -> fn(discovery, probs, y_visible, old_classes, n_heads, smoothing) -> (pi, head of each sample)
 PRIORS = {"communities": _prior_communities, "hybrid": _prior_hybrid, "sorted": _prior_sorted,
           "excess": _prior_excess, "argmax": _prior_argmax, "blend": _prior_blend, "uniform": _prior_uniform,
-          "equal": _prior_equal}
+          "equal": _prior_equal, "em": _prior_em, "em_blend": _prior_em_blend}
 
 
 @dataclass(frozen=True)
@@ -108,7 +122,8 @@ class DiscoveryParams:
     ``min_labelled_share`` and ``merge_new_by_head`` maximise the share of clients with |K_hat - K| <= 1 at
     the worse alpha (smoothed over neighbouring markov times; labelled share 0, the old rule, excluded);
     ``prior`` has the lowest mean KL(oracle || pi) over heads at that setting (``--stage priors`` re-chose
-    it among every rule in :data:`PRIORS` when ``excess`` and ``blend`` were added: argmax -> blend).
+    it among every rule in :data:`PRIORS` when ``excess`` and ``blend`` were added: argmax -> blend; the same rule
+    with ``em`` and ``em_blend``, added later, keeps blend on this backbone: ``discovery_levers.py --pick``, tested).
     ``knn_k``, ``min_community``, ``num_trials``, the confidence settings and ``smoothing`` were not searched
     (the lab's earlier values).
     Evaluation seeds 0/1/2 only report (``bench/results/discovery_study.md``).

@@ -24,6 +24,8 @@ Priors over heads (all smoothed with a pseudo-count ``s`` per head, pi = (m + s)
   of the model's mean prediction;
 - :func:`argmax_prior`: needs no graph: old heads from labels as in the hybrid, new heads from the argmax
   histogram of the unlabelled samples the model puts on new heads;
+- :func:`em_prior`: as the argmax prior, with the new heads' masses by EM under label shift (the
+  maximum-likelihood mixture of the model's own posteriors) instead of a histogram of their argmax;
 - :func:`excess_prior`: the hybrid, plus what the labels say about communities that MIX an old and a new
   class. A claimed community of an old class holds labelled samples at the client's labelled fraction f, so
   its members beyond L / f are unlabelled samples of something else (InfoMap puts Shirt with Coat or
@@ -34,7 +36,8 @@ Priors over heads (all smoothed with a pseudo-count ``s`` per head, pi = (m + s)
   the graph's communities err differently (the model mixes new classes on one head; the graph hides a new
   class inside an old community), and KL is convex in its second argument, so the mean is never worse than
   the worse of the two. It had the lowest mean KL(oracle || pi) on the tuning clients
-  (``bench/discovery_study.py --stage priors``).
+  (``bench/discovery_study.py --stage priors``), also once ``em_blend`` = (em + excess) / 2 was added; on the wide
+  backbone that rule prefers ``em_blend``, FedLPA's prior there (``bench/results/discovery_study_pretrained-wide.md``).
 LPA = KL(p_bar || pi) (``lab.gcd.losses.prior_kl``); with a uniform pi it is SimGCD's mean-entropy term.
 """
 from __future__ import annotations
@@ -204,22 +207,60 @@ def sorted_size_prior(comm_labels, probs, n_heads: int, smoothing: float = 0.5):
     return _smooth(mass, smoothing), head_of[:C]
 
 
-def argmax_prior(probs, y_visible, old_classes, n_heads: int, smoothing: float = 0.5) -> np.ndarray:
-    """Graph-free: old heads from labels, L_c / f_hat with f_hat = labelled / (labelled + unlabelled samples
-    predicted as an old class present in the labels); new heads from the argmax histogram of the unlabelled
-    samples the model puts on new heads, scaled to the remaining mass."""
-    probs = np.asarray(probs)
+def _model_evidence(probs, y_visible, old_classes):
+    """What the graph-free priors read: (f_hat = labelled / (labelled + unlabelled samples predicted as an old class
+    present in the labels), the argmax head of each sample, which samples are unlabelled)."""
+    pred = np.asarray(probs).argmax(1)
     y_visible = np.asarray(y_visible)
-    n = len(y_visible)
-    old = [int(c) for c in old_classes]
-    pred = probs.argmax(1)
     unl = y_visible < 0
-    present = [c for c in old if (y_visible == c).any()]
+    present = [int(c) for c in old_classes if (y_visible == c).any()]
     n_lab = int((~unl).sum())
     n_unl_old = int((unl & np.isin(pred, present)).sum())
-    frac = n_lab / (n_lab + n_unl_old) if n_lab else float("nan")
+    return (n_lab / (n_lab + n_unl_old) if n_lab else float("nan")), pred, unl
+
+
+def argmax_prior(probs, y_visible, old_classes, n_heads: int, smoothing: float = 0.5) -> np.ndarray:
+    """Graph-free: old heads from labels, L_c / f_hat (f_hat as :func:`_model_evidence` estimates it); new heads
+    from the argmax histogram of the unlabelled samples the model puts on new heads, scaled to the remaining mass."""
+    frac, pred, unl = _model_evidence(probs, y_visible, old_classes)
     counts = np.bincount(pred[unl], minlength=n_heads)[:n_heads]
-    return _smooth(old_then_new(y_visible, old, n, frac, counts), smoothing)
+    return _smooth(old_then_new(y_visible, old_classes, len(pred), frac, counts), smoothing)
+
+
+#: most EM steps of :func:`em_prior` (it stops once no head's mass moves by 1e-9)
+EM_STEPS = 500
+
+
+def em_prior(probs, y_visible, old_classes, n_heads: int, smoothing: float = 0.5, steps: int = EM_STEPS) -> np.ndarray:
+    """Graph-free, as :func:`argmax_prior` (old heads from labels, the same f_hat), but the new heads' masses are the
+    maximum-likelihood prior given the model's posteriors: EM under label shift (Saerens, Latinne & Decaestecker,
+    Neural Computation 2002).
+
+    SimGCD's mean-entropy term trains the heads towards a uniform marginal, so on a client whose new classes come
+    in proportions w the posterior of head h is q_h(x) = p_h(x) w_h / sum_g p_g(x) w_g. EM alternates that E-step
+    with w_h <- mean_x q_h(x) over the unlabelled samples the model puts on a new head (p renormalised over the new
+    heads), from w uniform, to its fixed point. The argmax histogram is a hard version of one step: every
+    ambiguous sample counts for its top head, so a client's mass leaks onto new heads its classes are not on; EM
+    drains a head that only ambiguous samples support. Per unit of privacy nothing changes: it reads what
+    :func:`argmax_prior` reads, on the client."""
+    frac, pred, unl = _model_evidence(probs, y_visible, old_classes)
+    new = np.setdiff1d(np.arange(n_heads), [int(c) for c in old_classes])
+    w = np.zeros(n_heads)
+    sel = unl & np.isin(pred, new)
+    if sel.any() and new.size:
+        p = np.asarray(probs, dtype=np.float64)[sel][:, new]
+        p /= np.maximum(p.sum(1, keepdims=True), 1e-300)
+        wn = np.full(new.size, 1.0 / new.size)
+        for _ in range(steps):
+            q = p * wn
+            q /= np.maximum(q.sum(1, keepdims=True), 1e-300)
+            nxt = q.mean(0)
+            done = np.abs(nxt - wn).max() < 1e-9
+            wn = nxt
+            if done:
+                break
+        w[new] = wn
+    return _smooth(old_then_new(y_visible, old_classes, len(pred), frac, w), smoothing)
 
 
 def purest_labelled_fraction(comm_labels, y_visible, claims, min_members: int = PURE_MIN_MEMBERS) -> float:
