@@ -23,17 +23,23 @@ report pairs is made in this script's folder:
   criterion (``pick_claim_rule``; ``bench/results/discovery_levers_pick.json``).
 - ``prior picked by total variation``: told the heads, FedLPA gains 8 points (the ceilings); what that removes is
   the mass its prior puts on heads that hold none of the client's classes, which the study's KL(oracle || pi)
-  cannot see. The study's pick of the prior, by total variation instead (``pick_prior_by_tv``). The ceilings that
+  cannot see. The study's pick of the prior, by total variation instead (``pick_priors``). The ceilings that
   suggested the criterion ran on the evaluation seeds, so this lever is also run on the tuning seeds beside FedLPA
   (``TUNING_CHECK``, with the ceilings): whether FedLPA should take it is read there, as the protocol reads
   learning rates.
+- ``prior re-picked with the EM priors among the candidates``: the argmax half of ``blend`` counts every ambiguous
+  sample for its top head, so a client's mass leaks onto new heads its classes are not on; ``em`` takes the new
+  heads' masses from EM under label shift instead (:func:`lab.gcd.prior.em_prior`), ``em_blend`` is em with excess.
+  Picked by the study's own rule for the prior (``choose_prior``: mean KL(oracle || pi) over both alphas, tuning
+  clients), which prefers ``em_blend`` on this backbone and keeps ``blend`` on the committed one
+  (``pick_priors``); also run on the tuning seeds.
 
 Beside them, two ceilings (they read true labels: never methods), the oracle's lead over FedLPA on this backbone
 taken apart as the seed study does on the committed one (``lab.gcd.methods.ORACLE_PARTS``): FedLPA told which
 heads the client's classes are on, with its own estimated masses on them or with equal masses.
 
-    python bench/discovery_levers.py --pick --workers 2   # picks the last two levers (1 min; the study's cache)
-    python bench/discovery_levers.py --workers 2      # 48 runs, about 2 h 25 min on 2 cores; resumes; then the report
+    python bench/discovery_levers.py --pick --workers 2   # picks the last three levers (2 min; the studies' caches)
+    python bench/discovery_levers.py --workers 2      # 58 runs, about 3 h on 2 cores; resumes; then the report
 
 Writes ``bench/results/gcd_levers_2core/`` (one file per run, its config inside) and
 ``bench/results/discovery_levers.md``.
@@ -52,6 +58,7 @@ BACKBONE = "pretrained-wide"
 PICK = os.path.join(T.RES, "discovery_levers_pick.json")
 CLAIM_LABEL = "old claims tested against the labelled fraction"
 TV_LABEL = "prior picked by total variation"
+EM_LABEL = "prior re-picked with the EM priors among the candidates"
 CLAIM_Z = (1.0, 2.0, 3.0)
 #: the labelled share a community needs before it counts towards the client's labelled-fraction estimate (and claims)
 CLAIM_FLOOR = 0.1
@@ -70,15 +77,21 @@ LEVERS = {"prior fit under the K̂ bar": (dict(markov_time=3.0, min_labelled_sha
 CEILINGS = {f"ceiling: {n}": (flags, (0.1,)) for n, flags in T.ORACLE_PARTS.items()}
 RUNS = {**LEVERS, **CEILINGS}
 OUT = os.path.join(T.RES, "gcd_levers_2core")
+#: what every lever is paired with: FedLPA's item-7 row as the levers were made, at the wide study's choice with the
+#: prior it had then. The study has since re-chosen its prior among the EM priors too (``em_blend``: that is the EM
+#: lever's run, now item 7's FedLPA row); pinned so that the committed lever runs keep their pairs and names
+PAIRED_WITH = {"prior_rule": "blend"}
 
 
-def _study_units(cache: str) -> tuple:
-    """(the wide study's choice, one unit per study client: its trained snapshots x alphas x tuning and evaluation
-    seeds x 5 clients) for the ``--pick`` grids."""
+def _study_units(cache: str, backbone: str = BACKBONE) -> tuple:
+    """(a discovery study's choice, one unit per study client: its trained snapshots x alphas x tuning and evaluation
+    seeds x 5 clients) for the ``--pick`` grids; the wide study's unless ``backbone`` says otherwise."""
     import discovery_study as S
 
-    S.set_backbone(BACKBONE)
+    S.set_backbone(backbone)
     params = json.load(open(S.out_paths()[0]))["choice"]["params"]
+    if backbone == BACKBONE:
+        params = dict(params, prior=PAIRED_WITH["prior_rule"])
     return params, [(cache, k, al, s, c, params) for k in S.TRAINED for al in S.ALPHAS
                     for s in S.TUNING_SEEDS + S.EVAL_SEEDS for c in range(5)]
 
@@ -149,8 +162,8 @@ def _prior_unit(args):
 
     from lab.gcd.discovery import discover
 
-    cache, kind, alpha, seed, client, params = args
-    S.set_backbone(BACKBONE)
+    backbone, cache, kind, alpha, seed, client, params = args
+    S.set_backbone(backbone)
     u = S.unit_inputs(cache, kind, alpha, seed, client)
     d = discover(u["feats"], u["probs"], u["lab"], u["yv"], u["old"], S.N_HEADS, prefix_features=u["prefix"],
                  params=S.chosen_params({"params": params}), seed=seed)
@@ -158,34 +171,71 @@ def _prior_unit(args):
         d, u["probs"], u["yv"], u["old"], u["y"], S.oracle_prior(u["y"], u["probs"], u["old"])))
 
 
-def pick_prior_by_tv(cache: str, workers: int) -> dict:
-    """The prior as the study re-chose it (``choose_prior``: among ``PRIORS`` but uniform, at the study's setting, its
-    tuning clients on the trained snapshots), with the total variation to the oracle's prior in place of KL(oracle ||
-    pi): KL sums over the heads the oracle holds, so mass a prior puts on heads no class of the client is on is
-    invisible to it, and the ceilings say that mass is what costs FedLPA most. Score: the mean TV at the worse alpha.
-    The evaluation seeds are then only reported."""
+def prior_grid(cache: str, workers: int, backbone: str = BACKBONE) -> tuple:
+    """(the study's choice, every prior of ``PRIORS`` against the oracle's at the study's setting on its trained
+    snapshots: (seed set, prior) -> alpha -> mean KL(oracle || pi), TV and mass on empty heads, the same as rows)."""
     import discovery_study as S
     import numpy as np
 
-    params, units = _study_units(cache)
+    params, units = _study_units(cache, backbone)
     cell = {}                           # (seed set, prior) -> alpha -> [metrics]
-    for r in S.run_units(_prior_unit, units, workers, "priors"):
+    for r in S.run_units(_prior_unit, [(backbone, *u) for u in units], workers, f"priors ({backbone})"):
         ss = "tuning" if r["seed"] in S.TUNING_SEEDS else "evaluation"
         for name, m in r["priors"].items():
             cell.setdefault((ss, name), {a: [] for a in S.ALPHAS})[r["alpha"]].append(m)
     mean = {k: {a: {m: float(np.mean([x[m] for x in v])) for m in ("kl_head", "tv_head", "mass_on_empty")}
                 for a, v in by_a.items()} for k, by_a in cell.items()}
-    names = sorted({n for _, n in cell if n != "uniform"})
-    best = min(names, key=lambda n: max(mean[("tuning", n)][a]["tv_head"] for a in S.ALPHAS))
     table = [dict(seeds=ss, prior=n, **{f"{m}_a{a:g}": x for a, v in mean[(ss, n)].items() for m, x in v.items()})
              for ss, n in sorted(cell)]
-    return {"fields": dict(prior_rule=best), "study_choice": params, "grid": table}
+    return params, mean, table
+
+
+#: how a prior pick reduces a metric's mean per alpha to one score: the worse alpha, or the mean over both alphas
+#: (``choose_prior`` in ``bench/discovery_study.py``: its tuning clients pooled, the same number at each alpha)
+REDUCE = {"worse alpha": max, "mean over alphas": lambda v: sum(v) / len(v)}
+
+
+def pick_prior(grid: tuple, metric: str, candidates, reduce: str) -> dict:
+    """The prior among ``candidates`` with the lowest ``metric`` on the tuning clients of ``prior_grid``, its
+    per-alpha means reduced by ``REDUCE[reduce]``. The evaluation seeds only report."""
+    import discovery_study as S
+
+    params, mean, table = grid
+    best = min(candidates, key=lambda n: REDUCE[reduce]([mean[("tuning", n)][a][metric] for a in S.ALPHAS]))
+    return {"fields": dict(prior_rule=best), "metric": metric, "reduce": reduce, "candidates": list(candidates),
+            "study_choice": params, "grid": table}
+
+
+#: the priors the TV lever chose among: ``PRIORS`` but uniform, as they were before the EM priors were added
+TV_CANDIDATES = ("argmax", "blend", "communities", "equal", "excess", "hybrid", "sorted")
+
+
+def pick_priors(cache: str, committed_cache: str, workers: int) -> dict:
+    """Two levers from one grid of priors.
+
+    - ``TV_LABEL``: the study's pick of the prior with the total variation to the oracle's prior in place of
+      KL(oracle || pi), at the worse alpha: KL sums over the heads the oracle holds, so mass a prior puts on heads
+      no class of the client is on is invisible to it, and the ceilings say that mass is what costs FedLPA most;
+    - ``EM_LABEL``: the study's own pick (``choose_prior``: mean KL over both alphas) again, now that ``em`` and
+      ``em_blend`` (the new heads' masses by EM under label shift, :func:`lab.gcd.prior.em_prior`) are among the
+      candidates. The same pick on the committed backbone's study (``committed_backbone``, from ``committed_cache``)
+      says whether the committed tables' FedLPA would change prior."""
+    from lab.gcd.discovery import PRIORS
+    from lab.results import COMMITTED_BACKBONE
+
+    grid = prior_grid(cache, workers)
+    every = [n for n in PRIORS if n != "uniform"]
+    em = pick_prior(grid, "kl_head", every, "mean over alphas")
+    committed = pick_prior(prior_grid(committed_cache, workers, COMMITTED_BACKBONE), "kl_head", every,
+                           "mean over alphas")
+    return {TV_LABEL: pick_prior(grid, "tv_head", TV_CANDIDATES, "worse alpha"),
+            EM_LABEL: dict(em, committed_backbone=committed)}
 
 
 #: levers also run on the tuning seeds, beside FedLPA there: a choice between a lever and FedLPA's setting may read
 #: those runs' labels (the protocol's rule for learning rates), never the evaluation seeds'. The ceilings too: they
 #: suggested the TV lever's criterion, so what they show is checked where a choice may look
-TUNING_CHECK = (TV_LABEL, *CEILINGS)
+TUNING_CHECK = (TV_LABEL, EM_LABEL, *CEILINGS)
 
 
 def configs(best: dict, seeds=T.EVAL_SEEDS, labels=None) -> dict:
@@ -198,14 +248,15 @@ def configs(best: dict, seeds=T.EVAL_SEEDS, labels=None) -> dict:
             continue
         for al in alphas:
             for s in seeds:
-                base, oracle = (T.config("fedlpa", al, s, False, **best["fedlpa"], **runs[r][1], backbone=BACKBONE)
+                base, oracle = (T.config("fedlpa", al, s, False, **best["fedlpa"],
+                                         **{**runs[r][1], **(PAIRED_WITH if r == "FedLPA" else {})}, backbone=BACKBONE)
                                 for r in ("FedLPA", T.ORACLE))
                 out.setdefault((label, al), []).append((s, {**base, **over}, base, oracle))
     return out
 
 
 def pick_lines() -> list:
-    """The report's account of how ``--pick`` chose its two levers, with the study's own choice beside them."""
+    """The report's account of how ``--pick`` chose its levers, with the study's own choice beside them."""
     if not os.path.exists(PICK):
         return []
     claim, tv = (json.load(open(PICK))[k] for k in (CLAIM_LABEL, TV_LABEL))
@@ -233,9 +284,43 @@ def pick_lines() -> list:
                   "clients only report:", "",
               "| seeds | prior | TV, α 0.1 | α 1 | mass on empty heads, α 0.1 | α 1 | KL(oracle ‖ π), α 0.1 | α 1 |",
               "|---|---|---|---|---|---|---|---|"]
-    return lines + [f"| {r['seeds']} | {r['prior']} | {r['tv_head_a0.1']:.3f} | {r['tv_head_a1']:.3f} | "
-                    f"{r['mass_on_empty_a0.1']:.3f} | {r['mass_on_empty_a1']:.3f} | {r['kl_head_a0.1']:.3f} | "
-                    f"{r['kl_head_a1']:.3f} |" for r in tv["grid"]]
+    lines += [f"| {r['seeds']} | {r['prior']} | {r['tv_head_a0.1']:.3f} | {r['tv_head_a1']:.3f} | "
+              f"{r['mass_on_empty_a0.1']:.3f} | {r['mass_on_empty_a1']:.3f} | {r['kl_head_a0.1']:.3f} | "
+              f"{r['kl_head_a1']:.3f} |" for r in tv["grid"]]
+    return lines + em_pick_lines()
+
+
+def em_pick_lines() -> list:
+    """The report's account of the EM pick: the study's own criterion on both backbones."""
+    pick = json.load(open(PICK)).get(EM_LABEL)
+    if pick is None:
+        return []
+
+    def score(p, name):
+        (row,) = [r for r in p["grid"] if r["seeds"] == "tuning" and r["prior"] == name]
+        return REDUCE[p["reduce"]]([row["kl_head_a0.1"], row["kl_head_a1"]])
+
+    wide, committed = pick, pick["committed_backbone"]
+    chosen = wide["study_choice"]["prior"]
+    lines = ["", f"How `{EM_LABEL}` was picked (`--pick`): the study's own rule (`choose_prior`: the lowest "
+                 "KL(oracle ‖ π), mean over both α, tuning clients) among every prior but uniform, now with `em` "
+                 "(the new heads' masses by EM under label shift, `lab.gcd.prior.em_prior`) and `em_blend` (em and "
+                 "excess, as blend is argmax and excess); their rows are in the table above. TV candidates: "
+                 f"{', '.join(TV_CANDIDATES)} (the priors before the EM ones).", "",
+             "| backbone | the study's prior | its score | pick | its score |", "|---|---|---|---|---|"]
+    for name, p in ((BACKBONE, wide), ("pretrained (committed)", committed)):
+        c, f = p["study_choice"]["prior"], p["fields"]["prior_rule"]
+        lines.append(f"| {name} | {c} | {score(p, c):.3f} | {f} | {score(p, f):.3f} |")
+    same = committed["fields"]["prior_rule"] == committed["study_choice"]["prior"]
+    study = json.load(open(os.path.join(T.RES, "discovery_study_pretrained-wide.json")))["choice"]["params"]["prior"]
+    now = ("the wide study, re-run, has chosen it too: this lever's runs are item 7's FedLPA row now "
+           "(`gcd_summary.md`)"
+           if study == wide["fields"]["prior_rule"] else
+           f"the wide study still holds `{study}` (`bench/discovery_study.py --backbone {BACKBONE} --stage priors`)")
+    lines += ["", f"On the committed backbone the rule {'keeps' if same else 'changes'} the tables' prior. On the wide "
+                  f"backbone it prefers `{wide['fields']['prior_rule']}`, and {now}. The other levers stay paired with "
+                  f"FedLPA at `{chosen}`, as they were made."]
+    return lines
 
 
 def report(cfgs: dict, tuning: dict | None = None) -> list:
@@ -243,7 +328,9 @@ def report(cfgs: dict, tuning: dict | None = None) -> list:
              f"Made by `python bench/discovery_levers.py` (what each lever is and how it was picked, and what the "
              f"ceilings are told: its docstring). "
              f"All (mean of the last 3 evaluations), mean ± std over the evaluation seeds; paired per seed with "
-             f"FedLPA at the discovery study's choice (item 7's run, made again in `{os.path.basename(OUT)}/`).", "",
+             f"FedLPA at the discovery study's choice with the prior it had when the levers were made, "
+             f"{PAIRED_WITH['prior_rule']} (item 7's run until the study re-chose its prior, made again in "
+             f"`{os.path.basename(OUT)}/`).", "",
              "| lever | α | fields | All | FedLPA (item 7) | lever − FedLPA | ahead | K̂ within ±1 |",
              "|---|---|---|---|---|---|---|---|"]
     lines += lever_rows(cfgs)
@@ -298,10 +385,14 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--report-only", action="store_true", help="write the report from the runs made so far")
     ap.add_argument("--pick", action="store_true",
-                    help="only pick the two levers chosen from a grid (the claim rule, the prior by total variation) "
-                         "on the discovery study's tuning clients, write discovery_levers_pick.json, then stop")
+                    help="only pick the three levers chosen from a grid (the claim rule, the prior by total "
+                         "variation, the prior with the EM priors among the candidates) on the discovery study's "
+                         "tuning clients, write discovery_levers_pick.json, then stop")
     ap.add_argument("--cache", default=None,
                     help=f"the wide discovery study's cache (default: <tmp>/discovery_study_cache_{BACKBONE})")
+    ap.add_argument("--committed-cache", default=None,
+                    help="the committed backbone's discovery study cache, for the EM pick there "
+                         "(default: <tmp>/discovery_study_cache)")
     a = ap.parse_args(argv)
     if a.workers < 1:
         ap.error("--workers must be >= 1")
@@ -311,8 +402,9 @@ def main(argv=None):
         from lab.utils import write_json_atomic
 
         cache = a.cache or os.path.join(tempfile.gettempdir(), f"discovery_study_cache_{BACKBONE}")
+        committed = a.committed_cache or os.path.join(tempfile.gettempdir(), "discovery_study_cache")
         write_json_atomic(PICK, {CLAIM_LABEL: pick_claim_rule(cache, a.workers),
-                                 TV_LABEL: pick_prior_by_tv(cache, a.workers)})
+                                 **pick_priors(cache, committed, a.workers)})
         print(f"wrote {PICK}: {picked()}; now run without --pick")
         return
     best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]

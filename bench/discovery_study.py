@@ -20,7 +20,8 @@ Stages (resumable: per-client results are cached under ``--cache``):
                then mean |K_hat - K|); the prior with the lowest mean KL(oracle || pi) in head space;
 ``priors``     tuning seeds only: every prior of ``lab.gcd.discovery.PRIORS`` at the chosen setting; the lowest
                mean KL(oracle || pi) in head space (trained kinds, both alphas pooled) becomes the choice's
-               prior (rerun when a prior is added: the grid of ``tune`` need not run again);
+               prior (rerun when a prior is added: the grid of ``tune`` need not run again; then ``eval``,
+               ``report`` and ``masses``. Rerun on the wide backbone when ``em``/``em_blend`` were added: em_blend);
 ``eval``       every seed: named rules (today's default, 'auto', labelled calibration, stability, a fixed
                markov time with total count, and ``discover()`` with the library defaults = the choice);
 ``report``     bench/results/discovery_study.json and .md;

@@ -303,11 +303,17 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
         for seed, lever, fedlpa, oracle in runs:
             assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
             assert fedlpa["backbone"] == "pretrained-wide"
-            assert t.discovery_tuned("pretrained-wide").items() <= fedlpa.items()     # the study's choice
+            # the study's choice, with the prior it had when the levers were made
+            assert {**t.discovery_tuned("pretrained-wide"), **mod.PAIRED_WITH}.items() <= fedlpa.items()
             assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
-            (item7,) = [c for c in t.backbone_configs(best, False, ["pretrained-wide"], seeds=(seed,), alphas=(alpha,),
-                                                      methods=("fedlpa",)) if c["oracle_prior"] is True]
-            assert t.run_name(oracle) == t.run_name(item7)
+            item7 = t.backbone_configs(best, False, ["pretrained-wide"], seeds=(seed,), alphas=(alpha,),
+                                       methods=("fedlpa",))
+            (item7_oracle,) = [c for c in item7 if c["oracle_prior"] is True]
+            assert t.run_name(oracle) == t.run_name(item7_oracle)
+            if label == mod.EM_LABEL:           # the study re-chose its prior: this lever is item 7's FedLPA row
+                item7_fedlpa = t.config("fedlpa", alpha, seed, False, **best["fedlpa"],
+                                        **t.backbone_runs("pretrained-wide")["FedLPA"][1], backbone="pretrained-wide")
+                assert t.run_name(lever) == t.run_name(item7_fedlpa)
             assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
     # the tuning-seed check: the same pairs on the tuning seeds only, for the levers it names
     tuning = mod.configs(best, t.TUNING_SEEDS, mod.TUNING_CHECK)
@@ -326,7 +332,7 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
 
 
 def test_picked_levers_follow_their_criterion_on_the_tuning_clients_only():
-    """The two levers ``--pick`` chose (``bench/results/discovery_levers_pick.json``) are the argmax of their stated
+    """The three levers ``--pick`` chose (``bench/results/discovery_levers_pick.json``) are the argmax of their stated
     score recomputed from the pick's own grid, tuning rows only (an evaluation row may never choose), and they are
     the fields the lever runs were made with."""
     import numpy as np
@@ -346,7 +352,19 @@ def test_picked_levers_follow_their_criterion_on_the_tuning_clients_only():
     f = claim["fields"]
     assert (f["markov_time"], f["claim_z"]) == max(rows, key=lambda tz: score(*tz))
     assert f["min_labelled_share"] == lv.CLAIM_FLOOR
-    tuning = [r for r in tv["grid"] if r["seeds"] == "tuning" and r["prior"] != "uniform"]
-    assert tv["fields"]["prior_rule"] == min(tuning, key=lambda r: max(r["tv_head_a0.1"], r["tv_head_a1"]))["prior"]
-    for label in (lv.CLAIM_LABEL, lv.TV_LABEL):
+    from lab.gcd.discovery import PRIORS, DiscoveryParams
+
+    em = pick[lv.EM_LABEL]
+    committed = em["committed_backbone"]
+    assert tv["candidates"] == list(lv.TV_CANDIDATES)
+    assert set(em["candidates"]) == set(committed["candidates"]) == set(PRIORS) - {"uniform"}
+    for prior_pick, metric, reduce in ((tv, "tv_head", "worse alpha"), (em, "kl_head", "mean over alphas"),
+                                       (committed, "kl_head", "mean over alphas")):   # lowest wins
+        tuning = [r for r in prior_pick["grid"] if r["seeds"] == "tuning" and r["prior"] in prior_pick["candidates"]]
+        assert (prior_pick["metric"], prior_pick["reduce"]) == (metric, reduce)
+        assert prior_pick["fields"]["prior_rule"] == min(tuning, key=lambda r: lv.REDUCE[reduce](
+            [r[f"{metric}_a0.1"], r[f"{metric}_a1"]]))["prior"]
+    # the study's rule keeps the committed tables' prior (the library default) with the EM priors among the candidates
+    assert committed["fields"]["prior_rule"] == DiscoveryParams().prior == committed["study_choice"]["prior"]
+    for label in (lv.CLAIM_LABEL, lv.TV_LABEL, lv.EM_LABEL):
         assert lv.LEVERS[label][0] == pick[label]["fields"]
