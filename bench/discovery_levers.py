@@ -4,9 +4,9 @@ The discovery study (``bench/discovery_study.py --backbone pretrained-wide``) pi
 the tuning seeds; its masses stage says where the prior still goes wrong. Each lever below is one other setting,
 picked on the tuning seeds only (their labels: the study's protocol), run like FedLPA's row of item 7
 (``bench/run_gcd_tables.py --stage backbone``: same learning rate, evaluation seeds 0-2) and paired per seed with
-that row's runs, made again here, in the same folder: runs move with the machine instance (a rerun of an item-7
-run a day later on a 2-core "AMD EPYC" with the same torch build moved All by up to 1.4 points), so every run this
-report pairs is made in this script's folder:
+that row's runs (at the prior the study had chosen then, ``PAIRED_WITH``), made again here, in the same folder: runs
+move with the machine instance (a rerun of an item-7 run a day later on a 2-core "AMD EPYC" with the same torch build
+moved All by up to 1.4 points), so every run this report pairs is made in this script's folder:
 
 - ``prior fit under the K_hat bar``: among the grid's settings with K_hat within +-1 on >= 80 % of the tuning
   clients at both alphas, the lowest mean KL(oracle || pi) over heads at the worse alpha (the K_hat bar as a
@@ -331,13 +331,15 @@ def report(cfgs: dict, tuning: dict | None = None) -> list:
              f"FedLPA at the discovery study's choice with the prior it had when the levers were made, "
              f"{PAIRED_WITH['prior_rule']} (item 7's run until the study re-chose its prior, made again in "
              f"`{os.path.basename(OUT)}/`).", "",
-             "| lever | α | fields | All | FedLPA (item 7) | lever − FedLPA | ahead | K̂ within ±1 |",
+             f"| lever | α | fields | All | FedLPA ({PAIRED_WITH['prior_rule']}) | lever − FedLPA | ahead | "
+             "K̂ within ±1 |",
              "|---|---|---|---|---|---|---|---|"]
     lines += lever_rows(cfgs)
     if tuning:
         lines += ["", "On the tuning seeds (a lever a choice may compare with FedLPA's setting by its All, and the "
                       f"ceilings that suggested it: `TUNING_CHECK`), seeds {', '.join(map(str, T.TUNING_SEEDS))}:", "",
-                  "| lever or ceiling | α | fields | All | FedLPA (study's choice) | − FedLPA | ahead | K̂ within ±1 |",
+                  f"| lever or ceiling | α | fields | All | FedLPA ({PAIRED_WITH['prior_rule']}) | − FedLPA | ahead | "
+                  "K̂ within ±1 |",
                   "|---|---|---|---|---|---|---|---|", *lever_rows(tuning)]
     # what knowing the exact masses adds on top of a ceiling: the oracle prior's run, paired per seed
     rows = []
