@@ -325,9 +325,21 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
             assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
             assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
             assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
-    report = mod.report(cfgs, tuning)
+    # more evaluation seeds for the EM lever: the seed study's, never a tuning seed, paired the same way
+    more = mod.configs(best, mod.MORE_SEEDS, mod.MORE)
+    assert set(mod.MORE_SEEDS) <= set(t.SEED_STUDY) - set(t.EVAL_SEEDS) - set(t.TUNING_SEEDS)
+    assert {label for label, _ in more} == set(mod.MORE)
+    for (label, alpha), runs in more.items():
+        assert sorted(s for s, *_ in runs) == sorted(mod.MORE_SEEDS)
+        for seed, lever, fedlpa, _ in runs:
+            assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
+            assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
+            assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+    report = mod.report(cfgs, tuning, more)
     assert len([row for row in report if row.startswith("| ") and "(3)" in row]) == len(cfgs)
     assert len([row for row in report if row.startswith("| ") and "(2)" in row]) == len(tuning)
+    n = len(t.EVAL_SEEDS) + len(mod.MORE_SEEDS)
+    assert len([row for row in report if row.startswith("| ") and f"({n})" in row]) == len(more)
     assert len([row for row in report if row.startswith(f"| {t.ORACLE} − ")]) == len(mod.CEILINGS)
 
 
