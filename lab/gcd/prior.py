@@ -37,8 +37,8 @@ Priors over heads (all smoothed with a pseudo-count ``s`` per head, pi = (m + s)
   class inside an old community), and KL is convex in its second argument, so the mean is never worse than
   the worse of the two. It had the lowest mean KL(oracle || pi) on the tuning clients
   (``bench/discovery_study.py --stage priors``), on the committed backbone also once ``em_blend`` = (em + excess) / 2
-  was added; on the wide
-  backbone that rule prefers ``em_blend``, FedLPA's prior there (``bench/results/discovery_study_pretrained-wide.md``).
+  was added; on the wide backbone that rule prefers ``em_blend``, FedLPA's prior there
+  (``bench/results/discovery_study_pretrained-wide.md``).
 LPA = KL(p_bar || pi) (``lab.gcd.losses.prior_kl``); with a uniform pi it is SimGCD's mean-entropy term.
 """
 from __future__ import annotations
