@@ -315,26 +315,24 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
                                         **t.backbone_runs("pretrained-wide")["FedLPA"][1], backbone="pretrained-wide")
                 assert t.run_name(lever) == t.run_name(item7_fedlpa)
             assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+    def same_pairs(seeds, labels) -> dict:
+        """The pairs of ``labels`` on ``seeds``, each as on the evaluation seeds, and committed."""
+        out = mod.configs(best, seeds, labels)
+        assert {label for label, _ in out} == set(labels)
+        for (label, alpha), runs in out.items():
+            assert sorted(s for s, *_ in runs) == sorted(seeds)
+            for seed, lever, fedlpa, _ in runs:
+                assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
+                assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
+                assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+        return out
+
     # the tuning-seed check: the same pairs on the tuning seeds only, for the levers it names
-    tuning = mod.configs(best, t.TUNING_SEEDS, mod.TUNING_CHECK)
-    assert {label for label, _ in tuning} == set(mod.TUNING_CHECK)
-    for (label, alpha), runs in tuning.items():
-        assert sorted(s for s, *_ in runs) == sorted(t.TUNING_SEEDS)
-        assert not set(t.TUNING_SEEDS) & set(t.EVAL_SEEDS)
-        for seed, lever, fedlpa, _ in runs:
-            assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
-            assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
-            assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+    assert not set(t.TUNING_SEEDS) & set(t.EVAL_SEEDS)
+    tuning = same_pairs(t.TUNING_SEEDS, mod.TUNING_CHECK)
     # more evaluation seeds for the EM lever: the seed study's, never a tuning seed, paired the same way
-    more = mod.configs(best, mod.MORE_SEEDS, mod.MORE)
     assert set(mod.MORE_SEEDS) <= set(t.SEED_STUDY) - set(t.EVAL_SEEDS) - set(t.TUNING_SEEDS)
-    assert {label for label, _ in more} == set(mod.MORE)
-    for (label, alpha), runs in more.items():
-        assert sorted(s for s, *_ in runs) == sorted(mod.MORE_SEEDS)
-        for seed, lever, fedlpa, _ in runs:
-            assert {k for k in lever if lever[k] != fedlpa.get(k)} == set(mod.RUNS[label][0])
-            assert (fedlpa["alpha"], fedlpa["seed"]) == (alpha, seed)
-            assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+    more = same_pairs(mod.MORE_SEEDS, mod.MORE)
     report = mod.report(cfgs, tuning, more)
     assert len([row for row in report if row.startswith("| ") and "(3)" in row]) == len(cfgs)
     assert len([row for row in report if row.startswith("| ") and "(2)" in row]) == len(tuning)
