@@ -123,6 +123,14 @@ def test_prior_page_each_end_client():
     last = slider.options[-1]
     ok(rerun(at, pclient=int(last)))
     assert at.dataframe
+    # each prior rule on the FedLPA snapshot's discovery, the rule in use marked once, its KL a real number
+    from lab.gcd.discovery import PRIORS
+
+    (rules,) = [d.value for d in at.dataframe if "prior rule" in d.value.columns]
+    assert [r.removesuffix(" (in use)") for r in rules["prior rule"]] == list(PRIORS)
+    assert sum(r.endswith(" (in use)") for r in rules["prior rule"]) == 1
+    kl = dict(zip(rules["prior rule"], rules["KL(true ‖ π)"]))
+    assert all(np.isfinite(list(kl.values()))) and len(set(np.round(list(kl.values()), 6))) > 1
 
 
 @pytest.mark.slow

@@ -355,3 +355,19 @@ def test_bad_parameters_and_inputs_name_the_parameter():
     x, y, lab, y_vis = planted((30, 30), 1)
     with pytest.raises(LabError, match="y_visible"):
         discover(x, None, ~lab, y_vis, OLD, H)
+
+
+@pytest.mark.slow
+def test_a_snapshot_client_reads_every_prior_rule_on_one_discovery_and_the_rule_in_use_is_its_prior():
+    """The dashboard's prior page shows each rule of ``PRIORS`` on the committed FedLPA snapshot's client: the rule
+    in use must give exactly the prior that client trains with (same discovery, same smoothing), the others differ."""
+    from lab.gcd.discovery import PRIORS
+    from lab.gcd.snapshots import load_snapshot, snapshot_client
+
+    weights, cfg = load_snapshot("fedlpa_alpha0.1_seed0")
+    v = snapshot_client(weights, cfg, 0)
+    assert list(v["priors"]) == list(PRIORS) and v["prior_rule"] == cfg.prior_rule
+    np.testing.assert_allclose(v["priors"][v["prior_rule"]], v["prior"], atol=1e-12)
+    others = [p for rule, p in v["priors"].items() if rule != v["prior_rule"]]
+    assert all(np.abs(p - v["prior"]).max() > 1e-3 for p in others)
+    assert all(abs(p.sum() - 1) < 1e-9 and (p >= 0).all() for p in v["priors"].values())

@@ -84,5 +84,18 @@ with guard():
         df = pd.DataFrame(rows)
         st.dataframe(df.style.format(precision=3), hide_index=True)
         download_csv(df, f"prior_alignment_client{client}.csv", "Download distributions (CSV)")
+        if "fedlpa" in views:
+            v = views["fedlpa"]
+            st.subheader("What each prior rule makes of this client")
+            st.caption("The same discovery (graph, communities, claims, heads) read by each rule of "
+                       "`lab.gcd.discovery.PRIORS`: only the rule differs. The rule in use was chosen on tuning "
+                       "seeds (`bench/discovery_study.py`); which rule buys accuracy is measured over evaluation "
+                       "seeds (`bench/results/discovery_levers.md`), not on one client.")
+            by_rule = {f"{rule}{' (in use)' if rule == v['prior_rule'] else ''}":
+                       L.to_class_space(pi, maps["fedlpa"], n_cls) for rule, pi in v["priors"].items()}
+            show(prior_bars({"true class histogram": truth, **by_rule}, labels=list(names) + ["unmatched heads"],
+                            title=f"Client {client}: each prior rule, read as classes"), "prior_rules")
+            st.dataframe(pd.DataFrame([{"prior rule": k, "KL(true ‖ π)": kl(truth, p)} for k, p in by_rule.items()])
+                         .style.format(precision=3), hide_index=True)
 
 footer(t0)

@@ -17,6 +17,7 @@ import torch
 
 from lab.gcd.client import predict, set_shared
 from lab.gcd.config import DISCOVERY_FIELDS, FedGCDConfig
+from lab.gcd.discovery import PRIORS
 from lab.gcd.experiment import build_model, n_heads_for, prepare, run_experiment
 from lab.gcd.models import to_input
 from lab.utils import LabError, data_path, get_device, set_seed
@@ -128,7 +129,8 @@ def to_class_space(p_heads, head_class, n_classes: int) -> np.ndarray:
 def snapshot_client(weights: dict, cfg: FedGCDConfig, client: int) -> dict:
     """A client seen through a snapshot: its mean prediction and, as the FedLPA client computes it, the
     InfoMap prior (CLSD graph -> communities -> heads -> smoothed histogram) with the snapshot's settings
-    (a FedLPA snapshot's own discovery settings; today's defaults for any other method's snapshot)."""
+    (a FedLPA snapshot's own discovery settings; today's defaults for any other method's snapshot); ``priors``:
+    each rule of :data:`lab.gcd.discovery.PRIORS` on that same discovery (``prior_rule``: the one in use)."""
     from lab.gcd.fedlpa import FedLPAClient
 
     cpu = torch.device("cpu")
@@ -144,6 +146,10 @@ def snapshot_client(weights: dict, cfg: FedGCDConfig, client: int) -> dict:
                       dataclasses.replace(dcfg, oracle_prior=False), old_classes=split.old_classes, device=cpu)
     _, probs = fl.local_view()
     st = fl.discover()
+    # every prior rule on the same discovery (communities, claims, mapping): what the rule alone changes
+    params = dcfg.discovery_params()
+    priors = {rule: fn(st["discovery"], probs, np.where(split.labelled[idx], data.y_train[idx], -1),
+                       split.old_classes, probs.shape[1], params.smoothing)[0] for rule, fn in PRIORS.items()}
     return {"y_true": data.y_train[idx], "n_classes": data.n_classes, "class_names": data.class_names,
             "mean_pred": probs.mean(0), "prior": st["prior"], "k_est": st["k_est"], "heads": model.cfg.n_heads,
-            "k_true": part.k_true(0.02)[client], "cfg": cfg}
+            "k_true": part.k_true(0.02)[client], "cfg": cfg, "priors": priors, "prior_rule": params.prior}
