@@ -58,6 +58,9 @@ CURVE_ALPHAS = (0.05, 0.1, 0.3, 1.0, 10.0, 100.0)     # 100: as good as IID
 CURVE_SEEDS = (0, 1, 2)
 #: evaluation seeds of the seed study (disjoint from TUNING_SEEDS, like EVAL_SEEDS, which it contains)
 SEED_STUDY = tuple(range(10))
+#: item 7's stage may also run the seed study's next seeds (``--stage backbone --seeds``); its summary then adds a
+#: table over the evaluation seeds and these, beside the Done-when seeds' (no choice is made on them)
+BACKBONE_MORE_SEEDS = SEED_STUDY[len(EVAL_SEEDS):len(EVAL_SEEDS) + 3]
 GRID_SIZE = 5
 LRS = (0.02, 0.05, 0.1, 0.2, 0.5)
 #: the same grid for every method: the learning rate (FedLPA's design — discovery rule, LPA form and weight,
@@ -410,11 +413,12 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     one machine (``BACKBONE_STUDIES[where]``: its folder of runs). Per backbone: its record (kNN-10 of the frozen
     features, parameters, device); per run: All mean ± std over the seeds it has finished; paired per seed (on the
     seeds both have finished): FedLPA − each other run on that backbone, and each run on it − the same run on the
-    committed one."""
+    committed one. The same over the evaluation seeds and ``BACKBONE_MORE_SEEDS`` (``more_seeds``) once a run on
+    one of those exists."""
     from lab.gcd.config import BACKBONES
     from lab.utils import data_path
 
-    spec, committed = BACKBONE_STUDIES[where], lab_results.COMMITTED_BACKBONE
+    spec = BACKBONE_STUDIES[where]
     out_dir, made = os.path.join(RES, spec["folder"]), {}
     for name, bb in BACKBONES.items():
         rec = data_path(bb.stem + ".json") if bb else None
@@ -430,40 +434,49 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": [],
            "runs_missing": sum(load(c, out_dir) is None for c in cfgs), "runs_expected": len(cfgs),
            "folder": spec["folder"], "make": spec["make"], "title": spec["title"]}
-    for al in TABLE_ALPHAS:
-        runs = {n: {label: {s: r for s in EVAL_SEEDS
-                            for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
-                        for label, (m, extra) in backbone_runs(n).items() if m in best} for n in made}
-        acc = {n: {label: {s: r["acc_all"] for s, r in by.items()} for label, by in rs.items() if by}
-               for n, rs in runs.items()}
-        acc = {n: a for n, a in acc.items() if a}
-        if not set(acc) - {committed}:
-            continue
-
-        def paired(a, b, label):
-            common = [s for s in a if s in b]
-            return _paired(a, b, common, label) if common else None
-
-        cpu_dir = os.path.join(RES, spec["cpu"]) if spec["cpu"] else None
-        on_cpu = {label: {s: r["acc_all"] for s in EVAL_SEEDS
-                          for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=committed), cpu_dir)]
-                          if r} for label, (m, extra) in BACKBONE_RUNS.items() if m in best} if cpu_dir else {}
-        e = {"alpha": al,
-             "all": {n: {label: _stats(list(v.values())) for label, v in a.items()} for n, a in acc.items()},
-             "cpu_vs_gpu": [p for label, a in on_cpu.items() if label in acc.get(committed, {})
-                            for p in [paired(a, acc[committed][label], label)] if p],
-             "k_hat_within_1": {n: _k_hat_within_1(list(runs[n]["FedLPA"].values())) for n in acc
-                                if runs[n].get("FedLPA")},
-             "fedlpa_vs": {n: [p for label in a if label != "FedLPA" and "FedLPA" in a
-                               for p in [paired(a["FedLPA"], a[label], label)] if p] for n, a in acc.items()},
-             # how far a right prior takes FedLPA on these features: is the target within reach of the backbone?
-             "oracle_vs": {n: [p for label in map(DISPLAY_NAMES.get, BASELINES) if label in a and ORACLE in a
-                               for p in [paired(a[ORACLE], a[label], label)] if p] for n, a in acc.items()},
-             "vs_committed": {n: [p for label in acc[n] if label in acc.get(committed, {})
-                                  for p in [paired(acc[n][label], acc[committed][label], label)] if p]
-                              for n in acc if n != committed}}
-        out["alphas"].append(e)
+    cpu_dir = os.path.join(RES, spec["cpu"]) if spec["cpu"] else None
+    out["alphas"] = [e for al in TABLE_ALPHAS if (e := _backbone_alpha(best, quick, made, al, EVAL_SEEDS, out_dir,
+                                                                       cpu_dir))]
+    more = EVAL_SEEDS + BACKBONE_MORE_SEEDS
+    if any(load(c, out_dir) for c in backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS)):
+        out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
+            best, quick, made, al, more, out_dir, None))]}
     return out
+
+
+def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir) -> dict | None:
+    """One alpha of :func:`backbone_study` over ``seeds`` (None when no new backbone has a run there)."""
+    committed = lab_results.COMMITTED_BACKBONE
+    runs = {n: {label: {s: r for s in seeds
+                        for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
+                for label, (m, extra) in backbone_runs(n).items() if m in best} for n in made}
+    acc = {n: {label: {s: r["acc_all"] for s, r in by.items()} for label, by in rs.items() if by}
+           for n, rs in runs.items()}
+    acc = {n: a for n, a in acc.items() if a}
+    if not set(acc) - {committed}:
+        return None
+
+    def paired(a, b, label):
+        common = [s for s in a if s in b]
+        return _paired(a, b, common, label) if common else None
+
+    on_cpu = {label: {s: r["acc_all"] for s in seeds
+                      for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=committed), cpu_dir)]
+                      if r} for label, (m, extra) in BACKBONE_RUNS.items() if m in best} if cpu_dir else {}
+    return {"alpha": al,
+            "all": {n: {label: _stats(list(v.values())) for label, v in a.items()} for n, a in acc.items()},
+            "cpu_vs_gpu": [p for label, a in on_cpu.items() if label in acc.get(committed, {})
+                           for p in [paired(a, acc[committed][label], label)] if p],
+            "k_hat_within_1": {n: _k_hat_within_1(list(runs[n]["FedLPA"].values())) for n in acc
+                               if runs[n].get("FedLPA")},
+            "fedlpa_vs": {n: [p for label in a if label != "FedLPA" and "FedLPA" in a
+                              for p in [paired(a["FedLPA"], a[label], label)] if p] for n, a in acc.items()},
+            # how far a right prior takes FedLPA on these features: is the target within reach of the backbone?
+            "oracle_vs": {n: [p for label in map(DISPLAY_NAMES.get, BASELINES) if label in a and ORACLE in a
+                              for p in [paired(a[ORACLE], a[label], label)] if p] for n, a in acc.items()},
+            "vs_committed": {n: [p for label in acc[n] if label in acc.get(committed, {})
+                                 for p in [paired(acc[n][label], acc[committed][label], label)] if p]
+                             for n in acc if n != committed}}
 
 
 def backbone_lines(study: dict, where: str = "backbones") -> list:
@@ -505,26 +518,14 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                   "tuning seeds (`bench/discovery_study.py --backbone`)"
                   + "".join(f"; on `{n}`: {', '.join(f'{k} {v}' for k, v in t.items())}" for n, t in tuned.items() if t)
                   + ":", "",
-              "| α | backbone | " + " | ".join(labels) + " | FedLPA K̂ within ±1 |",
-              "|---|---|" + "---|" * (len(labels) + 1)]
-    for e in study["alphas"]:
-        for n, by in e["all"].items():
-            kh = e["k_hat_within_1"].get(n)
-            lines.append(f"| {e['alpha']:g} | {n} | "
-                         + " | ".join(f"{100 * by[label]['mean']:.1f} ± {_spread(by[label])} "
-                                      f"({by[label]['n']})" if label in by else "—" for label in labels)
-                         + (f" | {100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']}) |" if kh else " | — |"))
-    lines += ["", "Paired per seed (points): FedLPA − each other run on the same backbone, and each run on a new "
-                  "backbone − the same run on the committed one:", "",
-              "| α | backbone | difference | mean ± std | ahead | ratio |", "|---|---|---|---|---|---|"]
-    def row(e, n, what, p):
-        return (f"| {e['alpha']:g} | {n} | {what} | {100 * p['diff']['mean']:+.1f} ± {_spread(p['diff'])} | "
-                f"{p['ahead']}/{p['diff']['n']} | {p['ratio_to']:.3f} |")
-
-    for e in study["alphas"]:
-        lines += [row(e, n, f"FedLPA − {p['vs']}", p) for n, ps in e["fedlpa_vs"].items() for p in ps]
-        lines += [row(e, n, f"{ORACLE} − {p['vs']}", p) for n, ps in e.get("oracle_vs", {}).items() for p in ps]
-        lines += [row(e, n, f"{p['vs']}: {n} − pretrained", p) for n, ps in e["vs_committed"].items() for p in ps]
+              *_backbone_all_rows(study["alphas"], labels),
+              "", "Paired per seed (points): FedLPA − each other run on the same backbone, and each run on a new "
+                  "backbone − the same run on the committed one:", "", *_backbone_paired_rows(study["alphas"])]
+    if more := study.get("more_seeds"):
+        lines += ["", f"Over more evaluation seeds ({', '.join(map(str, more['seeds']))}: the table's and the seed "
+                      "study's next ones, `--seeds`; no choice was made on them), the same runs on the same machine, "
+                      "where made:", "", *_backbone_all_rows(more["alphas"], labels), "",
+                  *_backbone_paired_rows(more["alphas"])]
     if any(e.get("cpu_vs_gpu") for e in study["alphas"]):
         lines += ["", "The device alone: the committed backbone's runs on the same machine's CPU "
                       f"(`{BACKBONE_CPU_DIR}/`, as the committed tables were made, one thread per run) − the same runs "
@@ -534,6 +535,34 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
         lines += [f"| {e['alpha']:g} | {p['vs']} | {100 * p['diff']['mean']:+.1f} ± {_spread(p['diff'])} | "
                   + ", ".join(f"{100 * d:+.1f}" for d in p["diff"]["values"]) + " |"
                   for e in study["alphas"] for p in e.get("cpu_vs_gpu", [])]
+    return lines
+
+
+def _backbone_all_rows(alphas: list, labels: list) -> list:
+    """Item 7's table of All: one row per (alpha, backbone), one column per run of ``labels``, and FedLPA's K̂."""
+    lines = ["| α | backbone | " + " | ".join(labels) + " | FedLPA K̂ within ±1 |",
+             "|---|---|" + "---|" * (len(labels) + 1)]
+    for e in alphas:
+        for n, by in e["all"].items():
+            kh = e["k_hat_within_1"].get(n)
+            lines.append(f"| {e['alpha']:g} | {n} | "
+                         + " | ".join(f"{100 * by[label]['mean']:.1f} ± {_spread(by[label])} "
+                                      f"({by[label]['n']})" if label in by else "—" for label in labels)
+                         + (f" | {100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']}) |" if kh else " | — |"))
+    return lines
+
+
+def _backbone_paired_rows(alphas: list) -> list:
+    """Item 7's paired differences per seed: FedLPA − each run, the oracle prior − each baseline, new − committed."""
+    def row(e, n, what, p):
+        return (f"| {e['alpha']:g} | {n} | {what} | {100 * p['diff']['mean']:+.1f} ± {_spread(p['diff'])} | "
+                f"{p['ahead']}/{p['diff']['n']} | {p['ratio_to']:.3f} |")
+
+    lines = ["| α | backbone | difference | mean ± std | ahead | ratio |", "|---|---|---|---|---|---|"]
+    for e in alphas:
+        lines += [row(e, n, f"FedLPA − {p['vs']}", p) for n, ps in e["fedlpa_vs"].items() for p in ps]
+        lines += [row(e, n, f"{ORACLE} − {p['vs']}", p) for n, ps in e.get("oracle_vs", {}).items() for p in ps]
+        lines += [row(e, n, f"{p['vs']}: {n} − pretrained", p) for n, ps in e["vs_committed"].items() for p in ps]
     return lines
 
 
@@ -813,7 +842,8 @@ def main():
     ap.add_argument("--backbones", default="pretrained,pretrained-wide",
                     help="--stage backbone: comma-separated pretrained backbones of lab.gcd.config.BACKBONES")
     ap.add_argument("--seeds", default=",".join(map(str, EVAL_SEEDS)),
-                    help="--stage backbone: comma-separated evaluation seeds (a subset of the table's)")
+                    help="--stage backbone: comma-separated evaluation seeds (the table's, or the seed study's "
+                         "next ones: BACKBONE_MORE_SEEDS)")
     ap.add_argument("--alphas", default=",".join(map(str, TABLE_ALPHAS)),
                     help="--stage backbone: comma-separated alphas (a subset of the table's)")
     a = ap.parse_args()
@@ -834,7 +864,7 @@ def main():
             ap.error(f"--{name}: comma-separated, each one of {', '.join(map(str, allowed))}")
         return got
 
-    a.seeds = subset("seeds", a.seeds, int, EVAL_SEEDS)
+    a.seeds = subset("seeds", a.seeds, int, EVAL_SEEDS + BACKBONE_MORE_SEEDS)
     a.alphas = subset("alphas", a.alphas, float, TABLE_ALPHAS)
     global RES
     if a.quick:                        # smoke test: keep the real results untouched

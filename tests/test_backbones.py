@@ -270,6 +270,23 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
     text = "\n".join(mod.backbone_lines(study, "backbones_2core"))
     assert "on `pretrained-wide`: graph_features output, graph_refine confidence" in text
     assert f"--out-dir bench/results/{mod.BACKBONE_2CORE_DIR}" in text
+    assert "more_seeds" not in study and "Over more evaluation seeds" not in text
+
+    # the seed study's next seeds (``--seeds``) get their own table over all seeds made; the Done-when seeds' stays
+    (more,) = mod.BACKBONE_MORE_SEEDS[:1]
+    plant("FedLPA", more, 0.70, [3, 3])
+    plant(mod.LIB_DISCOVERY, more, 0.62, [6, 6])
+    study = mod.backbone_study(best, False, "backbones_2core")
+    (e,) = study["alphas"]
+    assert e["all"]["pretrained-wide"]["FedLPA"]["n"] == 2
+    (m,) = study["more_seeds"]["alphas"]
+    assert study["more_seeds"]["seeds"] == [*mod.EVAL_SEEDS, *mod.BACKBONE_MORE_SEEDS]
+    assert m["all"]["pretrained-wide"]["FedLPA"]["n"] == 3
+    lib = next(p for p in m["fedlpa_vs"]["pretrained-wide"] if p["vs"] == mod.LIB_DISCOVERY)
+    assert lib["diff"]["values"] == pytest.approx([0.05, 0.06, 0.08])
+    assert m["k_hat_within_1"]["pretrained-wide"]["clients"] == 6
+    text = "\n".join(mod.backbone_lines(study, "backbones_2core"))
+    assert "Over more evaluation seeds (0, 1, 2, 3, 4, 5" in text and "| +6.3 ± 1.2 | 3/3 |" in text
 
     (tmp_path / "discovery_study_pretrained-wide.json").write_text(
         json.dumps({"choice": {"params": dict(choice, prefix_dim=64)}}))
@@ -279,7 +296,7 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args, names", [(["--alphas", "0.5"], ["--alphas", "0.1, 1.0"]),
-                                         (["--seeds", "1,x"], ["--seeds", "0, 1, 2"])])
+                                         (["--seeds", "1,x"], ["--seeds", "0, 1, 2, 3, 4, 5"])])
 def test_the_backbone_stage_names_a_part_it_cannot_run(args, names, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "run_gcd_tables.py"), "--stage", "backbone", *args,
                         "--out-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=ROOT)
@@ -339,6 +356,34 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
     n = len(t.EVAL_SEEDS) + len(mod.MORE_SEEDS)
     assert len([row for row in report if row.startswith("| ") and f"({n})" in row]) == len(more)
     assert len([row for row in report if row.startswith(f"| {t.ORACLE} − ")]) == len(mod.CEILINGS)
+
+
+def test_the_em_lever_on_the_committed_backbone_is_the_tables_fedlpa_with_only_its_prior_changed():
+    """``bench/discovery_levers.py``'s committed-backbone check (``COMMITTED_RUNS``) pairs em_blend per seed with the
+    Done-when table's FedLPA config itself (the library's default prior, blend), made again in the levers' folder,
+    on every seed of the seed study and on the tuning seeds, each pair committed. It is a measurement, not a choice:
+    the committed study's pick keeps the library's default."""
+    from lab.gcd.discovery import DiscoveryParams
+
+    mod = _script("bench/discovery_levers.py")
+    t = mod.T
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    pick = json.loads(Path(mod.PICK).read_text())[mod.EM_LABEL]["committed_backbone"]
+    assert pick["fields"]["prior_rule"] == DiscoveryParams().prior == "blend"
+    got = {}
+    for ss, seeds in (("evaluation", t.SEED_STUDY), ("tuning", t.TUNING_SEEDS)):
+        got[ss] = mod.configs(best, seeds, backbone="pretrained", table=mod.COMMITTED_RUNS)
+        assert set(got[ss]) == {(mod.COMMITTED_LABEL, al) for al in t.TABLE_ALPHAS}
+        for (_, alpha), runs in got[ss].items():
+            assert sorted(s for s, *_ in runs) == sorted(seeds)
+            for seed, lever, fedlpa, _ in runs:
+                assert t.run_name(fedlpa) == t.run_name(t.config("fedlpa", alpha, seed, False, **best["fedlpa"]))
+                assert {k for k in lever if lever[k] != fedlpa[k]} == {"prior_rule"}
+                assert lever["prior_rule"] == "em_blend" and fedlpa["backbone"] == "pretrained"
+                assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+    rows = mod.committed_lines(got)
+    for n in (len(t.EVAL_SEEDS), len(t.SEED_STUDY), len(t.TUNING_SEEDS)):
+        assert len([r for r in rows if r.startswith(f"| {mod.COMMITTED_LABEL} |") and f"({n})" in r]) == 2
 
 
 def test_picked_levers_follow_their_criterion_on_the_tuning_clients_only():
