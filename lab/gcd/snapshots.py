@@ -147,9 +147,9 @@ def snapshot_client(weights: dict, cfg: FedGCDConfig, client: int) -> dict:
     _, probs = fl.local_view()
     st = fl.discover()
     # every prior rule on the same discovery (communities, claims, mapping): what the rule alone changes
-    params = dcfg.discovery_params()
-    priors = {rule: fn(st["discovery"], probs, np.where(split.labelled[idx], data.y_train[idx], -1),
-                       split.old_classes, probs.shape[1], params.smoothing)[0] for rule, fn in PRIORS.items()}
+    params, y_visible = dcfg.discovery_params(), np.where(split.labelled[idx], data.y_train[idx], -1)
+    priors = {rule: fn(st["discovery"], probs, y_visible, split.old_classes, probs.shape[1], params.smoothing)[0]
+              for rule, fn in PRIORS.items()}
     return {"y_true": data.y_train[idx], "n_classes": data.n_classes, "class_names": data.class_names,
             "mean_pred": probs.mean(0), "prior": st["prior"], "k_est": st["k_est"], "heads": model.cfg.n_heads,
             "k_true": part.k_true(0.02)[client], "cfg": cfg, "priors": priors, "prior_rule": params.prior}
