@@ -440,16 +440,19 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     more = EVAL_SEEDS + BACKBONE_MORE_SEEDS
     if any(load(c, out_dir) for c in backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS)):
         out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
-            best, quick, made, al, more, out_dir, None))]}
+            best, quick, made, al, more, out_dir, None, only_with=BACKBONE_MORE_SEEDS))]}
     return out
 
 
-def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir) -> dict | None:
-    """One alpha of :func:`backbone_study` over ``seeds`` (None when no new backbone has a run there)."""
+def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()) -> dict | None:
+    """One alpha of :func:`backbone_study` over ``seeds`` (None when no new backbone has a run there); with
+    ``only_with``, only the runs made on one of those seeds (a run the extra seeds left out would repeat its row)."""
     committed = lab_results.COMMITTED_BACKBONE
     runs = {n: {label: {s: r for s in seeds
                         for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
                 for label, (m, extra) in backbone_runs(n).items() if m in best} for n in made}
+    runs = {n: {label: by for label, by in rs.items() if not only_with or set(by) & set(only_with)}
+            for n, rs in runs.items()}
     acc = {n: {label: {s: r["acc_all"] for s, r in by.items()} for label, by in rs.items() if by}
            for n, rs in runs.items()}
     acc = {n: a for n, a in acc.items() if a}

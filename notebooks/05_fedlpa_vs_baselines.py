@@ -327,10 +327,8 @@ for key, bb_study in list(studies.items())[:1]:        # the backbones' records:
                            "kNN-10 output": b["knn10"]["output"], "kNN-10 prefix": b["knn10"]["prefix"],
                            "kNN-10 raw pixels": b["knn10_raw_pixels"], "made on": b["device"]}
                           for n, b in bb_study["backbones"].items()]))
-for key, bb_study in studies.items():
-    bb_runs, bb_diffs = backbone_rows(bb_study)
-    print(f"{bb_study.get('title', key)} ({bb_study['runs_expected'] - bb_study['runs_missing']} of "
-          f"{bb_study['runs_expected']} runs made)")
+def show_backbone_rows(part):
+    bb_runs, bb_diffs = backbone_rows(part)
     display(pd.DataFrame([{"α": r["alpha"], "backbone": r["backbone"],
                            **{label: "%.3f ± %s (%d)" % (m, "%.3f" % sd if k > 1 else "—", k)
                               for label, (m, sd, k) in r["all"].items()},
@@ -338,6 +336,15 @@ for key, bb_study in studies.items():
     display(pd.DataFrame([{"α": d["alpha"], "backbone": d["backbone"], "difference": d["difference"],
                            "mean ± std": "%+.3f ± %s" % (d["mean"], "%.3f" % d["std"] if d["std"] is not None else "—"),
                            "ahead": f"{d['ahead']}/{d['seeds']}"} for d in bb_diffs]))
+
+
+for key, bb_study in studies.items():
+    print(f"{bb_study.get('title', key)} ({bb_study['runs_expected'] - bb_study['runs_missing']} of "
+          f"{bb_study['runs_expected']} runs made)")
+    show_backbone_rows(bb_study)
+    if more := bb_study.get("more_seeds"):      # the seed study's next seeds too, where made (no choice read them)
+        print(f"... over more evaluation seeds ({', '.join(map(str, more['seeds']))}), where made:")
+        show_backbone_rows(more)
 if not studies:
     print("no backbone study in the summary: run `bash bench/device_backbone.sh all` on a GPU machine, "
           "then `python bench/run_gcd_tables.py --stage summary`")

@@ -282,6 +282,7 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
     (m,) = study["more_seeds"]["alphas"]
     assert study["more_seeds"]["seeds"] == [*mod.EVAL_SEEDS, *mod.BACKBONE_MORE_SEEDS]
     assert m["all"]["pretrained-wide"]["FedLPA"]["n"] == 3
+    assert "FedAvg+GCD" not in m["all"]["pretrained-wide"]      # no run on a new seed: its row would repeat
     lib = next(p for p in m["fedlpa_vs"]["pretrained-wide"] if p["vs"] == mod.LIB_DISCOVERY)
     assert lib["diff"]["values"] == pytest.approx([0.05, 0.06, 0.08])
     assert m["k_hat_within_1"]["pretrained-wide"]["clients"] == 6

@@ -151,11 +151,16 @@ def test_training_page_results_and_a_live_run():
         if studies:                                      # item 7, per machine: the runs on both backbones, the pairs
             (exp,) = [e for e in at.expander if e.label == "A stronger backbone?"]
             frames = [d.value for d in exp.dataframe]
-            assert len(frames) == 2 * len(studies)
+            # each study's two tables, then two more over the seed study's next seeds where those runs exist
+            parts = [p for s in studies for p in (s, s.get("more_seeds")) if p]
+            assert len(frames) == 2 * len(parts)
             assert all(any(s["title"] in m.value for m in exp.markdown) for s in studies)
-            for s, runs, pairs in zip(studies, frames[::2], frames[1::2]):
+            for s, runs, pairs in zip(parts, frames[::2], frames[1::2]):
                 assert set(runs["backbone"]) == {n for e in s["alphas"] for n in e["all"]} >= {"pretrained-wide"}
                 assert "FedLPA, oracle prior − FedAvg+GCD" in set(pairs["difference"])
+                seeds = {int(v.rsplit("(", 1)[1].rstrip(")")) for v in runs["FedLPA (seeds)"] if isinstance(v, str)}
+                assert max(seeds, default=0) == max((by["FedLPA"]["n"] for a in s["alphas"] for by in a["all"].values()
+                                                     if "FedLPA" in by), default=0)
     # a tiny live run (8x8 digits, 1 round, 2 clients): progress, curves and a table, no exception
     rerun(at, t_methods=["simgcd"], t_ds="digits", t_rounds=1, t_clients=2, t_warm=0, t_alpha=100.0)
     at.button(key="t_run").click().run()

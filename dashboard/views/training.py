@@ -139,10 +139,9 @@ else:
                         "FedLPA at the discovery setting chosen on each backbone's tuning seeds. Where *oracle "
                         "prior − a federated baseline* turns positive, a right prior would put FedLPA ahead on "
                         "those features.")
-            for key, bb, bb_src in studies:
-                bb_runs, bb_diffs = backbone_rows(bb)
-                st.markdown(f"**{bb.get('title', key)}** ({bb['runs_expected'] - bb['runs_missing']} of "
-                            f"{bb['runs_expected']} runs made)")
+
+            def backbone_tables(part):
+                bb_runs, bb_diffs = backbone_rows(part)
                 st.dataframe(pd.DataFrame([{"α": r["alpha"], "backbone": r["backbone"],
                                             **{f"{label} (seeds)": f"{m:.3f} ± {sd:.3f} ({k})" if k > 1
                                                else f"{m:.3f} ({k})" for label, (m, sd, k) in r["all"].items()},
@@ -154,6 +153,15 @@ else:
                                            for d in bb_diffs if not d["difference"].endswith("CPU − GPU")]
                                           ).style.format({"mean": "{:+.3f}", "std": "{:.3f}"}, na_rep="–"),
                              hide_index=True)
+
+            for key, bb, bb_src in studies:
+                st.markdown(f"**{bb.get('title', key)}** ({bb['runs_expected'] - bb['runs_missing']} of "
+                            f"{bb['runs_expected']} runs made)")
+                backbone_tables(bb)
+                if more := bb.get("more_seeds"):
+                    st.markdown(f"The same over more evaluation seeds ({', '.join(map(str, more['seeds']))}: the "
+                                "seed study's next ones; no choice read them), where made:")
+                    backbone_tables(more)
             st.caption(f"From `{studies[0][2]}` ({', '.join(f'`{k}`' for k, _, _ in studies)}; `gcd_summary.md`, "
                        "sections Item 7, says which runs are still missing and how far the device alone moves a "
                        "run). All, mean ± std over the evaluation seeds each run has; differences paired per seed; "
