@@ -47,6 +47,9 @@ def main(argv=None) -> int:
     if not B.chromium_available():
         print(f"{B.CHROMIUM} missing: apt-get install -y chromium", file=sys.stderr)
         return 2
+    if a.runs < 1:
+        p.error("--runs must be >= 1")
+    Path(a.shots).mkdir(parents=True, exist_ok=True)     # the server's log lands there before any screenshot
     runs = []
     for i in range(a.runs):
         load0 = os.getloadavg()
