@@ -344,9 +344,7 @@ def report(cfgs: dict, tuning: dict | None = None, more: dict | None = None, com
              f"FedLPA at the discovery study's choice with the prior it had when the levers were made, "
              f"{PAIRED_WITH['prior_rule']} (item 7's run until the study re-chose its prior, made again in "
              f"`{os.path.basename(OUT)}/`).", "",
-             f"| lever | α | fields | All | FedLPA ({PAIRED_WITH['prior_rule']}) | lever − FedLPA | ahead | "
-             "K̂ within ±1 |",
-             "|---|---|---|---|---|---|---|---|"]
+             *lever_header(PAIRED_WITH["prior_rule"])]
     lines += lever_rows(cfgs)
     if tuning:
         lines += ["", "On the tuning seeds (a lever a choice may compare with FedLPA's setting by its All, and the "
@@ -358,8 +356,7 @@ def report(cfgs: dict, tuning: dict | None = None, more: dict | None = None, com
         both = {k: cfgs[k] + v for k, v in more.items()}
         lines += ["", f"Over more evaluation seeds ({', '.join(map(str, T.EVAL_SEEDS + MORE_SEEDS))}: the table's and "
                       "the seed study's next ones, `MORE`; no choice was made on them):", "",
-                  f"| lever | α | fields | All | FedLPA ({PAIRED_WITH['prior_rule']}) | lever − FedLPA | ahead | "
-                  "K̂ within ±1 |", "|---|---|---|---|---|---|---|---|", *lever_rows(both)]
+                  *lever_header(PAIRED_WITH["prior_rule"]), *lever_rows(both)]
     # what knowing the exact masses adds on top of a ceiling: the oracle prior's run, paired per seed
     rows = []
     for (label, al), runs in cfgs.items():
@@ -394,8 +391,13 @@ def committed_lines(committed: dict) -> list:
                 f"{', '.join(map(str, T.EVAL_SEEDS))} (the Done-when table's), then all "
                 f"{len(T.SEED_STUDY)} of the seed study's, then the tuning seeds "
                 f"{', '.join(map(str, T.TUNING_SEEDS))}; FedLPA at blend made again here:", "",
-            "| lever | α | fields | All | FedLPA (blend) | lever − FedLPA | ahead | K̂ within ±1 |",
-            "|---|---|---|---|---|---|---|---|", *rows]
+            *lever_header("blend"), *rows]
+
+
+def lever_header(paired: str) -> list:
+    """The head of a table of :func:`lever_rows`, FedLPA's column named for the prior it ran with."""
+    return [f"| lever | α | fields | All | FedLPA ({paired}) | lever − FedLPA | ahead | K̂ within ±1 |",
+            "|---|---|---|---|---|---|---|---|"]
 
 
 def lever_rows(cfgs: dict) -> list:
