@@ -331,8 +331,64 @@ def seed_study(best, out_dir, quick) -> dict:
                     "parts": ([_paired(p_acc[a], p_acc[b], p_seeds, f"{_short(a)} − {_short(b)}")
                                for a, b in ((own, lpa_label), (oracle, own), (equal, lpa_label), (oracle, equal),
                                             (flat, lpa_label))]
-                              if p_seeds and oracle in p_acc else [])})
+                              if p_seeds and oracle in p_acc else []),
+                    "k_hat_direction": k_hat_direction(acc, {s: recs[lpa_label][s] for s in seeds},
+                                                       p_acc.get(own, {}), baselines)})
     return {"seeds": list(SEED_STUDY), "alphas": out}
+
+
+def k_hat_direction(acc: dict, lpa_recs: dict, heads: dict, baselines: list) -> dict:
+    """Does FedLPA's lead follow the direction of its K̂ misses? Per seed, the net over-count Σ (K̂ − K) over the
+    seed's clients; the seeds split where it is > 0 (discovery over-counts on net) and where it is not, and per
+    group FedLPA − each federated baseline and ``heads`` (the run told the heads of the client's classes, its own
+    masses on them) − FedLPA, paired per seed. Pearson r over seeds of the net over-count with FedLPA's All, with
+    the oracle prior's All (a run that never sees K̂: what a seed's difficulty alone gives) and with FedLPA − each
+    baseline. Read after the fact from the evaluation runs (true K): a diagnosis, never a choice."""
+    seeds = list(lpa_recs)
+    net = {s: int(sum(e - t for e, t in zip(r["k_est"], r["k_true"]))) for s, r in lpa_recs.items()}
+    lpa = acc[DISPLAY_NAMES["fedlpa"]]
+    x = [net[s] for s in seeds]
+
+    def r_with(v):
+        return float(np.corrcoef(x, [v[s] for s in seeds])[0, 1]) if len(seeds) > 2 and np.std(x) > 0 else None
+
+    diffs = {f"FedLPA − {b}": {s: lpa[s] - acc[b][s] for s in seeds} for b in baselines}
+    diffs["told the heads − FedLPA"] = {s: heads[s] - lpa[s] for s in seeds if s in heads}
+    groups = []
+    for name, keep in (("over-count", lambda n: n > 0), ("no over-count", lambda n: n <= 0)):
+        g = [s for s in seeds if keep(net[s])]
+        groups.append({"group": name, "seeds": g, "net": _stats([net[s] for s in g]) if g else None,
+                       "diffs": {k: _stats([d[s] for s in g if s in d]) for k, d in diffs.items()
+                                 if any(s in d for s in g)}})
+    return {"net_overcount": {str(s): n for s, n in net.items()}, "groups": groups,
+            "per_seed": {k: {str(s): float(v) for s, v in d.items()} for k, d in diffs.items()},
+            "r": {"FedLPA": r_with(lpa), ORACLE: r_with(acc[ORACLE]) if ORACLE in acc else None,
+                  **{k: r_with(d) for k, d in diffs.items() if len(d) == len(seeds)}}}
+
+
+def k_hat_direction_lines(study: dict) -> list:
+    rows = [(e["alpha"], e["k_hat_direction"]) for e in study["alphas"] if e.get("k_hat_direction")]
+    if not rows:
+        return []
+    names = list(rows[0][1]["groups"][0]["diffs"] or rows[0][1]["groups"][1]["diffs"])
+    lines = ["", "Does FedLPA's lead follow the direction of its K̂ misses? Each seed's net over-count is Σ (K̂ − K) "
+                 "over its 5 clients; the seeds split where it is > 0 and where it is not. Paired per seed within "
+                 "each group (points, mean ± std); `told the heads` is the run told the heads of the client's "
+                 "classes, with its own masses on them. Read after the fact from these evaluation runs (it reads the "
+                 "true K): a diagnosis, not a choice.", "",
+             "| α | seeds | net K̂ − K | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+    for al, d in rows:
+        for g in d["groups"]:
+            if not g["seeds"]:
+                continue
+            cells = [f"{100 * g['diffs'][n]['mean']:+.1f} ± {_spread(g['diffs'][n])}" if n in g["diffs"] else "–"
+                     for n in names]
+            lines.append(f"| {al:g} | {g['group']}: {', '.join(map(str, g['seeds']))} | "
+                         f"{g['net']['mean']:+.1f} | " + " | ".join(cells) + " |")
+    fmt = lambda v: "–" if v is None else f"{v:+.2f}"  # noqa: E731
+    lines += ["", "Pearson r over seeds of the net over-count with: " + "; ".join(
+        f"α = {al:g}: " + ", ".join(f"{k} {fmt(v)}" for k, v in d["r"].items()) for al, d in rows)]
+    return lines
 
 
 def seed_study_lines(study: dict) -> list:
@@ -389,7 +445,7 @@ def seed_study_lines(study: dict) -> list:
         lines += ["", "Each of those runs' priors against the oracle's (over all heads, the heads a client holds and "
                       "its new heads only), and how often discovery puts a new class on the oracle's head: "
                       "`discovery_study.md`, section Masses (`bench/discovery_study.py --stage masses`)."]
-    return lines
+    return lines + k_hat_direction_lines(study)
 
 
 def frozen_knn(backbone: str) -> dict:

@@ -7,6 +7,7 @@ AppTest runs the scripts without a browser (plotly charts come back as raw specs
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -147,6 +148,13 @@ def test_training_page_results_and_a_live_run():
             assert any("Is the difference real?" in m.value for m in at.markdown)
             assert any("FedLPA − other" in c.proto.spec for c in at.get("plotly_chart"))
             assert any("Oracle prior − federated baseline" in c.proto.spec for c in at.get("plotly_chart"))
+            study = result_files.seed_study()[0]
+            (kd,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "direction of its K" in c.proto.spec]
+            # one trace per difference per alpha, its dots at each seed's net over-count from the summary
+            xs = [tr["x"] for tr in kd["data"]]
+            assert xs == [[e["k_hat_direction"]["net_overcount"][s] for s in d]
+                          for e in study["alphas"] for d in e["k_hat_direction"]["per_seed"].values()]
+            assert any("a diagnosis, never a choice" in c.value for c in at.caption)
         studies = [s for s in (result_files.backbone_study(k)[0] for k in BACKBONE_STUDIES) if s and s["alphas"]]
         if studies:                                      # item 7, per machine: the runs on both backbones, the pairs
             (exp,) = [e for e in at.expander if e.label == "A stronger backbone?"]

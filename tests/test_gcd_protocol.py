@@ -134,6 +134,24 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
         got = Counter(k - t for s in e["seeds"] for k, t in zip(lpa[s]["k_est"], lpa[s]["k_true"]))
         assert {int(x): c for x, c in e["k_hat_errors"].items()} == dict(got)
         assert e["k_hat_within_1"]["hits"] == sum(c for x, c in got.items() if abs(x) <= 1)
+        # the seeds split by their net over-count Σ (K̂ − K), each group's pairs and r recounted from the run files
+        kd, f = e["k_hat_direction"], acc("FedLPA", e["alpha"])
+        net = {s: sum(k - t for k, t in zip(lpa[s]["k_est"], lpa[s]["k_true"])) for s in e["seeds"]}
+        assert {int(s): n for s, n in kd["net_overcount"].items()} == net
+        over, rest = kd["groups"]
+        assert over["seeds"] == [s for s in e["seeds"] if net[s] > 0]
+        assert rest["seeds"] == [s for s in e["seeds"] if net[s] <= 0]
+        want = {"FedLPA − FedAvg+SimGCD": lambda s: f[s] - acc("FedAvg+SimGCD", e["alpha"])[s],
+                "FedLPA − FedAvg+GCD": lambda s: f[s] - acc("FedAvg+GCD", e["alpha"])[s],
+                "told the heads − FedLPA": lambda s: acc("FedLPA, oracle heads, own masses", e["alpha"])[s] - f[s]}
+        assert set(kd["per_seed"]) == set(want)
+        x = [net[s] for s in e["seeds"]]
+        for name, d in want.items():
+            for g in (over, rest):
+                if g["seeds"]:
+                    assert g["diffs"][name]["values"] == pytest.approx([d(s) for s in g["seeds"]], abs=1e-12)
+            assert kd["r"][name] == pytest.approx(np.corrcoef(x, [d(s) for s in e["seeds"]])[0, 1])
+        assert kd["r"]["FedLPA"] == pytest.approx(np.corrcoef(x, [f[s] for s in e["seeds"]])[0, 1])
     assert checked >= 20                                     # (3 others + 2 baselines + 5 parts) x 2 alpha
 
 

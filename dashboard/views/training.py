@@ -5,7 +5,7 @@ import streamlit as st
 
 from lab.results import BACKBONE_STUDIES, backbone_rows, group_runs
 from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
-from lab.viz.gcd import paired_seed_differences, results_bars, training_curves
+from lab.viz.gcd import k_hat_direction_scatter, paired_seed_differences, results_bars, training_curves
 
 import loaders as L
 import result_files as R
@@ -130,6 +130,19 @@ else:
                     show(paired_seed_differences(study, key="parts", lead="the first",
                                                  title="The oracle's lead taken apart, All, paired per seed"),
                          "oracle_parts_seed_differences")
+                if any(e.get("k_hat_direction") for e in study["alphas"]):
+                    st.markdown("**Does FedLPA's lead follow the direction of its K̂ misses?** Each dot is one "
+                                "seed: x its net over-count Σ (K̂ − K) over its clients, y FedLPA − a baseline "
+                                "(and the run told the heads − FedLPA). An extra community gets its own head and "
+                                "share of π, so one class is trained onto two heads.")
+                    show(k_hat_direction_scatter(study), "k_hat_direction_scatter")
+                    st.caption("Pearson r of the net over-count with each difference and with the oracle prior's "
+                               "All (a run that never sees K̂): " + "; ".join(
+                                   f"α = {e['alpha']:g}: " + ", ".join(
+                                       f"{k} {v:+.2f}" for k, v in e["k_hat_direction"]["r"].items()
+                                       if v is not None)
+                                   for e in study["alphas"] if e.get("k_hat_direction"))
+                               + ". It reads the true K, after the fact: a diagnosis, never a choice.")
     studies = [(key, *R.backbone_study(key)) for key in BACKBONE_STUDIES]
     studies = [(key, bb, src) for key, bb, src in studies if bb and bb["alphas"]]
     if studies:

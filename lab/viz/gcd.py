@@ -238,3 +238,29 @@ def paired_seed_differences(study: dict, title="FedLPA − other, All, paired pe
         fig.update_xaxes(title_text=f"points (> 0: {lead} ahead)", row=1, col=j + 1)
     fig.update_layout(title=title, height=300 + 30 * max((len(e[key]) for e in alphas), default=0))
     return fig
+
+
+def k_hat_direction_scatter(study: dict, title="Does FedLPA's lead follow the direction of its K̂ misses?"):
+    """One panel per α: each dot is one evaluation seed, x its net over-count Σ (K̂ − K) over its clients, y FedLPA
+    − a federated baseline (points), and the run told the heads of the client's classes − FedLPA. ``study``:
+    ``gcd_summary.json``'s ``seed_study``, each α's ``k_hat_direction`` (``bench/run_gcd_tables.py``). The true K
+    is read only to draw this: a diagnosis after the fact, never a choice."""
+    alphas = [e for e in study.get("alphas") or [] if e.get("k_hat_direction")]
+    fig = make_subplots(rows=1, cols=max(1, len(alphas)), shared_yaxes=True,
+                        subplot_titles=[f"α = {e['alpha']:g} · {len(e['seeds'])} seeds" for e in alphas])
+    for j, e in enumerate(alphas):
+        d = e["k_hat_direction"]
+        for i, (name, vals) in enumerate(d["per_seed"].items()):
+            seeds = list(vals)
+            r = d["r"].get(name)
+            fig.add_scatter(x=[d["net_overcount"][s] for s in seeds], y=[100 * vals[s] for s in seeds],
+                            mode="markers", row=1, col=j + 1, name=name, legendgroup=name, showlegend=j == 0,
+                            marker=dict(color=_color(i), size=9, opacity=0.7), text=[f"seed {s}" for s in seeds],
+                            hovertemplate=("%{text}: net K̂ − K %{x:+d}, %{y:+.1f} points<extra>" + name
+                                           + ("" if r is None else f" (r = {r:+.2f})") + "</extra>"))
+        fig.add_hline(y=0, line_dash="dash", line_color="#555", row=1, col=j + 1)
+        fig.add_vline(x=0.5, line_dash="dot", line_color="#999", row=1, col=j + 1)
+        fig.update_xaxes(title_text="net K̂ − K over the seed's clients (> 0: over-count)", row=1, col=j + 1)
+    fig.update_yaxes(title_text="points", row=1, col=1)
+    fig.update_layout(title=title, height=380, legend=dict(orientation="h", y=-0.3))
+    return fig
