@@ -347,13 +347,15 @@ def k_hat_direction(acc: dict, lpa_recs: dict, heads: dict, baselines: list) -> 
     seeds = list(lpa_recs)
     net = {s: int(sum(e - t for e, t in zip(r["k_est"], r["k_true"]))) for s, r in lpa_recs.items()}
     lpa = acc[DISPLAY_NAMES["fedlpa"]]
-    x = [net[s] for s in seeds]
 
-    def r_with(v):
-        return float(np.corrcoef(x, [v[s] for s in seeds])[0, 1]) if len(seeds) > 2 and np.std(x) > 0 else None
+    def r_with(v):                  # over the seeds both sides have (a run not made on a seed leaves it out)
+        common = [s for s in seeds if s in v]
+        x = [net[s] for s in common]
+        return float(np.corrcoef(x, [v[s] for s in common])[0, 1]) if len(common) > 2 and np.std(x) > 0 else None
 
-    diffs = {f"FedLPA − {b}": {s: lpa[s] - acc[b][s] for s in seeds} for b in baselines}
-    diffs["told the heads − FedLPA"] = {s: heads[s] - lpa[s] for s in seeds if s in heads}
+    diffs = {f"FedLPA − {b}": {s: lpa[s] - acc[b][s] for s in seeds if s in acc[b]} for b in baselines}
+    if heads:
+        diffs["told the heads − FedLPA"] = {s: heads[s] - lpa[s] for s in seeds if s in heads}
     groups = []
     for name, keep in (("over-count", lambda n: n > 0), ("no over-count", lambda n: n <= 0)):
         g = [s for s in seeds if keep(net[s])]
@@ -363,32 +365,38 @@ def k_hat_direction(acc: dict, lpa_recs: dict, heads: dict, baselines: list) -> 
     return {"net_overcount": {str(s): n for s, n in net.items()}, "groups": groups,
             "per_seed": {k: {str(s): float(v) for s, v in d.items()} for k, d in diffs.items()},
             "r": {"FedLPA": r_with(lpa), ORACLE: r_with(acc[ORACLE]) if ORACLE in acc else None,
-                  **{k: r_with(d) for k, d in diffs.items() if len(d) == len(seeds)}}}
+                  **{k: r_with(d) for k, d in diffs.items()}}}
 
 
 def k_hat_direction_lines(study: dict) -> list:
-    rows = [(e["alpha"], e["k_hat_direction"]) for e in study["alphas"] if e.get("k_hat_direction")]
+    rows = [(f"{e['alpha']:g}", e["k_hat_direction"]) for e in study["alphas"] if e.get("k_hat_direction")]
     if not rows:
         return []
-    names = list(rows[0][1]["groups"][0]["diffs"] or rows[0][1]["groups"][1]["diffs"])
-    lines = ["", "Does FedLPA's lead follow the direction of its K̂ misses? Each seed's net over-count is Σ (K̂ − K) "
-                 "over its 5 clients; the seeds split where it is > 0 and where it is not. Paired per seed within "
-                 "each group (points, mean ± std); `told the heads` is the run told the heads of the client's "
-                 "classes, with its own masses on them. Read after the fact from these evaluation runs (it reads the "
-                 "true K): a diagnosis, not a choice.", "",
-             "| α | seeds | net K̂ − K | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
-    for al, d in rows:
+    return ["", "Does FedLPA's lead follow the direction of its K̂ misses? Each seed's net over-count is Σ (K̂ − K) "
+                "over its 5 clients; the seeds split where it is > 0 and where it is not. Paired per seed within "
+                "each group (points, mean ± std); `told the heads` is the run told the heads of the client's "
+                "classes, with its own masses on them. Read after the fact from these evaluation runs (it reads the "
+                "true K): a diagnosis, not a choice.", "", *_k_hat_direction_table(rows, "α")]
+
+
+def _k_hat_direction_table(rows: list, head: str) -> list:
+    """The table of :func:`k_hat_direction` results and their Pearson r; ``rows``: (the row's first cells, joined by
+    " | " under ``head``, its result)."""
+    names = list(dict.fromkeys(n for _, d in rows for g in d["groups"] for n in g["diffs"]))
+    lines = [f"| {head} | seeds | net K̂ − K | " + " | ".join(names) + " |",
+             "|---|---|" + "---|" * (len(names) + head.count("|") + 1)]
+    for first, d in rows:
         for g in d["groups"]:
             if not g["seeds"]:
                 continue
             cells = [f"{100 * g['diffs'][n]['mean']:+.1f} ± {_spread(g['diffs'][n])}" if n in g["diffs"] else "–"
                      for n in names]
-            lines.append(f"| {al:g} | {g['group']}: {', '.join(map(str, g['seeds']))} | "
+            lines.append(f"| {first} | {g['group']}: {', '.join(map(str, g['seeds']))} | "
                          f"{g['net']['mean']:+.1f} | " + " | ".join(cells) + " |")
     fmt = lambda v: "–" if v is None else f"{v:+.2f}"  # noqa: E731
-    lines += ["", "Pearson r over seeds of the net over-count with: " + "; ".join(
-        f"α = {al:g}: " + ", ".join(f"{k} {fmt(v)}" for k, v in d["r"].items()) for al, d in rows)]
-    return lines
+    where = lambda first: ", ".join(f"{h} = {v}" for h, v in zip(head.split(" | "), first.split(" | ")))  # noqa: E731
+    return lines + ["", "Pearson r over seeds of the net over-count with: " + "; ".join(
+        f"{where(first)}: " + ", ".join(f"{k} {fmt(v)}" for k, v in d["r"].items()) for first, d in rows)]
 
 
 def seed_study_lines(study: dict) -> list:
@@ -535,7 +543,11 @@ def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()
                               for p in [paired(a[ORACLE], a[label], label)] if p] for n, a in acc.items()},
             "vs_committed": {n: [p for label in acc[n] if label in acc.get(committed, {})
                                  for p in [paired(acc[n][label], acc[committed][label], label)] if p]
-                             for n in acc if n != committed}}
+                             for n in acc if n != committed},
+            # the seed study's diagnosis on each backbone (no told-the-heads run there)
+            "k_hat_direction": {n: k_hat_direction(a, runs[n]["FedLPA"], {},
+                                                   [b for b in map(DISPLAY_NAMES.get, BASELINES) if b in a])
+                                for n, a in acc.items() if len(runs[n].get("FedLPA", {})) > 2}}
 
 
 def backbone_lines(study: dict, where: str = "backbones") -> list:
@@ -585,6 +597,12 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                       "study's next ones, `--seeds`; no choice was made on them), the same runs on the same machine, "
                       "where made:", "", *_backbone_all_rows(more["alphas"], labels), "",
                   *_backbone_paired_rows(more["alphas"])]
+    widest = (more or study)["alphas"]
+    if rows := [(f"{e['alpha']:g} | {n}", d) for e in widest for n, d in e.get("k_hat_direction", {}).items()]:
+        lines += ["", "Does FedLPA's lead follow the direction of its K̂ misses on each backbone (the seed study's "
+                      "diagnosis, its last table)? Over the seeds of the table above, split by the net over-count "
+                      "Σ (K̂ − K) of FedLPA's clients; read after the fact (it reads the true K), never a choice:", "",
+                  *_k_hat_direction_table(rows, "α | backbone")]
     if any(e.get("cpu_vs_gpu") for e in study["alphas"]):
         lines += ["", "The device alone: the committed backbone's runs on the same machine's CPU "
                       f"(`{BACKBONE_CPU_DIR}/`, as the committed tables were made, one thread per run) − the same runs "
