@@ -36,14 +36,16 @@ moved All by up to 1.4 points), so every run this report pairs is made in this s
 
 The EM lever is also measured on the committed backbone, whose study keeps blend (``COMMITTED_RUNS``): the tables'
 FedLPA config with only its prior changed, on every seed of the seed study and on the tuning seeds. Not adopted: the
-study's rule chooses the prior, these runs only say what the rule's choice cost or saved there.
+study's rule chooses the prior, these runs only say what the rule's choice cost or saved there. So is a probe that
+followed from the seed study's diagnosis (``run_gcd_tables.k_hat_direction``: at alpha 1 FedLPA loses where its K_hat
+over-counts): the same config with only a larger markov time (``MERGE_RUNS``), split by FedLPA's net over-count.
 
 Beside them, two ceilings (they read true labels: never methods), the oracle's lead over FedLPA on this backbone
 taken apart as the seed study does on the committed one (``lab.gcd.methods.ORACLE_PARTS``): FedLPA told which
 heads the client's classes are on, with its own estimated masses on them or with equal masses.
 
     python bench/discovery_levers.py --pick --workers 2   # picks the last three levers (2 min; the studies' caches)
-    python bench/discovery_levers.py --workers 2      # 118 runs, about 4 h on 2 cores; resumes; then the report
+    python bench/discovery_levers.py --workers 2      # 166 runs, about 5 h on 2 cores; resumes; then the report
 
 Writes ``bench/results/gcd_levers_2core/`` (one file per run, its config inside) and
 ``bench/results/discovery_levers.md``.
@@ -58,6 +60,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_gcd_tables as T  # noqa: E402
 
+from lab.gcd.discovery import DiscoveryParams  # noqa: E402
 from lab.results import COMMITTED_BACKBONE  # noqa: E402
 
 BACKBONE = "pretrained-wide"
@@ -249,6 +252,12 @@ MORE_SEEDS, MORE = T.BACKBONE_MORE_SEEDS, (EM_LABEL,)
 #: on every seed of the seed study and on the tuning seeds, paired with FedLPA at blend made again in ``OUT``
 COMMITTED_LABEL = "the EM lever on the committed backbone (its study keeps blend: not adopted)"
 COMMITTED_RUNS = {COMMITTED_LABEL: (dict(prior_rule="em_blend"), T.TABLE_ALPHAS)}
+#: at alpha 1 the committed tables' FedLPA loses to FedAvg+SimGCD on the seeds where its clients' K_hat over-counts
+#: (``run_gcd_tables.k_hat_direction``, read from the seed study's runs after the fact). A probe, not a lever picked by
+#: a rule: does the same FedLPA with a larger markov time (fewer communities) recover those seeds, and what does it
+#: cost where K_hat was not over? Every seed of the seed study and the tuning seeds, paired like ``COMMITTED_RUNS``
+MERGE_RUNS = {f"probe: markov time {t:g} (fewer communities)": (dict(markov_time=t), T.TABLE_ALPHAS)
+              for t in (2.0, 3.0)}
 
 
 def configs(best: dict, seeds=T.EVAL_SEEDS, labels=None, backbone: str = BACKBONE, table: dict = RUNS) -> dict:
@@ -336,7 +345,8 @@ def em_pick_lines() -> list:
     return lines
 
 
-def report(cfgs: dict, tuning: dict | None = None, more: dict | None = None, committed: dict | None = None) -> list:
+def report(cfgs: dict, tuning: dict | None = None, more: dict | None = None, committed: dict | None = None,
+           merge: dict | None = None) -> list:
     lines = ["# Discovery levers on the wide backbone (2-core CPU machine)", "",
              f"Made by `python bench/discovery_levers.py` (what each lever is and how it was picked, and what the "
              f"ceilings are told: its docstring). "
@@ -369,7 +379,7 @@ def report(cfgs: dict, tuning: dict | None = None, more: dict | None = None, com
                           [s for s, _, _ in pairs], label)
             rows.append(f"| {T.ORACLE} − {label.removeprefix('ceiling: ')} | {al:g} | {100 * p['diff']['mean']:+.1f} ± "
                         f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(pairs)} |")
-    lines += pick_lines() + committed_lines(committed or {})
+    lines += pick_lines() + committed_lines(committed or {}) + merge_lines(merge or {})
     if rows:
         lines += ["", f"What the exact masses add on top of a ceiling: `{T.ORACLE}` (item 7's run, made again "
                       "here) − the ceiling, paired per seed:", "", "| difference | α | mean ± std | oracle ahead |",
@@ -394,6 +404,45 @@ def committed_lines(committed: dict) -> list:
             *lever_header("blend"), *rows]
 
 
+def merge_lines(merge: dict) -> list:
+    """The markov-time probe on the committed backbone (``MERGE_RUNS``): the Done-when seeds, every seed of the seed
+    study, the tuning seeds; then, over the seed study's seeds, the pairs split by FedLPA's net over-count there
+    (Σ (K̂ − K) over the seed's clients, in FedLPA's own run: the split of ``run_gcd_tables.k_hat_direction``)."""
+    ev, tu = merge.get("evaluation", {}), merge.get("tuning", {})
+    first = {k: [r for r in v if r[0] in T.EVAL_SEEDS] for k, v in ev.items()}
+    rows = lever_rows(first) + lever_rows(ev) + lever_rows(tu)
+    if not rows:
+        return []
+    split = []
+    for (label, al), runs in ev.items():
+        got = [(s, T.load(c, OUT), T.load(b, OUT)) for s, c, b, _ in runs]
+        got = [(s, r, b) for s, r, b in got if r and b]
+        net = lambda r: sum(e - t for e, t in zip(r["k_est"], r["k_true"]))  # noqa: E731
+        for name, keep in (("over-count", lambda n: n > 0), ("no over-count", lambda n: n <= 0)):
+            g = [(s, r, b) for s, r, b in got if keep(net(b))]
+            if g:
+                d = T._stats([r["acc_all"] - b["acc_all"] for _, r, b in g])
+                nb, nr = (sum(net(x[i]) for x in g) / len(g) for i in (2, 1))
+                split.append(f"| {label} | {al:g} | {name}: {', '.join(str(s) for s, _, _ in g)} | {nb:+.1f} | "
+                             f"{nr:+.1f} | {100 * d['mean']:+.1f} ± {T._spread(d)} | "
+                             f"{sum(v > 0 for v in d['values'])}/{len(g)} |")
+    return ["", f"Probe: fewer communities on the committed backbone (`{COMMITTED_BACKBONE}`). At α 1 the tables' "
+                "FedLPA loses to FedAvg+SimGCD on the seeds where its clients' K̂ over-counts on net "
+                "(`gcd_summary.md`, the seed study's last table). The same FedLPA with only a larger markov time "
+                "(InfoMap finds fewer, larger communities): does it recover those seeds, and what does it cost on the "
+                "others? Not a lever picked by a rule (the split it tests was seen on the evaluation seeds): measured, "
+                "not adopted. Evaluation seeds "
+                f"{', '.join(map(str, T.EVAL_SEEDS))}, then all {len(T.SEED_STUDY)} of the seed study's, then the "
+                f"tuning seeds {', '.join(map(str, T.TUNING_SEEDS))}; FedLPA at blend (markov time "
+                f"{DiscoveryParams().markov_time:g}) made again here:", "",
+            *lever_header("blend"), *rows,
+            "", "The seed study's seeds split by FedLPA's net over-count (mean Σ (K̂ − K) per seed, FedLPA's and the "
+                "probe's):", "",
+            "| probe | α | seeds | net K̂ − K, FedLPA | probe | probe − FedLPA | ahead |",
+            "|---|---|---|---|---|---|---|",
+            *split]
+
+
 def lever_header(paired: str) -> list:
     """The head of a table of :func:`lever_rows`, FedLPA's column named for the prior it ran with."""
     return [f"| lever | α | fields | All | FedLPA ({paired}) | lever − FedLPA | ahead | K̂ within ±1 |",
@@ -413,7 +462,7 @@ def lever_rows(cfgs: dict) -> list:
         p = T._paired(a, b, list(a), "FedLPA")
         k = T._k_hat_within_1([r for _, r, _ in got])
         sa, sb = T._stats(list(a.values())), T._stats(list(b.values()))
-        fields = ", ".join(f"{f} {v}" for f, v in {**RUNS, **COMMITTED_RUNS}[label][0].items())
+        fields = ", ".join(f"{f} {v}" for f, v in {**RUNS, **COMMITTED_RUNS, **MERGE_RUNS}[label][0].items())
         lines.append(f"| {label} | {al:g} | {fields} | {100 * sa['mean']:.1f} ± {T._spread(sa)} ({sa['n']}) | "
                      f"{100 * sb['mean']:.1f} ± {T._spread(sb)} | {100 * p['diff']['mean']:+.1f} ± "
                      f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(a)} | "
@@ -451,17 +500,18 @@ def main(argv=None):
     best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
     cfgs, tuning = configs(best), configs(best, T.TUNING_SEEDS, TUNING_CHECK)
     more = configs(best, MORE_SEEDS, MORE)
-    committed = {ss: configs(best, seeds, backbone=COMMITTED_BACKBONE, table=COMMITTED_RUNS)
-                 for ss, seeds in (("evaluation", T.SEED_STUDY), ("tuning", T.TUNING_SEEDS))}
+    committed, merge = ({ss: configs(best, seeds, backbone=COMMITTED_BACKBONE, table=table)
+                         for ss, seeds in (("evaluation", T.SEED_STUDY), ("tuning", T.TUNING_SEEDS))}
+                        for table in (COMMITTED_RUNS, MERGE_RUNS))
     if not a.report_only:
         os.makedirs(OUT, exist_ok=True)
         oracles = [o for (label, _), runs in cfgs.items() if label in CEILINGS for *_, o in runs]
-        pairs = [x for c in (cfgs, tuning, more, *committed.values()) for runs in c.values()
+        pairs = [x for c in (cfgs, tuning, more, *committed.values(), *merge.values()) for runs in c.values()
                  for _, lever, base, _ in runs for x in (lever, base)]
         T.run_all(pairs + oracles, OUT, a.workers, "levers")
     path = os.path.join(T.RES, "discovery_levers.md")
     with open(path + ".tmp", "w") as fh:
-        fh.write("\n".join(report(cfgs, tuning, more, committed)) + "\n")
+        fh.write("\n".join(report(cfgs, tuning, more, committed, merge)) + "\n")
     os.replace(path + ".tmp", path)
     print(f"wrote {path}")
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -288,6 +289,13 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
     assert m["k_hat_within_1"]["pretrained-wide"]["clients"] == 6
     text = "\n".join(mod.backbone_lines(study, "backbones_2core"))
     assert "Over more evaluation seeds (0, 1, 2, 3, 4, 5" in text and "| +6.3 ± 1.2 | 3/3 |" in text
+    # the seed study's K̂-direction diagnosis on the seeds of the widest table (more than 2 of FedLPA's runs)
+    assert e["k_hat_direction"] == {}
+    kd = m["k_hat_direction"]["pretrained-wide"]
+    assert kd["net_overcount"] == {"0": 1, "1": 1, "3": 0}
+    assert [g["seeds"] for g in kd["groups"]] == [[0, 1], [3]]
+    assert kd["r"]["FedLPA"] == pytest.approx(np.corrcoef([1, 1, 0], [0.60, 0.61, 0.70])[0, 1])
+    assert "| 0.1 | pretrained-wide | over-count: 0, 1 | +1.0 |" in text
 
     (tmp_path / "discovery_study_pretrained-wide.json").write_text(
         json.dumps({"choice": {"params": dict(choice, prefix_dim=64)}}))
@@ -359,32 +367,68 @@ def test_each_discovery_lever_is_fedlpas_item_7_run_with_only_its_own_fields_cha
     assert len([row for row in report if row.startswith(f"| {t.ORACLE} − ")]) == len(mod.CEILINGS)
 
 
+def _committed_pairs(mod, table: dict, field: str) -> dict:
+    """``bench/discovery_levers.py``'s pairs on the committed backbone for ``table``: each is the Done-when table's
+    FedLPA config itself (made again in the levers' folder) against that config with only ``field`` changed, on
+    every seed of the seed study and on the tuning seeds, both files committed. Returns {seed set: configs}."""
+    t = mod.T
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    got = {}
+    for ss, seeds in (("evaluation", t.SEED_STUDY), ("tuning", t.TUNING_SEEDS)):
+        got[ss] = mod.configs(best, seeds, backbone="pretrained", table=table)
+        assert set(got[ss]) == {(label, al) for label in table for al in t.TABLE_ALPHAS}
+        for (label, alpha), runs in got[ss].items():
+            assert sorted(s for s, *_ in runs) == sorted(seeds)
+            for seed, lever, fedlpa, _ in runs:
+                assert t.run_name(fedlpa) == t.run_name(t.config("fedlpa", alpha, seed, False, **best["fedlpa"]))
+                assert {k for k in lever if lever[k] != fedlpa[k]} == {field}
+                assert lever[field] == table[label][0][field] and fedlpa["backbone"] == "pretrained"
+                assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
+    return got
+
+
 def test_the_em_lever_on_the_committed_backbone_is_the_tables_fedlpa_with_only_its_prior_changed():
-    """``bench/discovery_levers.py``'s committed-backbone check (``COMMITTED_RUNS``) pairs em_blend per seed with the
-    Done-when table's FedLPA config itself (the library's default prior, blend), made again in the levers' folder,
-    on every seed of the seed study and on the tuning seeds, each pair committed. It is a measurement, not a choice:
-    the committed study's pick keeps the library's default."""
+    """The committed-backbone check (``COMMITTED_RUNS``) pairs em_blend per seed with the Done-when table's FedLPA
+    config (the library's default prior, blend). It is a measurement, not a choice: the committed study's pick
+    keeps the library's default."""
     from lab.gcd.discovery import DiscoveryParams
 
     mod = _script("bench/discovery_levers.py")
     t = mod.T
-    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
     pick = json.loads(Path(mod.PICK).read_text())[mod.EM_LABEL]["committed_backbone"]
     assert pick["fields"]["prior_rule"] == DiscoveryParams().prior == "blend"
-    got = {}
-    for ss, seeds in (("evaluation", t.SEED_STUDY), ("tuning", t.TUNING_SEEDS)):
-        got[ss] = mod.configs(best, seeds, backbone="pretrained", table=mod.COMMITTED_RUNS)
-        assert set(got[ss]) == {(mod.COMMITTED_LABEL, al) for al in t.TABLE_ALPHAS}
-        for (_, alpha), runs in got[ss].items():
-            assert sorted(s for s, *_ in runs) == sorted(seeds)
-            for seed, lever, fedlpa, _ in runs:
-                assert t.run_name(fedlpa) == t.run_name(t.config("fedlpa", alpha, seed, False, **best["fedlpa"]))
-                assert {k for k in lever if lever[k] != fedlpa[k]} == {"prior_rule"}
-                assert lever["prior_rule"] == "em_blend" and fedlpa["backbone"] == "pretrained"
-                assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
-    rows = mod.committed_lines(got)
+    assert mod.COMMITTED_RUNS[mod.COMMITTED_LABEL][0] == {"prior_rule": "em_blend"}
+    rows = mod.committed_lines(_committed_pairs(mod, mod.COMMITTED_RUNS, "prior_rule"))
     for n in (len(t.EVAL_SEEDS), len(t.SEED_STUDY), len(t.TUNING_SEEDS)):
         assert len([r for r in rows if r.startswith(f"| {mod.COMMITTED_LABEL} |") and f"({n})" in r]) == 2
+
+
+def test_the_markov_probe_splits_the_seeds_by_fedlpas_own_net_over_count():
+    """The probe (``MERGE_RUNS``) is the Done-when table's FedLPA with only a larger markov time than the library's,
+    and its split table groups the seed study's seeds by the net over-count Σ (K̂ − K) of FedLPA's own run there
+    (the probe's own K̂ must not decide which group a seed is in), recounted here from the run files."""
+    from lab.gcd.discovery import DiscoveryParams
+
+    mod = _script("bench/discovery_levers.py")
+    t = mod.T
+    assert all(f[0]["markov_time"] > DiscoveryParams().markov_time for f in mod.MERGE_RUNS.values())
+    got = _committed_pairs(mod, mod.MERGE_RUNS, "markov_time")
+    lines = mod.merge_lines(got)
+    split = {tuple(c.strip() for c in r.split("|")[1:4]): r for r in lines if r.startswith("| probe:") and
+             ("over-count:" in r)}
+    for (label, alpha), runs in got["evaluation"].items():
+        net = {}
+        for s, lever, fedlpa, _ in runs:
+            r = t.load(fedlpa, mod.OUT)
+            net[s] = sum(e - k for e, k in zip(r["k_est"], r["k_true"]))
+        for name, keep in (("over-count", lambda n: n > 0), ("no over-count", lambda n: n <= 0)):
+            seeds = [s for s, *_ in runs if keep(net[s])]
+            if seeds:
+                key = (label, f"{alpha:g}", f"{name}: {', '.join(map(str, seeds))}")
+                assert key in split, key
+                cells = [c.strip() for c in split[key].split("|")]    # its 4th column: FedLPA's, not the probe's
+                assert cells[4] == f"{sum(net[s] for s in seeds) / len(seeds):+.1f}", split[key]
+    assert len(split) >= 2 * len(mod.MERGE_RUNS)
 
 
 def test_picked_levers_follow_their_criterion_on_the_tuning_clients_only():
