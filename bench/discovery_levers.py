@@ -417,8 +417,8 @@ def merge_lines(merge: dict) -> list:
     for (label, al), runs in ev.items():
         got = [(s, T.load(c, OUT), T.load(b, OUT)) for s, c, b, _ in runs]
         got = [(s, r, b) for s, r, b in got if r and b]
-        net = lambda r: sum(e - t for e, t in zip(r["k_est"], r["k_true"]))  # noqa: E731
-        for name, keep in (("over-count", lambda n: n > 0), ("no over-count", lambda n: n <= 0)):
+        net = T.net_overcount
+        for name, keep in T.OVERCOUNT_GROUPS:
             g = [(s, r, b) for s, r, b in got if keep(net(b))]
             if g:
                 d = T._stats([r["acc_all"] - b["acc_all"] for _, r, b in g])

@@ -337,6 +337,15 @@ def seed_study(best, out_dir, quick) -> dict:
     return {"seeds": list(SEED_STUDY), "alphas": out}
 
 
+def net_overcount(record: dict) -> int:
+    """Σ (K̂ − K) over a run's clients: > 0 where its discovery found more categories than the clients hold, on net."""
+    return int(sum(e - t for e, t in zip(record["k_est"], record["k_true"])))
+
+
+#: how :func:`k_hat_direction` (and the markov-time probe of ``discovery_levers.py``) split seeds by net over-count
+OVERCOUNT_GROUPS = (("over-count", lambda n: n > 0), ("no over-count", lambda n: n <= 0))
+
+
 def k_hat_direction(acc: dict, lpa_recs: dict, heads: dict, baselines: list) -> dict:
     """Does FedLPA's lead follow the direction of its K̂ misses? Per seed, the net over-count Σ (K̂ − K) over the
     seed's clients; the seeds split where it is > 0 (discovery over-counts on net) and where it is not, and per
@@ -345,7 +354,7 @@ def k_hat_direction(acc: dict, lpa_recs: dict, heads: dict, baselines: list) -> 
     the oracle prior's All (a run that never sees K̂: what a seed's difficulty alone gives) and with FedLPA − each
     baseline. Read after the fact from the evaluation runs (true K): a diagnosis, never a choice."""
     seeds = list(lpa_recs)
-    net = {s: int(sum(e - t for e, t in zip(r["k_est"], r["k_true"]))) for s, r in lpa_recs.items()}
+    net = {s: net_overcount(r) for s, r in lpa_recs.items()}
     lpa = acc[DISPLAY_NAMES["fedlpa"]]
 
     def r_with(v):                  # over the seeds both sides have (a run not made on a seed leaves it out)
@@ -357,7 +366,7 @@ def k_hat_direction(acc: dict, lpa_recs: dict, heads: dict, baselines: list) -> 
     if heads:
         diffs["told the heads − FedLPA"] = {s: heads[s] - lpa[s] for s in seeds if s in heads}
     groups = []
-    for name, keep in (("over-count", lambda n: n > 0), ("no over-count", lambda n: n <= 0)):
+    for name, keep in OVERCOUNT_GROUPS:
         g = [s for s in seeds if keep(net[s])]
         groups.append({"group": name, "seeds": g, "net": _stats([net[s] for s in g]) if g else None,
                        "diffs": {k: _stats([d[s] for s in g if s in d]) for k, d in diffs.items()
@@ -373,7 +382,7 @@ def k_hat_direction_lines(study: dict) -> list:
     if not rows:
         return []
     return ["", "Does FedLPA's lead follow the direction of its K̂ misses? Each seed's net over-count is Σ (K̂ − K) "
-                "over its 5 clients; the seeds split where it is > 0 and where it is not. Paired per seed within "
+                "over its clients; the seeds split where it is > 0 and where it is not. Paired per seed within "
                 "each group (points, mean ± std); `told the heads` is the run told the heads of the client's "
                 "classes, with its own masses on them. Read after the fact from these evaluation runs (it reads the "
                 "true K): a diagnosis, not a choice.", "", *_k_hat_direction_table(rows, "α")]
