@@ -166,8 +166,8 @@ print(f"prepare(FedGCDConfig(alpha={a0:g})) gives the same split and partition: 
 # %% [markdown]
 # ## 5. What skew does to federated category discovery
 #
-# The committed runs of `bench/run_gcd_tables.py` train every method at its tuned setting at seven values of α,
-# on two seeds each (`bench/results/gcd_alpha_curve.json`). Left: All / Old / New accuracy against α (log axis;
+# The committed runs of `bench/run_gcd_tables.py` train every method at its tuned setting at every α and seed
+# the file lists (`bench/results/gcd_alpha_curve.json`, printed below). Left: All / Old / New accuracy against α (log axis;
 # small α = strong skew), the band spans the seeds. Right: every client of every run: the average hides who
 # loses under skew.
 
@@ -180,7 +180,9 @@ from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
 
 curve_file = os.path.join(RESULTS_DIR, ALPHA_CURVE)
 if os.path.exists(curve_file):
-    curve = alpha_curve(read_json(curve_file))
+    raw = read_json(curve_file)
+    curve = alpha_curve(raw)
+    print(f"α values {raw['alphas']}, seeds {raw['seeds']}, {len(raw['points'])} runs")
     accuracy_vs_alpha(curve, dashed={m for m, M in METHODS.items() if not M.federated}).show()   # references
     client_spread_vs_alpha(curve).show()
 else:

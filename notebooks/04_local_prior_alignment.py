@@ -250,6 +250,8 @@ vz.prior_bars({"true local histogram": hist, "p̄ FedAvg+SimGCD": m_sim, "p̄ Fe
 # 1. Try every `CLIENT`. On which one is the default π furthest from the truth, and which step (graph,
 #    communities, claims, merge, prior rule) went wrong there?
 # 2. Set `min_labelled_share` to 0.5 in `params.replace(...)`. Which communities lose their claim, and what
-#    happens to K̂?
+#    happens to K̂? Then add `claim_z=3.0` with the share back at 0.1: a community now claims only when its labels
+#    are what a pure piece of an old class would hold (the client's labelled fraction, up to binomial noise).
+#    Which mixed communities does that refuse that the share alone let through?
 # 3. In section 4 raise `cfg_lpa.lpa_weight` for the `add` form. How large must ε be before the push on heads
 #    this client does not hold disappears?

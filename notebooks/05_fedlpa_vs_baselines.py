@@ -220,6 +220,28 @@ if any(e.get("parts") for e in study["alphas"]):
     seed_study_view("parts", "the first", "The oracle's lead taken apart, All, paired per evaluation seed")
 
 # %% [markdown]
+# **Does FedLPA's lead follow the direction of its K̂ misses?** Each dot is one evaluation seed: x is the net
+# over-count Σ (K̂ − K) over its five clients (> 0: discovery found more categories than the clients hold), y is
+# FedLPA − each federated baseline, and the run told the heads of the client's classes − FedLPA. An extra
+# community gets its own head and its own share of π, so LPA trains a class onto two heads and Hungarian matching
+# scores one of them. The table splits the seeds at a net over-count of 0 and gives Pearson r of the over-count
+# with each difference, and with the oracle prior's All (a run that never sees K̂: what a seed's difficulty alone
+# does). It reads the true K, after the fact: a diagnosis, never a choice. `python
+# bench/discovery_levers.py` runs the probe that follows from it (the same FedLPA with a larger markov time,
+# fewer communities); its table is in `bench/results/discovery_levers.md`.
+
+# %%
+if any(e.get("k_hat_direction") for e in study["alphas"]):
+    vz.k_hat_direction_scatter(study).show()
+    display(pd.DataFrame([{"α": e["alpha"], "seeds": g["group"] + ": " + ", ".join(map(str, g["seeds"])),
+                           "net K̂ − K": round(g["net"]["mean"], 1),
+                           **{k: round(v["mean"], 3) for k, v in g["diffs"].items()}}
+                          for e in study["alphas"] for g in e["k_hat_direction"]["groups"] if g["seeds"]]))
+    display(pd.DataFrame([{"α": e["alpha"], **{f"r with {k}": None if v is None else round(v, 2)
+                                               for k, v in e["k_hat_direction"]["r"].items()}}
+                          for e in study["alphas"] if e.get("k_hat_direction")]))
+
+# %% [markdown]
 # **Why are FedLPA's masses no better than equal ones?** No run is trained here: `python bench/discovery_study.py
 # --stage masses` puts each of those runs' priors next to the oracle's, on the model FedLPA's discovery sees
 # (after warm-up), for every evaluation client. It gives the mean KL(oracle ‖ π) over all heads, over the heads

@@ -230,7 +230,7 @@ else:
 curve = stored("dp_tuned_curve.json", RESULTS_DIR)
 if curve and curve.get("summary"):
     if curve.get("subset"):
-        print(f"Partial curve ({len(curve['rows'])} evaluation runs).\nWhat ran: {curve['subset']['ran']}.\n"
+        print(f"{'Partial curve' if curve.get('partial') else 'Complete curve'} ({len(curve['rows'])} evaluation runs).\nWhat ran: {curve['subset']['ran']}.\n"
               f"What was cut: {curve['subset']['cut']}.\nDid not finish: {', '.join(curve.get('missing') or []) or 'nothing'}.")
     elif curve.get("partial"):
         print(f"dp_tuned_curve.json is still being written ({len(curve['rows'])} runs so far).")
