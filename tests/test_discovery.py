@@ -313,6 +313,42 @@ def test_merging_by_head_reunites_a_large_class_cut_by_a_fine_markov_time():
     assert len(set(merged.head_of_comm[merged.claims < 0].tolist())) == merged.k_new
 
 
+def test_merging_by_cosine_joins_a_new_class_split_over_two_heads_and_keeps_two_classes_apart():
+    # InfoMap's modules on a 1000-sample client: one old class (0, half labelled), a new class in two modes
+    # (1, 2) that the warm-up model puts on heads 6 and 7 with the rest of its mass alike, and a new class (3) on
+    # head 8; merging by head keeps 1 and 2 apart, merging by cosine of the mean predictions joins them
+    mods = np.repeat([0, 1, 2, 3], 250)
+    lab = np.zeros(1000, bool)
+    lab[:125] = True
+    y_vis = np.where(lab, 0, -1)
+    probs = np.full((1000, H), 0.01)
+    probs[:250, 0] = 0.86
+    probs[250:500, 6], probs[250:500, 7] = 0.45, 0.42
+    probs[500:750, 6], probs[500:750, 7] = 0.42, 0.45
+    probs[750:, 8] = 0.86
+    feats = (np.eye(4)[mods] + 0.1 * np.random.default_rng(0).normal(size=(1000, 4))).astype(np.float32)
+    by_head = finish(mods, feats, probs, lab, y_vis, OLD, H, DiscoveryParams())
+    assert (by_head.k_old, by_head.k_new) == (1, 3)
+    both = finish(mods, feats, probs, lab, y_vis, OLD, H, DiscoveryParams(merge_new_cosine=0.8))
+    assert (both.k_old, both.k_new) == (1, 2)
+    joined = both.communities.labels
+    assert len(set(joined[250:750])) == 1 and joined[250] != joined[800] and joined[0] != joined[250]
+    # the threshold is the rule: at 0.999 the two modes (cosine about 0.99) stay apart
+    assert finish(mods, feats, probs, lab, y_vis, OLD, H, DiscoveryParams(merge_new_cosine=0.999)).k_new == 3
+    # the same on the graph's features when asked: there the four modules are orthogonal
+    on_graph = DiscoveryParams(merge_new_cosine=0.8, merge_new_on="graph")
+    assert finish(mods, feats, probs, lab, y_vis, OLD, H, on_graph).k_new == 3
+    # single linkage on the communities as found: their order (InfoMap's module ids) does not change what is merged
+    order = np.r_[750:1000, 500:750, 250:500, 0:250]
+    again = finish(3 - mods[order], feats[order], probs[order], lab[order], y_vis[order], OLD, H,
+                   DiscoveryParams(merge_new_cosine=0.8))
+    assert again.k_new == 2 and len(set(again.communities.labels[250:750])) == 1
+    with pytest.raises(LabError, match="merge_new_cosine"):
+        DiscoveryParams(merge_new_cosine=1.5).validate()
+    with pytest.raises(LabError, match="merge_new_on"):
+        DiscoveryParams(merge_new_on="labels").validate()
+
+
 def test_old_classes_are_counted_from_labels_and_small_fragments_are_noise():
     # InfoMap's modules on a 1000-sample client: old class 0 cut in two (0, 1), old classes 1 and 2 merged (2),
     # a new class (3) holding 8 samples of old class 3 (4 labelled: under 2 % x f_hat of the client), and a

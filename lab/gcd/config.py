@@ -41,13 +41,14 @@ DEFAULT_LR = {"simgcd": 0.1, "gcd": 0.1, "local": 0.5, "central": 0.1, "fedlpa":
 #: carry these fields unused)
 DISCOVERY_FIELDS = {"knn_k": "knn_k", "confidence_quantile": "confidence_quantile", "graph_features": "features",
                     "graph_refine": "refine", "markov_time": "markov_time", "min_community": "min_community",
-                    "min_labelled_share": "min_labelled_share", "claim_z": "claim_z", "prior_rule": "prior",
+                    "min_labelled_share": "min_labelled_share", "claim_z": "claim_z",
+                    "merge_new_cosine": "merge_new_cosine", "merge_new_on": "merge_new_on", "prior_rule": "prior",
                     "prior_smoothing": "smoothing"}
 
 
 @dataclass
 class FedGCDConfig(RunConfig):
-    LATE_FIELDS = {"claim_z": None}
+    LATE_FIELDS = {"claim_z": None, "merge_new_cosine": None, "merge_new_on": "predictions"}
     method: str = "simgcd"
     dataset: str = "fashion_mnist"
     clients: int = 5
@@ -86,6 +87,8 @@ class FedGCDConfig(RunConfig):
     min_community: float = _DISCOVERY.min_community  # communities below this share of the client are noise
     min_labelled_share: float = _DISCOVERY.min_labelled_share   # to claim an old head
     claim_z: float | None = _DISCOVERY.claim_z       # None, or a claim also tested against the labelled fraction
+    merge_new_cosine: float | None = _DISCOVERY.merge_new_cosine   # None, or merge new communities this alike
+    merge_new_on: str = _DISCOVERY.merge_new_on      # ... in their mean "predictions" or "graph" features
     prior_rule: str = _DISCOVERY.prior               # lab.gcd.discovery.PRIORS
     prior_smoothing: float = _DISCOVERY.smoothing    # pseudo-count per head
     use_lpa: bool = True                 # --no-lpa

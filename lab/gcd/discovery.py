@@ -41,6 +41,7 @@ from lab.utils import LabError, check_choice, check_range
 
 FEATURES = ("prefix", "output")
 REFINE = ("none", "labels", "confidence")
+MERGE_ON = ("predictions", "graph")
 
 
 def _prior_communities(d: "Discovery", probs, y_visible, old_classes, n_heads, s):
@@ -146,6 +147,11 @@ class DiscoveryParams:
       standard deviations of slack (:func:`lab.gcd.prior.community_claims`). Not in the study's grid; run as a
       lever by ``bench/discovery_levers.py``.
     - ``merge_new_by_head``: merge new-class communities whose mean prediction has the same argmax new head.
+    - ``merge_new_cosine`` / ``merge_new_on``: None (off), or then also merge new-class communities whose mean
+      predictions (``"predictions"``) or prototypes in the graph's features (``"graph"``) have cosine >= this
+      (:func:`merge_new_by_cosine`). Not in the study's grid: chosen on FedLPA's own warm-up
+      discoveries of tuning seeds 100-109 by ``bench/kest_anatomy.py``, run as a lever by
+      ``bench/discovery_levers.py``.
     - ``prior``: a key of :data:`PRIORS`; ``smoothing``: pseudo-count per head.
     """
     features: str = "prefix"
@@ -160,6 +166,8 @@ class DiscoveryParams:
     min_labelled_share: float = MIN_LABELLED_SHARE
     claim_z: float | None = None
     merge_new_by_head: bool = True
+    merge_new_cosine: float | None = None
+    merge_new_on: str = "predictions"
     prior: str = "blend"
     smoothing: float = 0.5
 
@@ -167,6 +175,7 @@ class DiscoveryParams:
         check_choice("features", self.features, FEATURES)
         check_choice("refine", self.refine, REFINE)
         check_choice("prior", self.prior, tuple(PRIORS))
+        check_choice("merge_new_on", self.merge_new_on, MERGE_ON)
         check_range("prefix_dim", self.prefix_dim, 0, 100000, integer=True)
         check_range("knn_k", self.knn_k, 1, 1000, integer=True)
         check_range("confidence_quantile", self.confidence_quantile, 0, 1)
@@ -178,6 +187,8 @@ class DiscoveryParams:
         check_range("min_labelled_share", self.min_labelled_share, 0, 1)
         if self.claim_z is not None:
             check_range("claim_z", self.claim_z, 0, 10)
+        if self.merge_new_cosine is not None:
+            check_range("merge_new_cosine", self.merge_new_cosine, -1, 1)
         check_range("smoothing", self.smoothing, 0, 1000)
         return self
 
@@ -240,6 +251,37 @@ def merge_new_by_head(labels, claims, probs, candidate_heads) -> np.ndarray:
     return labels
 
 
+def merge_new_by_cosine(labels, claims, vectors, threshold: float) -> np.ndarray:
+    """Community labels after merging new-class candidates whose mean ``vectors`` (one row per sample: the
+    model's predictions over all heads, or the graph's features) have cosine >= ``threshold``: the connected
+    components of that relation (single linkage on the communities as they are before any of these merges, so
+    their order does not matter).
+
+    Why: a new class with two visual modes (Fashion-MNIST's bags with and without handles, sandals) forms two
+    pure communities whose mean predictions peak on different new heads of the warm-up model, so merging by
+    head keeps both and K_hat over-counts (``bench/kest_anatomy.py``); their whole prediction vectors still
+    agree far more than two classes' do."""
+    labels = np.asarray(labels).copy()
+    new = np.flatnonzero(np.asarray(claims) < 0)
+    if len(new) < 2:
+        return labels
+    Q = np.stack([np.asarray(vectors)[labels == c].mean(0) for c in new])
+    Q = Q / (np.linalg.norm(Q, axis=1, keepdims=True) + 1e-12)
+    root = list(range(len(new)))
+
+    def find(i):
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+    for i, j in zip(*np.nonzero(np.triu(Q @ Q.T >= threshold, 1))):
+        root[find(i)] = find(j)
+    out = labels.copy()
+    for i, c in enumerate(new):
+        out[labels == c] = new[find(i)]
+    return out
+
+
 def finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_heads: int,
            params: DiscoveryParams, graph: SimilarityGraph | None = None, kind: str = "output") -> Discovery:
     """Steps 2b-5 from InfoMap's raw modules: noise, old/new split, K_hat, mapping, prior."""
@@ -253,6 +295,11 @@ def finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_head
         if cand.size:
             labels, _ = _relabel(merge_new_by_head(labels, claims, probs, cand), graph_feats, ms)
             claims = community_claims(labels, y_visible, params.min_labelled_share, params.claim_z)
+    vectors = {"predictions": probs, "graph": graph_feats}[params.merge_new_on]
+    if params.merge_new_cosine is not None and vectors is not None and (claims < 0).sum() > 1:
+        labels, _ = _relabel(merge_new_by_cosine(labels, claims, vectors, params.merge_new_cosine),
+                             graph_feats, ms)
+        claims = community_claims(labels, y_visible, params.min_labelled_share, params.claim_z)
     frac = labelled_fraction(labels, y_visible, claims)
     f_used = frac if np.isfinite(frac) and frac > 0 else 1.0
     counts = np.array([(y_visible == c).sum() for c in old_classes])
