@@ -39,6 +39,10 @@ FedLPA config with only its prior changed, on every seed of the seed study and o
 study's rule chooses the prior, these runs only say what the rule's choice cost or saved there. So is a probe that
 followed from the seed study's diagnosis (``run_gcd_tables.k_hat_direction``: at alpha 1 FedLPA loses where its K_hat
 over-counts): the same config with only a larger markov time (``MERGE_RUNS``), split by FedLPA's net over-count.
+And so is the client-level rule against that over-count that ``bench/kest_anatomy.py`` picked on tuning seeds
+100-109 by K_hat alone (the discovery study's criterion): new-class communities whose mean predictions agree are
+merged (``SPLIT_RUNS``); the criterion picks it, but making it the library's default re-makes every FedLPA run of the
+tables, so here it is measured beside them first.
 
 Beside them, two ceilings (they read true labels: never methods), the oracle's lead over FedLPA on this backbone
 taken apart as the seed study does on the committed one (``lab.gcd.methods.ORACLE_PARTS``): FedLPA told which
@@ -258,6 +262,23 @@ COMMITTED_RUNS = {COMMITTED_LABEL: (dict(prior_rule="em_blend"), T.TABLE_ALPHAS)
 #: cost where K_hat was not over? Every seed of the seed study and the tuning seeds, paired like ``COMMITTED_RUNS``
 MERGE_RUNS = {f"probe: markov time {t:g} (fewer communities)": (dict(markov_time=t), T.TABLE_ALPHAS)
               for t in (2.0, 3.0)}
+SPLIT_LABEL = "lever: new-class communities merged when their predictions agree"
+ANATOMY = os.path.join(T.RES, "kest_anatomy.json")
+
+
+def split_runs() -> dict:
+    """The client-level rule against the over-count that ``bench/kest_anatomy.py`` picked on tuning seeds 100-109
+    (``merge_new_cosine``), run on the committed backbone like ``MERGE_RUNS``; {} before that pick exists or when
+    it is off."""
+    if not os.path.exists(ANATOMY):
+        return {}
+    ch = json.load(open(ANATOMY))["pick"]["choice"]
+    if ch["threshold"] is None:
+        return {}
+    return {SPLIT_LABEL: (dict(merge_new_cosine=ch["threshold"], merge_new_on=ch["on"]), T.TABLE_ALPHAS)}
+
+
+SPLIT_RUNS = split_runs()
 
 
 def configs(best: dict, seeds=T.EVAL_SEEDS, labels=None, backbone: str = BACKBONE, table: dict = RUNS) -> dict:
@@ -346,7 +367,7 @@ def em_pick_lines() -> list:
 
 
 def report(cfgs: dict, tuning: dict | None = None, more: dict | None = None, committed: dict | None = None,
-           merge: dict | None = None) -> list:
+           merge: dict | None = None, split: dict | None = None) -> list:
     lines = ["# Discovery levers on the wide backbone (2-core CPU machine)", "",
              f"Made by `python bench/discovery_levers.py` (what each lever is and how it was picked, and what the "
              f"ceilings are told: its docstring). "
@@ -379,7 +400,9 @@ def report(cfgs: dict, tuning: dict | None = None, more: dict | None = None, com
                           [s for s, _, _ in pairs], label)
             rows.append(f"| {T.ORACLE} − {label.removeprefix('ceiling: ')} | {al:g} | {100 * p['diff']['mean']:+.1f} ± "
                         f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(pairs)} |")
-    lines += pick_lines() + committed_lines(committed or {}) + merge_lines(merge or {})
+    lines += pick_lines() + committed_lines(committed or {})
+    lines += committed_lever_lines(merge or {}, MERGE_INTRO, "probe") + committed_lever_lines(split or {}, SPLIT_INTRO,
+                                                                                              "lever")
     if rows:
         lines += ["", f"What the exact masses add on top of a ceiling: `{T.ORACLE}` (item 7's run, made again "
                       "here) − the ceiling, paired per seed:", "", "| difference | α | mean ± std | oracle ahead |",
@@ -404,43 +427,53 @@ def committed_lines(committed: dict) -> list:
             *lever_header("blend"), *rows]
 
 
-def merge_lines(merge: dict) -> list:
-    """The markov-time probe on the committed backbone (``MERGE_RUNS``): the Done-when seeds, every seed of the seed
-    study, the tuning seeds; then, over the seed study's seeds, the pairs split by FedLPA's net over-count there
-    (Σ (K̂ − K) over the seed's clients, in FedLPA's own run: the split of ``run_gcd_tables.k_hat_direction``)."""
-    ev, tu = merge.get("evaluation", {}), merge.get("tuning", {})
+def committed_lever_lines(runs: dict, intro: str, name: str) -> list:
+    """A lever or probe on the committed backbone (``MERGE_RUNS``, ``SPLIT_RUNS``): the Done-when seeds, every seed of
+    the seed study, the tuning seeds; then, over the seed study's seeds, the pairs split by FedLPA's net over-count
+    there (Σ (K̂ − K) over the seed's clients, in FedLPA's own run: the split of ``run_gcd_tables.k_hat_direction``)."""
+    ev, tu = runs.get("evaluation", {}), runs.get("tuning", {})
     first = {k: [r for r in v if r[0] in T.EVAL_SEEDS] for k, v in ev.items()}
     rows = lever_rows(first) + lever_rows(ev) + lever_rows(tu)
     if not rows:
         return []
     split = []
-    for (label, al), runs in ev.items():
-        got = [(s, T.load(c, OUT), T.load(b, OUT)) for s, c, b, _ in runs]
+    for (label, al), got in ev.items():
+        got = [(s, T.load(c, OUT), T.load(b, OUT)) for s, c, b, _ in got]
         got = [(s, r, b) for s, r, b in got if r and b]
         net = T.net_overcount
-        for name, keep in T.OVERCOUNT_GROUPS:
+        for group, keep in T.OVERCOUNT_GROUPS:
             g = [(s, r, b) for s, r, b in got if keep(net(b))]
             if g:
                 d = T._stats([r["acc_all"] - b["acc_all"] for _, r, b in g])
                 nb, nr = (sum(net(x[i]) for x in g) / len(g) for i in (2, 1))
-                split.append(f"| {label} | {al:g} | {name}: {', '.join(str(s) for s, _, _ in g)} | {nb:+.1f} | "
+                split.append(f"| {label} | {al:g} | {group}: {', '.join(str(s) for s, _, _ in g)} | {nb:+.1f} | "
                              f"{nr:+.1f} | {100 * d['mean']:+.1f} ± {T._spread(d)} | "
                              f"{sum(v > 0 for v in d['values'])}/{len(g)} |")
-    return ["", f"Probe: fewer communities on the committed backbone (`{COMMITTED_BACKBONE}`). At α 1 the tables' "
-                "FedLPA loses to FedAvg+SimGCD on the seeds where its clients' K̂ over-counts on net "
-                "(`gcd_summary.md`, the seed study's last table). The same FedLPA with only a larger markov time "
-                "(InfoMap finds fewer, larger communities): does it recover those seeds, and what does it cost on the "
-                "others? Not a lever picked by a rule (the split it tests was seen on the evaluation seeds): measured, "
-                "not adopted. Evaluation seeds "
+    return ["", intro + " Evaluation seeds "
                 f"{', '.join(map(str, T.EVAL_SEEDS))}, then all {len(T.SEED_STUDY)} of the seed study's, then the "
                 f"tuning seeds {', '.join(map(str, T.TUNING_SEEDS))}; FedLPA at blend (markov time "
                 f"{DiscoveryParams().markov_time:g}) made again here:", "",
             *lever_header("blend"), *rows,
-            "", "The seed study's seeds split by FedLPA's net over-count (mean Σ (K̂ − K) per seed, FedLPA's and the "
-                "probe's):", "",
-            "| probe | α | seeds | net K̂ − K, FedLPA | probe | probe − FedLPA | ahead |",
+            "", f"The seed study's seeds split by FedLPA's net over-count (mean Σ (K̂ − K) per seed, FedLPA's and the "
+                f"{name}'s):", "",
+            f"| {name} | α | seeds | net K̂ − K, FedLPA | {name} | {name} − FedLPA | ahead |",
             "|---|---|---|---|---|---|---|",
             *split]
+
+
+MERGE_INTRO = (f"Probe: fewer communities on the committed backbone (`{COMMITTED_BACKBONE}`). At α 1 the tables' "
+               "FedLPA loses to FedAvg+SimGCD on the seeds where its clients' K̂ over-counts on net "
+               "(`gcd_summary.md`, the seed study's last table). The same FedLPA with only a larger markov time "
+               "(InfoMap finds fewer, larger communities): does it recover those seeds, and what does it cost on the "
+               "others? Not a lever picked by a rule (the split it tests was seen on the evaluation seeds): measured, "
+               "not adopted.")
+SPLIT_INTRO = (f"Lever: new-class communities merged when their predictions agree, on the committed backbone "
+               f"(`{COMMITTED_BACKBONE}`). Taken apart at FedLPA's first discovery (`kest_anatomy.md`), the "
+               "over-count is a new class split over two new-class communities, which the warm-up model also keeps on "
+               "two heads, so merging by head leaves both. The tables' FedLPA config with `merge_new_cosine` (and "
+               "`merge_new_on`) as `bench/kest_anatomy.py` picked them on tuning seeds 100-109 by K̂ alone (the "
+               "discovery study's criterion): new-class communities whose mean predictions have cosine at least the "
+               "threshold are merged.")
 
 
 def lever_header(paired: str) -> list:
@@ -462,7 +495,8 @@ def lever_rows(cfgs: dict) -> list:
         p = T._paired(a, b, list(a), "FedLPA")
         k = T._k_hat_within_1([r for _, r, _ in got])
         sa, sb = T._stats(list(a.values())), T._stats(list(b.values()))
-        fields = ", ".join(f"{f} {v}" for f, v in {**RUNS, **COMMITTED_RUNS, **MERGE_RUNS}[label][0].items())
+        every = {**RUNS, **COMMITTED_RUNS, **MERGE_RUNS, **SPLIT_RUNS}
+        fields = ", ".join(f"{f} {v}" for f, v in every[label][0].items())
         lines.append(f"| {label} | {al:g} | {fields} | {100 * sa['mean']:.1f} ± {T._spread(sa)} ({sa['n']}) | "
                      f"{100 * sb['mean']:.1f} ± {T._spread(sb)} | {100 * p['diff']['mean']:+.1f} ± "
                      f"{100 * p['diff']['std']:.1f} | {p['ahead']}/{len(a)} | "
@@ -500,18 +534,19 @@ def main(argv=None):
     best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
     cfgs, tuning = configs(best), configs(best, T.TUNING_SEEDS, TUNING_CHECK)
     more = configs(best, MORE_SEEDS, MORE)
-    committed, merge = ({ss: configs(best, seeds, backbone=COMMITTED_BACKBONE, table=table)
-                         for ss, seeds in (("evaluation", T.SEED_STUDY), ("tuning", T.TUNING_SEEDS))}
-                        for table in (COMMITTED_RUNS, MERGE_RUNS))
+    committed, merge, split = ({ss: configs(best, seeds, backbone=COMMITTED_BACKBONE, table=table)
+                                for ss, seeds in (("evaluation", T.SEED_STUDY), ("tuning", T.TUNING_SEEDS))}
+                               for table in (COMMITTED_RUNS, MERGE_RUNS, SPLIT_RUNS))
     if not a.report_only:
         os.makedirs(OUT, exist_ok=True)
         oracles = [o for (label, _), runs in cfgs.items() if label in CEILINGS for *_, o in runs]
-        pairs = [x for c in (cfgs, tuning, more, *committed.values(), *merge.values()) for runs in c.values()
+        pairs = [x for c in (cfgs, tuning, more, *committed.values(), *merge.values(), *split.values())
+                 for runs in c.values()
                  for _, lever, base, _ in runs for x in (lever, base)]
         T.run_all(pairs + oracles, OUT, a.workers, "levers")
     path = os.path.join(T.RES, "discovery_levers.md")
     with open(path + ".tmp", "w") as fh:
-        fh.write("\n".join(report(cfgs, tuning, more, committed, merge)) + "\n")
+        fh.write("\n".join(report(cfgs, tuning, more, committed, merge, split)) + "\n")
     os.replace(path + ".tmp", path)
     print(f"wrote {path}")
 

@@ -242,6 +242,25 @@ if any(e.get("k_hat_direction") for e in study["alphas"]):
                           for e in study["alphas"] if e.get("k_hat_direction")]))
 
 # %% [markdown]
+# **What are K̂'s misses made of, and can a client see them?** `python bench/kest_anatomy.py` runs the tables'
+# FedLPA to its first discovery (after warm-up) on tuning seeds 100-109 and evaluation seeds 0-9 and takes each
+# client's K̂ − K apart against the truth, after the fact: `split` (a new class in two new-class communities: the
+# over-count; each extra one counts), `missed` (a new class hidden in another community), `old` (old classes counted
+# from the labels minus those present) and `other` (a new-class community that is mostly an old class or a rare one);
+# K̂ − K = old + split + other − missed. On the same discoveries it then picks, on the tuning seeds only and by the
+# discovery study's criterion (K̂ within ±1 at the worse α), a client-level rule against the split: merge new-class
+# communities whose mean predictions agree (cosine at least a threshold; `merge_new_cosine`). Rows: discovery as the
+# tables run it (`off`) and with the pick. FedLPA trained with the pick, paired per seed with the tables' FedLPA:
+# `bench/results/discovery_levers.md`.
+
+# %%
+anatomy_path = res_dir / "kest_anatomy.json"
+if anatomy_path.exists():
+    anatomy = json.loads(anatomy_path.read_text())
+    print("picked on the tuning seeds:", anatomy["pick"]["choice"]["setting"])
+    display(pd.DataFrame(anatomy["parts"]).round(2))
+
+# %% [markdown]
 # **Why are FedLPA's masses no better than equal ones?** No run is trained here: `python bench/discovery_study.py
 # --stage masses` puts each of those runs' priors next to the oracle's, on the model FedLPA's discovery sees
 # (after warm-up), for every evaluation client. It gives the mean KL(oracle ‖ π) over all heads, over the heads

@@ -403,18 +403,11 @@ def test_the_em_lever_on_the_committed_backbone_is_the_tables_fedlpa_with_only_i
         assert len([r for r in rows if r.startswith(f"| {mod.COMMITTED_LABEL} |") and f"({n})" in r]) == 2
 
 
-def test_the_markov_probe_splits_the_seeds_by_fedlpas_own_net_over_count():
-    """The probe (``MERGE_RUNS``) is the Done-when table's FedLPA with only a larger markov time than the library's,
-    and its split table groups the seed study's seeds by the net over-count Σ (K̂ − K) of FedLPA's own run there
-    (the probe's own K̂ must not decide which group a seed is in), recounted here from the run files."""
-    from lab.gcd.discovery import DiscoveryParams
-
-    mod = _script("bench/discovery_levers.py")
+def _check_overcount_split(mod, table: dict, got: dict, lines: list, prefix: str):
+    """The split table of ``committed_lever_lines`` groups the seed study's seeds by the net over-count Σ (K̂ − K) of
+    FedLPA's own run there (the lever's own K̂ must not decide which group a seed is in), recounted from the runs."""
     t = mod.T
-    assert all(f[0]["markov_time"] > DiscoveryParams().markov_time for f in mod.MERGE_RUNS.values())
-    got = _committed_pairs(mod, mod.MERGE_RUNS, "markov_time")
-    lines = mod.merge_lines(got)
-    split = {tuple(c.strip() for c in r.split("|")[1:4]): r for r in lines if r.startswith("| probe:") and
+    split = {tuple(c.strip() for c in r.split("|")[1:4]): r for r in lines if r.startswith(prefix) and
              ("over-count:" in r)}
     for (label, alpha), runs in got["evaluation"].items():
         net = {}
@@ -428,7 +421,34 @@ def test_the_markov_probe_splits_the_seeds_by_fedlpas_own_net_over_count():
                 assert key in split, key
                 cells = [c.strip() for c in split[key].split("|")]    # its 4th column: FedLPA's, not the probe's
                 assert cells[4] == f"{sum(net[s] for s in seeds) / len(seeds):+.1f}", split[key]
-    assert len(split) >= 2 * len(mod.MERGE_RUNS)
+    assert len(split) >= 2 * len(table)
+
+
+def test_the_markov_probe_splits_the_seeds_by_fedlpas_own_net_over_count():
+    """The probe (``MERGE_RUNS``) is the Done-when table's FedLPA with only a larger markov time than the library's,
+    split by FedLPA's own net over-count."""
+    from lab.gcd.discovery import DiscoveryParams
+
+    mod = _script("bench/discovery_levers.py")
+    assert all(f[0]["markov_time"] > DiscoveryParams().markov_time for f in mod.MERGE_RUNS.values())
+    got = _committed_pairs(mod, mod.MERGE_RUNS, "markov_time")
+    _check_overcount_split(mod, mod.MERGE_RUNS, got, mod.committed_lever_lines(got, mod.MERGE_INTRO, "probe"),
+                           "| probe:")
+
+
+def test_the_split_lever_is_the_anatomys_pick_on_the_tables_fedlpa_with_only_that_field_changed():
+    """``SPLIT_RUNS`` is what ``bench/kest_anatomy.py`` picked on the tuning seeds (``kest_anatomy.json``), applied to
+    the Done-when table's FedLPA config and nothing else, on every seed of the seed study and the tuning seeds."""
+    mod = _script("bench/discovery_levers.py")
+    choice = json.loads(Path(mod.ANATOMY).read_text())["pick"]["choice"]
+    assert choice["threshold"] is not None and choice["on"] == "predictions"
+    fields = {"merge_new_cosine": choice["threshold"], "merge_new_on": "predictions"}
+    assert mod.SPLIT_RUNS == {mod.SPLIT_LABEL: (fields, mod.T.TABLE_ALPHAS)}
+    got = _committed_pairs(mod, mod.SPLIT_RUNS, "merge_new_cosine")
+    lines = mod.committed_lever_lines(got, mod.SPLIT_INTRO, "lever")
+    _check_overcount_split(mod, mod.SPLIT_RUNS, got, lines, "| lever:")
+    report = (ROOT / "bench" / "results" / "discovery_levers.md").read_text()
+    assert all(line in report for line in lines)
 
 
 def test_picked_levers_follow_their_criterion_on_the_tuning_clients_only():

@@ -155,6 +155,11 @@ def test_training_page_results_and_a_live_run():
             assert xs == [[e["k_hat_direction"]["net_overcount"][s] for s in d]
                           for e in study["alphas"] for d in e["k_hat_direction"]["per_seed"].values()]
             assert any("a diagnosis, never a choice" in c.value for c in at.caption)
+            anatomy = result_files.named_files({"a": "kest_anatomy.json"})["a"]
+            if anatomy:                                  # K-hat's misses taken apart: the script's rows, as written
+                (parts,) = [d.value for d in at.dataframe if "split" in d.value.columns]
+                assert parts["split"].tolist() == [r["split"] for r in anatomy["parts"]]
+                assert parts["K̂ − K"].tolist() == [r["k_hat_minus_k"] for r in anatomy["parts"]]
         studies = [s for s in (result_files.backbone_study(k)[0] for k in BACKBONE_STUDIES) if s and s["alphas"]]
         if studies:                                      # item 7, per machine: the runs on both backbones, the pairs
             (exp,) = [e for e in at.expander if e.label == "A stronger backbone?"]

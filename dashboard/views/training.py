@@ -31,6 +31,7 @@ def tuned() -> dict:
 
 
 TUNED = tuned()
+ANATOMY_COLUMNS = {"alpha": "α", "k_hat_minus_k": "K̂ − K", "within_1": "within ±1"}
 FORMATS = {"alpha": "{:g}", "acc_all": "{:.3f}", "acc_old": "{:.3f}", "acc_new": "{:.3f}", "test_acc_all": "{:.3f}",
            "seconds": "{:.0f}"}
 
@@ -143,6 +144,15 @@ else:
                                        if v is not None)
                                    for e in study["alphas"] if e.get("k_hat_direction"))
                                + ". It reads the true K, after the fact: a diagnosis, never a choice.")
+                    anatomy = R.named_files({"a": "kest_anatomy.json"})["a"]
+                    if anatomy:
+                        st.markdown("**What are the misses made of?** At FedLPA's first discovery, each client's "
+                                    "K̂ − K taken apart against the truth (`bench/kest_anatomy.py`): `split` = a "
+                                    "new class in two new-class communities (the over-count), `missed` = a new "
+                                    "class hidden in another community. With the pick (made on tuning seeds by K̂ "
+                                    "alone), new-class communities whose mean predictions agree are merged.")
+                        st.dataframe(pd.DataFrame(anatomy["parts"]).rename(columns=ANATOMY_COLUMNS),
+                                     hide_index=True)
     studies = [(key, *R.backbone_study(key)) for key in BACKBONE_STUDIES]
     studies = [(key, bb, src) for key, bb, src in studies if bb and bb["alphas"]]
     if studies:
