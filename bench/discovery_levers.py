@@ -281,6 +281,33 @@ def split_runs() -> dict:
 SPLIT_RUNS = split_runs()
 
 
+def retune_configs() -> dict:
+    """lr -> FedLPA's tuning runs (``run_gcd_tables.tune``'s grid, seeds and alphas) with ``SPLIT_RUNS``' fields: the
+    learning rate FedLPA would be tuned to if the pick became its default (the protocol re-tunes a changed method)."""
+    fields = next(iter(SPLIT_RUNS.values()), ({},))[0]
+    if not fields:
+        return {}
+    return {g["lr"]: [T.config("fedlpa", al, s, False, **g, **fields) for al in T.TUNING_ALPHAS for s in T.TUNING_SEEDS]
+            for g in T.TUNE_GRID["fedlpa"]}
+
+
+def retune_lines(retune: dict) -> list:
+    """The re-tuned grid beside the tables' FedLPA grid (``gcd_tuning.json``), mean All over the same 4 runs each."""
+    tuned = {r["lr"]: r["acc_all"] for r in json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["grid"]
+             if r["method"] == "fedlpa"}
+    got = {lr: [T.load(c, OUT) for c in cs] for lr, cs in retune.items()}
+    got = {lr: [r["acc_all"] for r in rs] for lr, rs in got.items() if all(rs)}
+    if not got:
+        return []
+    best, was = max(got, key=lambda lr: sum(got[lr])), max(tuned, key=tuned.get)
+    return ["", "With the lever, FedLPA's learning rate re-tuned as `run_gcd_tables.py --stage tune` tunes each method "
+                f"({len(T.TUNE_GRID['fedlpa'])} settings, tuning seeds {', '.join(map(str, T.TUNING_SEEDS))}, α "
+                f"{', '.join(f'{a:g}' for a in T.TUNING_ALPHAS)}; mean All of the 4 runs), beside the tables' FedLPA "
+                f"grid (`gcd_tuning.json`). Best: lr {best:g} with the lever, lr {was:g} without.", "",
+            "| lr | with the lever | the tables' FedLPA |", "|---|---|---|",
+            *[f"| {lr:g} | {100 * sum(v) / len(v):.1f} | {100 * tuned[lr]:.1f} |" for lr, v in got.items()]]
+
+
 def configs(best: dict, seeds=T.EVAL_SEEDS, labels=None, backbone: str = BACKBONE, table: dict = RUNS) -> dict:
     """(label, alpha) -> [(seed, the lever's config, FedLPA's config in item 7, the oracle prior's config)] for the
     levers and ceilings ``labels`` of ``table`` (default: all of ``RUNS``), on ``backbone``."""
@@ -403,6 +430,7 @@ def report(cfgs: dict, tuning: dict | None = None, more: dict | None = None, com
     lines += pick_lines() + committed_lines(committed or {})
     lines += committed_lever_lines(merge or {}, MERGE_INTRO, "probe") + committed_lever_lines(split or {}, SPLIT_INTRO,
                                                                                               "lever")
+    lines += retune_lines(retune_configs()) if split else []
     if rows:
         lines += ["", f"What the exact masses add on top of a ceiling: `{T.ORACLE}` (item 7's run, made again "
                       "here) − the ceiling, paired per seed:", "", "| difference | α | mean ± std | oracle ahead |",
@@ -540,9 +568,9 @@ def main(argv=None):
     if not a.report_only:
         os.makedirs(OUT, exist_ok=True)
         oracles = [o for (label, _), runs in cfgs.items() if label in CEILINGS for *_, o in runs]
-        pairs = [x for c in (cfgs, tuning, more, *committed.values(), *merge.values(), *split.values())
-                 for runs in c.values()
-                 for _, lever, base, _ in runs for x in (lever, base)]
+        pairs = [x for cs in retune_configs().values() for x in cs]
+        pairs += [x for c in (cfgs, tuning, more, *committed.values(), *merge.values(), *split.values())
+                  for runs in c.values() for _, lever, base, _ in runs for x in (lever, base)]
         T.run_all(pairs + oracles, OUT, a.workers, "levers")
     path = os.path.join(T.RES, "discovery_levers.md")
     with open(path + ".tmp", "w") as fh:

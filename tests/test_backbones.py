@@ -447,6 +447,18 @@ def test_the_split_lever_is_the_anatomys_pick_on_the_tables_fedlpa_with_only_tha
     got = _committed_pairs(mod, mod.SPLIT_RUNS, "merge_new_cosine")
     lines = mod.committed_lever_lines(got, mod.SPLIT_INTRO, "lever")
     _check_overcount_split(mod, mod.SPLIT_RUNS, got, lines, "| lever:")
+    # the learning rate re-tuned with the lever: the tables' tuning grid, seeds and alphas, only the lever's field
+    # changed, every run committed, and the report's table is what those runs say
+    retune = mod.retune_configs()
+    grid = [g["lr"] for g in mod.T.TUNE_GRID["fedlpa"]]
+    assert list(retune) == grid
+    for lr, cs in retune.items():
+        plain = [mod.T.config("fedlpa", al, s, False, lr=lr) for al in mod.T.TUNING_ALPHAS for s in mod.T.TUNING_SEEDS]
+        assert [{k for k in c if c[k] != p[k]} for c, p in zip(cs, plain)] == [{"merge_new_cosine"}] * len(cs)
+        assert all(mod.T.load(c, mod.OUT) for c in cs)
+    lines += mod.retune_lines(retune)
+    assert sum(line.startswith("| ") and line.split("|")[1].strip() in {f"{lr:g}" for lr in grid}
+               for line in lines) == len(grid)
     report = (ROOT / "bench" / "results" / "discovery_levers.md").read_text()
     assert all(line in report for line in lines)
 
