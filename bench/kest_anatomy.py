@@ -54,8 +54,6 @@ THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.5, 0.951, 0.05))
 GRID = ((None, None),) + tuple((on, t) for on in MERGE_ON for t in THRESHOLDS)
 OUT = os.path.join(T.RES, "kest_anatomy.json")
 MD = os.path.join(T.RES, "kest_anatomy.md")
-
-
 PARTS = ("old", "split", "other", "missed")
 
 
@@ -71,7 +69,8 @@ class _Found(Exception):
 
 
 def first_discovery(alpha: float, seed: int) -> tuple:
-    """(the experiment, [(client id, the kwargs FedLPA passed to discover, its K_hat)]) at the first discovery."""
+    """(the experiment, [(client id, the positional and keyword arguments FedLPA passed to discover, the K_hat it
+    got)] in client order) at FedLPA's first discovery; the run stops there."""
     import torch
 
     torch.set_num_threads(1)
@@ -135,10 +134,10 @@ def one(job) -> dict:
         modules = raw_modules(graph, params, s)
         row = {"client": cid, "k": len(present), "settings": {}}
         for on, t in GRID:
-            p = params if t is None else params.replace(merge_new_cosine=t, merge_new_on=on)
+            p = params.replace(merge_new_cosine=t, merge_new_on=on or params.merge_new_on)
             d = finish(modules, f, probs, labelled, y_visible, old_classes, n_heads, p, graph, kind)
             row["settings"][setting_name(on, t)] = anatomy(d, y, old, present)
-        if row["settings"]["off"]["k_hat"] != k_est:
+        if row["settings"][setting_name(params.merge_new_on, params.merge_new_cosine)]["k_hat"] != k_est:
             raise RuntimeError(f"alpha {alpha} seed {seed} client {cid}: re-made K_hat differs from the run's")
         clients.append(row)
     return {"alpha": alpha, "seed": seed, "clients": clients}
