@@ -13,7 +13,7 @@ sees a true label of an unlabelled sample nor the true number of classes (``test
 3. Old or new: a community whose labelled share reaches ``min_labelled_share`` (and, with ``claim_z``, the
    client's labelled fraction up to binomial noise) is a piece of the old class most of its labels have; the
    others are new-class candidates (optionally merged when the model's mean predictions put them on the same
-   new head).
+   new head, and, with ``merge_new_cosine``, when those predictions agree).
 4. K_hat = K_old + K_new. K_old counts old classes from the labels alone: class c is present when its
    labelled count reaches ``min_community * n * f_hat``, f_hat the labelled fraction estimated from the
    old communities. K_new counts the new-class communities. Old classes thus never depend on how InfoMap
@@ -257,10 +257,10 @@ def merge_new_by_cosine(labels, claims, vectors, threshold: float) -> np.ndarray
     components of that relation (single linkage on the communities as they are before any of these merges, so
     their order does not matter).
 
-    Why: a new class with two visual modes (Fashion-MNIST's bags with and without handles, sandals) forms two
-    pure communities whose mean predictions peak on different new heads of the warm-up model, so merging by
-    head keeps both and K_hat over-counts (``bench/kest_anatomy.py``); their whole prediction vectors still
-    agree far more than two classes' do."""
+    Why: a new class with two visual modes (in Fashion-MNIST, e.g. two pure bag communities) forms two
+    communities whose mean predictions peak on different new heads of the warm-up model, so merging by head keeps
+    both and K_hat over-counts (``bench/kest_anatomy.py``); their whole prediction vectors usually agree more
+    than two classes' do."""
     labels = np.asarray(labels).copy()
     new = np.flatnonzero(np.asarray(claims) < 0)
     if len(new) < 2:
