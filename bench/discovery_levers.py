@@ -49,7 +49,7 @@ taken apart as the seed study does on the committed one (``lab.gcd.methods.ORACL
 heads the client's classes are on, with its own estimated masses on them or with equal masses.
 
     python bench/discovery_levers.py --pick --workers 2   # picks the last three levers (2 min; the studies' caches)
-    python bench/discovery_levers.py --workers 2      # 166 runs, about 5 h on 2 cores; resumes; then the report
+    python bench/discovery_levers.py --workers 2      # 206 runs, about 5 h 30 min on 2 cores; resumes; then the report
 
 Writes ``bench/results/gcd_levers_2core/`` (one file per run, its config inside) and
 ``bench/results/discovery_levers.md``.
