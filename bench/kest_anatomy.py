@@ -194,12 +194,12 @@ def parts_rows(records, names) -> list:
     for name in names:
         for label, seeds in SEED_SETS:
             for a in T.TABLE_ALPHAS:
-                cs = [c["parts"][name] | {"k": c["k"], "k_hat": _k_hat(c, name)} for r in records
-                      if r["seed"] in seeds and r["alpha"] == a for c in r["clients"]]
-                rows.append({"setting": name, "seeds": label, "alpha": a,
-                             "k_hat_minus_k": float(np.mean([c["k_hat"] - c["k"] for c in cs])),
+                cs = [c["parts"][name] for r in records if r["seed"] in seeds and r["alpha"] == a
+                      for c in r["clients"]]
+                err = _errors(records, seeds, a, name)
+                rows.append({"setting": name, "seeds": label, "alpha": a, "k_hat_minus_k": float(err.mean()),
                              **{p: float(np.mean([c[p] for c in cs])) for p in PARTS},
-                             "within_1": float(np.mean([abs(c["k_hat"] - c["k"]) <= 1 for c in cs]))})
+                             "within_1": float((np.abs(err) <= 1).mean())})
     return rows
 
 
