@@ -41,8 +41,8 @@ followed from the seed study's diagnosis (``run_gcd_tables.k_hat_direction``: at
 over-counts): the same config with only a larger markov time (``MERGE_RUNS``), split by FedLPA's net over-count.
 And so is the client-level rule against that over-count that ``bench/kest_anatomy.py`` picked on tuning seeds
 100-109 by K_hat alone (the discovery study's criterion): new-class communities whose mean predictions agree are
-merged (``SPLIT_RUNS``); the criterion picks it, but making it the library's default re-makes every FedLPA run of the
-tables, so here it is measured beside them first.
+merged (``SPLIT_RUNS``). The criterion picked it, so it is the library's default now and its runs are the tables'
+FedLPA; every lever on the committed backbone stays paired with FedLPA as it was before (``BEFORE_SPLIT``).
 
 Beside them, two ceilings (they read true labels: never methods), the oracle's lead over FedLPA on this backbone
 taken apart as the seed study does on the committed one (``lab.gcd.methods.ORACLE_PARTS``): FedLPA told which
@@ -263,6 +263,11 @@ COMMITTED_RUNS = {COMMITTED_LABEL: (dict(prior_rule="em_blend"), T.TABLE_ALPHAS)
 MERGE_RUNS = {f"probe: markov time {t:g} (fewer communities)": (dict(markov_time=t), T.TABLE_ALPHAS)
               for t in (2.0, 3.0)}
 SPLIT_LABEL = "lever: new-class communities merged when their predictions agree"
+#: what the levers on the committed backbone are paired with: the tables' FedLPA as it was when they were made,
+#: before ``SPLIT_RUNS``' rule became the library's default (pinned, so that those runs keep their pairs and names;
+#: the SPLIT lever's runs are the tables' FedLPA since)
+BEFORE_SPLIT = {"merge_new_cosine": None}
+BEFORE_SPLIT_TEXT = "without merging by predictions (the tables' FedLPA before that became the default)"
 ANATOMY = os.path.join(T.RES, "kest_anatomy.json")
 
 
@@ -292,20 +297,24 @@ def retune_configs() -> dict:
 
 
 def retune_lines(retune: dict) -> list:
-    """The re-tuned grid beside the tables' FedLPA grid (``gcd_tuning.json``), mean All over the same 4 runs each."""
-    tuned = {r["lr"]: r["acc_all"] for r in json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["grid"]
-             if r["method"] == "fedlpa"}
+    """The re-tuned grid beside FedLPA's grid without the lever (the tune stage's runs of it, ``T.BEFORE_MERGE_DIR``),
+    mean All over the same 4 runs each."""
+    mean = lambda rs: sum(r["acc_all"] for r in rs) / len(rs)  # noqa: E731
     got = {lr: [T.load(c, OUT) for c in cs] for lr, cs in retune.items()}
-    got = {lr: [r["acc_all"] for r in rs] for lr, rs in got.items() if all(rs)}
+    before_dir = os.path.join(T.RES, T.BEFORE_MERGE_DIR)
+    was = {lr: [T.load({**c, **BEFORE_SPLIT}, before_dir) for c in cs] for lr, cs in retune.items()}
+    got = {lr: mean(rs) for lr, rs in got.items() if all(rs) and all(was[lr])}
+    was = {lr: mean(was[lr]) for lr in got}
     if not got:
         return []
-    best, was = max(got, key=lambda lr: sum(got[lr])), max(tuned, key=tuned.get)
+    best, before = max(got, key=got.get), max(was, key=was.get)
     return ["", "With the lever, FedLPA's learning rate re-tuned as `run_gcd_tables.py --stage tune` tunes each method "
                 f"({len(T.TUNE_GRID['fedlpa'])} settings, tuning seeds {', '.join(map(str, T.TUNING_SEEDS))}, α "
-                f"{', '.join(f'{a:g}' for a in T.TUNING_ALPHAS)}; mean All of the 4 runs), beside the tables' FedLPA "
-                f"grid (`gcd_tuning.json`). Best: lr {best:g} with the lever, lr {was:g} without.", "",
-            "| lr | with the lever | the tables' FedLPA |", "|---|---|---|",
-            *[f"| {lr:g} | {100 * sum(v) / len(v):.1f} | {100 * tuned[lr]:.1f} |" for lr, v in got.items()]]
+                f"{', '.join(f'{a:g}' for a in T.TUNING_ALPHAS)}; mean All of the 4 runs), beside FedLPA's grid "
+                f"without it (the tune stage's runs before the lever became the default, `{T.BEFORE_MERGE_DIR}/`). "
+                f"Best: lr {best:g} with the lever, lr {before:g} without.", "",
+            "| lr | with the lever | without |", "|---|---|---|",
+            *[f"| {lr:g} | {100 * v:.1f} | {100 * was[lr]:.1f} |" for lr, v in got.items()]]
 
 
 def configs(best: dict, seeds=T.EVAL_SEEDS, labels=None, backbone: str = BACKBONE, table: dict = RUNS) -> dict:
@@ -313,13 +322,14 @@ def configs(best: dict, seeds=T.EVAL_SEEDS, labels=None, backbone: str = BACKBON
     levers and ceilings ``labels`` of ``table`` (default: all of ``RUNS``), on ``backbone``."""
     out = {}
     runs = T.backbone_runs(backbone)
+    paired = PAIRED_WITH if backbone == BACKBONE else BEFORE_SPLIT if backbone == COMMITTED_BACKBONE else {}
     for label, (over, alphas) in table.items():
         if labels is not None and label not in labels:
             continue
         for al in alphas:
             for s in seeds:
                 base, oracle = (T.config("fedlpa", al, s, False, **best["fedlpa"],
-                                         **{**runs[r][1], **(PAIRED_WITH if r == "FedLPA" else {})}, backbone=backbone)
+                                         **{**runs[r][1], **(paired if r == "FedLPA" else {})}, backbone=backbone)
                                 for r in ("FedLPA", T.ORACLE))
                 out.setdefault((label, al), []).append((s, {**base, **over}, base, oracle))
     return out
@@ -451,7 +461,7 @@ def committed_lines(committed: dict) -> list:
                 "em_blend would have done is measured, not adopted. Evaluation seeds "
                 f"{', '.join(map(str, T.EVAL_SEEDS))} (the Done-when table's), then all "
                 f"{len(T.SEED_STUDY)} of the seed study's, then the tuning seeds "
-                f"{', '.join(map(str, T.TUNING_SEEDS))}; FedLPA at blend made again here:", "",
+                f"{', '.join(map(str, T.TUNING_SEEDS))}; FedLPA at blend, {BEFORE_SPLIT_TEXT}, made again here:", "",
             *lever_header("blend"), *rows]
 
 
@@ -480,7 +490,7 @@ def committed_lever_lines(runs: dict, intro: str, name: str) -> list:
     return ["", intro + " Evaluation seeds "
                 f"{', '.join(map(str, T.EVAL_SEEDS))}, then all {len(T.SEED_STUDY)} of the seed study's, then the "
                 f"tuning seeds {', '.join(map(str, T.TUNING_SEEDS))}; FedLPA at blend (markov time "
-                f"{DiscoveryParams().markov_time:g}) made again here:", "",
+                f"{DiscoveryParams().markov_time:g}), {BEFORE_SPLIT_TEXT}, made again here:", "",
             *lever_header("blend"), *rows,
             "", f"The seed study's seeds split by FedLPA's net over-count (mean Σ (K̂ − K) per seed, FedLPA's and the "
                 f"{name}'s):", "",
@@ -490,7 +500,7 @@ def committed_lever_lines(runs: dict, intro: str, name: str) -> list:
 
 
 MERGE_INTRO = (f"Probe: fewer communities on the committed backbone (`{COMMITTED_BACKBONE}`). At α 1 the tables' "
-               "FedLPA loses to FedAvg+SimGCD on the seeds where its clients' K̂ over-counts on net "
+               "FedLPA (as it was then) lost to FedAvg+SimGCD on the seeds where its clients' K̂ over-counted on net "
                "(`gcd_summary.md`, the seed study's last table). The same FedLPA with only a larger markov time "
                "(InfoMap finds fewer, larger communities): does it recover those seeds, and what does it cost on the "
                "others? Not a lever picked by a rule (the split it tests was seen on the evaluation seeds): measured, "
@@ -501,7 +511,8 @@ SPLIT_INTRO = (f"Lever: new-class communities merged when their predictions agre
                "two heads, so merging by head leaves both. The tables' FedLPA config with `merge_new_cosine` (and "
                "`merge_new_on`) as `bench/kest_anatomy.py` picked them on tuning seeds 100-109 by K̂ alone (the "
                "discovery study's criterion): new-class communities whose mean predictions have cosine at least the "
-               "threshold are merged.")
+               "threshold are merged. Adopted: it is the library's default since, so these runs are the tables' "
+               "FedLPA (`gcd_summary.md`).")
 
 
 def lever_header(paired: str) -> list:

@@ -73,6 +73,8 @@ BASELINES = ("simgcd", "gcd")           # the federated baselines FedLPA is comp
 #: FedLPA's prior rule when the baselines were run (the field is in every config and so in every run's file
 #: name, though only FedLPA reads it)
 BASELINE_PRIOR_RULE = "argmax"
+#: ... and its merging of new-class communities by their predictions (off; on by default since kest_anatomy's pick)
+BASELINE_MERGE_NEW_COSINE = None
 #: the seed study's runs, label -> (method, config flags): FedLPA, the federated baselines and the oracle prior
 SEED_CORE = {**{DISPLAY_NAMES[m]: (m, {}) for m in ("fedlpa",) + BASELINES},
              "FedLPA, oracle prior": ("fedlpa", ABLATIONS["oracle prior"])}
@@ -105,6 +107,10 @@ BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
     dict(folder=BACKBONE_2CORE_DIR, cpu=None, title="Item 7 on the lab's 2-core CPU machine (no GPU)",
          make=f"`python bench/run_gcd_tables.py --stage backbone --workers 2 --out-dir "
               f"bench/results/{BACKBONE_2CORE_DIR}` on it")), strict=True))
+#: FedLPA's runs of ``gcd/`` (tuning grid, tables, curve, seed study) from before ``merge_new_cosine`` became its
+#: default (``bench/kest_anatomy.py``'s pick): the tables no longer read them; the levers' re-tune and the anatomy's
+#: test compare with them
+BEFORE_MERGE_DIR = "gcd_before_merge"
 HEADS_FILE = "gcd_heads_vs_features.json"
 HEADS_DIR = "gcd_heads"           # one file per re-run (the stage resumes: a re-run whose file exists is not redone)
 ACC = ("acc_all", "acc_old", "acc_new")
@@ -140,8 +146,9 @@ def config(method, alpha, seed, quick, **kw) -> dict:
     if method == "central":          # one client holds all data: alpha changes neither training nor All/Old/New
         alpha = TABLE_ALPHAS[0]
     c = dict(method=method, alpha=alpha, seed=seed, **kw)
-    if method != "fedlpa":           # a FedLPA-only field, unused by this method: pinned to the value its runs
-        c.setdefault("prior_rule", BASELINE_PRIOR_RULE)   # were made with, so FedLPA's default can move alone
+    if method != "fedlpa":           # FedLPA-only fields, unused by this method: pinned to the values its runs
+        c.setdefault("prior_rule", BASELINE_PRIOR_RULE)   # were made with, so FedLPA's defaults can move alone
+        c.setdefault("merge_new_cosine", BASELINE_MERGE_NEW_COSINE)
     if quick:
         c.update(dataset="digits", rounds=2, warmup_rounds=1, clients=3)
     return FedGCDConfig(**c).to_dict()
@@ -213,30 +220,45 @@ def seed_configs(best, quick) -> list:
             for m, extra in {**SEED_CORE, **SEED_PARTS}.values() if m in best]
 
 
-def discovery_tuned(backbone: str) -> dict:
-    """FedLPA's config fields for the discovery setting ``bench/discovery_study.py --backbone`` chose on that
-    backbone's tuning seeds (its ``choice``), where they differ from the library's defaults ({} on the committed
-    backbone, whose choice the defaults are, and where no study exists)."""
+def discovery_setting(backbone: str) -> tuple[dict, dict]:
+    """The discovery ``bench/discovery_study.py --backbone`` chose on that backbone's tuning seeds, as FedLPA's config
+    fields where they differ from the library's defaults: (the ``choice`` over the fields the study searched, the
+    fields it ran with elsewhere). The latter are its ``library_defaults`` and, for a field added to the library
+    after the study, the value that keeps it off (``FedGCDConfig.LATE_FIELDS``: the study never saw it on).
+    ({}, {}) on the committed backbone, whose choice the defaults are, and where no study exists."""
     from lab.gcd.config import DISCOVERY_FIELDS, FedGCDConfig
     from lab.results import COMMITTED_BACKBONE, discovery_study_file
 
     path = os.path.join(RES, discovery_study_file(backbone))
     if backbone == COMMITTED_BACKBONE or not os.path.exists(path):
-        return {}
+        return {}, {}
     field = {p: f for f, p in DISCOVERY_FIELDS.items()}
-    params, lib = json.load(open(path))["choice"]["params"], FedGCDConfig().discovery_params()
+    study = json.load(open(path))
+    lib = FedGCDConfig().discovery_params()
+    params = study["choice"]["params"]
     if bad := {k: v for k, v in params.items() if k not in field and getattr(lib, k) != v}:
         raise ValueError(f"{path}: {bad} is no field of a run's config (lab.gcd.config.DISCOVERY_FIELDS)")
-    return {field[k]: v for k, v in params.items() if k in field and getattr(lib, k) != v}
+    ran = {p: study.get("library_defaults", {}).get(p, FedGCDConfig.LATE_FIELDS.get(f, getattr(lib, p)))
+           for f, p in DISCOVERY_FIELDS.items() if p not in params}
+    differ = lambda d: {field[k]: v for k, v in d.items() if k in field and getattr(lib, k) != v}  # noqa: E731
+    return differ(params), differ(ran)
+
+
+def discovery_tuned(backbone: str) -> dict:
+    """FedLPA's config fields for the discovery its backbone's study chose (:func:`discovery_setting`, both parts)."""
+    chosen, ran = discovery_setting(backbone)
+    return {**chosen, **ran}
 
 
 def backbone_runs(backbone: str) -> dict:
     """``BACKBONE_RUNS`` on ``backbone``: FedLPA at the discovery setting chosen on it (:func:`discovery_tuned`)
-    and, where that is not the library's, FedLPA at the library's defaults beside it (``LIB_DISCOVERY``)."""
-    tuned = discovery_tuned(backbone)
-    runs = {label: (m, {**extra, **tuned} if label == "FedLPA" else extra)
-            for label, (m, extra) in BACKBONE_RUNS.items()}
-    return {**runs, LIB_DISCOVERY: BACKBONE_RUNS["FedLPA"]} if tuned else runs
+    and, where that is not the library's, FedLPA at the library's defaults beside it (``LIB_DISCOVERY``). The other
+    FedLPA runs (the oracle prior) keep what the study ran with where the library moved after it, so that a later
+    default does not re-make them (the oracle's prior and heads are told: discovery gives only its K̂)."""
+    chosen, ran = discovery_setting(backbone)
+    runs = {label: (m, {**extra, **ran, **chosen} if label == "FedLPA" else {**extra, **ran} if m == "fedlpa"
+                    else extra) for label, (m, extra) in BACKBONE_RUNS.items()}
+    return {**runs, LIB_DISCOVERY: BACKBONE_RUNS["FedLPA"]} if chosen or ran else runs
 
 
 def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS) -> list:
@@ -818,6 +840,9 @@ def readout_lines(study: list) -> list:
 
 
 def summarize(best, out_dir, quick):
+    import dataclasses
+
+    from lab.gcd.discovery import DiscoveryParams
     from lab.gcd.methods import POOLED_REFERENCE
 
     rows, paired, lines = [], [], []
@@ -854,7 +879,10 @@ def summarize(best, out_dir, quick):
     lines += ["# Federated GCD on Fashion-MNIST: the honest-protocol tables", "",
               "Made by `bench/run_gcd_tables.py` (protocol: `bench/README.md`). Settings tuned on seeds "
               f"{list(TUNING_SEEDS)} only (`gcd_tuning.json`): `{json.dumps(best)}`. Evaluation seeds "
-              f"{list(EVAL_SEEDS)}; All/Old/New = mean of the last 3 evaluations of a run; mean ± std over seeds.",
+              f"{list(EVAL_SEEDS)}; All/Old/New = mean of the last 3 evaluations of a run; mean ± std over seeds. "
+              "FedLPA discovers with the library's defaults (chosen on tuning seeds: `discovery_study.md`; the merging "
+              "of new-class communities whose predictions agree: `kest_anatomy.md`): "
+              f"`{json.dumps(dataclasses.asdict(DiscoveryParams()))}`.",
               "", "| method | α | federated | seeds | All | Old | New | test All | K̂ within ±1 | s/run |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

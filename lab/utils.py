@@ -116,10 +116,12 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict):
+        """The config a stored dict describes. A late field it lacks was not there when it was written, so it takes
+        the value every earlier run had (``LATE_FIELDS``), not today's default."""
         import dataclasses
         import math
 
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise LabError(f"unknown config keys: {sorted(unknown)}")
-        return cls(**{k: (math.inf if v == "inf" else v) for k, v in d.items()})
+        return cls(**{**cls.LATE_FIELDS, **{k: (math.inf if v == "inf" else v) for k, v in d.items()}})

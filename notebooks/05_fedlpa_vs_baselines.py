@@ -250,8 +250,8 @@ if any(e.get("k_hat_direction") for e in study["alphas"]):
 # K̂ − K = old + split + other − missed. On the same discoveries it then picks, on the tuning seeds only and by the
 # discovery study's criterion (K̂ within ±1 at the worse α), a client-level rule against the split: merge new-class
 # communities whose mean predictions agree (cosine at least a threshold; `merge_new_cosine`). Rows: discovery as the
-# tables run it (`off`) and with the pick. FedLPA trained with the pick, paired per seed with the tables' FedLPA:
-# `bench/results/discovery_levers.md`.
+# tables ran it before (`off`) and with the pick, FedLPA's default since (the tables above are made with it). FedLPA
+# trained with the pick, paired per seed with FedLPA without it: `bench/results/discovery_levers.md`.
 
 # %%
 anatomy_path = res_dir / "kest_anatomy.json"

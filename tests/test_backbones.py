@@ -245,11 +245,20 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
               "merge_new_by_head": True, "prior": "blend"}
     (tmp_path / "discovery_study_pretrained-wide.json").write_text(json.dumps({"choice": {"params": choice}}))
     (tmp_path / "discovery_study.json").write_text(json.dumps({"choice": {"params": {"markov_time": 9.0}}}))
-    tuned = {"graph_features": "output", "graph_refine": "confidence", "markov_time": 6.0, "min_labelled_share": 0.5}
+    chosen = {"graph_features": "output", "graph_refine": "confidence", "markov_time": 6.0, "min_labelled_share": 0.5}
+    # a study that recorded the library it ran with, the merging of new-class communities already on
+    (tmp_path / "discovery_study_pretrained-wide.json").write_text(json.dumps(
+        {"choice": {"params": choice}, "library_defaults": {"merge_new_cosine": 0.8}}))
+    assert mod.discovery_tuned("pretrained-wide") == chosen
+    # one made before that field existed never saw it on: its runs keep it off
+    (tmp_path / "discovery_study_pretrained-wide.json").write_text(json.dumps({"choice": {"params": choice}}))
+    tuned = {**chosen, "merge_new_cosine": None}
     assert mod.discovery_tuned("pretrained-wide") == tuned and mod.discovery_tuned("pretrained") == {}
     runs = mod.backbone_runs("pretrained-wide")
     assert runs["FedLPA"][1] == tuned and runs[mod.LIB_DISCOVERY] == mod.BACKBONE_RUNS["FedLPA"]
-    assert all(runs[label] == mod.BACKBONE_RUNS[label] for label in mod.BACKBONE_RUNS if label != "FedLPA")
+    assert runs[mod.ORACLE] == ("fedlpa", {**mod.BACKBONE_RUNS[mod.ORACLE][1], "merge_new_cosine": None})
+    assert all(runs[label] == mod.BACKBONE_RUNS[label] for label in mod.BACKBONE_RUNS
+               if label not in ("FedLPA", mod.ORACLE))
     assert mod.backbone_runs("pretrained") == mod.BACKBONE_RUNS
 
     def plant(label, seed, all_, k_est):
@@ -380,7 +389,8 @@ def _committed_pairs(mod, table: dict, field: str) -> dict:
         for (label, alpha), runs in got[ss].items():
             assert sorted(s for s, *_ in runs) == sorted(seeds)
             for seed, lever, fedlpa, _ in runs:
-                assert t.run_name(fedlpa) == t.run_name(t.config("fedlpa", alpha, seed, False, **best["fedlpa"]))
+                assert t.run_name(fedlpa) == t.run_name(t.config("fedlpa", alpha, seed, False, **best["fedlpa"],
+                                                                 **mod.BEFORE_SPLIT))
                 assert {k for k in lever if lever[k] != fedlpa[k]} == {field}
                 assert lever[field] == table[label][0][field] and fedlpa["backbone"] == "pretrained"
                 assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
@@ -453,9 +463,14 @@ def test_the_split_lever_is_the_anatomys_pick_on_the_tables_fedlpa_with_only_tha
     grid = [g["lr"] for g in mod.T.TUNE_GRID["fedlpa"]]
     assert list(retune) == grid
     for lr, cs in retune.items():
-        plain = [mod.T.config("fedlpa", al, s, False, lr=lr) for al in mod.T.TUNING_ALPHAS for s in mod.T.TUNING_SEEDS]
+        plain = [mod.T.config("fedlpa", al, s, False, lr=lr, **mod.BEFORE_SPLIT) for al in mod.T.TUNING_ALPHAS
+                 for s in mod.T.TUNING_SEEDS]
         assert [{k for k in c if c[k] != p[k]} for c, p in zip(cs, plain)] == [{"merge_new_cosine"}] * len(cs)
         assert all(mod.T.load(c, mod.OUT) for c in cs)
+        assert all(mod.T.load(p, os.path.join(mod.T.RES, mod.T.BEFORE_MERGE_DIR)) for p in plain)
+        # the lever is the library's default now: its runs are the tune stage's FedLPA grid
+        assert [mod.T.run_name(c) for c in cs] == [mod.T.run_name(mod.T.config("fedlpa", al, s, False, lr=lr))
+                                                    for al in mod.T.TUNING_ALPHAS for s in mod.T.TUNING_SEEDS]
     lines += mod.retune_lines(retune)
     assert sum(line.startswith("| ") and line.split("|")[1].strip() in {f"{lr:g}" for lr in grid}
                for line in lines) == len(grid)

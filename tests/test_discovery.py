@@ -305,7 +305,7 @@ def test_head_consensus_is_the_share_of_clients_on_a_classs_most_common_head():
 
 def test_merging_by_head_reunites_a_large_class_cut_by_a_fine_markov_time():
     x, y, lab, y_vis = planted(*FEW_LARGE)
-    fine = DiscoveryParams(markov_time=1.0)
+    fine = DiscoveryParams(markov_time=1.0, merge_new_cosine=None)      # merging by head alone
     cut = discover(x, model_probs(y), lab, y_vis, OLD, H, prefix_features=x,
                    params=fine.replace(merge_new_by_head=False), seed=0)
     merged = discover(x, model_probs(y), lab, y_vis, OLD, H, prefix_features=x, params=fine, seed=0)
@@ -327,9 +327,11 @@ def test_merging_by_cosine_joins_a_new_class_split_over_two_heads_and_keeps_two_
     probs[500:750, 6], probs[500:750, 7] = 0.42, 0.45
     probs[750:, 8] = 0.86
     feats = (np.eye(4)[mods] + 0.1 * np.random.default_rng(0).normal(size=(1000, 4))).astype(np.float32)
-    by_head = finish(mods, feats, probs, lab, y_vis, OLD, H, DiscoveryParams())
+    by_head = finish(mods, feats, probs, lab, y_vis, OLD, H, DiscoveryParams(merge_new_cosine=None))
     assert (by_head.k_old, by_head.k_new) == (1, 3)
     both = finish(mods, feats, probs, lab, y_vis, OLD, H, DiscoveryParams(merge_new_cosine=0.8))
+    # the library's default since bench/kest_anatomy.py picked it
+    assert DiscoveryParams() == DiscoveryParams(merge_new_cosine=0.8, merge_new_on="predictions")
     assert (both.k_old, both.k_new) == (1, 2)
     joined = both.communities.labels
     assert len(set(joined[250:750])) == 1 and joined[250] != joined[800] and joined[0] != joined[250]

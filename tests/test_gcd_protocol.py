@@ -52,7 +52,8 @@ def test_table_rows_are_evaluation_runs_at_the_tuned_setting(files):
             r = json.loads(Path(f).read_text())
             c = r["config"]
             if c["lr"] == lr and r["seed"] in eval_seeds and (m != "fedlpa" or (
-                    ablation_of(c) is None and c["prior_rule"] == DiscoveryParams().prior)):
+                    ablation_of(c) is None and c["prior_rule"] == DiscoveryParams().prior
+                    and c.get("merge_new_cosine") == DiscoveryParams().merge_new_cosine)):
                 runs[r["seed"]] = r["acc_all"]
         assert sorted(runs) == sorted(row["seeds"]) == sorted(eval_seeds), (row["label"], row["alpha"], runs)
         assert row["acc_all"]["mean"] == pytest.approx(np.mean(list(runs.values())), abs=1e-9), row["label"]
@@ -95,8 +96,10 @@ def test_seed_study_pairs_each_seed_with_itself_from_the_run_files(files):
             c = r["config"]
             if c["lr"] != tuning["best"][m]["lr"] or c.get("oracle_prior", False) != want["oracle_prior"]:
                 continue
-            if m == "fedlpa" and (c["prior_rule"] != want["prior_rule"] or ablation_of(c) != abl):
+            if m == "fedlpa" and (c["prior_rule"] != want["prior_rule"] or ablation_of(c) != abl
+                                  or c.get("merge_new_cosine") != DiscoveryParams().merge_new_cosine):
                 continue
+            assert r["seed"] not in out, f                  # one run per seed: the label names one config
             out[r["seed"]] = r
         return out
 
@@ -203,6 +206,7 @@ def test_heads_diagnostic_reruns_the_table_configs(files):
         assert r["seed"] in (readout_seeds if r["label"] in readout else eval_seeds)
         if m == "fedlpa":
             assert ablation_of(c) == abl and c["prior_rule"] == DiscoveryParams().prior, r
+            assert c["merge_new_cosine"] == DiscoveryParams().merge_new_cosine, r
         assert r["table_acc_all"] == rec["acc_all"], r
     assert hv["machine"]["cpu"] and hv["machine"]["threads_per_run"] == 1
     assert len(hv["gcd"]) == 2 * len(readout_seeds)
@@ -261,6 +265,25 @@ def test_readout_study_pairs_the_same_seeds(files):
             assert p["ahead"] == sum(d > 0 for d in want)
 
 
+def test_every_run_the_tables_name_is_committed(files):
+    """A default that moves (FedLPA's discovery, a field FedLPA alone reads) re-makes FedLPA's runs and must leave every
+    other method's under its name: each config the tune stage, the tables, the α curve and the seed study build, for
+    every method, names a committed run file (else ``--stage summary`` silently drops or re-runs it)."""
+    from tests.test_backbones import _script
+
+    t = _script("bench/run_gcd_tables.py")
+    tuning, _ = files
+    cfgs = [t.config(m, al, s, False, **g) for m, grid in t.TUNE_GRID.items() for g in grid
+            for al in t.TUNING_ALPHAS for s in t.TUNING_SEEDS]
+    cfgs += t.table_configs(tuning["best"], False) + t.seed_configs(tuning["best"], False)
+    cfgs += t.curve_configs(tuning["best"], False)
+    missing = [t.run_name(c) for c in cfgs if t.load(c, str(RES / "gcd")) is None]
+    assert not missing and {c["method"] for c in cfgs} == set(t.TUNE_GRID), missing[:5]
+    # FedLPA's runs there are the library's discovery; a baseline's carry the field unused, off
+    assert {c["merge_new_cosine"] for c in cfgs if c["method"] == "fedlpa"} == {DiscoveryParams().merge_new_cosine}
+    assert {c["merge_new_cosine"] for c in cfgs if c["method"] != "fedlpa"} == {None}
+
+
 def test_committed_runs_keep_their_names_when_a_config_field_is_added():
     """A field added to ``FedGCDConfig`` after runs were made (``LATE_FIELDS``, e.g. ``claim_z``) leaves the key of a
     config at the old value unchanged: every committed run file, its stored config read back with today's defaults,
@@ -277,3 +300,7 @@ def test_committed_runs_keep_their_names_when_a_config_field_is_added():
         assert Path(f).stem == f"{c.method}_a{c.alpha:g}_s{c.seed}_{c.key()}", f
     c = FedGCDConfig.from_dict(json.loads(Path(old[0]).read_text())["config"])
     assert FedGCDConfig(**{**c.to_dict(), "claim_z": 2.0}).key() != c.key()
+    # a late field whose default has since moved (merge_new_cosine: off when added, 0.8 now): a stored config
+    # without it describes a run made before it existed, so it reads back off, not at today's default
+    assert FedGCDConfig().merge_new_cosine == 0.8 != FedGCDConfig.LATE_FIELDS["merge_new_cosine"]
+    assert "merge_new_cosine" not in json.loads(Path(old[0]).read_text())["config"] and c.merge_new_cosine is None

@@ -70,16 +70,27 @@ def test_the_committed_anatomy_is_the_scripts_own_reading_of_its_records():
 
 
 def test_the_anatomy_is_of_the_tables_fedlpa_runs():
-    """At ``off`` the re-made discovery gives each client the K_hat the seed study's FedLPA run (the Done-when
-    table's config) recorded: the anatomy takes apart the runs the tables report."""
+    """The re-made discovery gives each client the K_hat the seed study's FedLPA run recorded: at the library's
+    setting (the pick, the Done-when table's config since) that of the table's run, and at ``off`` that of the
+    table's run before the pick became the default: the anatomy takes apart the runs the tables report."""
+    from lab.gcd.discovery import DiscoveryParams
+
     k = _mod()
     t = k.T
+    lib = DiscoveryParams()
     best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
     res = json.loads(Path(k.OUT).read_text())
+    assert k.setting_name(lib.merge_new_on, lib.merge_new_cosine) == res["pick"]["choice"]["setting"] != "off"
+    checked = 0
     for r in res["records"]:
         if r["seed"] not in t.SEED_STUDY:
             continue
-        run = t.load(t.config("fedlpa", r["alpha"], r["seed"], False, **best["fedlpa"]), t.os.path.join(t.RES, "gcd"))
-        assert run is not None
-        assert [k._k_hat(c, "off") for c in r["clients"]] == run["k_est"]
-        assert [c["k"] for c in r["clients"]] == run["k_true"]
+        for name, extra, folder in ((res["pick"]["choice"]["setting"], {}, "gcd"),
+                                    ("off", {"merge_new_cosine": None}, t.BEFORE_MERGE_DIR)):
+            cfg = t.config("fedlpa", r["alpha"], r["seed"], False, **best["fedlpa"], **extra)
+            run = t.load(cfg, t.os.path.join(t.RES, folder))
+            assert run is not None and run["config"].get("merge_new_cosine") == extra.get("merge_new_cosine", 0.8)
+            assert [k._k_hat(c, name) for c in r["clients"]] == run["k_est"], (r["alpha"], r["seed"], name)
+            assert [c["k"] for c in r["clients"]] == run["k_true"]
+            checked += 1
+    assert checked == 2 * len(t.SEED_STUDY) * len(t.TABLE_ALPHAS)

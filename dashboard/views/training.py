@@ -150,7 +150,9 @@ else:
                                     "K̂ − K taken apart against the truth (`bench/kest_anatomy.py`): `split` = a "
                                     "new class in two new-class communities (the over-count), `missed` = a new "
                                     "class hidden in another community. With the pick (made on tuning seeds by K̂ "
-                                    "alone), new-class communities whose mean predictions agree are merged.")
+                                    "alone), new-class communities whose mean predictions agree are merged: "
+                                    "FedLPA's default since (the tables here are made with it); `off` is "
+                                    "FedLPA before.")
                         st.dataframe(pd.DataFrame(anatomy["parts"]).rename(columns=ANATOMY_COLUMNS),
                                      hide_index=True)
     studies = [(key, *R.backbone_study(key)) for key in BACKBONE_STUDIES]

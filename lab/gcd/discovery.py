@@ -149,9 +149,11 @@ class DiscoveryParams:
     - ``merge_new_by_head``: merge new-class communities whose mean prediction has the same argmax new head.
     - ``merge_new_cosine`` / ``merge_new_on``: None (off), or then also merge new-class communities whose mean
       predictions (``"predictions"``) or prototypes in the graph's features (``"graph"``) have cosine >= this
-      (:func:`merge_new_by_cosine`). Not in the study's grid: chosen on FedLPA's own warm-up
-      discoveries of tuning seeds 100-109 by ``bench/kest_anatomy.py``, run as a lever by
-      ``bench/discovery_levers.py``.
+      (:func:`merge_new_by_cosine`). Not in the study's grid (which ran with it off): 0.8 on predictions was
+      chosen on FedLPA's own warm-up discoveries of tuning seeds 100-109 by ``bench/kest_anatomy.py``, with the
+      study's criterion (K_hat within +-1 at the worse alpha, smoothed over neighbouring thresholds), against
+      off and every other threshold and vector; ``bench/discovery_levers.py`` measures it trained, beside
+      FedLPA without it.
     - ``prior``: a key of :data:`PRIORS`; ``smoothing``: pseudo-count per head.
     """
     features: str = "prefix"
@@ -166,7 +168,7 @@ class DiscoveryParams:
     min_labelled_share: float = MIN_LABELLED_SHARE
     claim_z: float | None = None
     merge_new_by_head: bool = True
-    merge_new_cosine: float | None = None
+    merge_new_cosine: float | None = 0.8
     merge_new_on: str = "predictions"
     prior: str = "blend"
     smoothing: float = 0.5
