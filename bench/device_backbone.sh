@@ -47,8 +47,10 @@
 #   The first call on the H200 machine made the backbone, the 24 CPU runs and 24 of the 48 GPU runs: 24 GPU runs
 #   at a time took about as long each as a CPU run (the run files' `seconds`), because Python on the 16 cores,
 #   not the GPU, bounds a run; so the GPU runs take two calls: `all`, then `tables`. Since FedLPA on the wide
-#   backbone runs at the discovery setting chosen on it (bench/results/discovery_study_pretrained-wide.md), that
-#   `tables` call has 30 runs to make (two waves of 24 workers: about 6 minutes).
+#   backbone runs at the discovery setting chosen on it (bench/results/discovery_study_pretrained-wide.md), and
+#   FedLPA's default discovery has since changed (it merges new-class communities whose predictions agree, so its
+#   runs on the committed backbone and the wide row at the library's discovery are re-made), that `tables` call
+#   has the runs gcd_summary.md's H200 section counts as not made yet (two waves of 24 workers: minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
