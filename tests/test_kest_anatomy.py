@@ -85,11 +85,11 @@ def test_the_anatomy_is_of_the_tables_fedlpa_runs():
     for r in res["records"]:
         if r["seed"] not in t.SEED_STUDY:
             continue
-        for name, extra, folder in ((res["pick"]["choice"]["setting"], {}, "gcd"),
-                                    ("off", {"merge_new_cosine": None}, t.BEFORE_MERGE_DIR)):
-            cfg = t.config("fedlpa", r["alpha"], r["seed"], False, **best["fedlpa"], **extra)
+        for name, merge, folder in ((res["pick"]["choice"]["setting"], lib.merge_new_cosine, "gcd"),
+                                    ("off", None, t.BEFORE_MERGE_DIR)):
+            cfg = t.config("fedlpa", r["alpha"], r["seed"], False, **best["fedlpa"], merge_new_cosine=merge)
             run = t.load(cfg, t.os.path.join(t.RES, folder))
-            assert run is not None and run["config"].get("merge_new_cosine") == extra.get("merge_new_cosine", 0.8)
+            assert run is not None and run["config"].get("merge_new_cosine") == merge
             assert [k._k_hat(c, name) for c in r["clients"]] == run["k_est"], (r["alpha"], r["seed"], name)
             assert [c["k"] for c in r["clients"]] == run["k_true"]
             checked += 1
