@@ -83,6 +83,8 @@ FEDGCD_ROWS = {
     "k_max_new<1": (["--k-max-new", "0"], ["k_max_new must be in [1, 1000]"], None, None),
     "eps<0 (LPA weight)": (["--eps", "-1"], ["lpa_weight must be in [0, 100]"], None, None),
     "P>1": (["--P", "1.5"], ["confidence_quantile"], None, None),
+    "merge cosine>1": (["--merge-new-cosine", "1.5"], ["merge_new_cosine must be in [-1, 1]"], None, None),
+    "merge cosine not a number": (["--merge-new-cosine", "high"], ["--merge-new-cosine", "'off'"], None, None),
     "rounds=0": (["--rounds", "0"], ["rounds must be in [1, 10000]"], None, None),
     "unknown dataset": (["--dataset", "cifar"], ["dataset must be one of"], None, None),
     "unknown method": (["--method", "magic"], ["method must be one of"], None, None),

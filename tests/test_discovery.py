@@ -409,3 +409,17 @@ def test_a_snapshot_client_reads_every_prior_rule_on_one_discovery_and_the_rule_
     others = [p for rule, p in v["priors"].items() if rule != v["prior_rule"]]
     assert all(np.abs(p - v["prior"]).max() > 1e-3 for p in others)
     assert all(abs(p.sum() - 1) < 1e-9 and (p >= 0).all() for p in v["priors"].values())
+
+
+def test_the_cli_switches_merging_by_predictions_off_or_sets_its_threshold():
+    """``python -m lab fedgcd --merge-new-cosine``: the library's default when absent, ``off`` -> None (FedLPA as it
+    was before the rule), a number -> that threshold; the run's config carries it."""
+    from lab.cli import build_parser
+    from lab.gcd.cli import config_from_args
+
+    def cfg(*extra):
+        return config_from_args(build_parser().parse_args(["fedgcd", "--method", "fedlpa", *extra]))
+
+    assert cfg().merge_new_cosine == DiscoveryParams().merge_new_cosine
+    assert cfg("--merge-new-cosine", "off").merge_new_cosine is None
+    assert cfg("--merge-new-cosine", "0.9").discovery_params().merge_new_cosine == 0.9

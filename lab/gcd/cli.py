@@ -41,6 +41,9 @@ def register(sub) -> None:
                    help="graph refinement: labels, confidence (CLSD's confident anchors) or none")
     g.add_argument("--graph-features", default=d.graph_features, help="prefix (frozen backbone) or output")
     g.add_argument("--prior", dest="prior_rule", default=d.prior_rule, help="prior rule (lab.gcd.discovery.PRIORS)")
+    g.add_argument("--merge-new-cosine", type=_cosine_or_off, default=d.merge_new_cosine,
+                   help=f"merge new-class communities whose mean predictions have cosine >= this, in [-1, 1], or "
+                        f"'off' (default {d.merge_new_cosine:g}: bench/results/kest_anatomy.md)")
     g.add_argument("--lpa-form", default=d.lpa_form, help="add or replace")
     g.add_argument("--k-max-new", type=int, default=d.k_max_new, help="upper bound on new classes (heads)")
     g.add_argument("--no-lpa", action="store_true", help="ablation: uniform prior (SimGCD's term only)")
@@ -56,6 +59,18 @@ def register(sub) -> None:
     discovery_cli.register(sub)        # python -m lab discover --data FILE.csv
 
 
+def _cosine_or_off(text: str):
+    """``--merge-new-cosine``: a number (range-checked with the config), or "off"."""
+    import argparse
+
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a cosine in [-1, 1] or 'off', not {text!r}") from None
+
+
 def config_from_args(a) -> FedGCDConfig:
     rounds = a.rounds if a.rounds is not None else FedGCDConfig().rounds
     return FedGCDConfig(
@@ -64,8 +79,8 @@ def config_from_args(a) -> FedGCDConfig:
         knn_k=a.knn_k, confidence_quantile=a.confidence_quantile, lpa_weight=a.lpa_weight,
         refresh_every=a.refresh_every, warmup_rounds=a.warmup_rounds, markov_time=a.markov_time,
         graph_refine="labels" if a.no_confidence else a.graph_refine, graph_features=a.graph_features,
-        prior_rule=a.prior_rule, lpa_form=a.lpa_form, k_max_new=a.k_max_new, use_lpa=not a.no_lpa,
-        oracle_prior=a.oracle_prior)
+        prior_rule=a.prior_rule, merge_new_cosine=a.merge_new_cosine, lpa_form=a.lpa_form, k_max_new=a.k_max_new,
+        use_lpa=not a.no_lpa, oracle_prior=a.oracle_prior)
 
 
 def run(a) -> int:
