@@ -46,7 +46,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_gcd_tables as T  # noqa: E402
 
-from lab.gcd.discovery import MERGE_ON  # noqa: E402
+from lab.gcd.discovery import MERGE_ON, DiscoveryParams  # noqa: E402
 from lab.utils import write_json_atomic  # noqa: E402
 
 TUNING = tuple(range(100, 110))          # 100/101 are the protocol's tuning seeds; 102-109 add clients to the pick
@@ -231,8 +231,6 @@ def lines(res: dict) -> list:
     for r in rank[:8] + ([off] if off not in rank[:8] else []):
         out.append(f"| {r['setting']} | {100 * r['score']:.1f} % | {100 * r['within']['0.1']:.0f} % | "
                    f"{100 * r['within']['1']:.0f} % | {r['abs_err']:.2f} |")
-    from lab.gcd.discovery import DiscoveryParams
-
     lib = DiscoveryParams()
     adopted = setting_name(lib.merge_new_on, lib.merge_new_cosine) == ch["setting"]
     out += ["", "Trained with the pick, beside FedLPA without it: `bench/results/discovery_levers.md`, section "
