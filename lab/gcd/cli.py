@@ -43,7 +43,7 @@ def register(sub) -> None:
     g.add_argument("--prior", dest="prior_rule", default=d.prior_rule, help="prior rule (lab.gcd.discovery.PRIORS)")
     g.add_argument("--merge-new-cosine", type=_cosine_or_off, default=d.merge_new_cosine,
                    help=f"merge new-class communities whose mean predictions have cosine >= this, in [-1, 1], or "
-                        f"'off' (default {d.merge_new_cosine:g}: bench/results/kest_anatomy.md)")
+                        f"'off' (default {d.merge_new_cosine}: bench/results/kest_anatomy.md)")
     g.add_argument("--lpa-form", default=d.lpa_form, help="add or replace")
     g.add_argument("--k-max-new", type=int, default=d.k_max_new, help="upper bound on new classes (heads)")
     g.add_argument("--no-lpa", action="store_true", help="ablation: uniform prior (SimGCD's term only)")
