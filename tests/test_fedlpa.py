@@ -139,12 +139,40 @@ def test_fedlpa_same_seed_same_result():
     assert len(a["k_est"]) == 3 and all(k >= 1 for k in a["k_est"]) and len(a["prior_kl"]) == 3
 
 
-@pytest.mark.parametrize("flags", [dict(use_lpa=False), dict(graph_refine="confidence"), dict(oracle_prior=True),
-                                   dict(lpa_form="add", lpa_weight=1.0)])
-def test_fedlpa_ablations_run(flags):
-    r = run_experiment(FedGCDConfig(method="fedlpa", dataset="digits", clients=2, alpha=0.5, rounds=2,
-                                    warmup_rounds=1, **flags))
-    assert 0 < r["acc_all"] <= 1
+_ABLATION_RUN = dict(method="fedlpa", dataset="digits", clients=2, alpha=0.5, rounds=4, warmup_rounds=2,
+                     local_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def fedlpa_default_run():
+    return run_experiment(FedGCDConfig(**_ABLATION_RUN))
+
+
+def _after_warmup(r):
+    return [h["acc_all"] for h in r["history"][_ABLATION_RUN["warmup_rounds"]:]]
+
+
+# each ablation must change what it names in the run (a flag dropped on its way to the client leaves FedLPA as it is):
+# training after warm-up for the objective flags, the discovered prior (its KL to each client's truth) for the graph's
+_ABLATION_CHANGES = {"no LPA": (dict(use_lpa=False), "training"), "add form": (dict(lpa_form="add"), "training"),
+                     "confidence anchors": (dict(graph_refine="confidence"), "prior")}
+
+
+@pytest.mark.parametrize("name", list(_ABLATION_CHANGES))
+def test_each_fedlpa_ablation_changes_what_it_names(name, fedlpa_default_run):
+    flags, what = _ABLATION_CHANGES[name]
+    r, d = run_experiment(FedGCDConfig(**_ABLATION_RUN, **flags)), fedlpa_default_run
+    assert r["history"][:_ABLATION_RUN["warmup_rounds"]] == d["history"][:_ABLATION_RUN["warmup_rounds"]]
+    if what == "training":
+        assert _after_warmup(r) != _after_warmup(d)
+    else:
+        assert r["prior_kl"] != d["prior_kl"]
+
+
+def test_the_oracle_prior_ablation_trains_towards_each_clients_true_proportions(fedlpa_default_run):
+    r = run_experiment(FedGCDConfig(**_ABLATION_RUN, oracle_prior=True))
+    assert max(r["prior_kl"]) < 0.01 < min(fedlpa_default_run["prior_kl"])
+    assert _after_warmup(r) != _after_warmup(fedlpa_default_run)
 
 
 def test_graph_without_model_uses_labels_only():
