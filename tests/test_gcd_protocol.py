@@ -304,3 +304,39 @@ def test_committed_runs_keep_their_names_when_a_config_field_is_added():
     # without it describes a run made before it existed, so it reads back off, not at today's default
     assert FedGCDConfig().merge_new_cosine == 0.8 != FedGCDConfig.LATE_FIELDS["merge_new_cosine"]
     assert "merge_new_cosine" not in json.loads(Path(old[0]).read_text())["config"] and c.merge_new_cosine is None
+
+
+def test_done_when_reads_issue_9s_bars_against_the_strongest_baseline_and_with_the_oracle_in_fedlpas_place():
+    from tests.test_backbones import _script
+
+    t = _script("bench/run_gcd_tables.py")
+    sim, gcd, oracle = t.DISPLAY_NAMES["simgcd"], t.DISPLAY_NAMES["gcd"], t.ORACLE
+    acc = {0.1: {"FedLPA": 0.70, sim: 0.60, gcd: 0.655, oracle: 0.77},   # +10 over one baseline, +4.5 over the other
+           1.0: {"FedLPA": 0.660, sim: 0.669, gcd: 0.661, oracle: 0.70}}
+    got = {(x["alpha"], x["target"].split(" ")[2]): x
+           for x in t.done_when(acc, {0.1: 0.8, 1.0: 0.79}, {"0.1": 1.5, "1": 1.51})}
+    want = {(0.1, "every"): (0.045, False, 0.115, True), (0.1, "0.9"): (0.70 / 0.77, True, None, None),
+            (1.0, "FedAvg+SimGCD"): (-0.009, True, 0.031, True), (1.0, "federated"): (-0.001, False, 0.039, True),
+            (0.1, "within"): (0.8, True, None, None), (1.0, "within"): (0.79, False, None, None),
+            (0.1, "time"): (1.5, True, None, None), (1.0, "time"): (1.51, False, None, None)}
+    assert set(got) == set(want)
+    for k, (v, met, ov, omet) in want.items():
+        x = got[k]
+        assert x["value"] == pytest.approx(v) and x["met"] is met, k
+        assert (x["oracle_value"] is None) if ov is None else x["oracle_value"] == pytest.approx(ov), k
+        assert x["oracle_met"] is omet, k
+
+
+def test_the_committed_done_when_is_the_one_its_tables_give():
+    """gcd_summary's Done-when section is read off its own rows (a stale or hand-edited one fails here)."""
+    from tests.test_backbones import _script
+
+    t = _script("bench/run_gcd_tables.py")
+    s = json.loads((RES / "gcd_summary.json").read_text())
+    mean_all = {al: {r["label"]: r["acc_all"]["mean"] for r in s["rows"] if r["alpha"] == al} for al in t.TABLE_ALPHAS}
+    k_hat = {r["alpha"]: r["k_hat_within_1"]["share"] for r in s["rows"] if r["label"] == "FedLPA"}
+    assert s["done_when"]["eval_seeds"] == t.done_when(mean_all, k_hat, s["wall_ratio_fedlpa_simgcd"])
+    assert len(s["done_when"]["eval_seeds"]) == 8 and len(s["done_when"]["seed_study"]) == 6
+    md = (RES / "gcd_summary.md").read_text()
+    for x in s["done_when"]["eval_seeds"]:
+        assert f"| {x['alpha']:g} | {x['target']} |" in md
