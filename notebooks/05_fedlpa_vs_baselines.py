@@ -169,6 +169,27 @@ display(pd.DataFrame([{"α": p["alpha"], "FedLPA − …": p["vs"], "seeds": p["
                       for p in summary["paired"]]))
 
 # %% [markdown]
+# **Where issue 9's bars stand**, read off these runs by `bench/run_gcd_tables.py` (each line on the evaluation
+# seeds, on the seed study's seeds, and with the oracle prior's run in FedLPA's place: a line even the oracle
+# misses is out of reach of any better estimate of π or K̂ on these features).
+
+# %%
+bars = summary.get("done_when", {"eval_seeds": [], "seed_study": []})
+more = {(x["alpha"], x["target"]): x for x in bars["seed_study"]}
+
+
+def verdict(x):
+    return "—" if x is None or x["value"] is None else f"{x['value']:.3f} ({'met' if x['met'] else 'missed'})"
+
+
+display(pd.DataFrame([{"α": x["alpha"], "target": x["target"], "bar": x["bar"], "seeds 0–2": verdict(x),
+                       "seed study": verdict(more.get((x["alpha"], x["target"]))),
+                       "oracle prior in FedLPA's place": verdict(
+                           None if x["oracle_value"] is None else
+                           {"value": x["oracle_value"], "met": x["oracle_met"]})}
+                      for x in bars["eval_seeds"]]))
+
+# %% [markdown]
 # **More seeds.** With 3 seeds a difference of a few points sits inside the seed-to-seed spread. FedLPA, the
 # federated baselines and the oracle prior also ran on more evaluation seeds at the same tuned settings
 # (`python bench/run_gcd_tables.py --stage seeds`): each dot below is one seed, the diamond the mean with its
