@@ -117,6 +117,12 @@ def seed_study() -> tuple:
     return _summary_section("seed_study")
 
 
+def done_when() -> tuple:
+    """(the ``done_when`` of ``gcd_summary.json`` or None, the file): issue 9's bars read off the runs
+    (``bench/run_gcd_tables.py``; rows for display: ``lab.results.done_when_rows``)."""
+    return _summary_section("done_when", need="eval_seeds")
+
+
 def backbone_study(key: str = "backbones") -> tuple:
     """(the ``key`` section of ``gcd_summary.json`` (one of ``lab.results.BACKBONE_STUDIES``) or None, the file):
     the core runs on each pretrained backbone, made on one machine (issue 9 item 7); its rows:
@@ -124,15 +130,16 @@ def backbone_study(key: str = "backbones") -> tuple:
     return _summary_section(key)
 
 
-def _summary_section(key: str) -> tuple:
+def _summary_section(key: str, need: str = "alphas") -> tuple:
     from lab.results import GCD_SUMMARY
 
     path = Path(RESULTS_DIR) / GCD_SUMMARY
-    return _section(str(path), key, _mtime(path)), os.path.relpath(path, ROOT)
+    return _section(str(path), key, need, _mtime(path)), os.path.relpath(path, ROOT)
 
 
 @st.cache_data(show_spinner=False)
-def _section(path: str, key: str, stamp: float):
+def _section(path: str, key: str, need: str, stamp: float):
+    """The ``key`` section of a summary, or None where it is missing or its ``need`` part is empty."""
     from lab.results import read_json
 
     del stamp
@@ -140,7 +147,7 @@ def _section(path: str, key: str, stamp: float):
         study = read_json(path).get(key)
     except LabError:
         return None
-    return study if study and study.get("alphas") else None
+    return study if study and study.get(need) else None
 
 
 def tuned_best() -> dict:

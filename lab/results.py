@@ -211,6 +211,27 @@ def masses_rows(masses: dict, seed_study: dict | None, kind: str = "r6", seeds: 
     return rows
 
 
+def done_when_rows(summary: dict) -> list:
+    """Issue 9's Done-when lines as ``bench/run_gcd_tables.py`` read them off its runs (``gcd_summary.json`` →
+    ``done_when``), one display row each: the line, its bar, the value and verdict on the evaluation seeds, on the
+    seed study's seeds ("—" where that line is not measured there) and with the oracle prior's run in FedLPA's place
+    ("—" where the line does not apply to it). Values in the line's unit: All points as a fraction, a share, a
+    ratio."""
+    dw = summary.get("done_when") or {}
+    more = {(x["alpha"], x["target"]): x for x in dw.get("seed_study", [])}
+
+    def verdict(v, met):
+        return "—" if v is None else f"{v:.3f} ({'met' if met else 'missed'})"
+
+    rows = []
+    for x in dw.get("eval_seeds", []):
+        m = more.get((x["alpha"], x["target"])) or {"value": None, "met": None}
+        rows.append({"α": x["alpha"], "target": x["target"], "bar": x["bar"],
+                     "evaluation seeds": verdict(x["value"], x["met"]), "seed study": verdict(m["value"], m["met"]),
+                     "oracle prior in FedLPA's place": verdict(x["oracle_value"], x["oracle_met"])})
+    return rows
+
+
 def heads_rows(hv: dict | None) -> list:
     """One row per (α, run) of ``bench/run_gcd_tables.py --stage heads`` (``gcd_summary.json`` →
     ``heads_vs_features``), over its evaluation seeds: All of its final models by their heads and by

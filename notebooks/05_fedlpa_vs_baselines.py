@@ -135,7 +135,7 @@ if FLOWER_SIM:
 
 # %%
 from lab.gcd.methods import ABLATIONS
-from lab.results import GCD_SUMMARY, group_runs, read_json
+from lab.results import GCD_SUMMARY, done_when_rows, group_runs, read_json
 from lab.utils import LabError
 
 res_dir = Path(RESULTS_DIR) if Path(RESULTS_DIR).is_absolute() else ROOT / RESULTS_DIR
@@ -174,20 +174,7 @@ display(pd.DataFrame([{"α": p["alpha"], "FedLPA − …": p["vs"], "seeds": p["
 # misses is out of reach of any better estimate of π or K̂ on these features).
 
 # %%
-bars = summary.get("done_when", {"eval_seeds": [], "seed_study": []})
-more = {(x["alpha"], x["target"]): x for x in bars["seed_study"]}
-
-
-def verdict(x):
-    return "—" if x is None or x["value"] is None else f"{x['value']:.3f} ({'met' if x['met'] else 'missed'})"
-
-
-display(pd.DataFrame([{"α": x["alpha"], "target": x["target"], "bar": x["bar"], "seeds 0–2": verdict(x),
-                       "seed study": verdict(more.get((x["alpha"], x["target"]))),
-                       "oracle prior in FedLPA's place": verdict(
-                           None if x["oracle_value"] is None else
-                           {"value": x["oracle_value"], "met": x["oracle_met"]})}
-                      for x in bars["eval_seeds"]]))
+display(pd.DataFrame(done_when_rows(summary)))
 
 # %% [markdown]
 # **More seeds.** With 3 seeds a difference of a few points sits inside the seed-to-seed spread. FedLPA, the

@@ -160,6 +160,12 @@ def test_training_page_results_and_a_live_run():
                 (parts,) = [d.value for d in at.dataframe if "split" in d.value.columns]
                 assert parts["split"].tolist() == [r["split"] for r in anatomy["parts"]]
                 assert parts["K̂ − K"].tolist() == [r["k_hat_minus_k"] for r in anatomy["parts"]]
+            bars = result_files.done_when()[0]           # issue 9's bars, from the same summary: lines and verdicts
+            assert bars, "gcd_summary.json has a seed study but no done_when: rerun --stage summary"
+            (exp,) = [e for e in at.expander if e.label.startswith("Does FedLPA earn its claim?")]
+            (table,) = [d.value for d in exp.dataframe]
+            assert table["target"].tolist() == [x["target"] for x in bars["eval_seeds"]]
+            assert [v.endswith("(met)") for v in table["evaluation seeds"]] == [x["met"] for x in bars["eval_seeds"]]
         studies = [s for s in (result_files.backbone_study(k)[0] for k in BACKBONE_STUDIES) if s and s["alphas"]]
         if studies:                                      # item 7, per machine: the runs on both backbones, the pairs
             (exp,) = [e for e in at.expander if e.label == "A stronger backbone?"]

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lab.results import BACKBONE_STUDIES, backbone_rows, group_runs
+from lab.results import BACKBONE_STUDIES, backbone_rows, done_when_rows, group_runs
 from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
 from lab.viz.gcd import k_hat_direction_scatter, paired_seed_differences, results_bars, training_curves
 
@@ -106,6 +106,14 @@ else:
         download_csv(table, f"gcd_results_alpha{ra:g}.csv", "Download results (CSV)")
     else:
         st.info("Pick at least one run.")
+
+    bars, bars_src = R.done_when()
+    if bars:
+        with st.expander("Does FedLPA earn its claim? Issue 9's bars, read off these runs"):
+            st.dataframe(pd.DataFrame(done_when_rows({"done_when": bars})), hide_index=True)
+            st.caption(f"From `{bars_src}` (`done_when`): each line on the evaluation seeds, on the seed study's "
+                       "seeds, and with the oracle prior's run in FedLPA's place; a line even the oracle misses is "
+                       "out of reach of any better estimate of π or K̂ on these features. All as a fraction.")
 
     study, study_src = R.seed_study()
     if study:
