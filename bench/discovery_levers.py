@@ -583,10 +583,10 @@ def main(argv=None):
         pairs += [x for c in (cfgs, tuning, more, *committed.values(), *merge.values(), *split.values())
                   for runs in c.values() for _, lever, base, _ in runs for x in (lever, base)]
         T.run_all(pairs + oracles, OUT, a.workers, "levers")
+    from lab.utils import write_text_atomic
+
     path = os.path.join(T.RES, "discovery_levers.md")
-    with open(path + ".tmp", "w") as fh:
-        fh.write("\n".join(report(cfgs, tuning, more, committed, merge, split)) + "\n")
-    os.replace(path + ".tmp", path)
+    write_text_atomic(path, "\n".join(report(cfgs, tuning, more, committed, merge, split)) + "\n")
     print(f"wrote {path}")
 
 

@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from lab.results import COMMITTED_BACKBONE as COMMITTED  # noqa: E402
-from lab.utils import repo_root, write_json_atomic  # noqa: E402
+from lab.utils import repo_root, write_json_atomic, write_text_atomic  # noqa: E402
 
 RES = os.path.join(repo_root(), "bench", "results")
 SNAP_DIR = os.path.join(RES, "discovery_snapshots")
@@ -784,10 +784,7 @@ def write_md(res):
     for name, t in res["time_per_client"].items():
         L.append(f"| {name} | {t['mean_s']:.3f} | {t['max_s']:.3f} | {t['mean_s_n900_1500']:.3f} |")
     L += findings(res)
-    out_md = out_paths()[1]
-    with open(out_md + ".tmp", "w") as fh:
-        fh.write("\n".join(L) + "\n")
-    os.replace(out_md + ".tmp", out_md)
+    write_text_atomic(out_paths()[1], "\n".join(L) + "\n")
 
 
 def masses_lines(masses) -> list:

@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_gcd_tables as T  # noqa: E402
 
 from lab.gcd.discovery import MERGE_ON, DiscoveryParams  # noqa: E402
-from lab.utils import write_json_atomic  # noqa: E402
+from lab.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 TUNING = tuple(range(100, 110))          # 100/101 are the protocol's tuning seeds; 102-109 add clients to the pick
 EVALUATION = T.SEED_STUDY
@@ -262,9 +262,7 @@ def main(argv=None):
     res = {"tuning_seeds": list(TUNING), "evaluation_seeds": list(EVALUATION), "grid": NAMES, "pick": chosen,
            "parts": parts_rows(records, keep), "records": records}
     write_json_atomic(OUT, res)
-    with open(MD + ".tmp", "w") as fh:
-        fh.write("\n".join(lines(res)) + "\n")
-    os.replace(MD + ".tmp", MD)
+    write_text_atomic(MD, "\n".join(lines(res)) + "\n")
     print(f"wrote {OUT} and {MD}: chose {res['pick']['choice']['setting']}")
 
 

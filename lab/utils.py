@@ -85,11 +85,16 @@ def write_json_atomic(path: str, obj) -> None:
     """Write JSON via a temp file + rename so a failed run leaves nothing half-written."""
     import json
 
+    write_text_atomic(path, json.dumps(obj, indent=1))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write text via a temp file + rename so a failed run leaves nothing half-written."""
     d = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(d, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
+        f.write(text)
     os.replace(tmp, path)
 
 
