@@ -171,7 +171,7 @@ display(pd.DataFrame([{"α": p["alpha"], "FedLPA − …": p["vs"], "seeds": p["
 # %% [markdown]
 # **Where issue 9's bars stand**, read off these runs by `bench/run_gcd_tables.py` (each line on the evaluation
 # seeds, on the seed study's seeds, and with the oracle prior's run in FedLPA's place: a line even the oracle
-# misses is out of reach of any better estimate of π or K̂ on these features).
+# misses is not expected to be met by a better estimate of π or K̂ alone on these features).
 
 # %%
 display(pd.DataFrame(done_when_rows(summary)))
