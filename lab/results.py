@@ -211,24 +211,41 @@ def masses_rows(masses: dict, seed_study: dict | None, kind: str = "r6", seeds: 
     return rows
 
 
+def done_when_value(value, unit: str, met) -> str:
+    """One Done-when cell: ``value`` in its ``unit`` ("points": All as a fraction, shown in points; "share"; "ratio")
+    and its verdict; "—" where the line is not measured (``value`` None)."""
+    if value is None:
+        return "—"
+    v = (f"{100 * value:+.1f} points" if unit == "points" else f"{value:.0%}" if unit == "share"
+         else f"{value:.3f}×")
+    return f"{v} ({'met' if met else 'missed'})"
+
+
+def done_when_bar(bar: float, unit: str) -> str:
+    """A Done-when line's bar in its unit (see :func:`done_when_value`)."""
+    if unit != "points":
+        return f"{bar:.0%}" if unit == "share" else f"{bar:g}×"
+    p = round(100 * bar)
+    return f"{p:+d} point{'' if abs(p) == 1 else 's'}" if p else "0 points"
+
+
+ORACLE_COLUMN = "oracle prior in FedLPA's place"
+
+
 def done_when_rows(summary: dict) -> list:
     """Issue 9's Done-when lines as ``bench/run_gcd_tables.py`` read them off its runs (``gcd_summary.json`` →
     ``done_when``), one display row each: the line, its bar, the value and verdict on the evaluation seeds, on the
     seed study's seeds ("—" where that line is not measured there) and with the oracle prior's run in FedLPA's place
-    ("—" where the line does not apply to it). Values in the line's unit: All points as a fraction, a share, a
-    ratio."""
+    ("—" where the line does not apply to it)."""
     dw = summary.get("done_when") or {}
     more = {(x["alpha"], x["target"]): x for x in dw.get("seed_study", [])}
-
-    def verdict(v, met):
-        return "—" if v is None else f"{v:.3f} ({'met' if met else 'missed'})"
-
     rows = []
     for x in dw.get("eval_seeds", []):
         m = more.get((x["alpha"], x["target"])) or {"value": None, "met": None}
-        rows.append({"α": x["alpha"], "target": x["target"], "bar": x["bar"],
-                     "evaluation seeds": verdict(x["value"], x["met"]), "seed study": verdict(m["value"], m["met"]),
-                     "oracle prior in FedLPA's place": verdict(x["oracle_value"], x["oracle_met"])})
+        rows.append({"α": x["alpha"], "target": x["target"], "bar": done_when_bar(x["bar"], x["unit"]),
+                     "evaluation seeds": done_when_value(x["value"], x["unit"], x["met"]),
+                     "seed study": done_when_value(m["value"], x["unit"], m["met"]),
+                     ORACLE_COLUMN: done_when_value(x["oracle_value"], x["unit"], x["oracle_met"])})
     return rows
 
 
