@@ -143,7 +143,7 @@ def record(best: dict, cfgs: dict) -> dict:
     base = FedGCDConfig.from_dict(T.config("fedlpa", T.TABLE_ALPHAS[0], 0, False, **best["fedlpa"]))
     rec = {"fedlpa_lr": base.lr, "fedlpa_objective": {k: getattr(base, k) for k in
                                                       ("lpa_form", "lpa_weight", "lpa_ramp_rounds")},
-           **{name: summarise(c) for name, c in cfgs.items()},
+           **{name: summarise(cfgs[name]) for name in ("tuning", "evaluation")},
            "seed_study": summarise({k: runs + cfgs["more"][k] for k, runs in cfgs["evaluation"].items()}),
            "base_equals_tables": base_equals_tables(*cfgs.values())}
     rec["pick"] = pick(rec["tuning"]) if len(rec["tuning"]) == len(cfgs["tuning"]) else {"pick": None}
