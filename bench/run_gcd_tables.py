@@ -878,6 +878,16 @@ def done_when(acc: dict, k_hat: dict, walls: dict | None = None) -> list:
     return out
 
 
+def done_when_of(rows: list, walls: dict, study: dict) -> dict:
+    """``done_when`` of the tables' ``rows`` (with the wall ratios) and of the seed study (``seed_study``)."""
+    mean_all = {al: {r["label"]: r["acc_all"]["mean"] for r in rows if r["alpha"] == al} for al in TABLE_ALPHAS}
+    k_hat = {r["alpha"]: r["k_hat_within_1"]["share"] for r in rows if r["label"] == DISPLAY_NAMES["fedlpa"]
+             and "k_hat_within_1" in r}
+    more_all = {a["alpha"]: {k: v["mean"] for k, v in a["all"].items()} for a in study["alphas"]}
+    more_k_hat = {a["alpha"]: a["k_hat_within_1"]["share"] for a in study["alphas"]}
+    return {"eval_seeds": done_when(mean_all, k_hat, walls), "seed_study": done_when(more_all, more_k_hat)}
+
+
 def done_when_lines(summary: dict, seeds_more: list) -> list:
     """The Done-when table of ``summary["done_when"]``: each line on the evaluation seeds (the issue's bar), on the
     seed study's seeds where it has them, and with the oracle prior in FedLPA's place (``lab.results``' rows)."""
@@ -968,12 +978,7 @@ def summarize(best, out_dir, quick):
         lines += ["", "Wall time of a FedLPA run / a FedAvg+SimGCD run (same size, same bench run): "
                   + ", ".join(f"α = {a}: {v:.2f}×" for a, v in walls.items())]
     study = seed_study(best, out_dir, quick)
-    mean_all = {al: {r["label"]: r["acc_all"]["mean"] for r in rows if r["alpha"] == al} for al in TABLE_ALPHAS}
-    k_hat = {r["alpha"]: r["k_hat_within_1"]["share"] for r in rows if r["label"] == DISPLAY_NAMES["fedlpa"]
-             and "k_hat_within_1" in r}
-    more_all = {a["alpha"]: {k: v["mean"] for k, v in a["all"].items()} for a in study["alphas"]}
-    more_k_hat = {a["alpha"]: a["k_hat_within_1"]["share"] for a in study["alphas"]}
-    checked = {"eval_seeds": done_when(mean_all, k_hat, walls), "seed_study": done_when(more_all, more_k_hat)}
+    checked = done_when_of(rows, walls, study)
     lines += done_when_lines({"done_when": checked}, study["seeds"])
     lines += seed_study_lines(study)
     suffix = "_quick" if quick else ""

@@ -333,9 +333,7 @@ def test_the_committed_done_when_is_the_one_its_tables_give():
 
     t = _script("bench/run_gcd_tables.py")
     s = json.loads((RES / "gcd_summary.json").read_text())
-    mean_all = {al: {r["label"]: r["acc_all"]["mean"] for r in s["rows"] if r["alpha"] == al} for al in t.TABLE_ALPHAS}
-    k_hat = {r["alpha"]: r["k_hat_within_1"]["share"] for r in s["rows"] if r["label"] == "FedLPA"}
-    assert s["done_when"]["eval_seeds"] == t.done_when(mean_all, k_hat, s["wall_ratio_fedlpa_simgcd"])
+    assert s["done_when"] == t.done_when_of(s["rows"], s["wall_ratio_fedlpa_simgcd"], s["seed_study"])
     assert len(s["done_when"]["eval_seeds"]) == 8 and len(s["done_when"]["seed_study"]) == 6
     md = (RES / "gcd_summary.md").read_text()
     for x in s["done_when"]["eval_seeds"]:
