@@ -313,6 +313,36 @@ def test_merging_by_head_reunites_a_large_class_cut_by_a_fine_markov_time():
     assert len(set(merged.head_of_comm[merged.claims < 0].tolist())) == merged.k_new
 
 
+def test_splitting_by_new_heads_cuts_a_second_class_out_of_a_new_and_an_old_community():
+    # InfoMap's modules on a 1000-sample client: an old class (300 samples on head 0, half labelled) whose module
+    # also holds 100 unlabelled samples the warm-up model puts on new head 9; a module of two new classes the model
+    # puts on heads 6 (300 samples) and 8 (200); a new class alone on head 7 (100)
+    mods = np.repeat([0, 0, 1, 1, 2], [300, 100, 300, 200, 100])
+    heads = np.repeat([0, 9, 6, 8, 7], [300, 100, 300, 200, 100])
+    lab = np.zeros(1000, bool)
+    lab[:150] = lab[300:310] = True      # 10 labelled T-shirts the model also puts on head 9 stay where they are
+    y_vis = np.where(lab, 0, -1)
+    probs = np.full((1000, H), 0.01)
+    probs[np.arange(1000), heads] = 0.86
+    feats = (np.eye(3)[mods] + 0.1 * np.random.default_rng(0).normal(size=(1000, 3))).astype(np.float32)
+    base = DiscoveryParams(merge_new_cosine=None, merge_new_by_head=False)
+    off = finish(mods, feats, probs, lab, y_vis, OLD, H, base)
+    assert (off.k_old, off.k_new) == (1, 2)
+    cut = finish(mods, feats, probs, lab, y_vis, OLD, H, base.replace(split_new_share=0.2))
+    assert (cut.k_old, cut.k_new) == (1, 4)
+    got = cut.communities.labels
+    # each piece is the samples of one head; the community keeps its own (most common new) head; labels never move
+    for a, b in ((0, 310), (310, 400), (400, 700), (700, 900), (900, 1000)):
+        assert len(set(got[a:b])) == 1
+    assert len({got[0], got[310], got[400], got[700], got[900]}) == 5
+    assert set(cut.head_of_comm[cut.claims < 0].tolist()) == {6, 7, 8, 9}
+    # the share is the rule: the old module's piece is 90/400 of it, the new module's second class 2/5
+    assert finish(mods, feats, probs, lab, y_vis, OLD, H, base.replace(split_new_share=0.3)).k_new == 3
+    assert finish(mods, feats, probs, lab, y_vis, OLD, H, base.replace(split_new_share=0.45)).k_new == 2
+    with pytest.raises(LabError, match="split_new_share"):
+        DiscoveryParams(split_new_share=0.0).validate()
+
+
 def test_merging_by_cosine_joins_a_new_class_split_over_two_heads_and_keeps_two_classes_apart():
     # InfoMap's modules on a 1000-sample client: one old class (0, half labelled), a new class in two modes
     # (1, 2) that the warm-up model puts on heads 6 and 7 with the rest of its mass alike, and a new class (3) on

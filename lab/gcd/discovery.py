@@ -154,6 +154,9 @@ class DiscoveryParams:
       study's criterion (K_hat within +-1 at the worse alpha, smoothed over neighbouring thresholds), against
       off and every other threshold and vector; ``bench/discovery_levers.py`` measures it trained, beside
       FedLPA without it.
+    - ``split_new_share``: None (off), or, after the merges, carve out of every community the unlabelled samples
+      the model puts on one new head, when they are at least this share of it and that head is not already the
+      community's own (:func:`split_by_new_heads`). Run as a probe by ``bench/new_split.py``.
     - ``prior``: a key of :data:`PRIORS`; ``smoothing``: pseudo-count per head.
     """
     features: str = "prefix"
@@ -170,6 +173,7 @@ class DiscoveryParams:
     merge_new_by_head: bool = True
     merge_new_cosine: float | None = 0.8
     merge_new_on: str = "predictions"
+    split_new_share: float | None = None
     prior: str = "blend"
     smoothing: float = 0.5
 
@@ -191,6 +195,8 @@ class DiscoveryParams:
             check_range("claim_z", self.claim_z, 0, 10)
         if self.merge_new_cosine is not None:
             check_range("merge_new_cosine", self.merge_new_cosine, -1, 1)
+        if self.split_new_share is not None:
+            check_range("split_new_share", self.split_new_share, 0, 1, low_open=True)
         check_range("smoothing", self.smoothing, 0, 1000)
         return self
 
@@ -284,6 +290,33 @@ def merge_new_by_cosine(labels, claims, vectors, threshold: float) -> np.ndarray
     return out
 
 
+def split_by_new_heads(labels, claims, probs, labelled, new_heads, share: float) -> np.ndarray:
+    """Community labels after carving, out of each community, the unlabelled samples whose argmax head is a new
+    head ``h`` other than the community's own, when they are at least ``share`` of it: one new community per such
+    head. A new-class candidate's own head is the new head most of its samples peak on; a claimed (old) community
+    has none, so any new head with that share leaves it.
+
+    Why: at alpha 1 about one held new class in three shares a community with another new class, or sits inside
+    an old class's community (``bench/results/discovery_study.md``, section Masses); the graph on the frozen prefix
+    cannot tell them apart, and the mapping then puts both classes' mass on one head. The global model's heads are
+    the one thing every client shares, so a piece cut along them also lands on the same head on every client."""
+    labels = np.asarray(labels).copy()
+    pred = np.asarray(probs).argmax(1)
+    is_new = np.isin(pred, new_heads) & ~np.asarray(labelled, bool)
+    nxt = int(labels.max()) + 1 if labels.size else 0
+    for c, claim in enumerate(claims):
+        members = labels == c
+        size = members.sum()
+        on_new = pred[members & is_new]
+        counts = np.bincount(on_new, minlength=probs.shape[1])
+        own = int(counts.argmax()) if claim < 0 and on_new.size else -1
+        for h in np.flatnonzero(counts >= share * size):
+            if h != own:
+                labels[members & is_new & (pred == h)] = nxt
+                nxt += 1
+    return labels
+
+
 def finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_heads: int,
            params: DiscoveryParams, graph: SimilarityGraph | None = None, kind: str = "output") -> Discovery:
     """Steps 2b-5 from InfoMap's raw modules: noise, old/new split, K_hat, mapping, prior."""
@@ -300,6 +333,11 @@ def finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_head
     vectors = {"predictions": probs, "graph": graph_feats}[params.merge_new_on]
     if params.merge_new_cosine is not None and vectors is not None and (claims < 0).sum() > 1:
         labels, _ = _relabel(merge_new_by_cosine(labels, claims, vectors, params.merge_new_cosine),
+                             graph_feats, ms)
+        claims = community_claims(labels, y_visible, params.min_labelled_share, params.claim_z)
+    if params.split_new_share is not None and probs is not None and len(claims):
+        new_heads = free_heads(np.array([], dtype=np.int64), n_heads, old_classes)
+        labels, _ = _relabel(split_by_new_heads(labels, claims, probs, labelled, new_heads, params.split_new_share),
                              graph_feats, ms)
         claims = community_claims(labels, y_visible, params.min_labelled_share, params.claim_z)
     frac = labelled_fraction(labels, y_visible, claims)
