@@ -38,6 +38,7 @@ import json
 import os
 import sys
 import tempfile
+from types import SimpleNamespace
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -119,27 +120,41 @@ def anatomy(d, y_true, old: set, k_true_classes: list) -> dict:
             "missed": int(sum(c not in new_maj for c in present_new))}
 
 
-def one(job) -> dict:
-    alpha, seed = job
+def kept_clients(alpha: float, seed: int) -> tuple:
+    """(the experiment, its old classes, one namespace per client in order) at FedLPA's first discovery: the
+    client's true labels ``y`` (read after the fact), the classes it holds (``present``, >= 2 %), the K_hat its run
+    got, the model's ``probs``, the discovery ``params`` it ran with and ``redo(params)``, which finishes that
+    discovery again from the same graph and InfoMap modules under other parameters."""
+    from functools import partial
+
     from lab.gcd.discovery import build_discovery_graph, finish, raw_modules
 
     exp, kept = first_discovery(alpha, seed)
-    old = {int(c) for c in exp.split.old_classes}
-    clients = []
+    out = []
     for cid, (feats, probs, labelled, y_visible, old_classes, n_heads), kw, k_est in kept:
         y = exp.data.y_train[exp.train_part.client_indices[cid]]
-        present = [c for c in range(exp.data.n_classes) if (y == c).sum() >= 0.02 * len(y)]
         params, s = kw["params"], kw["seed"]
         graph, f, kind = build_discovery_graph(feats, probs, labelled, y_visible, old_classes,
                                                prefix_features=kw["prefix_features"], params=params, seed=s)
-        modules = raw_modules(graph, params, s)
-        row = {"client": cid, "k": len(present), "settings": {}}
+        redo = partial(finish, raw_modules(graph, params, s), f, probs, labelled, y_visible, old_classes, n_heads,
+                       graph=graph, kind=kind)
+        out.append(SimpleNamespace(cid=cid, y=y, k_est=k_est, probs=probs, params=params, n_heads=n_heads,
+                                   old_classes=old_classes, redo=redo,
+                                   present=[c for c in range(exp.data.n_classes) if (y == c).sum() >= 0.02 * len(y)]))
+    return exp, {int(c) for c in exp.split.old_classes}, out
+
+
+def one(job) -> dict:
+    alpha, seed = job
+    exp, old, kept = kept_clients(alpha, seed)
+    clients = []
+    for c in kept:
+        row = {"client": c.cid, "k": len(c.present), "settings": {}}
         for on, t in GRID:
-            p = params.replace(merge_new_cosine=t, merge_new_on=on or params.merge_new_on)
-            d = finish(modules, f, probs, labelled, y_visible, old_classes, n_heads, p, graph, kind)
-            row["settings"][setting_name(on, t)] = anatomy(d, y, old, present)
-        if row["settings"][setting_name(params.merge_new_on, params.merge_new_cosine)]["k_hat"] != k_est:
-            raise RuntimeError(f"alpha {alpha} seed {seed} client {cid}: re-made K_hat differs from the run's")
+            d = c.redo(c.params.replace(merge_new_cosine=t, merge_new_on=on or c.params.merge_new_on))
+            row["settings"][setting_name(on, t)] = anatomy(d, c.y, old, c.present)
+        if row["settings"][setting_name(c.params.merge_new_on, c.params.merge_new_cosine)]["k_hat"] != c.k_est:
+            raise RuntimeError(f"alpha {alpha} seed {seed} client {c.cid}: re-made K_hat differs from the run's")
         clients.append(row)
     return {"alpha": alpha, "seed": seed, "clients": clients}
 
@@ -240,30 +255,58 @@ def lines(res: dict) -> list:
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def study_args(doc: str, cache: str, argv=None):
+    """The command line of the studies that finish FedLPA's discoveries again (this one, ``new_split.py``,
+    ``warmup_length.py``): ``--workers`` and ``--cache`` (one JSON per alpha and seed, so a study resumes)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "kest_anatomy_cache"))
+    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), cache))
     a = ap.parse_args(argv)
     if a.workers < 1:
         ap.error("--workers must be >= 1")
-    os.makedirs(a.cache, exist_ok=True)
+    return a
+
+
+def cached_runs(fn, cache: str, workers: int, desc: str) -> list:
+    """``fn((alpha, seed))`` for tuning seeds, then evaluation seeds, both alphas, in parallel processes; each result
+    kept in ``cache`` and read from there when it is (the records in that order)."""
+    os.makedirs(cache, exist_ok=True)
     jobs = [(al, s) for s in TUNING + EVALUATION for al in T.TABLE_ALPHAS]
-    path = {j: os.path.join(a.cache, f"a{j[0]:g}_s{j[1]}.json") for j in jobs}
+    path = {j: os.path.join(cache, f"a{j[0]:g}_s{j[1]}.json") for j in jobs}
     todo = [j for j in jobs if not os.path.exists(path[j])]
-    with ProcessPoolExecutor(a.workers) as ex, tqdm(total=len(todo), desc="first discoveries", unit="run") as bar:
-        for j, r in zip(todo, ex.map(one, todo)):
+    with ProcessPoolExecutor(workers) as ex, tqdm(total=len(todo), desc=desc, unit="run") as bar:
+        for j, r in zip(todo, ex.map(fn, todo)):
             write_json_atomic(path[j], r)
             bar.update(1)
-    full = [json.load(open(path[j])) for j in jobs]
+    return [json.load(open(path[j])) for j in jobs]
+
+
+def write_study(res: dict, json_path: str, md_path: str, lines) -> None:
+    """A study's record and its report (``lines(res)``), each written whole or not at all."""
+    write_json_atomic(json_path, res)
+    write_text_atomic(md_path, "\n".join(lines(res)) + "\n")
+    print(f"wrote {json_path} and {md_path}")
+
+
+def study_main(doc: str, cache: str, fn, record, lines, json_path: str, md_path: str, desc: str, argv=None):
+    """The front door of ``new_split.py`` and ``warmup_length.py``: ``fn`` per alpha and seed (cached), then
+    ``record`` of all, written with its report; prints the pick."""
+    a = study_args(doc, cache, argv)
+    res = record(cached_runs(fn, a.cache, a.workers, desc))
+    write_study(res, json_path, md_path, lines)
+    print(f"pick {res['pick']['setting']}")
+
+
+def main(argv=None):
+    a = study_args(__doc__, "kest_anatomy_cache", argv)
+    full = cached_runs(one, a.cache, a.workers, "first discoveries")
     chosen = pick(compact(full, ()))
     keep = list(dict.fromkeys(("off", chosen["choice"]["setting"])))
     records = compact(full, keep)
     res = {"tuning_seeds": list(TUNING), "evaluation_seeds": list(EVALUATION), "grid": NAMES, "pick": chosen,
            "parts": parts_rows(records, keep), "records": records}
-    write_json_atomic(OUT, res)
-    write_text_atomic(MD, "\n".join(lines(res)) + "\n")
-    print(f"wrote {OUT} and {MD}: chose {res['pick']['choice']['setting']}")
+    write_study(res, OUT, MD, lines)
+    print(f"chose {res['pick']['choice']['setting']}")
 
 
 if __name__ == "__main__":

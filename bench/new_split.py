@@ -33,21 +33,15 @@ Writes ``bench/results/new_split.json`` and ``bench/results/new_split.md``.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kest_anatomy as KA  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
-from lab.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 SHARES = (None, 0.15, 0.2, 0.25, 0.3, 0.4)
 TUNING, EVALUATION = KA.TUNING, KA.EVALUATION
@@ -87,33 +81,36 @@ def hidden(d, y, probs, old: set, present: list) -> list:
     return out
 
 
+def scores(d, oracle, y, old: set, present: list) -> dict:
+    """A discovery against the truth: K_hat - K's parts (``kest_anatomy.anatomy``), KL(oracle || pi) and TV."""
+    from lab.gcd.prior import head_kl
+
+    return {**KA.anatomy(d, y, old, present), "kl": head_kl(oracle, d.prior),
+            "tv": float(0.5 * np.abs(oracle - d.prior).sum())}
+
+
+def pick_line(p: dict, ties: str = "") -> str:
+    return (f"Pick (tuning seeds only; K̂ within ±1 on ≥ {100 * K_BAR:.0f} % at both α, then the lowest mean KL{ties}): "
+            f"**{p['setting']}** (eligible: {', '.join(p['eligible']) or 'none'}).")
+
+
 def one(job) -> dict:
     """One (alpha, seed): per client and setting, K_hat - K, its parts, KL(oracle || pi) and TV."""
-    from lab.gcd.discovery import build_discovery_graph, finish, raw_modules
-    from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
+    from lab.gcd.prior import empirical_prior, oracle_heads
 
     alpha, seed = job
-    exp, kept = KA.first_discovery(alpha, seed)
-    old = {int(c) for c in exp.split.old_classes}
+    exp, old, kept = KA.kept_clients(alpha, seed)
     clients = []
-    for cid, (feats, probs, labelled, y_visible, old_classes, n_heads), kw, k_est in kept:
-        y = exp.data.y_train[exp.train_part.client_indices[cid]]
-        present = [c for c in range(exp.data.n_classes) if (y == c).sum() >= 0.02 * len(y)]
-        params, s = kw["params"], kw["seed"]
-        graph, f, kind = build_discovery_graph(feats, probs, labelled, y_visible, old_classes,
-                                               prefix_features=kw["prefix_features"], params=params, seed=s)
-        modules = raw_modules(graph, params, s)
-        oracle = empirical_prior(oracle_heads(y, probs, old_classes, n_heads), n_heads, params.smoothing)
-        row = {"client": cid, "k": len(present), "settings": {}, "hidden": []}
+    for c in kept:
+        oracle = empirical_prior(oracle_heads(c.y, c.probs, c.old_classes, c.n_heads), c.n_heads, c.params.smoothing)
+        row = {"client": c.cid, "k": len(c.present), "settings": {}, "hidden": []}
         for share in SHARES:
-            d = finish(modules, f, probs, labelled, y_visible, old_classes, n_heads,
-                       params.replace(split_new_share=share), graph, kind)
-            row["settings"][name(share)] = {**KA.anatomy(d, y, old, present), "kl": head_kl(oracle, d.prior),
-                                            "tv": float(0.5 * np.abs(oracle - d.prior).sum())}
+            d = c.redo(c.params.replace(split_new_share=share))
+            row["settings"][name(share)] = scores(d, oracle, c.y, old, c.present)
             if share is None:
-                row["hidden"] = hidden(d, y, probs, old, present)
-        if row["settings"]["off"]["k_hat"] != k_est:
-            raise RuntimeError(f"alpha {alpha} seed {seed} client {cid}: re-made K_hat differs from the run's")
+                row["hidden"] = hidden(d, c.y, c.probs, old, c.present)
+        if row["settings"]["off"]["k_hat"] != c.k_est:
+            raise RuntimeError(f"alpha {alpha} seed {seed} client {c.cid}: re-made K_hat differs from the run's")
         clients.append(row)
     return {"alpha": alpha, "seed": seed, "clients": clients}
 
@@ -196,30 +193,12 @@ def lines(res) -> list:
     for r in res["hidden"]:
         out.append(f"| {r['seeds']} | {r['alpha']:g} | {r['clients']} | {r['hidden']} | {r['on_host']:.2f} | "
                    f"{r['on_old']:.2f} | {r['on_own']:.2f} | {r['mostly_on_host_head']} |")
-    out += ["", f"Pick (tuning seeds only; K̂ within ±1 on ≥ {100 * K_BAR:.0f} % at both α, then the lowest mean "
-                f"KL): **{p['setting']}** (eligible: {', '.join(p['eligible']) or 'none'})."]
+    out += ["", pick_line(p)]
     return out
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "new_split_cache"))
-    a = ap.parse_args(argv)
-    if a.workers < 1:
-        ap.error("--workers must be >= 1")
-    os.makedirs(a.cache, exist_ok=True)
-    jobs = [(al, s) for s in TUNING + EVALUATION for al in T.TABLE_ALPHAS]
-    path = {j: os.path.join(a.cache, f"a{j[0]:g}_s{j[1]}.json") for j in jobs}
-    todo = [j for j in jobs if not os.path.exists(path[j])]
-    with ProcessPoolExecutor(a.workers) as ex, tqdm(total=len(todo), desc="first discoveries", unit="run") as bar:
-        for j, r in zip(todo, ex.map(one, todo)):
-            write_json_atomic(path[j], r)
-            bar.update(1)
-    res = record([json.load(open(path[j])) for j in jobs])
-    write_json_atomic(JSON, res)
-    write_text_atomic(MD, "\n".join(lines(res)) + "\n")
-    print(f"wrote {JSON} and {MD}: pick {res['pick']['setting']}")
+    KA.study_main(__doc__, "new_split_cache", one, record, lines, JSON, MD, "first discoveries", argv)
 
 
 if __name__ == "__main__":

@@ -31,22 +31,16 @@ Writes ``bench/results/warmup_length.json`` and ``bench/results/warmup_length.md
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
-from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kest_anatomy as KA  # noqa: E402
 import new_split as NS  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
-from lab.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 WARMUPS = (5, 8, 11, 14)
 DEFAULT = 5
@@ -73,7 +67,7 @@ def one(job) -> dict:
     from lab.gcd import fedlpa
     from lab.gcd.config import FedGCDConfig
     from lab.gcd.experiment import Experiment
-    from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
+    from lab.gcd.prior import empirical_prior, oracle_heads
 
     alpha, seed = job
     last = max(WARMUPS)
@@ -93,8 +87,7 @@ def one(job) -> dict:
             oracle = empirical_prior(oracle_heads(y, probs, self._old, probs.shape[1]), probs.shape[1],
                                      self._cfg.prior_smoothing)
             row = rows.setdefault(self.cid, {"client": self.cid, "k": len(present), "settings": {}, "hidden": {}})
-            row["settings"][name(w)] = {**KA.anatomy(d, y, old, present), "kl": head_kl(oracle, d.prior),
-                                        "tv": float(0.5 * np.abs(oracle - d.prior).sum())}
+            row["settings"][name(w)] = NS.scores(d, oracle, y, old, present)
             row["hidden"][name(w)] = NS.hidden(d, y, probs, old, present)
             if w == last and len(rows) == exp.n_clients and all(name(last) in r["settings"] for r in rows.values()):
                 raise _Done
@@ -134,31 +127,12 @@ def lines(res) -> list:
             out.append(f"| {r['setting']} | {label} | {r['alpha']:g} | {100 * r['within_1']:.0f} % | "
                        f"{r['k_hat_minus_k']:+.2f} | {r['split']:.2f} | {r['missed']:.2f} | {r['other']:.2f} | "
                        f"{r['kl']:.3f} | {r['tv']:.3f} | {h['hidden']} | {h['on_host']:.2f} |")
-    out += ["", f"Pick (tuning seeds only; K̂ within ±1 on ≥ {100 * NS.K_BAR:.0f} % at both α, then the lowest mean "
-                f"KL; warm-up {DEFAULT} wins ties): **{p['setting']}** "
-                f"(eligible: {', '.join(p['eligible']) or 'none'})."]
+    out += ["", NS.pick_line(p, f"; warm-up {DEFAULT} wins ties")]
     return out
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "warmup_length_cache"))
-    a = ap.parse_args(argv)
-    if a.workers < 1:
-        ap.error("--workers must be >= 1")
-    os.makedirs(a.cache, exist_ok=True)
-    jobs = [(al, s) for s in NS.TUNING + NS.EVALUATION for al in T.TABLE_ALPHAS]
-    path = {j: os.path.join(a.cache, f"a{j[0]:g}_s{j[1]}.json") for j in jobs}
-    todo = [j for j in jobs if not os.path.exists(path[j])]
-    with ProcessPoolExecutor(a.workers) as ex, tqdm(total=len(todo), desc="warm-ups to round 15", unit="run") as bar:
-        for j, r in zip(todo, ex.map(one, todo)):
-            write_json_atomic(path[j], r)
-            bar.update(1)
-    res = record([json.load(open(path[j])) for j in jobs])
-    write_json_atomic(JSON, res)
-    write_text_atomic(MD, "\n".join(lines(res)) + "\n")
-    print(f"wrote {JSON} and {MD}: pick {res['pick']['setting']}")
+    KA.study_main(__doc__, "warmup_length_cache", one, record, lines, JSON, MD, "warm-ups to round 15", argv)
 
 
 if __name__ == "__main__":
