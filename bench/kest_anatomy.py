@@ -70,9 +70,10 @@ class _Found(Exception):
     pass
 
 
-def first_discovery(alpha: float, seed: int) -> tuple:
+def first_discovery(alpha: float, seed: int, backbone: str = "pretrained") -> tuple:
     """(the experiment, [(client id, the positional and keyword arguments FedLPA passed to discover, the K_hat it
-    got)] in client order) at FedLPA's first discovery; the run stops there."""
+    got)] in client order) at FedLPA's first discovery; the run stops there. The tables' FedLPA config; on another
+    backbone, item 7's FedLPA there (the discovery its backbone's study chose, ``run_gcd_tables.backbone_runs``)."""
     import torch
 
     torch.set_num_threads(1)
@@ -81,7 +82,8 @@ def first_discovery(alpha: float, seed: int) -> tuple:
     from lab.gcd.experiment import Experiment
 
     best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
-    exp = Experiment(FedGCDConfig.from_dict(T.config("fedlpa", alpha, seed, False, **best["fedlpa"])))
+    over = {} if backbone == "pretrained" else {**T.backbone_runs(backbone)["FedLPA"][1], "backbone": backbone}
+    exp = Experiment(FedGCDConfig.from_dict(T.config("fedlpa", alpha, seed, False, **{**best["fedlpa"], **over})))
     kept, current = [], []
     orig_method, orig_fn = fedlpa.FedLPAClient.discover, fedlpa.discover
 
@@ -120,7 +122,7 @@ def anatomy(d, y_true, old: set, k_true_classes: list) -> dict:
             "missed": int(sum(c not in new_maj for c in present_new))}
 
 
-def kept_clients(alpha: float, seed: int) -> tuple:
+def kept_clients(alpha: float, seed: int, backbone: str = "pretrained") -> tuple:
     """(the experiment, its old classes, one namespace per client in order) at FedLPA's first discovery: the
     client's true labels ``y`` (read after the fact), the classes it holds (``present``, >= 2 %), the K_hat its run
     got, the model's ``probs``, the discovery ``params`` it ran with and ``redo(params)``, which finishes that
@@ -129,7 +131,7 @@ def kept_clients(alpha: float, seed: int) -> tuple:
 
     from lab.gcd.discovery import build_discovery_graph, finish, raw_modules
 
-    exp, kept = first_discovery(alpha, seed)
+    exp, kept = first_discovery(alpha, seed, backbone)
     out = []
     for cid, (feats, probs, labelled, y_visible, old_classes, n_heads), kw, k_est in kept:
         y = exp.data.y_train[exp.train_part.client_indices[cid]]
@@ -255,23 +257,26 @@ def lines(res: dict) -> list:
     return out
 
 
-def study_args(doc: str, cache: str, argv=None):
+def study_args(doc: str, cache: str, argv=None, backbones=()):
     """The command line of the studies that finish FedLPA's discoveries again (this one, ``new_split.py``,
-    ``warmup_length.py``): ``--workers`` and ``--cache`` (one JSON per alpha and seed, so a study resumes)."""
+    ``warmup_length.py``): ``--workers`` and ``--cache`` (one JSON per alpha and seed, so a study resumes), and
+    ``--backbone`` among ``backbones`` where a study runs on more than one."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), cache))
+    if backbones:
+        ap.add_argument("--backbone", choices=backbones, default=backbones[0])
     a = ap.parse_args(argv)
     if a.workers < 1:
         ap.error("--workers must be >= 1")
     return a
 
 
-def cached_runs(fn, cache: str, workers: int, desc: str) -> list:
-    """``fn((alpha, seed))`` for tuning seeds, then evaluation seeds, both alphas, in parallel processes; each result
-    kept in ``cache`` and read from there when it is (the records in that order)."""
+def cached_runs(fn, cache: str, workers: int, desc: str, extra: tuple = ()) -> list:
+    """``fn((alpha, seed, *extra))`` for tuning seeds, then evaluation seeds, both alphas, in parallel processes; each
+    result kept in ``cache`` and read from there when it is (the records in that order)."""
     os.makedirs(cache, exist_ok=True)
-    jobs = [(al, s) for s in TUNING + EVALUATION for al in T.TABLE_ALPHAS]
+    jobs = [(al, s, *extra) for s in TUNING + EVALUATION for al in T.TABLE_ALPHAS]
     path = {j: os.path.join(cache, f"a{j[0]:g}_s{j[1]}.json") for j in jobs}
     todo = [j for j in jobs if not os.path.exists(path[j])]
     with ProcessPoolExecutor(workers) as ex, tqdm(total=len(todo), desc=desc, unit="run") as bar:
@@ -288,12 +293,14 @@ def write_study(res: dict, json_path: str, md_path: str, lines) -> None:
     print(f"wrote {json_path} and {md_path}")
 
 
-def study_main(doc: str, cache: str, fn, record, lines, json_path: str, md_path: str, desc: str, argv=None):
-    """The front door of ``new_split.py`` and ``warmup_length.py``: ``fn`` per alpha and seed (cached), then
-    ``record`` of all, written with its report; prints the pick."""
-    a = study_args(doc, cache, argv)
-    res = record(cached_runs(fn, a.cache, a.workers, desc))
-    write_study(res, json_path, md_path, lines)
+def study_main(doc: str, cache: str, fn, record, lines, paths, desc: str, argv=None, backbones=("pretrained",)):
+    """The front door of ``new_split.py`` and ``warmup_length.py``: ``fn`` per alpha and seed (cached; on a backbone
+    other than the first of ``backbones``, its name is the job's third item), then ``record`` of all, written with
+    its report where ``paths`` says; prints the pick."""
+    a = study_args(doc, cache, argv, backbones if len(backbones) > 1 else ())
+    extra = tuple(b for b in (getattr(a, "backbone", backbones[0]),) if b != backbones[0])
+    res = record(cached_runs(fn, a.cache + "".join(f"_{b}" for b in extra), a.workers, desc, extra), *extra)
+    write_study(res, *paths(*extra), lines)
     print(f"pick {res['pick']['setting']}")
 
 

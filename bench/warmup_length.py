@@ -132,7 +132,7 @@ def lines(res) -> list:
 
 
 def main(argv=None):
-    KA.study_main(__doc__, "warmup_length_cache", one, record, lines, JSON, MD, "warm-ups to round 15", argv)
+    KA.study_main(__doc__, "warmup_length_cache", one, record, lines, lambda: (JSON, MD), "warm-ups to round 15", argv)
 
 
 if __name__ == "__main__":

@@ -9,27 +9,28 @@ import pytest
 
 from tests.test_backbones import _script
 
-ROOT = Path(__file__).resolve().parents[1]
-RES = ROOT / "bench" / "results"
-
 
 @pytest.fixture(scope="module")
 def mod():
     return _script("bench/new_split.py")
 
 
-def test_the_committed_report_is_what_its_records_give(mod):
-    res = json.loads((RES / "new_split.json").read_text())
-    again = mod.record(res["records"])
+@pytest.mark.parametrize("backbone", ["pretrained", "pretrained-wide"])
+def test_the_committed_report_is_what_its_records_give(mod, backbone):
+    json_path, md_path = mod.paths(backbone)
+    res = json.loads(Path(json_path).read_text())
+    again = mod.record(res["records"], backbone)
     assert json.loads(json.dumps(again)) == res
-    assert (RES / "new_split.md").read_text() == "\n".join(mod.lines(res)) + "\n"
+    assert Path(md_path).read_text() == "\n".join(mod.lines(res)) + "\n"
     # every seed x alpha, and each client's "off" K_hat is the one FedLPA's run discovered (checked when made)
     assert sorted((r["alpha"], r["seed"]) for r in res["records"]) == sorted(
         (a, s) for a in mod.T.TABLE_ALPHAS for s in mod.TUNING + mod.EVALUATION)
     assert res["shares"][0] == "off" and mod.SHARES[0] is None
     from lab.gcd.discovery import DiscoveryParams
-    assert DiscoveryParams().split_new_share is None          # the pick is off, and the library keeps it off
-    assert res["pick"]["setting"] == "off"
+    assert DiscoveryParams().split_new_share is None          # no pick is adopted: the library keeps it off
+    if backbone == "pretrained":                              # the library's own backbone: picked off
+        assert res["pick"]["setting"] == "off"
+    assert res.get("backbone", "pretrained") == backbone
 
 
 def test_the_pick_takes_the_lowest_kl_among_settings_that_keep_k_hat_within_one(mod):

@@ -296,10 +296,11 @@ def split_by_new_heads(labels, claims, probs, labelled, new_heads, share: float)
     head. A new-class candidate's own head is the new head most of its samples peak on; a claimed (old) community
     has none, so any new head with that share leaves it.
 
-    Why: at alpha 1 about one held new class in three shares a community with another new class, or sits inside
-    an old class's community (``bench/results/discovery_study.md``, section Masses); the graph on the frozen prefix
-    cannot tell them apart, and the mapping then puts both classes' mass on one head. The global model's heads are
-    the one thing every client shares, so a piece cut along them also lands on the same head on every client."""
+    Why: at alpha 1 many held new classes share a community with another new class, or sit inside an old class's
+    community (``bench/results/discovery_study.md``, section Masses); the graph cannot tell them apart, and the
+    mapping then puts both classes' mass on one head. The global model's heads are the one thing every client
+    shares, so a piece cut along them would land on the same head on every client. Measured on the tuning clients
+    (``bench/results/new_split.md``), it adds splits faster than it removes hidden classes: off by default."""
     labels = np.asarray(labels).copy()
     pred = np.asarray(probs).argmax(1)
     is_new = np.isin(pred, new_heads) & ~np.asarray(labelled, bool)
