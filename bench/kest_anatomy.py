@@ -38,8 +38,8 @@ import json
 import os
 import sys
 import tempfile
-from types import SimpleNamespace
 from concurrent.futures import ProcessPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 from tqdm import tqdm
@@ -298,7 +298,8 @@ def study_main(doc: str, cache: str, fn, record, lines, paths, desc: str, argv=N
     other than the first of ``backbones``, its name is the job's third item), then ``record`` of all, written with
     its report where ``paths`` says; prints the pick."""
     a = study_args(doc, cache, argv, backbones if len(backbones) > 1 else ())
-    extra = tuple(b for b in (getattr(a, "backbone", backbones[0]),) if b != backbones[0])
+    backbone = getattr(a, "backbone", backbones[0])
+    extra = () if backbone == backbones[0] else (backbone,)      # the first backbone's jobs and files keep no name
     res = record(cached_runs(fn, a.cache + "".join(f"_{b}" for b in extra), a.workers, desc, extra), *extra)
     write_study(res, *paths(*extra), lines)
     print(f"pick {res['pick']['setting']}")

@@ -35,12 +35,10 @@ import json
 import os
 import sys
 
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kest_anatomy as KA  # noqa: E402
 import new_split as NS  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
-
 
 WARMUPS = (5, 8, 11, 14)
 DEFAULT = 5
