@@ -7,9 +7,6 @@ import pytest
 
 from tests.test_backbones import _script
 
-ROOT = Path(__file__).resolve().parents[1]
-RES = ROOT / "bench" / "results"
-
 
 @pytest.fixture(scope="module")
 def mod():
@@ -17,14 +14,14 @@ def mod():
 
 
 @pytest.fixture(scope="module")
-def res():
-    return json.loads((RES / "warmup_length.json").read_text())
+def res(mod):
+    return json.loads(Path(mod.JSON).read_text())
 
 
 def test_the_committed_report_is_what_its_records_give(mod, res):
     again = json.loads(json.dumps(mod.record(res["records"])))
     assert res == again
-    assert (RES / "warmup_length.md").read_text() == "\n".join(mod.lines(res)) + "\n"
+    assert Path(mod.MD).read_text() == "\n".join(mod.lines(res)) + "\n"
     assert res["pick"] == mod.NS.pick(res["tuning"], default=mod.name(mod.DEFAULT))
     assert sorted((r["alpha"], r["seed"]) for r in res["records"]) == sorted(
         (a, s) for a in mod.T.TABLE_ALPHAS for s in mod.NS.TUNING + mod.NS.EVALUATION)
@@ -35,7 +32,7 @@ def test_the_discovery_after_five_warm_up_rounds_is_fedlpas_own(mod, res):
     through its first 5 rounds: after 5 rounds each client's K_hat, parts, KL, TV and hidden classes are those
     new_split.py recorded from FedLPA's own first discovery, through another harness (a config field that changed
     training before round 6, or a side discovery that used another model, would fail this)."""
-    split = {(r["alpha"], r["seed"]): r for r in json.loads((RES / "new_split.json").read_text())["records"]}
+    split = {(r["alpha"], r["seed"]): r for r in json.loads(Path(mod.NS.JSON).read_text())["records"]}
     for r in res["records"]:
         other = split[(r["alpha"], r["seed"])]["clients"]
         for c, o in zip(r["clients"], other, strict=True):
