@@ -70,20 +70,26 @@ class _Found(Exception):
     pass
 
 
+def fedlpa_config(alpha: float, seed: int, backbone: str = "pretrained", **extra):
+    """The tables' FedLPA config (its tuned learning rate) at ``alpha`` and ``seed``; on another backbone, item 7's
+    FedLPA there (the discovery its backbone's study chose, ``run_gcd_tables.backbone_runs``); ``extra`` on top."""
+    from lab.gcd.config import FedGCDConfig
+
+    best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
+    over = {} if backbone == "pretrained" else {**T.backbone_runs(backbone)["FedLPA"][1], "backbone": backbone}
+    return FedGCDConfig.from_dict(T.config("fedlpa", alpha, seed, False, **{**best["fedlpa"], **over, **extra}))
+
+
 def first_discovery(alpha: float, seed: int, backbone: str = "pretrained") -> tuple:
     """(the experiment, [(client id, the positional and keyword arguments FedLPA passed to discover, the K_hat it
-    got)] in client order) at FedLPA's first discovery; the run stops there. The tables' FedLPA config; on another
-    backbone, item 7's FedLPA there (the discovery its backbone's study chose, ``run_gcd_tables.backbone_runs``)."""
+    got)] in client order) at FedLPA's first discovery of :func:`fedlpa_config`; the run stops there."""
     import torch
 
     torch.set_num_threads(1)
     from lab.gcd import fedlpa
-    from lab.gcd.config import FedGCDConfig
     from lab.gcd.experiment import Experiment
 
-    best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
-    over = {} if backbone == "pretrained" else {**T.backbone_runs(backbone)["FedLPA"][1], "backbone": backbone}
-    exp = Experiment(FedGCDConfig.from_dict(T.config("fedlpa", alpha, seed, False, **{**best["fedlpa"], **over})))
+    exp = Experiment(fedlpa_config(alpha, seed, backbone))
     kept, current = [], []
     orig_method, orig_fn = fedlpa.FedLPAClient.discover, fedlpa.discover
 

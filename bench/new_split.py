@@ -181,22 +181,27 @@ def record(records, backbone: str = BACKBONES[0]) -> dict:
             "pick": pick(tuning), "records": records}
 
 
+def opening(res, title: str, script: str, how: str, what: str) -> list:
+    """A discovery probe's report opens with its title and the run it probes: the tables' FedLPA config, or item 7's
+    FedLPA on the backbone the record names."""
+    wide = res.get("backbone")
+    return [f"# {title} (issue 9)" + (f", backbone `{wide}`" if wide else ""), "",
+            f"Made by `bench/{script}" + (f" --backbone {wide}" if wide else "") + f"` ({how}: its docstring). "
+            + (f"Item 7's FedLPA on `{wide}` (the discovery its study chose there)" if wide else
+               "The tables' FedLPA config") + what]
+
+
 def lines(res) -> list:
     p = res["pick"]
-    wide = res.get("backbone")
-    out = ["# New classes hidden in another community, cut out along the global model's heads (issue 9)"
-           + (f", backbone `{wide}`" if wide else ""), "",
-           "Made by `bench/new_split.py" + (f" --backbone {wide}" if wide else "") + "` (what the probe is and how it "
-           "is picked: its docstring). "
-           + (f"Item 7's FedLPA on `{wide}` (the discovery its study chose there)" if wide else
-              "The tables' FedLPA config") + " run to its first discovery, every client's discovery finished again "
-           "with each share "
-           f"(`DiscoveryParams.split_new_share`); tuning seeds {TUNING[0]}-{TUNING[-1]}, evaluation seeds "
-           f"{EVALUATION[0]}-{EVALUATION[-1]}, α 0.1 and 1, 5 clients each. KL and TV: against the oracle prior "
-           "(the true classes as communities); the true labels are read after the fact, for the report and the "
-           "pick on the tuning seeds only.", "",
-           "| setting | seeds | α | K̂ within ±1 | K̂ − K | split | missed | other | KL(oracle ‖ π) | TV |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    out = opening(res, "New classes hidden in another community, cut out along the global model's heads",
+                  "new_split.py", "what the probe is and how it is picked",
+                  " run to its first discovery, every client's discovery finished again with each share "
+                  f"(`DiscoveryParams.split_new_share`); tuning seeds {TUNING[0]}-{TUNING[-1]}, evaluation seeds "
+                  f"{EVALUATION[0]}-{EVALUATION[-1]}, α 0.1 and 1, 5 clients each. KL and TV: against the oracle "
+                  "prior (the true classes as communities); the true labels are read after the fact, for the report "
+                  "and the pick on the tuning seeds only.")
+    out += ["", "| setting | seeds | α | K̂ within ±1 | K̂ − K | split | missed | other | KL(oracle ‖ π) | TV |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for label in ("tuning", "evaluation"):
         for r in res[label]:
             out.append(f"| {r['setting']} | {label} | {r['alpha']:g} | {100 * r['within_1']:.0f} % | "

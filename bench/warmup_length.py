@@ -25,13 +25,21 @@ chosen by criteria other than All on the tuning seeds, as this one is, so adopti
 KL(oracle || pi) at alpha 1 and more splits at both alphas, and the hidden new classes stay as many. Nothing is
 trained, and FedLPA's warm-up stays 5 rounds.
 
-    python bench/warmup_length.py --workers 2     # 40 runs to round 15, about 16 min on 2 cores; resumes
+``--backbone pretrained-wide`` runs the same on item 7's FedLPA on the wide backbone (the discovery its study chose
+there, ``run_gcd_tables.backbone_runs``), where K_hat under-counts at alpha 1 (hidden new classes) and a later
+model might separate them; same checks (after 5 rounds equal to ``new_split_pretrained-wide.json``, a test; after 14
+equal to a run discovering after 14 only, alpha 1 seed 100), same rule. The pick is 5 there too
+(``warmup_length_pretrained-wide.md``): later discoveries bring K_hat within +-1 on more tuning clients at alpha 1
+but none reaches the bar at both alphas, and the prior moves away from the oracle's at alpha 1 faster than it
+comes closer at alpha 0.1; the evaluation clients (report only) lean the other way at alpha 0.1.
 
-Writes ``bench/results/warmup_length.json`` and ``bench/results/warmup_length.md``.
+    python bench/warmup_length.py --workers 2     # 40 runs to round 15, about 16 min on 2 cores; resumes
+    python bench/warmup_length.py --backbone pretrained-wide --workers 2    # about 40 min
+
+Writes ``bench/results/warmup_length[_pretrained-wide].json`` and ``.md``.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -42,15 +50,20 @@ import run_gcd_tables as T  # noqa: E402
 
 WARMUPS = (5, 8, 11, 14)
 DEFAULT = 5
-JSON, MD = (os.path.join(T.RES, "warmup_length" + ext) for ext in (".json", ".md"))
+BACKBONES = NS.BACKBONES
+
+
+def paths(backbone: str = BACKBONES[0]) -> tuple:
+    """(json, md) of the study on ``backbone`` (the committed one's without a suffix)."""
+    stem = "warmup_length" + ("" if backbone == BACKBONES[0] else f"_{backbone}")
+    return tuple(os.path.join(T.RES, stem + ext) for ext in (".json", ".md"))
+
+
+JSON, MD = paths()
 
 
 def name(w: int) -> str:
     return f"warm-up {w}"
-
-
-def _best() -> dict:
-    return json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]["fedlpa"]
 
 
 class _Done(Exception):
@@ -58,19 +71,18 @@ class _Done(Exception):
 
 
 def one(job) -> dict:
-    """One (alpha, seed): per client, at each warm-up length, what discovery would give then."""
+    """One (alpha, seed[, backbone]): per client, at each warm-up length, what discovery would give then."""
     import torch
 
     torch.set_num_threads(1)
     from lab.gcd import fedlpa
-    from lab.gcd.config import FedGCDConfig
     from lab.gcd.experiment import Experiment
     from lab.gcd.prior import empirical_prior, oracle_heads
 
-    alpha, seed = job
+    alpha, seed, *backbone = job
     last = max(WARMUPS)
     # 20 rounds as in the tables (the learning rate's cosine schedule reads them); the run stops at round last + 1
-    exp = Experiment(FedGCDConfig.from_dict(T.config("fedlpa", alpha, seed, False, **_best(), warmup_rounds=last)))
+    exp = Experiment(KA.fedlpa_config(alpha, seed, *backbone, warmup_rounds=last))
     old = {int(c) for c in exp.split.old_classes}
     rows = {}
     orig = fedlpa.FedLPAClient.before_training
@@ -101,24 +113,26 @@ def one(job) -> dict:
     return {"alpha": alpha, "seed": seed, "clients": [rows[c] for c in sorted(rows)]}
 
 
-def record(records) -> dict:
+def record(records, backbone: str = BACKBONES[0]) -> dict:
     names = [name(w) for w in WARMUPS]
     tuning = NS.summary(records, NS.TUNING, names)
-    return {"warmups": list(WARMUPS), "tuning": tuning, "evaluation": NS.summary(records, NS.EVALUATION, names),
+    return {**({} if backbone == BACKBONES[0] else {"backbone": backbone}), "warmups": list(WARMUPS),
+            "tuning": tuning, "evaluation": NS.summary(records, NS.EVALUATION, names),
             "hidden": {n: NS.hidden_rows(records, at=lambda c, n=n: c["hidden"][n]) for n in names},
             "pick": NS.pick(tuning, default=name(DEFAULT)), "records": records}
 
 
 def lines(res) -> list:
     p = res["pick"]
-    out = ["# When a FedLPA client discovers: the warm-up length (issue 9)", "",
-           "Made by `bench/warmup_length.py` (what is measured and how the pick is made: its docstring). The tables' "
-           "FedLPA config, each client discovering as FedLPA would after each warm-up length; tuning seeds "
-           f"{NS.TUNING[0]}-{NS.TUNING[-1]}, evaluation seeds {NS.EVALUATION[0]}-{NS.EVALUATION[-1]}, α 0.1 and 1, "
-           "5 clients each. KL and TV: against the oracle prior; the true labels are read after the fact.", "",
-           "| setting | seeds | α | K̂ within ±1 | K̂ − K | split | missed | other | KL(oracle ‖ π) | TV | "
-           "hidden new classes | their share on the host's head |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = NS.opening(res, "When a FedLPA client discovers: the warm-up length", "warmup_length.py",
+                     "what is measured and how the pick is made",
+                     ", each client discovering as FedLPA would after each warm-up length; tuning seeds "
+                     f"{NS.TUNING[0]}-{NS.TUNING[-1]}, evaluation seeds {NS.EVALUATION[0]}-{NS.EVALUATION[-1]}, "
+                     "α 0.1 and 1, 5 clients each. KL and TV: against the oracle prior; the true labels are read "
+                     "after the fact.")
+    out += ["", "| setting | seeds | α | K̂ within ±1 | K̂ − K | split | missed | other | KL(oracle ‖ π) | TV | "
+            "hidden new classes | their share on the host's head |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label in ("tuning", "evaluation"):
         for r in res[label]:
             h = next(x for x in res["hidden"][r["setting"]] if x["seeds"] == label and x["alpha"] == r["alpha"])
@@ -130,7 +144,7 @@ def lines(res) -> list:
 
 
 def main(argv=None):
-    KA.study_main(__doc__, "warmup_length_cache", one, record, lines, lambda: (JSON, MD), "warm-ups to round 15", argv)
+    KA.study_main(__doc__, "warmup_length_cache", one, record, lines, paths, "warm-ups to round 15", argv, BACKBONES)
 
 
 if __name__ == "__main__":
