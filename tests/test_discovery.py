@@ -92,6 +92,38 @@ def test_hungarian_only_over_free_heads_no_sharing_while_free_heads_remain():
     assert 7 in new.tolist()                                 # the best assignment still uses head 7
 
 
+def test_matching_by_mass_keeps_a_large_community_on_its_head_where_by_mean_a_few_samples_take_it():
+    """The Hungarian matching by mean weighs every community the same; by mass (size x mean) each weighs its
+    samples. A 500-sample community that the model puts on head 7 (0.6, head 6 0.3) and a 2-sample one sure of
+    head 7 (0.9): by mean the pair's best is small -> 7, large -> 6 (0.9 + 0.3 > 0.6 + 0.05), by mass large -> 7."""
+    from lab.gcd.prior import oracle_heads
+
+    sizes = (500, 2)
+    comm = np.repeat([0, 1], sizes)
+    probs = np.full((sum(sizes), H), 0.0)
+    probs[:500, [7, 6]] = 0.6, 0.3
+    probs[500:, [7, 6]] = 0.9, 0.05
+    probs[:, 10] = 1 - probs.sum(1)                          # the rest on a head neither prefers
+    y_vis = np.full(sum(sizes), -1)
+    by_mean = map_communities_to_heads(comm, probs, y_vis, H, old_classes=OLD)
+    by_mass = map_communities_to_heads(comm, probs, y_vis, H, old_classes=OLD, assign_by="mass")
+    assert by_mean.tolist() == [6, 7] and by_mass.tolist() == [7, 6]
+    # the oracle takes the true classes as communities and maps them the same way
+    y_true = np.where(comm == 0, 7, 8)
+    assert oracle_heads(y_true, probs, OLD, H)[0] == 6
+    assert oracle_heads(y_true, probs, OLD, H, "mass")[0] == 7
+    # discovery's parameter and the run config's oracle field take only the two rules, with a message naming them
+    with pytest.raises(LabError, match="assign_by"):
+        DiscoveryParams(assign_by="size").validate()
+    from lab.gcd.config import FedGCDConfig
+    with pytest.raises(LabError, match="oracle_assign"):
+        FedGCDConfig(oracle_assign="size").validate()
+    # the field came after the committed oracle runs: at its earlier value it stays out of the key (the committed
+    # names: test_every_run_the_tables_name_is_committed), set it names another run
+    assert FedGCDConfig(oracle_prior=True).key() == FedGCDConfig(oracle_prior=True, oracle_assign="mean").key()
+    assert FedGCDConfig(oracle_prior=True).key() != FedGCDConfig(oracle_prior=True, oracle_assign="mass").key()
+
+
 def test_surplus_communities_take_their_argmax_among_free_heads():
     n_heads = 7                                               # old 0-4, only two new heads (5, 6)
     comm = np.repeat(np.arange(3), 10)

@@ -175,6 +175,25 @@ def test_the_oracle_prior_ablation_trains_towards_each_clients_true_proportions(
     assert _after_warmup(r) != _after_warmup(fedlpa_default_run)
 
 
+@pytest.mark.parametrize("assign_by, head_of_5", [("mean", 6), ("mass", 7)])
+def test_the_oracle_client_maps_the_true_classes_by_its_configs_rule(assign_by, head_of_5):
+    """The client's oracle heads follow ``oracle_assign``: class 5 (about 180 samples) sits on head 7 (0.6, head 6
+    0.3) and two samples relabelled 8 are sure of head 7 (0.9); by mean they take head 7, by mass class 5 keeps it."""
+    client, y = _skewed_client(oracle_prior=True, oracle_assign=assign_by)
+    feats, _ = client.local_view()
+    probs = np.full((len(y), 15), 0.01)
+    old = np.flatnonzero(y < 5)
+    probs[old, y[old]] = 0.9
+    five = np.flatnonzero(y == 5)
+    client._oracle = client._oracle.copy()
+    client._oracle[five[:2]] = 8
+    probs[five[2:], 7], probs[five[2:], 6] = 0.6, 0.3
+    probs[five[:2], 7], probs[five[:2], 6] = 0.9, 0.05
+    client.local_view = lambda: (feats, probs / probs.sum(1, keepdims=True))
+    heads = client.discover()["heads"]
+    assert np.bincount(heads[five[2:]]).argmax() == head_of_5
+
+
 def test_graph_without_model_uses_labels_only():
     x, y = blobs(2, per=30)
     lab = np.zeros(len(y), bool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lab.gcd.discovery import DiscoveryParams
+from lab.gcd.prior import ASSIGN_BY
 from lab.utils import LabError, RunConfig, check_choice, check_range
 
 _DISCOVERY = DiscoveryParams()
@@ -48,7 +49,7 @@ DISCOVERY_FIELDS = {"knn_k": "knn_k", "confidence_quantile": "confidence_quantil
 
 @dataclass
 class FedGCDConfig(RunConfig):
-    LATE_FIELDS = {"claim_z": None, "merge_new_cosine": None, "merge_new_on": "predictions"}
+    LATE_FIELDS = {"claim_z": None, "merge_new_cosine": None, "merge_new_on": "predictions", "oracle_assign": "mean"}
     method: str = "simgcd"
     dataset: str = "fashion_mnist"
     clients: int = 5
@@ -94,6 +95,7 @@ class FedGCDConfig(RunConfig):
     use_lpa: bool = True                 # --no-lpa
     oracle_prior: bool | str = False     # --oracle-prior; ablations reading true labels: True (the true
                                          # proportions), "support" / "uniform" (lab.gcd.prior.oracle_prior)
+    oracle_assign: str = "mean"          # how the oracle maps the true classes to heads (prior.oracle_heads)
 
     def __post_init__(self):
         self.old_classes = tuple(self.old_classes)
@@ -116,6 +118,7 @@ class FedGCDConfig(RunConfig):
         check_choice("backbone", self.backbone, tuple(BACKBONES))
         check_choice("lpa_form", self.lpa_form, tuple(f for f in PRIOR_FORMS if f != "none"))
         check_choice("oracle_prior", self.oracle_prior, ORACLE_PRIOR_MODES)
+        check_choice("oracle_assign", self.oracle_assign, ASSIGN_BY)
         check_range("alpha", self.alpha, 0, None, low_open=True)
         check_range("clients", self.clients, 1, n_samples, integer=True)
         check_range("rounds", self.rounds, 1, 10000, integer=True)

@@ -34,7 +34,7 @@ import numpy as np
 
 from lab.gcd.clsd import SimilarityGraph, build_graph, graph_features
 from lab.gcd.communities import Communities, _relabel, infomap_modules
-from lab.gcd.prior import (MIN_LABELLED_SHARE, argmax_prior, blend_prior, community_claims, em_prior,
+from lab.gcd.prior import (ASSIGN_BY, MIN_LABELLED_SHARE, argmax_prior, blend_prior, community_claims, em_prior,
                            empirical_prior, equal_masses, excess_prior, free_heads, hybrid_prior, labelled_fraction,
                            map_communities_to_heads, purest_labelled_fraction, sample_heads, sorted_size_prior)
 from lab.utils import LabError, check_choice, check_range
@@ -157,6 +157,9 @@ class DiscoveryParams:
     - ``split_new_share``: None (off), or, after the merges, carve out of every community the unlabelled samples
       the model puts on one new head, when they are at least this share of it and that head is not already the
       community's own (:func:`split_by_new_heads`). Run as a probe by ``bench/new_split.py``.
+    - ``assign_by``: how unclaimed communities are matched to free heads, by their ``"mean"`` prediction or their
+      ``"mass"`` (:func:`lab.gcd.prior.map_communities_to_heads`). Measured by ``bench/oracle_mapping.py``: on
+      FedLPA's own first discoveries the two give the same heads (its communities are >= ``min_community``).
     - ``prior``: a key of :data:`PRIORS`; ``smoothing``: pseudo-count per head.
     """
     features: str = "prefix"
@@ -174,6 +177,7 @@ class DiscoveryParams:
     merge_new_cosine: float | None = 0.8
     merge_new_on: str = "predictions"
     split_new_share: float | None = None
+    assign_by: str = "mean"
     prior: str = "blend"
     smoothing: float = 0.5
 
@@ -182,6 +186,7 @@ class DiscoveryParams:
         check_choice("refine", self.refine, REFINE)
         check_choice("prior", self.prior, tuple(PRIORS))
         check_choice("merge_new_on", self.merge_new_on, MERGE_ON)
+        check_choice("assign_by", self.assign_by, ASSIGN_BY)
         check_range("prefix_dim", self.prefix_dim, 0, 100000, integer=True)
         check_range("knn_k", self.knn_k, 1, 1000, integer=True)
         check_range("confidence_quantile", self.confidence_quantile, 0, 1)
@@ -352,7 +357,7 @@ def finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_head
     comm = Communities(labels, protos, sizes, int(np.max(modules)) + 1, params.markov_time)
     head_of = map_communities_to_heads(labels, probs, y_visible, n_heads,
                                        min_labelled_share=params.min_labelled_share, old_classes=old_classes,
-                                       claim_z=params.claim_z)
+                                       claim_z=params.claim_z, assign_by=params.assign_by)
     heads = sample_heads(labels, probs, head_of, y_visible=y_visible)
     d = Discovery(graph, comm, claims, head_of, heads, np.full(n_heads, 1.0 / n_heads), k_old, k_new, frac, kind)
     d.prior, _ = PRIORS[params.prior](d, probs, y_visible, old_classes, n_heads, params.smoothing)

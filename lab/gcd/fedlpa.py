@@ -42,7 +42,7 @@ class FedLPAClient(GCDClient):
                      prefix_features=prefix, params=cfg.discovery_params(), seed=cfg.seed)
         heads, prior = d.heads, d.prior
         if cfg.oracle_prior:
-            heads = oracle_heads(self._oracle, probs, self._old, probs.shape[1])
+            heads = oracle_heads(self._oracle, probs, self._old, probs.shape[1], cfg.oracle_assign)
             prior = oracle_prior(cfg.oracle_prior, heads, prior, probs.shape[1], cfg.prior_smoothing)
         return {"discovery": d, "graph": d.graph, "communities": d.communities, "heads": heads, "prior": prior,
                 "k_est": d.k_est}

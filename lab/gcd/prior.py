@@ -93,11 +93,20 @@ def free_heads(claims, n_heads: int, old_classes=None) -> np.ndarray:
     return np.array([h for h in range(n_heads) if h not in taken], dtype=np.int64)
 
 
+#: how the Hungarian matching of unclaimed communities to free heads scores a pair (see ``assign_by``)
+ASSIGN_BY = ("mean", "mass")
+
+
 def map_communities_to_heads(comm_labels, probs, y_visible, n_heads: int, *,
                              min_labelled_share: float = MIN_LABELLED_SHARE, old_classes=None,
-                             claim_z: float | None = None) -> np.ndarray:
+                             claim_z: float | None = None, assign_by: str = "mean") -> np.ndarray:
     """Head id for each community id 0..C-1 (see module docstring). ``probs`` None (no trained heads): the
-    free heads are dealt to the unclaimed communities in order of size."""
+    free heads are dealt to the unclaimed communities in order of size.
+
+    ``assign_by``: the matching maximises the summed score of the pairs, a community's ``"mean"`` prediction on
+    the head, or its ``"mass"`` there (the sum of its members' predictions: size x mean), i.e. the expected
+    number of the client's samples the model already puts on the head their community gets. Under ``"mean"``
+    every community weighs the same, so a community of a few samples can take the head a large one sits on."""
     comm_labels = np.asarray(comm_labels)
     head = community_claims(comm_labels, y_visible, min_labelled_share, claim_z)
     rest = np.flatnonzero(head < 0)
@@ -112,8 +121,9 @@ def map_communities_to_heads(comm_labels, probs, y_visible, n_heads: int, *,
         return head
     probs = np.asarray(probs)
     mean_p = np.stack([probs[comm_labels == c].mean(0) for c in rest])          # (R, H)
+    score = mean_p if assign_by == "mean" else mean_p * np.array([(comm_labels == c).sum() for c in rest])[:, None]
     if free.size:
-        r, f = linear_sum_assignment(-mean_p[:, free])
+        r, f = linear_sum_assignment(-score[:, free])
         head[rest[r]] = free[f]
     pool = free if free.size else np.arange(n_heads)
     for i in np.flatnonzero(head[rest] < 0):                                      # surplus communities
@@ -306,13 +316,19 @@ def blend_prior(*priors) -> np.ndarray:
     return np.mean([np.asarray(p, dtype=np.float64) for p in priors], axis=0)
 
 
-def oracle_heads(y_true, probs, old_classes, n_heads: int) -> np.ndarray:
+def oracle_heads(y_true, probs, old_classes, n_heads: int, assign_by: str = "mean") -> np.ndarray:
     """Ablation: true classes as the communities (old class c -> head c; new classes by Hungarian over the
-    new heads, as :func:`map_communities_to_heads` maps unclaimed communities)."""
+    new heads, as :func:`map_communities_to_heads` maps unclaimed communities, by ``assign_by``).
+
+    Every class the client holds is a community here, however few its samples (discovery drops communities
+    under ``min_community`` as noise), so by ``"mean"`` a class of one or two samples can take the head where the
+    model puts a class of hundreds, which then trains towards a head the model does not give it
+    (``bench/oracle_mapping.md``: a few clients, mostly at alpha 0.1); ``"mass"`` weighs each class by its samples.
+    Trained, the two oracles differ within the runs' seed-to-seed noise; the committed oracle runs are by mean."""
     y_true = np.asarray(y_true)
     y_vis = np.where(np.isin(y_true, old_classes), y_true, -1)
     classes, comm = np.unique(y_true, return_inverse=True)
-    head_of = map_communities_to_heads(comm, probs, y_vis, n_heads, old_classes=old_classes)
+    head_of = map_communities_to_heads(comm, probs, y_vis, n_heads, old_classes=old_classes, assign_by=assign_by)
     return head_of[comm]
 
 
