@@ -115,6 +115,8 @@ def test_matching_by_mass_keeps_a_large_community_on_its_head_where_by_mean_a_fe
     # discovery's parameter and the run config's oracle field take only the two rules, with a message naming them
     with pytest.raises(LabError, match="assign_by"):
         DiscoveryParams(assign_by="size").validate()
+    with pytest.raises(LabError, match="assign_by"):
+        map_communities_to_heads(comm, probs, y_vis, H, old_classes=OLD, assign_by="size")
     from lab.gcd.config import FedGCDConfig
     with pytest.raises(LabError, match="oracle_assign"):
         FedGCDConfig(oracle_assign="size").validate()

@@ -9,9 +9,10 @@ Mapping (:func:`map_communities_to_heads`):
    accident (kNN errors), e.g. a 368-image Shirt community with 2 labelled Trousers must not become the
    Trouser head. With ``claim_z`` it must also hold about the client's labelled fraction (a binomial test,
    :func:`community_claims`). Several communities may claim the same old head (fragments of one old class);
-2. the other communities go to *free* heads by one Hungarian matching on their mean predictions. Free =
-   not claimed; with ``old_classes`` given, the old heads are never free: every old class present on a
-   client is present in its labels, so an unlabelled community is not an old class the client lacks;
+2. the other communities go to *free* heads by one Hungarian matching on their mean predictions (or their mass,
+   ``assign_by``). Free = not claimed; with ``old_classes`` given, the old heads are never free: every old
+   class present on a client is present in its labels, so an unlabelled community is not an old class the
+   client lacks;
 3. surplus communities (more than free heads) take the argmax of their mean prediction among the free heads.
 Noise samples take their own argmax head; labelled samples always count for their own class's head.
 
@@ -47,6 +48,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from lab.gcd.losses import prior_kl  # noqa: F401  (the LPA loss lives beside the SimGCD terms)
+from lab.utils import check_choice
 
 #: default labelled share for a community to claim an old head (chosen on tuning seeds 100/101:
 #: bench/results/discovery_study.json; 0 reproduces the old "one labelled sample claims" rule)
@@ -107,6 +109,7 @@ def map_communities_to_heads(comm_labels, probs, y_visible, n_heads: int, *,
     the head, or its ``"mass"`` there (the sum of its members' predictions: size x mean), i.e. the expected
     number of the client's samples the model already puts on the head their community gets. Under ``"mean"``
     every community weighs the same, so a community of a few samples can take the head a large one sits on."""
+    check_choice("assign_by", assign_by, ASSIGN_BY)
     comm_labels = np.asarray(comm_labels)
     head = community_claims(comm_labels, y_visible, min_labelled_share, claim_z)
     rest = np.flatnonzero(head < 0)
