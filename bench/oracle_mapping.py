@@ -63,7 +63,7 @@ def one(job) -> dict:
     from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
 
     alpha, seed = job
-    exp, old, kept = KA.kept_clients(alpha, seed)
+    _, _, kept = KA.kept_clients(alpha, seed)
     rows = []
     for c in kept:
         n_heads = c.probs.shape[1]
@@ -88,9 +88,9 @@ def discovery_rows(records) -> list:
     for label, seeds in (("tuning", KA.TUNING), ("evaluation", KA.EVALUATION)):
         for al in T.TABLE_ALPHAS:
             cs = [c for r in records if r["seed"] in seeds and r["alpha"] == al for c in r["clients"]]
-            moved = [c["oracle_changed"] for c in cs if c["oracle_changed"] > 0]
-            out.append({"seeds": label, "alpha": al, "clients": len(cs), "oracle_moved": len(moved),
-                        "moved_share": float(np.mean(moved)) if moved else 0.0,
+            shares = [c["oracle_changed"] for c in cs if c["oracle_changed"] > 0]
+            out.append({"seeds": label, "alpha": al, "clients": len(cs), "oracle_moved": len(shares),
+                        "moved_share": float(np.mean(shares)) if shares else 0.0,
                         "fedlpa_moved": sum(not c["fedlpa_same_heads"] for c in cs),
                         **{f"{m}_vs_{o}": float(np.mean([c[m][o]["mean"] for c in cs]))
                            for m in ("kl", "tv") for o in ASSIGN_BY}})
