@@ -570,7 +570,7 @@ def main(argv=None):
                                  **pick_priors(cache, committed, a.workers)})
         print(f"wrote {PICK}: {picked()}; now run without --pick")
         return
-    best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
+    best = T.tuned_best()
     cfgs, tuning = configs(best), configs(best, T.TUNING_SEEDS, TUNING_CHECK)
     more = configs(best, MORE_SEEDS, MORE)
     committed, merge, split = ({ss: configs(best, seeds, backbone=COMMITTED_BACKBONE, table=table)

@@ -75,7 +75,7 @@ def fedlpa_config(alpha: float, seed: int, backbone: str = "pretrained", **extra
     FedLPA there (the discovery its backbone's study chose, ``run_gcd_tables.backbone_runs``); ``extra`` on top."""
     from lab.gcd.config import FedGCDConfig
 
-    best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
+    best = T.tuned_best()
     over = {} if backbone == "pretrained" else {**T.backbone_runs(backbone)["FedLPA"][1], "backbone": backbone}
     return FedGCDConfig.from_dict(T.config("fedlpa", alpha, seed, False, **{**best["fedlpa"], **over, **extra}))
 

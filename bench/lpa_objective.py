@@ -27,7 +27,6 @@ Writes ``bench/results/gcd_objective_2core/`` (one file per run, its config insi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -157,7 +156,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.workers < 1:
         ap.error("--workers must be >= 1")
-    best = json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
+    best = T.tuned_best()
     cfgs = {name: configs(best, seeds) for name, seeds in SEED_SETS.items()}
     if not a.report_only:
         os.makedirs(OUT, exist_ok=True)

@@ -95,12 +95,16 @@ def hidden(d, y, probs, old: set, present: list) -> list:
     return out
 
 
-def scores(d, oracle, y, old: set, present: list) -> dict:
-    """A discovery against the truth: K_hat - K's parts (``kest_anatomy.anatomy``), KL(oracle || pi) and TV."""
+def against(oracle, prior) -> dict:
+    """KL(oracle || prior) and the total variation between two priors over heads."""
     from lab.gcd.prior import head_kl
 
-    return {**KA.anatomy(d, y, old, present), "kl": head_kl(oracle, d.prior),
-            "tv": float(0.5 * np.abs(oracle - d.prior).sum())}
+    return {"kl": head_kl(oracle, prior), "tv": float(0.5 * np.abs(oracle - prior).sum())}
+
+
+def scores(d, oracle, y, old: set, present: list) -> dict:
+    """A discovery against the truth: K_hat - K's parts (``kest_anatomy.anatomy``), KL(oracle || pi) and TV."""
+    return {**KA.anatomy(d, y, old, present), **against(oracle, d.prior)}
 
 
 def pick_line(p: dict, ties: str = "") -> str:

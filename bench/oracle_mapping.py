@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kest_anatomy as KA  # noqa: E402
+import new_split as NS  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
 from lab.gcd.prior import ASSIGN_BY  # noqa: E402
@@ -60,7 +61,7 @@ STAGES = ("discoveries", "oracle", "summary", "all")
 def one(job) -> dict:
     """One (alpha, seed): per client at FedLPA's first discovery, the two oracles against each other and FedLPA's pi
     (under each mapping of its own communities) against each oracle."""
-    from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
+    from lab.gcd.prior import empirical_prior, oracle_heads
 
     alpha, seed = job
     _, _, kept = KA.kept_clients(alpha, seed)
@@ -70,14 +71,13 @@ def one(job) -> dict:
         oracle = {by: oracle_heads(c.y, c.probs, c.old_classes, n_heads, by) for by in ASSIGN_BY}
         prior = {by: empirical_prior(h, n_heads, c.params.smoothing) for by, h in oracle.items()}
         found = {by: c.redo(c.params.replace(assign_by=by)) for by in ASSIGN_BY}
+        dist = {o: {p: NS.against(prior[o], found[p].prior) for p in ASSIGN_BY} for o in ASSIGN_BY}
         if found["mean"].k_est != c.k_est:
             raise RuntimeError(f"alpha {alpha} seed {seed} client {c.cid}: re-made K_hat differs from the run's")
         rows.append({"client": c.cid, "k": len(c.present),
                      "oracle_changed": float((oracle["mean"] != oracle["mass"]).mean()),
                      "fedlpa_same_heads": bool(np.array_equal(found["mean"].head_of_comm, found["mass"].head_of_comm)),
-                     "kl": {o: {p: head_kl(prior[o], found[p].prior) for p in ASSIGN_BY} for o in ASSIGN_BY},
-                     "tv": {o: {p: 0.5 * float(np.abs(prior[o] - found[p].prior).sum()) for p in ASSIGN_BY}
-                            for o in ASSIGN_BY}})
+                     **{m: {o: {p: dist[o][p][m] for p in ASSIGN_BY} for o in ASSIGN_BY} for m in ("kl", "tv")}})
     return {"alpha": alpha, "seed": seed, "clients": rows}
 
 
@@ -110,13 +110,9 @@ def control(records) -> tuple:
     return (T.TABLE_ALPHAS[0], min(still))
 
 
-def _best() -> dict:
-    return json.load(open(os.path.join(T.RES, "gcd_tuning.json")))["best"]
-
-
 def oracle_config(alpha, seed, assign_by: str = "mean") -> dict:
     """The seed study's oracle-prior run, its oracle mapping ``assign_by`` (by mean: the committed run's config)."""
-    best = _best()
+    best = T.tuned_best()
     extra = {} if assign_by == "mean" else {"oracle_assign": assign_by}
     m, flags = T.SEED_CORE[T.ORACLE]
     return T.config(m, alpha, seed, False, **best[m], **flags, **extra)

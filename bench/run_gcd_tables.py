@@ -154,6 +154,11 @@ def config(method, alpha, seed, quick, **kw) -> dict:
     return FedGCDConfig(**c).to_dict()
 
 
+def tuned_best(quick: bool = False) -> dict:
+    """Each method's setting chosen by the tune stage (``gcd_tuning.json``'s "best"), as the tables run it."""
+    return json.load(open(os.path.join(RES, "gcd_tuning_quick.json" if quick else "gcd_tuning.json")))["best"]
+
+
 def load(cfg: dict, out_dir: str):
     p = os.path.join(out_dir, run_name(cfg) + ".json")
     return json.load(open(p)) if os.path.exists(p) else None
@@ -1060,8 +1065,7 @@ def main():
     out_dir = a.out_dir or os.path.join(RES, "gcd")
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.time()
-    tuning = os.path.join(RES, "gcd_tuning_quick.json" if a.quick else "gcd_tuning.json")
-    best = tune(a, out_dir) if a.stage in ("tune", "all") else json.load(open(tuning))["best"]
+    best = tune(a, out_dir) if a.stage in ("tune", "all") else tuned_best(a.quick)
     if a.stage in ("tables", "all"):
         snaps = {} if a.quick else {
             run_name(config(m, al, s, False, **best[m])):
