@@ -27,11 +27,20 @@ these clients (its communities are all >= 2 %). The oracle is a ceiling that rea
 (``oracle_mapping.md``): the oracle by mean does differ from the oracle by mass on some clients (mostly at alpha 0.1),
 and FedLPA's pi is closer to the by-mass oracle there; but trained, the by-mass oracle is not a higher ceiling: its
 paired differences scatter both ways about as widely as the same run made on another CPU, and move the oracle's mean
-All over seeds 0-9 by under a point. The Done-when lines keep the committed oracle runs (by mean).
+All over seeds 0-9 by under a point. On the wide backbone (``oracle_mapping_pretrained-wide.md``) the oracle moved on
+two seeds of 0-5, both at alpha 0.1, and by mass it scored lower on both. The Done-when lines keep the committed
+oracle runs (by mean) on both backbones.
+
+``--backbone pretrained-wide`` does the same for item 7's FedLPA on the wide backbone (its discovery study's setting,
+``run_gcd_tables.backbone_runs``) and its oracle-prior runs there, whose seed study is the 2-core study's seeds 0-5
+(``seed_study``); committed runs from ``gcd_backbones_2core/``. The oracle's warm-up there is FedLPA's too (their
+configs differ only in fields read at the first discovery or after; checked on this machine for alpha 0.1 seed 0: the
+model's predictions at the first discovery equal on all 5 clients).
 
     python bench/oracle_mapping.py --workers 2     # about 12 min of discoveries, then 16 oracle runs (about 10 min)
+    python bench/oracle_mapping.py --backbone pretrained-wide --workers 2
 
-Writes ``bench/results/oracle_mapping.json`` and ``bench/results/oracle_mapping.md``.
+Writes ``bench/results/oracle_mapping[_pretrained-wide].json`` and ``.md``, runs in ``gcd_oracle_mapping[_...]/``.
 """
 from __future__ import annotations
 
@@ -51,6 +60,7 @@ import run_gcd_tables as T  # noqa: E402
 from lab.gcd.prior import ASSIGN_BY  # noqa: E402
 from lab.utils import write_json_atomic  # noqa: E402
 
+BACKBONES = ("pretrained", "pretrained-wide")
 JSON, MD = (os.path.join(T.RES, "oracle_mapping" + ext) for ext in (".json", ".md"))
 RUN_DIR = os.path.join(T.RES, "gcd_oracle_mapping")
 GCD_DIR = os.path.join(T.RES, "gcd")
@@ -58,13 +68,34 @@ SEEDS = T.SEED_STUDY
 STAGES = ("discoveries", "oracle", "summary", "all")
 
 
+def _suffix(backbone: str) -> str:
+    return "" if backbone == BACKBONES[0] else f"_{backbone}"
+
+
+def paths(backbone: str = BACKBONES[0]) -> tuple:
+    """(json, md, folder of the oracle runs both ways) of the study on ``backbone`` (the committed one's unsuffixed)."""
+    return (*(os.path.join(T.RES, "oracle_mapping" + _suffix(backbone) + ext) for ext in (".json", ".md")),
+            RUN_DIR + _suffix(backbone))
+
+
+def seed_study(backbone: str = BACKBONES[0]) -> tuple:
+    """The evaluation seeds whose oracle runs are committed on ``backbone``: the seed study's on the committed one;
+    item 7's 2-core study's (the tables' seeds and ``BACKBONE_MORE_SEEDS``) on the wide one."""
+    return SEEDS if backbone == BACKBONES[0] else T.EVAL_SEEDS + T.BACKBONE_MORE_SEEDS
+
+
+def committed_dir(backbone: str = BACKBONES[0]) -> str:
+    """Where the committed oracle runs (by mean) on ``backbone`` are."""
+    return GCD_DIR if backbone == BACKBONES[0] else os.path.join(T.RES, T.BACKBONE_2CORE_DIR)
+
+
 def one(job) -> dict:
     """One (alpha, seed): per client at FedLPA's first discovery, the two oracles against each other and FedLPA's pi
     (under each mapping of its own communities) against each oracle."""
     from lab.gcd.prior import empirical_prior, oracle_heads
 
-    alpha, seed = job
-    _, _, kept = KA.kept_clients(alpha, seed)
+    alpha, seed, *backbone = job
+    _, _, kept = KA.kept_clients(alpha, seed, *backbone)
     rows = []
     for c in kept:
         n_heads = c.probs.shape[1]
@@ -97,62 +128,73 @@ def discovery_rows(records) -> list:
     return out
 
 
-def moved(records) -> list:
+def moved(records, backbone: str = BACKBONES[0]) -> list:
     """(alpha, seed) of the seed study where some client's oracle head moved (the oracle runs to make)."""
     return sorted((r["alpha"], r["seed"]) for r in records
-                  if r["seed"] in SEEDS and any(c["oracle_changed"] > 0 for c in r["clients"]))
+                  if r["seed"] in seed_study(backbone) and any(c["oracle_changed"] > 0 for c in r["clients"]))
 
 
-def control(records) -> tuple:
-    """The first (alpha 0.1, seed) of the seed study where no client's oracle moved: there the two runs must be one."""
-    still = [r["seed"] for r in records if r["alpha"] == T.TABLE_ALPHAS[0] and r["seed"] in SEEDS
+def control(records, backbone: str = BACKBONES[0]) -> tuple:
+    """The first (alpha, seed) of the seed study where no client's oracle moved, alpha 0.1 first: there the two runs
+    must be one."""
+    still = [(r["alpha"], r["seed"]) for r in records if r["seed"] in seed_study(backbone)
              and not any(c["oracle_changed"] > 0 for c in r["clients"])]
-    return (T.TABLE_ALPHAS[0], min(still))
+    return min(still)
 
 
-def oracle_config(alpha, seed, assign_by: str = "mean") -> dict:
-    """The seed study's oracle-prior run, its oracle mapping ``assign_by`` (by mean: the committed run's config)."""
+def oracle_config(alpha, seed, assign_by: str = "mean", backbone: str = BACKBONES[0]) -> dict:
+    """The seed study's oracle-prior run, its oracle mapping ``assign_by`` (by mean: the committed run's config); on
+    the wide backbone item 7's (``run_gcd_tables.backbone_runs``)."""
     best = T.tuned_best()
     extra = {} if assign_by == "mean" else {"oracle_assign": assign_by}
-    m, flags = T.SEED_CORE[T.ORACLE]
+    if backbone == BACKBONES[0]:
+        m, flags = T.SEED_CORE[T.ORACLE]
+    else:
+        m, flags = T.backbone_runs(backbone)[T.ORACLE]
+        extra["backbone"] = backbone
     return T.config(m, alpha, seed, False, **best[m], **flags, **extra)
 
 
-def jobs(records) -> list:
+def jobs(records, backbone: str = BACKBONES[0]) -> list:
     """Both oracle runs of every moved (alpha, seed) and of the control, made in one folder on one machine: the
     committed runs were made on another CPU, and training is bit-identical only on the same one."""
-    return [oracle_config(al, s, by) for al, s in moved(records) + [control(records)] for by in ASSIGN_BY]
+    return [oracle_config(al, s, by, backbone) for al, s in moved(records, backbone) + [control(records, backbone)]
+            for by in ASSIGN_BY]
 
 
-def per_seed(records) -> list:
+def per_seed(records, backbone: str = BACKBONES[0]) -> list:
     """Per moved (alpha, seed) and the control: All of the oracle by mean and by mass (this folder, one machine),
     and the committed oracle run (by mean, the tables' machine)."""
-    rows = []
-    for al, s in moved(records) + [control(records)]:
-        runs = {by: T.load(oracle_config(al, s, by), RUN_DIR) for by in ASSIGN_BY}
+    rows, ctrl = [], control(records, backbone)
+    for al, s in moved(records, backbone) + [ctrl]:
+        runs = {by: T.load(oracle_config(al, s, by, backbone), paths(backbone)[2]) for by in ASSIGN_BY}
         if any(r is None for r in runs.values()):
             continue
-        rows.append({"alpha": al, "seed": s, "control": (al, s) == control(records),
+        rows.append({"alpha": al, "seed": s, "control": (al, s) == ctrl,
                      **{by: r["acc_all"] for by, r in runs.items()},
-                     "committed": T.load(oracle_config(al, s), GCD_DIR)["acc_all"]})
+                     "committed": T.load(oracle_config(al, s, backbone=backbone), committed_dir(backbone))["acc_all"]})
     return rows
 
 
-def shifts(rows) -> list:
+def shifts(rows, backbone: str = BACKBONES[0]) -> list:
     """Per alpha: the paired difference by mass - by mean over the moved seeds, and what it moves the oracle's mean
     All by over seeds 0-2 and over the seed study (seeds where no head moved contribute 0: the same run)."""
-    out = []
+    out, seeds = [], seed_study(backbone)
     for al in T.TABLE_ALPHAS:
         d = {r["seed"]: r["mass"] - r["mean"] for r in rows if r["alpha"] == al and not r["control"]}
         v = np.array(list(d.values()) or [0.0])
         out.append({"alpha": al, "seeds": sorted(d), "mean": float(v.mean()), "std": float(v.std()),
                     "on_eval_seeds": sum(d.get(s, 0.0) for s in T.EVAL_SEEDS) / len(T.EVAL_SEEDS),
-                    "on_seed_study": sum(d.values()) / len(SEEDS)})
+                    "on_seed_study": sum(d.values()) / len(seeds)})
     return out
 
 
 def lines(res) -> list:
-    out = ["# The oracle prior's mapping of true classes to heads, by mean or by mass (issue 9)", "",
+    bb = res.get("backbone", BACKBONES[0])
+    on = "" if bb == BACKBONES[0] else (f" — on the `{bb}` backbone (item 7's FedLPA there, its oracle-prior runs "
+                                        "of the 2-core study)")
+    seeds = seed_study(bb)
+    out = [f"# The oracle prior's mapping of true classes to heads, by mean or by mass (issue 9){on}", "",
            "Made by `bench/oracle_mapping.py` (why and how: its docstring). The oracle prior maps the true classes "
            "to heads as FedLPA maps its communities; by the *mean* prediction (the committed runs) a class of a few "
            "samples can take the head of a large one; by *mass* each class weighs its samples. KL and TV: "
@@ -166,9 +208,10 @@ def lines(res) -> list:
                    f"{r['tv_vs_mass']:.3f} |")
     if res.get("per_seed"):
         m, c = res["machine"], next(r for r in res["per_seed"] if r["control"])
-        out += ["", f"The oracle-prior run both ways, on every seed of the seed study where an oracle head moved "
-                f"(made on {m['cpu']}, {m['threads_per_run']} thread per run; the committed runs were made on "
-                "another CPU, and a re-made run is bit-identical only on the same one). Control: "
+        out += ["", f"The oracle-prior run both ways, on every seed of the seed study ({min(seeds)}–{max(seeds)}) "
+                f"where an oracle head moved (made on {m['cpu']}, {m['threads_per_run']} thread per run; the "
+                "committed runs were made on another CPU, and a re-made run is bit-identical only on the same one). "
+                "Control: "
                 f"α {c['alpha']:g} seed {c['seed']}, where no head moved: by mean {100 * c['mean']:.2f}, by mass "
                 f"{100 * c['mass']:.2f}; the committed run {100 * c['committed']:.2f}.", "",
                 "| α | seed | oracle by mean | oracle by mass | mass − mean | committed oracle (by mean) |",
@@ -183,7 +226,7 @@ def lines(res) -> list:
                 "training is chaotic in its floating-point rounding, so one seed's All carries a few points that no "
                 "setting chose; the paired differences above are each made on one machine."]
         out += ["", "| α | moved seeds | mass − mean (mean ± std) | the oracle's mean All moves by, seeds "
-                f"{min(T.EVAL_SEEDS)}–{max(T.EVAL_SEEDS)} | seeds {min(SEEDS)}–{max(SEEDS)} |", "|---|---|---|---|---|"]
+                f"{min(T.EVAL_SEEDS)}–{max(T.EVAL_SEEDS)} | seeds {min(seeds)}–{max(seeds)} |", "|---|---|---|---|---|"]
         for r in res["shifts"]:
             out.append(f"| {r['alpha']:g} | {', '.join(map(str, r['seeds'])) or '—'} | {100 * r['mean']:+.1f} ± "
                        f"{100 * r['std']:.1f} | {100 * r['on_eval_seeds']:+.2f} points | "
@@ -191,36 +234,42 @@ def lines(res) -> list:
     return out
 
 
-def record(records, per_seed_rows=None, machine=None) -> dict:
-    res = {"discoveries": discovery_rows(records), "moved": [list(x) for x in moved(records)], "records": records}
+def record(records, per_seed_rows=None, machine=None, backbone: str = BACKBONES[0]) -> dict:
+    res = {**({} if backbone == BACKBONES[0] else {"backbone": backbone}), "discoveries": discovery_rows(records),
+           "moved": [list(x) for x in moved(records, backbone)], "records": records}
     if per_seed_rows:
-        res.update(machine=machine, per_seed=per_seed_rows, shifts=shifts(per_seed_rows))
+        res.update(machine=machine, per_seed=per_seed_rows, shifts=shifts(per_seed_rows, backbone))
     return res
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--stage", choices=STAGES, default="all")
+    ap.add_argument("--backbone", choices=BACKBONES, default=BACKBONES[0])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "oracle_mapping_cache"))
     a = ap.parse_args(argv)
     if a.workers < 1:
         ap.error("--workers must be >= 1")
-    records = KA.cached_runs(one, a.cache, a.workers, "first discoveries")
+    bb = a.backbone
+    extra = () if bb == BACKBONES[0] else (bb,)      # the committed backbone's jobs and files keep no name
+    json_path, md_path, run_dir = paths(bb)
+    records = KA.cached_runs(one, a.cache + _suffix(bb), a.workers, "first discoveries", extra)
     if a.stage == "discoveries":
-        KA.write_study(record(records), JSON, MD, lines)
+        KA.write_study(record(records, backbone=bb), json_path, md_path, lines)
         return
     if a.stage in ("oracle", "all"):
-        T.run_all(jobs(records), RUN_DIR, a.workers, "oracle runs both ways")
-        if not os.path.exists(os.path.join(RUN_DIR, T.MACHINE_FILE)):        # where the folder's runs were made
-            write_json_atomic(os.path.join(RUN_DIR, T.MACHINE_FILE), T.machine())
-    rows = per_seed(records)
-    if len(rows) < len(moved(records)) + 1:
+        T.run_all(jobs(records, bb), run_dir, a.workers, "oracle runs both ways")
+        if not os.path.exists(os.path.join(run_dir, T.MACHINE_FILE)):        # where the folder's runs were made
+            write_json_atomic(os.path.join(run_dir, T.MACHINE_FILE), T.machine())
+    rows = per_seed(records, bb)
+    if len(rows) < len(moved(records, bb)) + 1:
         sys.exit("the oracle runs are not all made: run --stage oracle first")
     c = next(r for r in rows if r["control"])
     if c["mean"] != c["mass"]:
         raise RuntimeError(f"control alpha {c['alpha']} seed {c['seed']}: the two oracles differ where no head moved")
-    KA.write_study(record(records, rows, json.load(open(os.path.join(RUN_DIR, T.MACHINE_FILE)))), JSON, MD, lines)
+    machine = json.load(open(os.path.join(run_dir, T.MACHINE_FILE)))
+    KA.write_study(record(records, rows, machine, bb), json_path, md_path, lines)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,33 @@ def load(cfg: dict, out_dir: str):
     return json.load(open(p)) if os.path.exists(p) else None
 
 
+#: FedLPA's fields read only at or after its first discovery: runs whose configs differ in nothing else train the
+#: same warm-up, so on one machine their evaluations up to that discovery are equal (``warmup_splits``)
+AFTER_WARMUP = ("oracle_prior", "oracle_assign", "lpa_weight", "lpa_form", "lpa_ramp_rounds", "refresh_every",
+                "use_lpa")
+
+
+def warmup_splits(out_dir: str, names=None) -> list:
+    """Where one folder holds runs of more than one machine: the groups of its FedLPA runs (of ``names``, or all)
+    that train the same warm-up (configs equal but for the discovery fields and ``AFTER_WARMUP``) yet whose
+    evaluations up to the first discovery differ. Training is bit-identical only on one machine, so a paired
+    difference between two such runs is not one machine's. Each: alpha, seed, backbone, and the run names, one
+    sorted list per distinct warm-up."""
+    from lab.gcd.config import DISCOVERY_FIELDS, FedGCDConfig
+
+    groups = {}
+    for f in sorted(os.listdir(out_dir)):
+        if not f.startswith("fedlpa_") or not f.endswith(".json") or (names is not None and f[:-5] not in names):
+            continue
+        r = json.load(open(os.path.join(out_dir, f)))
+        c = FedGCDConfig.from_dict(r["config"]).to_dict()
+        key = json.dumps({k: v for k, v in c.items() if k not in (*DISCOVERY_FIELDS, *AFTER_WARMUP)}, sort_keys=True)
+        warm = tuple(h["acc_all"] for h in r["history"] if h["round"] <= c["warmup_rounds"])
+        groups.setdefault(key, {}).setdefault(warm, []).append(f[:-len(".json")])
+    return [{"alpha": json.loads(k)["alpha"], "seed": json.loads(k)["seed"], "backbone": json.loads(k)["backbone"],
+             "runs": sorted(sorted(v) for v in g.values())} for k, g in groups.items() if len(g) > 1]
+
+
 def run_all(cfgs: list, out_dir: str, workers: int, desc: str, snapshots: dict | None = None):
     """Run every config whose result file is missing, in parallel processes, with a progress bar.
     ``snapshots``: run name -> path where that run also saves its final weights."""
@@ -541,7 +568,17 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     if any(load(c, out_dir) for c in backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS)):
         out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
             best, quick, made, al, more, out_dir, None, only_with=BACKBONE_MORE_SEEDS))]}
+    out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir)
     return out
+
+
+def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str) -> list:
+    """:func:`warmup_splits` among the runs item 7's study reads from ``out_dir``, each run named by its label."""
+    label = {run_name(config(m, al, s, quick, **best[m], **extra, backbone=b)): name for b in backbones
+             for name, (m, extra) in backbone_runs(b).items() if m in best
+             for al in TABLE_ALPHAS for s in EVAL_SEEDS + BACKBONE_MORE_SEEDS}
+    return [{**g, "runs": sorted(sorted(label[n] for n in w) for w in g["runs"])}
+            for g in warmup_splits(out_dir, set(label))]
 
 
 def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()) -> dict | None:
@@ -628,6 +665,15 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
               *_backbone_all_rows(study["alphas"], labels),
               "", "Paired per seed (points): FedLPA − each other run on the same backbone, and each run on a new "
                   "backbone − the same run on the committed one:", "", *_backbone_paired_rows(study["alphas"])]
+    if splits := study.get("warmup_splits"):
+        lines += ["", "Not every run is that machine's, as far as the runs can tell: FedLPA runs that train the same "
+                      "warm-up (their configs differ only in fields read at or after the first discovery) evaluate "
+                      "differently before it here, so they were made on CPUs that round differently "
+                      "(`run_gcd_tables.warmup_splits`; a run is bit-identical only on one machine, and how far two "
+                      "machines move one run: `oracle_mapping.md`). A paired difference between them carries that:",
+                  ""]
+        lines += [f"- α {g['alpha']:g}, seed {g['seed']}, `{g['backbone']}`: "
+                  + " against ".join(" and ".join(f"“{label}”" for label in w) for w in g["runs"]) for g in splits]
     if more := study.get("more_seeds"):
         lines += ["", f"Over more evaluation seeds ({', '.join(map(str, more['seeds']))}: the table's and the seed "
                       "study's next ones, `--seeds`; no choice was made on them), the same runs on the same machine, "

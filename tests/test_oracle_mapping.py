@@ -13,33 +13,42 @@ def mod():
     return _script("bench/oracle_mapping.py")
 
 
+@pytest.fixture(scope="module", params=["pretrained", "pretrained-wide"])
+def backbone(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def res(mod):
-    return json.loads(Path(mod.JSON).read_text())
+def res(mod, backbone):
+    return json.loads(Path(mod.paths(backbone)[0]).read_text())
 
 
-def test_the_committed_report_is_what_its_records_and_runs_give(mod, res):
-    again = mod.record(res["records"], mod.per_seed(res["records"]), res["machine"])
-    assert json.loads(json.dumps(again)) == res
-    assert Path(mod.MD).read_text() == "\n".join(mod.lines(res)) + "\n"
+def test_the_committed_report_is_what_its_records_and_runs_give(mod, res, backbone):
+    again = mod.record(res["records"], mod.per_seed(res["records"], backbone), res["machine"], backbone)
+    assert json.loads(json.dumps(again)) == res and res.get("backbone", "pretrained") == backbone
+    json_path, md_path, run_dir = mod.paths(backbone)
+    assert Path(md_path).read_text() == "\n".join(mod.lines(res)) + "\n"
     assert sorted((r["alpha"], r["seed"]) for r in res["records"]) == sorted(
         (a, s) for a in mod.T.TABLE_ALPHAS for s in mod.KA.TUNING + mod.KA.EVALUATION)
-    assert res["machine"] == json.loads((Path(mod.RUN_DIR) / mod.T.MACHINE_FILE).read_text())
+    assert res["machine"] == json.loads((Path(run_dir) / mod.T.MACHINE_FILE).read_text())
 
 
-def test_the_oracle_runs_are_those_the_records_call_for_both_ways(mod, res):
+def test_the_oracle_runs_are_those_the_records_call_for_both_ways(mod, res, backbone):
     """Both runs exist for every (alpha, seed) of the seed study where an oracle head moved, and for the control,
     whose two runs are one (no head moved there: a field that changed training elsewhere would fail this). Where
     heads moved the two differ on some seed (the field reached the client)."""
     made = [tuple(x) for x in res["moved"]]
     assert made and all(any(c["oracle_changed"] > 0 for c in r["clients"]) == ((r["alpha"], r["seed"]) in made)
-                        for r in res["records"] if r["seed"] in mod.SEEDS)
+                        for r in res["records"] if r["seed"] in mod.seed_study(backbone))
     assert sorted((r["alpha"], r["seed"]) for r in res["per_seed"] if not r["control"]) == made
     for r in res["per_seed"]:
         for by in ("mean", "mass"):
-            run = mod.T.load(mod.oracle_config(r["alpha"], r["seed"], by), mod.RUN_DIR)
+            run = mod.T.load(mod.oracle_config(r["alpha"], r["seed"], by, backbone), mod.paths(backbone)[2])
             assert run["config"]["oracle_prior"] is True and run["acc_all"] == r[by]
             assert run["config"].get("oracle_assign", "mean") == by
+            assert run["config"].get("backbone", "pretrained") == backbone
+        committed = mod.T.load(mod.oracle_config(r["alpha"], r["seed"], backbone=backbone), mod.committed_dir(backbone))
+        assert committed["config"]["oracle_prior"] is True and committed["acc_all"] == r["committed"]
     c = next(r for r in res["per_seed"] if r["control"])
     assert (c["alpha"], c["seed"]) not in made and c["mean"] == c["mass"]
     assert any(r["mass"] != r["mean"] for r in res["per_seed"] if not r["control"])
