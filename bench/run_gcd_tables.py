@@ -952,7 +952,9 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             "prior's run in FedLPA's place: where that misses too, a better estimate of π or K̂ alone is not "
             "expected to meet the line on these features (the oracle is what every estimate aims at). "
             "Nothing in training, K̂ or a choice reads evaluation labels or the true K: tests "
-            "(`tests/test_gcd_protocol.py`, `tests/test_fedlpa.py`), not these runs, check that line.", "",
+            "(`tests/test_gcd_protocol.py`, `tests/test_fedlpa.py`), not these runs, check that line. The runs were "
+            "made over several sessions and a run is bit-identical only on its own machine: the same runs made "
+            "again on one machine, and the Done-when read off them, are in `replicate_tables.md`.", "",
             f"| α | target | bar | {ev} | {seeds} | the oracle prior in FedLPA's place ({ev}) |",
             "|---|---|---|---|---|---|",
             *[f"| {r['α']:g} | {r['target']} | {r['bar']} | {r['evaluation seeds']} | {r['seed study']} | "

@@ -1,0 +1,118 @@
+"""Issue 9: the Done-when re-made on one machine. 2-core CPU, about 25 minutes.
+
+The Done-when lines are read off the tables' runs (``bench/results/gcd/``, evaluation seeds 0-2): FedLPA, the two
+federated baselines and the oracle prior, each at its tuned setting. Those runs were made over several sessions, and a
+run is bit-identical only on the machine and thread count it was made on (``oracle_mapping.md``: the same config on
+another CPU ends a point or more away; ``run_gcd_tables.warmup_splits`` finds no FedLPA pair there that trained one
+warm-up on two machines, but a baseline cannot be checked that way, and none of the tables' baseline runs this
+script re-made equals its committed run). So each Done-when number may pair runs of different machines, and every
+number carries the rounding of the machine it was made on.
+
+This script makes the same 24 runs again (same configs, same seeds, nothing chosen) on one machine, into
+``bench/results/gcd_replicate/`` with that machine recorded, and reads the Done-when off them beside the committed
+reading: how far each run moves, and whether a verdict depends on the machine. The tables stay as committed (the
+protocol reports one set of runs); this is a replicate that says how much of each line is rounding.
+
+    python bench/replicate_tables.py --workers 2
+
+Writes ``bench/results/replicate_tables.json`` and ``bench/results/replicate_tables.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run_gcd_tables as T  # noqa: E402
+
+from lab.results import done_when_bar, done_when_value  # noqa: E402
+from lab.utils import write_json_atomic, write_text_atomic  # noqa: E402
+
+JSON, MD = (os.path.join(T.RES, "replicate_tables" + ext) for ext in (".json", ".md"))
+RUN_DIR = os.path.join(T.RES, "gcd_replicate")
+GCD_DIR = os.path.join(T.RES, "gcd")
+LABELS = tuple(T.SEED_CORE)          # FedLPA, the federated baselines, the oracle prior: what the Done-when reads
+
+
+def configs() -> dict:
+    """(label, alpha, seed) -> the tables' config of that run (seed-major: a run cut short has every method)."""
+    best = T.tuned_best()
+    return {(label, al, s): T.config(m, al, s, False, **best[m], **flags) for s in T.EVAL_SEEDS
+            for al in T.TABLE_ALPHAS for label, (m, flags) in T.SEED_CORE.items()}
+
+
+def _reading(runs: dict) -> list:
+    """``run_gcd_tables.done_when`` on one set of runs ((label, alpha, seed) -> run record), wall ratios included."""
+    acc = {al: {label: float(np.mean([runs[label, al, s]["acc_all"] for s in T.EVAL_SEEDS])) for label in LABELS}
+           for al in T.TABLE_ALPHAS}
+    lpa = T.DISPLAY_NAMES["fedlpa"]
+    k_hat = {al: T._k_hat_within_1([runs[lpa, al, s] for s in T.EVAL_SEEDS])["share"] for al in T.TABLE_ALPHAS}
+    sec = {al: {label: np.mean([runs[label, al, s]["seconds"] for s in T.EVAL_SEEDS])
+                for label in (lpa, T.DISPLAY_NAMES["simgcd"])} for al in T.TABLE_ALPHAS}
+    walls = {f"{al:g}": float(v[lpa] / v[T.DISPLAY_NAMES["simgcd"]]) for al, v in sec.items()}
+    return T.done_when(acc, k_hat, walls)
+
+
+def record(machine: dict) -> dict:
+    """Per run the committed All and the replicate's; the Done-when read off each set."""
+    cfgs = configs()
+    sides = {side: {k: T.load(c, d) for k, c in cfgs.items()} for side, d in (("committed", GCD_DIR),
+                                                                             ("replicate", RUN_DIR))}
+    runs = [{"label": label, "alpha": al, "seed": s, "name": T.run_name(cfgs[label, al, s]),
+             **{side: sides[side][label, al, s]["acc_all"] for side in sides}} for label, al, s in cfgs]
+    return {"machine": machine, "runs": runs, "done_when": {side: _reading(r) for side, r in sides.items()}}
+
+
+def lines(res: dict) -> list:
+    m = res["machine"]
+    d = np.array([100 * (r["replicate"] - r["committed"]) for r in res["runs"]])
+    out = ["# Issue 9's Done-when re-made on one machine", "",
+           f"Made by `bench/replicate_tables.py` (why: its docstring). The tables' {len(d)} runs the Done-when reads "
+           f"(evaluation seeds {', '.join(map(str, T.EVAL_SEEDS))}; same configs, nothing chosen) made again on "
+           f"{m['cpu']} ({m['cores']} cores, torch {m['torch']}, {m['threads_per_run']} thread per run) into "
+           "`gcd_replicate/`; the committed runs are `gcd/`'s. All (mean of a run's last 3 evaluations), per seed:",
+           "", "| α | run | committed | re-made | re-made − committed (points) |", "|---|---|---|---|---|"]
+    for al in T.TABLE_ALPHAS:
+        for label in LABELS:
+            rs = [r for r in res["runs"] if r["alpha"] == al and r["label"] == label]
+            out.append(f"| {al:g} | {label} | " + " | ".join(
+                ", ".join(f"{100 * r[k]:.1f}" for r in rs) for k in ("committed", "replicate")) + " | "
+                + ", ".join(f"{100 * (r['replicate'] - r['committed']):+.1f}" for r in rs) + " |")
+    out += ["", f"Re-made − committed over the {len(d)} runs: mean {d.mean():+.2f} points, mean |Δ| "
+            f"{np.abs(d).mean():.2f}, at most {np.abs(d).max():.1f}; {int((d == 0).sum())} runs identical.", "",
+            "The Done-when read off each set (wall ratios: each set's own runs' seconds):", "",
+            "| α | target | bar | committed runs | re-made runs |", "|---|---|---|---|---|"]
+    again = {(x["alpha"], x["target"]): x for x in res["done_when"]["replicate"]}
+    for x in res["done_when"]["committed"]:
+        y = again[x["alpha"], x["target"]]
+        out.append(f"| {x['alpha']:g} | {x['target']} | {done_when_bar(x['bar'], x['unit'])} | "
+                   f"{done_when_value(x['value'], x['unit'], x['met'])} | "
+                   f"{done_when_value(y['value'], y['unit'], y['met'])} |")
+    flips = [x["target"] + f" (α {x['alpha']:g})" for x in res["done_when"]["committed"]
+             if again[x["alpha"], x["target"]]["met"] != x["met"]]
+    out += ["", "Verdicts that differ between the two sets: " + ("; ".join(flips) if flips else "none") + "."]
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workers", type=int, default=1)
+    a = ap.parse_args(argv)
+    if a.workers < 1:
+        ap.error("--workers must be >= 1")
+    T.run_all(list(configs().values()), RUN_DIR, a.workers, "tables' runs again")
+    mpath = os.path.join(RUN_DIR, T.MACHINE_FILE)
+    if not os.path.exists(mpath):        # where the folder's runs were made
+        write_json_atomic(mpath, T.machine())
+    res = record(json.load(open(mpath)))
+    write_json_atomic(JSON, res)
+    write_text_atomic(MD, "\n".join(lines(res)) + "\n")
+    print(f"wrote {JSON} and {MD}")
+
+
+if __name__ == "__main__":
+    main()
