@@ -1,4 +1,4 @@
-"""Issue 9: the Done-when re-made on one machine. 2-core CPU, about 25 minutes.
+"""Issue 9: the Done-when re-made on one machine. 2-core CPU, about 35 minutes.
 
 The Done-when lines are read off the tables' runs (``bench/results/gcd/``, evaluation seeds 0-2): FedLPA, the two
 federated baselines and the oracle prior, each at its tuned setting. Those runs were made over several sessions, and a
@@ -8,10 +8,17 @@ warm-up on two machines, but a baseline cannot be checked that way, and none of 
 script re-made equals its committed run). So each Done-when number may pair runs of different machines, and every
 number carries the rounding of the machine it was made on.
 
-This script makes the same 24 runs again (same configs, same seeds, nothing chosen) on one machine, into
-``bench/results/gcd_replicate/`` with that machine recorded, and reads the Done-when off them beside the committed
-reading: how far each run moves, and whether a verdict depends on the machine. The tables stay as committed (the
+This script makes the same runs again (same configs, same seeds, nothing chosen: FedLPA, the two federated baselines
+and the oracle prior, both alphas, the seed study's seeds 0-9, the tables' 0-2 among them; 80 runs) on one machine,
+into ``bench/results/gcd_replicate/`` with that machine recorded, and reads the Done-when off them beside the
+committed reading, on the evaluation seeds (the issue's bar) and on the seed study's: how far each run moves, and
+whether a verdict depends on the machine. The tables stay as committed (the
 protocol reports one set of runs); this is a replicate that says how much of each line is rounding.
+
+What it found (``replicate_tables.md``): FedAvg+SimGCD barely moves (hundredths of a point); FedAvg+GCD moves most
+(its k-means turns rounding into other clusterings), then the oracle prior and FedLPA (InfoMap and the mapping are
+discrete steps too). No verdict on the evaluation seeds changes; on the seed study's seeds the "0.9 x the oracle
+prior" line lies within the machines' rounding (met on one set, missed on the other).
 
     python bench/replicate_tables.py --workers 2
 
@@ -38,62 +45,81 @@ GCD_DIR = os.path.join(T.RES, "gcd")
 LABELS = tuple(T.SEED_CORE)          # FedLPA, the federated baselines, the oracle prior: what the Done-when reads
 
 
-def configs() -> dict:
-    """(label, alpha, seed) -> the tables' config of that run (seed-major: a run cut short has every method)."""
+def configs(seeds=T.SEED_STUDY) -> dict:
+    """(label, alpha, seed) -> the tables' config of that run, on the seed study's seeds (the evaluation seeds
+    first; seed-major: a run cut short has every method)."""
     best = T.tuned_best()
-    return {(label, al, s): T.config(m, al, s, False, **best[m], **flags) for s in T.EVAL_SEEDS
+    return {(label, al, s): T.config(m, al, s, False, **best[m], **flags) for s in seeds
             for al in T.TABLE_ALPHAS for label, (m, flags) in T.SEED_CORE.items()}
 
 
-def _reading(runs: dict) -> list:
-    """``run_gcd_tables.done_when`` on one set of runs ((label, alpha, seed) -> run record), wall ratios included."""
-    acc = {al: {label: float(np.mean([runs[label, al, s]["acc_all"] for s in T.EVAL_SEEDS])) for label in LABELS}
+def _reading(runs: dict, seeds, walls: bool = True) -> list:
+    """``run_gcd_tables.done_when`` on one set of runs ((label, alpha, seed) -> run record) over ``seeds``, as the
+    summary reads it: with the wall ratios on the evaluation seeds (``walls``), without them on the seed study."""
+    acc = {al: {label: float(np.mean([runs[label, al, s]["acc_all"] for s in seeds])) for label in LABELS}
            for al in T.TABLE_ALPHAS}
-    lpa = T.DISPLAY_NAMES["fedlpa"]
-    k_hat = {al: T._k_hat_within_1([runs[lpa, al, s] for s in T.EVAL_SEEDS])["share"] for al in T.TABLE_ALPHAS}
-    sec = {al: {label: np.mean([runs[label, al, s]["seconds"] for s in T.EVAL_SEEDS])
-                for label in (lpa, T.DISPLAY_NAMES["simgcd"])} for al in T.TABLE_ALPHAS}
-    walls = {f"{al:g}": float(v[lpa] / v[T.DISPLAY_NAMES["simgcd"]]) for al, v in sec.items()}
-    return T.done_when(acc, k_hat, walls)
+    lpa, sim = T.DISPLAY_NAMES["fedlpa"], T.DISPLAY_NAMES["simgcd"]
+    k_hat = {al: T._k_hat_within_1([runs[lpa, al, s] for s in seeds])["share"] for al in T.TABLE_ALPHAS}
+    sec = {al: {label: np.mean([runs[label, al, s]["seconds"] for s in seeds]) for label in (lpa, sim)}
+           for al in T.TABLE_ALPHAS}
+    return T.done_when(acc, k_hat, {f"{al:g}": float(v[lpa] / v[sim]) for al, v in sec.items()} if walls else None)
+
+
+SETS = {"eval_seeds": (T.EVAL_SEEDS, True), "seed_study": (T.SEED_STUDY, False)}
 
 
 def record(machine: dict) -> dict:
-    """Per run the committed All and the replicate's; the Done-when read off each set."""
+    """Per run the committed All and the replicate's; the Done-when read off each set, on the evaluation seeds (the
+    issue's bar) and on the seed study's."""
     cfgs = configs()
     sides = {side: {k: T.load(c, d) for k, c in cfgs.items()} for side, d in (("committed", GCD_DIR),
                                                                              ("replicate", RUN_DIR))}
     runs = [{"label": label, "alpha": al, "seed": s, "name": T.run_name(cfgs[label, al, s]),
              **{side: sides[side][label, al, s]["acc_all"] for side in sides}} for label, al, s in cfgs]
-    return {"machine": machine, "runs": runs, "done_when": {side: _reading(r) for side, r in sides.items()}}
+    return {"machine": machine, "runs": runs,
+            "done_when": {side: {name: _reading(r, *how) for name, how in SETS.items()} for side, r in sides.items()}}
+
+
+def _seeds(seeds) -> str:
+    return f"seeds {min(seeds)}–{max(seeds)}"
 
 
 def lines(res: dict) -> list:
     m = res["machine"]
     d = np.array([100 * (r["replicate"] - r["committed"]) for r in res["runs"]])
     out = ["# Issue 9's Done-when re-made on one machine", "",
-           f"Made by `bench/replicate_tables.py` (why: its docstring). The tables' {len(d)} runs the Done-when reads "
-           f"(evaluation seeds {', '.join(map(str, T.EVAL_SEEDS))}; same configs, nothing chosen) made again on "
-           f"{m['cpu']} ({m['cores']} cores, torch {m['torch']}, {m['threads_per_run']} thread per run) into "
-           "`gcd_replicate/`; the committed runs are `gcd/`'s. All (mean of a run's last 3 evaluations), per seed:",
-           "", "| α | run | committed | re-made | re-made − committed (points) |", "|---|---|---|---|---|"]
+           f"Made by `bench/replicate_tables.py` (why: its docstring). The {len(d)} runs the Done-when reads (the "
+           f"tables' on {_seeds(T.EVAL_SEEDS)}, the seed study's on {_seeds(T.SEED_STUDY)}; same configs, nothing "
+           f"chosen) made again on {m['cpu']} ({m['cores']} cores, torch {m['torch']}, {m['threads_per_run']} thread "
+           "per run) into `gcd_replicate/`; the committed runs are `gcd/`'s. All (mean of a run's last 3 "
+           "evaluations), mean ± std over seeds, and per seed:", "",
+           "| α | run | committed | re-made | re-made − committed per seed (points) | mean abs. Δ |",
+           "|---|---|---|---|---|---|"]
     for al in T.TABLE_ALPHAS:
         for label in LABELS:
             rs = [r for r in res["runs"] if r["alpha"] == al and r["label"] == label]
+            dd = [100 * (r["replicate"] - r["committed"]) for r in rs]
             out.append(f"| {al:g} | {label} | " + " | ".join(
-                ", ".join(f"{100 * r[k]:.1f}" for r in rs) for k in ("committed", "replicate")) + " | "
-                + ", ".join(f"{100 * (r['replicate'] - r['committed']):+.1f}" for r in rs) + " |")
+                f"{100 * np.mean([r[k] for r in rs]):.1f} ± {100 * np.std([r[k] for r in rs]):.1f}"
+                for k in ("committed", "replicate")) + " | " + ", ".join(f"{x:+.1f}" for x in dd)
+                + f" | {np.mean(np.abs(dd)):.2f} |")
     out += ["", f"Re-made − committed over the {len(d)} runs: mean {d.mean():+.2f} points, mean |Δ| "
-            f"{np.abs(d).mean():.2f}, at most {np.abs(d).max():.1f}; {int((d == 0).sum())} runs identical.", "",
-            "The Done-when read off each set (wall ratios: each set's own runs' seconds):", "",
-            "| α | target | bar | committed runs | re-made runs |", "|---|---|---|---|---|"]
-    again = {(x["alpha"], x["target"]): x for x in res["done_when"]["replicate"]}
-    for x in res["done_when"]["committed"]:
-        y = again[x["alpha"], x["target"]]
+            f"{np.abs(d).mean():.2f}, at most {np.abs(d).max():.1f}; {int((d == 0).sum())} of them identical.", "",
+            "The Done-when read off each set (the bar is read on the evaluation seeds; wall ratios: each set's own "
+            "runs' seconds, on the evaluation seeds, as the summary reads them):", "",
+            f"| α | target | bar | committed, {_seeds(T.EVAL_SEEDS)} | re-made, {_seeds(T.EVAL_SEEDS)} | "
+            f"committed, {_seeds(T.SEED_STUDY)} | re-made, {_seeds(T.SEED_STUDY)} |", "|---|---|---|---|---|---|---|"]
+    dw = {(side, name): {(x["alpha"], x["target"]): x for x in res["done_when"][side][name]}
+          for side in res["done_when"] for name in SETS}
+    flips = []
+    for x in res["done_when"]["committed"]["eval_seeds"]:
+        key = (x["alpha"], x["target"])
+        got = [dw[side, name].get(key) for name in SETS for side in ("committed", "replicate")]
         out.append(f"| {x['alpha']:g} | {x['target']} | {done_when_bar(x['bar'], x['unit'])} | "
-                   f"{done_when_value(x['value'], x['unit'], x['met'])} | "
-                   f"{done_when_value(y['value'], y['unit'], y['met'])} |")
-    flips = [x["target"] + f" (α {x['alpha']:g})" for x in res["done_when"]["committed"]
-             if again[x["alpha"], x["target"]]["met"] != x["met"]]
+                   + " | ".join(done_when_value(g["value"], g["unit"], g["met"]) if g else "—" for g in got) + " |")
+        flips += [f"{x['target']} (α {x['alpha']:g}, {_seeds(SETS[name][0])})" for name in SETS
+                  if dw["committed", name].get(key) and dw["replicate", name][key]["met"]
+                  != dw["committed", name][key]["met"]]
     out += ["", "Verdicts that differ between the two sets: " + ("; ".join(flips) if flips else "none") + "."]
     return out
 

@@ -25,7 +25,7 @@ def test_the_committed_report_is_what_the_run_files_give(mod, res):
 
 
 def test_each_re_made_run_is_a_tables_run_with_its_config(mod):
-    """Every run the Done-when reads (FedLPA, both federated baselines and the oracle prior; both alphas; seeds 0-2)
+    """Every run the Done-when reads (FedLPA, both federated baselines and the oracle prior; both alphas; seeds 0-9)
     is in both folders, made from one config (a committed run made before a field was added reads it at the value
     it ran with)."""
     from lab.gcd.config import FedGCDConfig
@@ -33,20 +33,22 @@ def test_each_re_made_run_is_a_tables_run_with_its_config(mod):
     cfgs = mod.configs()
     assert {(label, al, s) for label, al, s in cfgs} == {
         (label, al, s) for label in ("FedLPA", "FedAvg+SimGCD", "FedAvg+GCD", "FedLPA, oracle prior")
-        for al in (0.1, 1.0) for s in (0, 1, 2)}
+        for al in (0.1, 1.0) for s in range(10)}
     for c in cfgs.values():
         a, b = mod.T.load(c, mod.GCD_DIR), mod.T.load(c, mod.RUN_DIR)
         same = [FedGCDConfig.from_dict(x).to_dict() for x in (a["config"], b["config"])]   # late fields filled
         assert same[0] == same[1] == c
     for al in (0.1, 1.0):
-        for s in (0, 1, 2):
+        for s in range(10):
             assert len({json.dumps(cfgs[label, al, s], sort_keys=True) for label in mod.LABELS}) == 4
             assert [cfgs[label, al, s]["oracle_prior"] for label in mod.LABELS] == [False, False, False, True]
 
 
 def test_the_committed_reading_is_the_summarys_done_when(mod, res):
     """The same function reads both sets: on the committed runs it gives gcd_summary.json's Done-when on the
-    evaluation seeds, value for value (the wall ratios included)."""
-    summary = json.loads((Path(mod.T.RES) / "gcd_summary.json").read_text())["done_when"]["eval_seeds"]
+    evaluation seeds (the wall ratios included) and on the seed study's, value for value."""
+    summary = json.loads((Path(mod.T.RES) / "gcd_summary.json").read_text())["done_when"]
     committed = {k: mod.T.load(c, mod.GCD_DIR) for k, c in mod.configs().items()}
-    assert res["done_when"]["committed"] == json.loads(json.dumps(mod._reading(committed))) == summary
+    for name, how in mod.SETS.items():
+        assert res["done_when"]["committed"][name] == json.loads(json.dumps(mod._reading(committed, *how))) \
+            == summary[name]
