@@ -61,8 +61,6 @@ from lab.gcd.prior import ASSIGN_BY  # noqa: E402
 from lab.utils import write_json_atomic  # noqa: E402
 
 BACKBONES = ("pretrained", "pretrained-wide")
-JSON, MD = (os.path.join(T.RES, "oracle_mapping" + ext) for ext in (".json", ".md"))
-RUN_DIR = os.path.join(T.RES, "gcd_oracle_mapping")
 GCD_DIR = os.path.join(T.RES, "gcd")
 SEEDS = T.SEED_STUDY
 STAGES = ("discoveries", "oracle", "summary", "all")
@@ -75,7 +73,7 @@ def _suffix(backbone: str) -> str:
 def paths(backbone: str = BACKBONES[0]) -> tuple:
     """(json, md, folder of the oracle runs both ways) of the study on ``backbone`` (the committed one's unsuffixed)."""
     return (*(os.path.join(T.RES, "oracle_mapping" + _suffix(backbone) + ext) for ext in (".json", ".md")),
-            RUN_DIR + _suffix(backbone))
+            os.path.join(T.RES, "gcd_oracle_mapping" + _suffix(backbone)))
 
 
 def seed_study(backbone: str = BACKBONES[0]) -> tuple:

@@ -43,6 +43,8 @@ JSON, MD = (os.path.join(T.RES, "replicate_tables" + ext) for ext in (".json", "
 RUN_DIR = os.path.join(T.RES, "gcd_replicate")
 GCD_DIR = os.path.join(T.RES, "gcd")
 LABELS = tuple(T.SEED_CORE)          # FedLPA, the federated baselines, the oracle prior: what the Done-when reads
+#: the seeds each reading is over, and whether it reads the wall ratios (the summary's two readings)
+SETS = {"eval_seeds": (T.EVAL_SEEDS, True), "seed_study": (T.SEED_STUDY, False)}
 
 
 def configs(seeds=T.SEED_STUDY) -> dict:
@@ -63,9 +65,6 @@ def _reading(runs: dict, seeds, walls: bool = True) -> list:
     sec = {al: {label: np.mean([runs[label, al, s]["seconds"] for s in seeds]) for label in (lpa, sim)}
            for al in T.TABLE_ALPHAS}
     return T.done_when(acc, k_hat, {f"{al:g}": float(v[lpa] / v[sim]) for al, v in sec.items()} if walls else None)
-
-
-SETS = {"eval_seeds": (T.EVAL_SEEDS, True), "seed_study": (T.SEED_STUDY, False)}
 
 
 def record(machine: dict) -> dict:

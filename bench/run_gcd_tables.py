@@ -187,7 +187,7 @@ def warmup_splits(out_dir: str, names=None) -> list:
         key = json.dumps({k: v for k, v in c.items() if k not in (*DISCOVERY_FIELDS, *AFTER_WARMUP)}, sort_keys=True)
         warm = tuple(h["acc_all"] for h in r["history"] if h["round"] <= c["warmup_rounds"])
         groups.setdefault(key, {}).setdefault(warm, []).append(f[:-len(".json")])
-    return [{"alpha": json.loads(k)["alpha"], "seed": json.loads(k)["seed"], "backbone": json.loads(k)["backbone"],
+    return [{**{f: json.loads(k)[f] for f in ("alpha", "seed", "backbone")},
              "runs": sorted(sorted(v) for v in g.values())} for k, g in groups.items() if len(g) > 1]
 
 
