@@ -170,7 +170,7 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
         cfg = mod.config(m, 0.1, seed, False, **best[m], **extra, backbone=backbone)
         (tmp_path / folder).mkdir(exist_ok=True)
         (tmp_path / folder / f"{mod.run_name(cfg)}.json").write_text(
-            json.dumps({"acc_all": all_, "k_est": [3, 5], "k_true": [3, 3]}))
+            json.dumps({"acc_all": all_, "k_est": [3, 5], "k_true": [3, 3], "config": cfg, "history": []}))
 
     for seed in (0, 1):
         for label, a in acc.items():
@@ -182,7 +182,7 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
     plant(mod.BACKBONE_CPU_DIR, "FedLPA", "pretrained", 2, 0.90)             # no GPU run of seed 2: unpaired
 
     study = mod.backbone_study(best, False)
-    assert study["runs_expected"] == 48 and study["runs_missing"] == 48 - 16
+    assert study["runs_expected"] == 48 and study["runs_missing"] == 48 - 16 and study["warmup_splits"] == []
     (e,) = study["alphas"]
     gcd = next(p for p in e["oracle_vs"]["pretrained-wide"] if p["vs"] == "FedAvg+GCD")
     assert gcd["diff"]["values"] == pytest.approx([0.75 - 0.66, 0.75 - 0.66])
@@ -261,18 +261,23 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
                if label not in ("FedLPA", mod.ORACLE))
     assert mod.backbone_runs("pretrained") == mod.BACKBONE_RUNS
 
-    def plant(label, seed, all_, k_est):
+    def plant(label, seed, all_, k_est, warm=0.5):
         m, extra = runs[label]
         cfg = mod.config(m, 0.1, seed, False, **best[m], **extra, backbone="pretrained-wide")
         (tmp_path / mod.BACKBONE_2CORE_DIR).mkdir(exist_ok=True)
-        (tmp_path / mod.BACKBONE_2CORE_DIR / f"{mod.run_name(cfg)}.json").write_text(
-            json.dumps({"acc_all": all_, "k_est": k_est, "k_true": [3, 3]}))
+        (tmp_path / mod.BACKBONE_2CORE_DIR / f"{mod.run_name(cfg)}.json").write_text(json.dumps(
+            {"acc_all": all_, "k_est": k_est, "k_true": [3, 3], "config": cfg,
+             "history": [{"round": 1, "acc_all": warm}, {"round": 6, "acc_all": all_}]}))
 
     for seed in (0, 1):
         plant("FedLPA", seed, 0.60 + 0.01 * seed, [3, 4])
-        plant(mod.LIB_DISCOVERY, seed, 0.55, [6, 6])
+        plant(mod.LIB_DISCOVERY, seed, 0.55, [6, 6], warm=0.5 - 0.01 * seed)   # seed 1: another machine's warm-up
         plant("FedAvg+GCD", seed, 0.58, [0])
     study = mod.backbone_study(best, False, "backbones_2core")
+    assert study["warmup_splits"] == [{"alpha": 0.1, "seed": 1, "backbone": "pretrained-wide",
+                                       "runs": [["FedLPA"], [mod.LIB_DISCOVERY]]}]
+    assert (f"- α 0.1, seed 1, `pretrained-wide`: “FedLPA” against “{mod.LIB_DISCOVERY}”"
+            in mod.backbone_lines(study, "backbones_2core"))
     (e,) = study["alphas"]
     lib = next(p for p in e["fedlpa_vs"]["pretrained-wide"] if p["vs"] == mod.LIB_DISCOVERY)
     assert lib["diff"]["values"] == pytest.approx([0.05, 0.06])
