@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import torch
 
 torch.set_num_threads(1)
@@ -16,3 +17,9 @@ def linked_data_dir(tmp_path, leave_out=()) -> Path:
         if f.name not in leave_out:
             (d / f.name).symlink_to(f)
     return d
+
+
+@pytest.fixture(scope="module", params=["pretrained", "pretrained-wide"])
+def backbone(request):
+    """Each backbone a study that runs on both (``--backbone``) has a committed report for."""
+    return request.param

@@ -13,11 +13,6 @@ def mod():
     return _script("bench/oracle_mapping.py")
 
 
-@pytest.fixture(scope="module", params=["pretrained", "pretrained-wide"])
-def backbone(request):
-    return request.param
-
-
 @pytest.fixture(scope="module")
 def res(mod, backbone):
     return json.loads(Path(mod.paths(backbone)[0]).read_text())
