@@ -47,7 +47,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_gcd_tables as T  # noqa: E402
 
-from lab.gcd.discovery import MERGE_ON, DiscoveryParams  # noqa: E402
+from lab.gcd.discovery import MERGE_ON, DiscoveryParams, finish  # noqa: E402
 from lab.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 TUNING = tuple(range(100, 110))          # 100/101 are the protocol's tuning seeds; 102-109 add clients to the pick
@@ -128,27 +128,38 @@ def anatomy(d, y_true, old: set, k_true_classes: list) -> dict:
             "missed": int(sum(c not in new_maj for c in present_new))}
 
 
+def _finish_from(graph_feats, probs, labelled, y_visible, old_classes, n_heads, graph, kind, modules, params):
+    return finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_heads, params, graph=graph,
+                  kind=kind)
+
+
+def client_view(cid: int, y, k_est: int, args: tuple, kw: dict, n_classes: int) -> SimpleNamespace:
+    """One client of :func:`kept_clients` from the arguments FedLPA passed to ``discover`` (``args``, ``kw``) and
+    the client's true labels ``y``."""
+    from functools import partial
+
+    from lab.gcd.discovery import build_discovery_graph, raw_modules
+
+    feats, probs, labelled, y_visible, old_classes, n_heads = args
+    params, s = kw["params"], kw["seed"]
+    graph, f, kind = build_discovery_graph(feats, probs, labelled, y_visible, old_classes,
+                                           prefix_features=kw["prefix_features"], params=params, seed=s)
+    redo_from = partial(_finish_from, f, probs, labelled, y_visible, old_classes, n_heads, graph, kind)
+    return SimpleNamespace(cid=cid, y=y, k_est=k_est, probs=probs, params=params, n_heads=n_heads,
+                           old_classes=old_classes, redo=partial(redo_from, raw_modules(graph, params, s)),
+                           redo_from=redo_from, modules=partial(raw_modules, graph, seed=s),
+                           present=[c for c in range(n_classes) if (y == c).sum() >= 0.02 * len(y)])
+
+
 def kept_clients(alpha: float, seed: int, backbone: str = "pretrained") -> tuple:
     """(the experiment, its old classes, one namespace per client in order) at FedLPA's first discovery: the
     client's true labels ``y`` (read after the fact), the classes it holds (``present``, >= 2 %), the K_hat its run
     got, the model's ``probs``, the discovery ``params`` it ran with and ``redo(params)``, which finishes that
-    discovery again from the same graph and InfoMap modules under other parameters."""
-    from functools import partial
-
-    from lab.gcd.discovery import build_discovery_graph, finish, raw_modules
-
+    discovery again from the same graph and InfoMap modules under other parameters; ``modules(params)`` runs InfoMap
+    again on the same graph (another markov time) and ``redo_from(modules, params)`` finishes from those."""
     exp, kept = first_discovery(alpha, seed, backbone)
-    out = []
-    for cid, (feats, probs, labelled, y_visible, old_classes, n_heads), kw, k_est in kept:
-        y = exp.data.y_train[exp.train_part.client_indices[cid]]
-        params, s = kw["params"], kw["seed"]
-        graph, f, kind = build_discovery_graph(feats, probs, labelled, y_visible, old_classes,
-                                               prefix_features=kw["prefix_features"], params=params, seed=s)
-        redo = partial(finish, raw_modules(graph, params, s), f, probs, labelled, y_visible, old_classes, n_heads,
-                       graph=graph, kind=kind)
-        out.append(SimpleNamespace(cid=cid, y=y, k_est=k_est, probs=probs, params=params, n_heads=n_heads,
-                                   old_classes=old_classes, redo=redo,
-                                   present=[c for c in range(exp.data.n_classes) if (y == c).sum() >= 0.02 * len(y)]))
+    out = [client_view(cid, exp.data.y_train[exp.train_part.client_indices[cid]], k_est, args, kw, exp.data.n_classes)
+           for cid, args, kw, k_est in kept]
     return exp, {int(c) for c in exp.split.old_classes}, out
 
 
@@ -263,13 +274,16 @@ def lines(res: dict) -> list:
     return out
 
 
-def study_args(doc: str, cache: str, argv=None, backbones=()):
+def study_args(doc: str, cache: str, argv=None, backbones=(), flags=None):
     """The command line of the studies that finish FedLPA's discoveries again (this one, ``new_split.py``,
-    ``warmup_length.py``): ``--workers`` and ``--cache`` (one JSON per alpha and seed, so a study resumes), and
-    ``--backbone`` among ``backbones`` where a study runs on more than one."""
+    ``warmup_length.py``, ``markov_merge.py``): ``--workers`` and ``--cache`` (one JSON per alpha and seed, so a
+    study resumes), ``--backbone`` among ``backbones`` where a study runs on more than one, and a study's own
+    switches (``flags``: name -> help)."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), cache))
+    for flag, text in (flags or {}).items():
+        ap.add_argument(flag, action="store_true", help=text)
     if backbones:
         ap.add_argument("--backbone", choices=backbones, default=backbones[0])
     a = ap.parse_args(argv)

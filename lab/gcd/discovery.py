@@ -153,7 +153,9 @@ class DiscoveryParams:
       chosen on FedLPA's own warm-up discoveries of tuning seeds 100-109 by ``bench/kest_anatomy.py``, with the
       study's criterion (K_hat within +-1 at the worse alpha, smoothed over neighbouring thresholds), against
       off and every other threshold and vector; ``bench/discovery_levers.py`` measures it trained, beside
-      FedLPA without it.
+      FedLPA without it. The markov time and the threshold chosen together (``bench/markov_merge.py``, the tuning
+      clients of FedLPA's own first discoveries) keep these: no pair keeps K_hat within +-1 on 80 % of them at both
+      alphas, and the pair with the best prior (a coarser time) loses that line at alpha 1 when trained.
     - ``split_new_share``: None (off), or, after the merges, carve out of every community the unlabelled samples
       the model puts on one new head, when they are at least this share of it and that head is not already the
       community's own (:func:`split_by_new_heads`). Run as a probe by ``bench/new_split.py``.

@@ -1,0 +1,301 @@
+"""Issue 9: InfoMap's markov time chosen again, now that new-class communities are merged. 2-core CPU.
+
+FedLPA's markov time (1.5) was chosen by the discovery study on SimGCD models, with merging by predictions off; the
+merging rule (new-class communities whose mean predictions have cosine >= 0.8 become one) was then chosen by
+``kest_anatomy.py`` at that markov time. The two were never chosen together, and they pull against each other: a
+finer time splits more (the rule can merge the pieces back) and hides fewer new classes inside another community; a
+coarser one splits less and hides more. Before the rule, one time could not serve both alphas
+(``discovery_levers.MERGE_RUNS``: markov time 2 put K_hat within +-1 on 74 % / 90 % of the seed study's clients,
+1.5 on 74 % / 82 %).
+
+The study: the tables' FedLPA config is run to its first discovery (``kest_anatomy.first_discovery``) on tuning
+seeds 100-109 and evaluation seeds 0-9, both alphas; every client's InfoMap runs again on the same graph at each
+markov time of :data:`MARKOV`, and each is finished with every merging threshold of :data:`MERGE` (on predictions;
+off included). Per client and setting: K_hat - K, its parts (``kest_anatomy.anatomy``) and KL(oracle || pi)
+(``new_split.scores``). The pick, written down before any run (tuning seeds only): ``new_split.pick``'s rule: among
+the settings whose K_hat is within +-1 on >= 80 % of the tuning clients at both alphas, the lowest KL(oracle || pi),
+mean over both alphas; when none passes, all compete by KL; FedLPA's setting wins ties. The evaluation seeds only
+report.
+
+``--train``: a pick other than FedLPA's setting is trained as ``lpa_objective.py`` trains its variants: the tables'
+FedLPA config with only the two fields changed, on tuning seeds 100/101 and evaluation seeds 0-9, both alphas, paired
+per seed with FedLPA made on the same machine (in ``gcd_markov_merge/``; FedLPA's evaluation-seed runs are copied from
+``gcd_replicate/``, made on this machine, and ``run_gcd_tables.warmup_splits`` checks that each pair shares its
+warm-up). The rule for adopting it, written down before those runs: the mean All over the 4 tuning runs is above
+FedLPA's (the tune stage's rule) and the trained runs keep K_hat within +-1 on >= 80 % of the tuning clients at
+both alphas (a Done-when line FedLPA meets). The setting is chosen by criteria other than All, so adopting it would
+not widen FedLPA's 5-point grid. The evaluation seeds only report.
+
+    python bench/markov_merge.py --workers 2            # 40 warm-ups, about 9 min on 2 cores; resumes from its cache
+    python bench/markov_merge.py --workers 2 --train    # then 28 runs, about 12 min
+
+Writes ``bench/results/markov_merge.json`` and ``bench/results/markov_merge.md``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kest_anatomy as KA  # noqa: E402
+import new_split as NS  # noqa: E402
+import run_gcd_tables as T  # noqa: E402
+
+from lab.gcd.discovery import DiscoveryParams  # noqa: E402
+
+MARKOV = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+MERGE = (None, 0.7, 0.75, 0.8, 0.85, 0.9)
+FIELDS = ("k_hat", "split", "missed", "kl")            # kept per client and setting (the report's columns)
+JSON, MD = (os.path.join(T.RES, "markov_merge" + ext) for ext in (".json", ".md"))
+
+
+def name(markov: float, merge) -> str:
+    return f"markov {markov:g}, merge " + ("off" if merge is None else f">= {merge:g}")
+
+
+NAMES = [name(m, t) for m in MARKOV for t in MERGE]
+DEFAULT = name(DiscoveryParams().markov_time, DiscoveryParams().merge_new_cosine)
+
+
+def one(job) -> dict:
+    """One (alpha, seed): per client, [K_hat, split, missed, KL(oracle || pi)] at every setting, in :data:`NAMES`
+    order."""
+    from lab.gcd.prior import empirical_prior, oracle_heads
+
+    alpha, seed = job
+    exp, old, kept = KA.kept_clients(alpha, seed)
+    clients = []
+    for c in kept:
+        oracle = empirical_prior(oracle_heads(c.y, c.probs, c.old_classes, c.n_heads), c.n_heads, c.params.smoothing)
+        row = {"client": c.cid, "k": len(c.present), "settings": []}
+        for m in MARKOV:
+            p = c.params.replace(markov_time=m)
+            modules = c.modules(p)
+            for t in MERGE:
+                s = NS.scores(c.redo_from(modules, p.replace(merge_new_cosine=t)), oracle, c.y, old, c.present)
+                row["settings"].append([s[f] for f in FIELDS])
+        if row["settings"][NAMES.index(DEFAULT)][0] != c.k_est:
+            raise RuntimeError(f"alpha {alpha} seed {seed} client {c.cid}: re-made K_hat differs from the run's")
+        clients.append(row)
+    return {"alpha": alpha, "seed": seed, "clients": clients}
+
+
+def summary(records, seeds) -> list:
+    """Per setting and alpha over ``seeds``: K_hat within +-1, mean K_hat - K, split, missed, KL."""
+    rows = []
+    for i, setting in enumerate(NAMES):
+        for a in T.TABLE_ALPHAS:
+            cs = NS._clients(records, seeds, a)
+            v = np.array([c["settings"][i] for c in cs], dtype=float)
+            err = v[:, 0] - np.array([c["k"] for c in cs])
+            rows.append({"setting": setting, "alpha": a, "clients": len(cs),
+                         "within_1": float((np.abs(err) <= 1).mean()), "k_hat_minus_k": float(err.mean()),
+                         **{f: float(v[:, j].mean()) for j, f in enumerate(FIELDS) if f != "k_hat"}})
+    return rows
+
+
+def record(records) -> dict:
+    """What is committed: the per-client records, the tables the report shows and the pick."""
+    tuning = summary(records, KA.TUNING)
+    res = {"markov_times": list(MARKOV), "merge": list(MERGE), "settings": NAMES, "fields": list(FIELDS),
+            "default": DEFAULT, "tuning": tuning, "evaluation": summary(records, KA.EVALUATION),
+            "pick": NS.pick(tuning, DEFAULT), "records": records}
+    p = res["pick"]["setting"]
+    res["trained"] = None if p == DEFAULT else trained(p)
+    return res
+
+
+TRAIN_DIR = os.path.join(T.RES, "gcd_markov_merge")
+TRAIN_SEEDS = {"tuning": T.TUNING_SEEDS, "evaluation": T.SEED_STUDY}
+REPLICATE_DIR = os.path.join(T.RES, "gcd_replicate")
+K_BAR = NS.K_BAR
+
+
+def setting_fields(setting: str) -> dict:
+    """The config fields of one of :data:`NAMES`."""
+    m, t = next((m, t) for m in MARKOV for t in MERGE if name(m, t) == setting)
+    return {"markov_time": m, "merge_new_cosine": t}
+
+
+def train_configs(setting: str, best=None) -> dict:
+    """(seed set, alpha) -> [(seed, the setting's config, FedLPA's config)] on the committed backbone."""
+    best = best or T.tuned_best()
+    out = {}
+    for label, seeds in TRAIN_SEEDS.items():
+        for al in T.TABLE_ALPHAS:
+            for s in seeds:
+                base = T.config("fedlpa", al, s, False, **best["fedlpa"])
+                out.setdefault((label, al), []).append((s, {**base, **setting_fields(setting)}, base))
+    return out
+
+
+def trained(setting: str, out_dir: str = TRAIN_DIR) -> dict | None:
+    """The trained pick against FedLPA, per seed set and alpha (None until every run is made), and the adoption
+    rule of the module docstring."""
+    rows = []
+    for (label, al), runs in train_configs(setting).items():
+        got = [(s, T.load(c, out_dir), T.load(b, out_dir)) for s, c, b in runs]
+        if not all(r and b for _, r, b in got):
+            return None
+        a, b = ({s: x[i]["acc_all"] for s, *x in got} for i in (0, 1))
+        rows.append({"seeds": label, "alpha": al, "all": T._stats(list(a.values())),
+                     "fedlpa": T._stats(list(b.values())), "paired": T._paired(a, b, list(a), "FedLPA"),
+                     "k_hat": T._k_hat_within_1([r for _, r, _ in got]),
+                     "k_hat_fedlpa": T._k_hat_within_1([x for _, _, x in got])})
+    mean, ok = adopt([r for r in rows if r["seeds"] == "tuning"])
+    return {"setting": setting, "fields": setting_fields(setting), "rows": rows, "tuning_mean_all": mean,
+            "adopt": ok, "warmup_splits": T.warmup_splits(out_dir), "done_when": done_when_with(setting, out_dir)}
+
+
+def done_when_with(setting: str, out_dir: str = TRAIN_DIR) -> dict:
+    """Issue 9's Done-when read off ``replicate_tables.py``'s runs (this machine's), as they are (``"fedlpa"``) and
+    with the pick's run in FedLPA's place (``"pick"``); on the evaluation seeds and the seed study's. A report only:
+    the adoption rule reads the tuning runs."""
+    import replicate_tables as R
+
+    cfgs = R.configs()
+    runs = {k: T.load(c, R.RUN_DIR) for k, c in cfgs.items()}
+    lpa = T.DISPLAY_NAMES["fedlpa"]
+    picked = {k: T.load({**cfgs[k], **setting_fields(setting)}, out_dir) if k[0] == lpa else r
+              for k, r in runs.items()}
+    return {side: {name: R._reading(r, *how) for name, how in R.SETS.items()}
+            for side, r in (("fedlpa", runs), ("pick", picked))}
+
+
+def adopt(tuning_rows) -> tuple:
+    """The adoption rule (module docstring) on the trained rows of the tuning seeds: (mean All of the pick and of
+    FedLPA over every tuning run, whether the pick is adopted)."""
+    mean = {k: float(np.mean([v for r in tuning_rows for v in r[k]["values"]])) for k in ("all", "fedlpa")}
+    return mean, bool(mean["all"] > mean["fedlpa"] and all(r["k_hat"]["share"] >= K_BAR for r in tuning_rows))
+
+
+def train(setting: str, workers: int) -> None:
+    """Makes the runs :func:`trained` reads; FedLPA's runs that ``replicate_tables.py`` made on this machine are
+    copied, not made again."""
+    os.makedirs(TRAIN_DIR, exist_ok=True)
+    cfgs = [x for runs in train_configs(setting).values() for _, v, b in runs for x in (v, b)]
+    for c in cfgs:
+        src = os.path.join(REPLICATE_DIR, T.run_name(c) + ".json")
+        if os.path.exists(src) and T.load(c, TRAIN_DIR) is None:
+            shutil.copyfile(src, os.path.join(TRAIN_DIR, T.run_name(c) + ".json"))
+    T.run_all(cfgs, TRAIN_DIR, workers, "the pick, trained")
+
+
+def _by(rows) -> dict:
+    return {(r["setting"], r["alpha"]): r for r in rows}
+
+
+def lines(res) -> list:
+    p = res["pick"]
+    out = NS.opening(res, "InfoMap's markov time chosen again, with new-class communities merged", "markov_merge.py",
+                     "why, and how it is picked",
+                     " run to its first discovery; every client's InfoMap run again at each markov time on the same "
+                     "graph and finished with each merging threshold (cosine of the communities' mean predictions; "
+                     f"off included); tuning seeds {KA.TUNING[0]}-{KA.TUNING[-1]}, evaluation seeds "
+                     f"{KA.EVALUATION[0]}-{KA.EVALUATION[-1]}, α 0.1 and 1, 5 clients each. KL: against the oracle "
+                     "prior (the true classes as communities); the true labels are read after the fact, for the report "
+                     f"and the pick on the tuning seeds only. FedLPA's setting: **{res['default']}**.")
+    out += ["", NS.pick_line(p, "; FedLPA's setting wins ties"), "",
+            "## K̂ within ±1 of K, share of clients (α 0.1 / α 1)", "",
+            "Rows: markov time; columns: merging threshold. Tuning seeds, then evaluation seeds.", ""]
+    for label in ("tuning", "evaluation"):
+        by = _by(res[label])
+        out += [f"| {label} | " + " | ".join("off" if t is None else f"≥ {t:g}" for t in res["merge"]) + " |",
+                "|---|" + "---|" * len(res["merge"])]
+        for m in res["markov_times"]:
+            cells = [f"{100 * by[(name(m, t), 0.1)]['within_1']:.0f} / {100 * by[(name(m, t), 1.0)]['within_1']:.0f}"
+                     for t in res["merge"]]
+            out.append(f"| markov {m:g} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["## KL(oracle ‖ π), mean over clients (α 0.1 / α 1)", ""]
+    for label in ("tuning", "evaluation"):
+        by = _by(res[label])
+        out += [f"| {label} | " + " | ".join("off" if t is None else f"≥ {t:g}" for t in res["merge"]) + " |",
+                "|---|" + "---|" * len(res["merge"])]
+        for m in res["markov_times"]:
+            cells = [f"{by[(name(m, t), 0.1)]['kl']:.3f} / {by[(name(m, t), 1.0)]['kl']:.3f}" for t in res["merge"]]
+            out.append(f"| markov {m:g} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["## What K̂ − K is made of at FedLPA's setting and at the pick (mean per client)", "",
+            "`split`: extra new-class communities of a new class another one already has; `missed`: held new classes "
+            "that are the majority of no new-class community (hidden in another).", "",
+            "| setting | seeds | α | K̂ within ±1 | K̂ − K | split | missed | KL(oracle ‖ π) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for setting in dict.fromkeys((res["default"], p["setting"])):
+        for label in ("tuning", "evaluation"):
+            by = _by(res[label])
+            for a in T.TABLE_ALPHAS:
+                r = by[(setting, a)]
+                out.append(f"| {setting} | {label} | {a:g} | {100 * r['within_1']:.0f} % | {r['k_hat_minus_k']:+.2f} | "
+                           f"{r['split']:.2f} | {r['missed']:.2f} | {r['kl']:.3f} |")
+    return out + trained_lines(res)
+
+
+def trained_lines(res) -> list:
+    t = res.get("trained")
+    if t is None:
+        return [] if res["pick"]["setting"] == res["default"] else [
+            "", "The pick is not FedLPA's setting; its runs are not all made yet (`--train`)."]
+    fields = ", ".join(f"{k} {v}" for k, v in t["fields"].items())
+    out = ["", f"## The pick, trained (`--train`: {fields})", "",
+           f"The tables' FedLPA with only those fields changed, paired per seed with FedLPA on one machine "
+           f"(`{os.path.basename(TRAIN_DIR)}/`; FedLPA's evaluation runs are `{os.path.basename(REPLICATE_DIR)}/`'s). "
+           "All = mean of the last 3 evaluations; mean ± std over seeds (population std); K̂ within ±1 over every "
+           "client of those runs.", "",
+           "| seeds | α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in t["rows"]:
+        a, b, d = r["all"], r["fedlpa"], r["paired"]["diff"]
+        seeds = f"{r['seeds']} ({min(TRAIN_SEEDS[r['seeds']])}–{max(TRAIN_SEEDS[r['seeds']])})"
+        out.append(f"| {seeds} | {r['alpha']:g} | {100 * a['mean']:.1f} ± {T._spread(a)} | "
+                   f"{100 * b['mean']:.1f} ± {T._spread(b)} | {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} | "
+                   f"{r['paired']['ahead']}/{a['n']} | {100 * r['k_hat']['share']:.0f} % | "
+                   f"{100 * r['k_hat_fedlpa']['share']:.0f} % |")
+    m = t["tuning_mean_all"]
+    n_tune = 2 * len(TRAIN_SEEDS["tuning"])
+    out += ["", f"Adoption rule (tuning runs only; module docstring): mean All over the {n_tune} "
+                f"tuning runs {100 * m['all']:.1f} against FedLPA's {100 * m['fedlpa']:.1f}, and K̂ within ±1 on "
+                f"≥ {100 * K_BAR:.0f} % of the tuning clients at both α: **"
+            + ("adopted" if t["adopt"] else "not adopted") + "**. "
+            + ("Every pair trained its warm-up alike (one machine's runs: `run_gcd_tables.warmup_splits` finds none)."
+               if not t["warmup_splits"] else f"Pairs whose warm-ups differ: {t['warmup_splits']}.")]
+    return out + done_when_lines(t["done_when"])
+
+
+def done_when_lines(dw: dict) -> list:
+    """The Done-when with FedLPA's runs and with the pick's in their place, both on one machine."""
+    from lab.results import done_when_bar, done_when_value
+
+    import replicate_tables as R
+
+    sets = list(R.SETS)
+    at = {(side, n): {(x["alpha"], x["target"]): x for x in dw[side][n]} for side in dw for n in sets}
+    out = ["", "Issue 9's Done-when on this machine's runs (`replicate_tables.md`'s re-made set), with FedLPA's runs "
+               "and with the pick's in their place (a report: no choice reads it):", "",
+           "| α | target | bar | " + " | ".join(f"{who}, {R._seeds(R.SETS[n][0])}" for n in sets
+                                               for who in ("FedLPA", "the pick")) + " |",
+           "|---|---|---|" + "---|" * (2 * len(sets))]
+    for x in dw["fedlpa"][sets[0]]:
+        key = (x["alpha"], x["target"])
+        got = [at[side, n].get(key) for n in sets for side in ("fedlpa", "pick")]
+        out.append(f"| {x['alpha']:g} | {x['target']} | {done_when_bar(x['bar'], x['unit'])} | "
+                   + " | ".join(done_when_value(g["value"], g["unit"], g["met"]) if g else "—" for g in got) + " |")
+    return out
+
+
+def main(argv=None):
+    a = KA.study_args(__doc__, "markov_merge_cache", argv,
+                      flags={"--train": "train a pick other than FedLPA's setting beside FedLPA (module docstring)"})
+    res = record(KA.cached_runs(one, a.cache, a.workers, "first discoveries"))
+    if a.train and res["pick"]["setting"] != DEFAULT:
+        train(res["pick"]["setting"], a.workers)
+        res["trained"] = trained(res["pick"]["setting"])
+    KA.write_study(res, JSON, MD, lines)
+    print(f"pick {res['pick']['setting']}" + ("" if not res["trained"] else f", adopted: {res['trained']['adopt']}"))
+
+
+if __name__ == "__main__":
+    main()
