@@ -128,11 +128,6 @@ def anatomy(d, y_true, old: set, k_true_classes: list) -> dict:
             "missed": int(sum(c not in new_maj for c in present_new))}
 
 
-def _finish_from(graph_feats, probs, labelled, y_visible, old_classes, n_heads, graph, kind, modules, params):
-    return finish(modules, graph_feats, probs, labelled, y_visible, old_classes, n_heads, params, graph=graph,
-                  kind=kind)
-
-
 def client_view(cid: int, y, k_est: int, args: tuple, kw: dict, n_classes: int) -> SimpleNamespace:
     """One client of :func:`kept_clients` from the arguments FedLPA passed to ``discover`` (``args``, ``kw``) and
     the client's true labels ``y``."""
@@ -144,7 +139,10 @@ def client_view(cid: int, y, k_est: int, args: tuple, kw: dict, n_classes: int) 
     params, s = kw["params"], kw["seed"]
     graph, f, kind = build_discovery_graph(feats, probs, labelled, y_visible, old_classes,
                                            prefix_features=kw["prefix_features"], params=params, seed=s)
-    redo_from = partial(_finish_from, f, probs, labelled, y_visible, old_classes, n_heads, graph, kind)
+
+    def redo_from(modules, params):
+        return finish(modules, f, probs, labelled, y_visible, old_classes, n_heads, params, graph=graph, kind=kind)
+
     return SimpleNamespace(cid=cid, y=y, k_est=k_est, probs=probs, params=params, n_heads=n_heads,
                            old_classes=old_classes, redo=partial(redo_from, raw_modules(graph, params, s)),
                            redo_from=redo_from, modules=partial(raw_modules, graph, seed=s),

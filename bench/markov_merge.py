@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kest_anatomy as KA  # noqa: E402
 import new_split as NS  # noqa: E402
+import replicate_tables as R  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
 from lab.gcd.discovery import DiscoveryParams  # noqa: E402
@@ -101,8 +102,8 @@ def record(records) -> dict:
     """What is committed: the per-client records, the tables the report shows and the pick."""
     tuning = summary(records, KA.TUNING)
     res = {"markov_times": list(MARKOV), "merge": list(MERGE), "settings": NAMES, "fields": list(FIELDS),
-            "default": DEFAULT, "tuning": tuning, "evaluation": summary(records, KA.EVALUATION),
-            "pick": NS.pick(tuning, DEFAULT), "records": records}
+           "default": DEFAULT, "tuning": tuning, "evaluation": summary(records, KA.EVALUATION),
+           "pick": NS.pick(tuning, DEFAULT), "records": records}
     p = res["pick"]["setting"]
     res["trained"] = None if p == DEFAULT else trained(p)
     return res
@@ -110,7 +111,6 @@ def record(records) -> dict:
 
 TRAIN_DIR = os.path.join(T.RES, "gcd_markov_merge")
 TRAIN_SEEDS = {"tuning": T.TUNING_SEEDS, "evaluation": T.SEED_STUDY}
-REPLICATE_DIR = os.path.join(T.RES, "gcd_replicate")
 K_BAR = NS.K_BAR
 
 
@@ -154,8 +154,6 @@ def done_when_with(setting: str, out_dir: str = TRAIN_DIR) -> dict:
     """Issue 9's Done-when read off ``replicate_tables.py``'s runs (this machine's), as they are (``"fedlpa"``) and
     with the pick's run in FedLPA's place (``"pick"``); on the evaluation seeds and the seed study's. A report only:
     the adoption rule reads the tuning runs."""
-    import replicate_tables as R
-
     cfgs = R.configs()
     runs = {k: T.load(c, R.RUN_DIR) for k, c in cfgs.items()}
     lpa = T.DISPLAY_NAMES["fedlpa"]
@@ -178,7 +176,7 @@ def train(setting: str, workers: int) -> None:
     os.makedirs(TRAIN_DIR, exist_ok=True)
     cfgs = [x for runs in train_configs(setting).values() for _, v, b in runs for x in (v, b)]
     for c in cfgs:
-        src = os.path.join(REPLICATE_DIR, T.run_name(c) + ".json")
+        src = os.path.join(R.RUN_DIR, T.run_name(c) + ".json")
         if os.path.exists(src) and T.load(c, TRAIN_DIR) is None:
             shutil.copyfile(src, os.path.join(TRAIN_DIR, T.run_name(c) + ".json"))
     T.run_all(cfgs, TRAIN_DIR, workers, "the pick, trained")
@@ -242,7 +240,7 @@ def trained_lines(res) -> list:
     fields = ", ".join(f"{k} {v}" for k, v in t["fields"].items())
     out = ["", f"## The pick, trained (`--train`: {fields})", "",
            f"The tables' FedLPA with only those fields changed, paired per seed with FedLPA on one machine "
-           f"(`{os.path.basename(TRAIN_DIR)}/`; FedLPA's evaluation runs are `{os.path.basename(REPLICATE_DIR)}/`'s). "
+           f"(`{os.path.basename(TRAIN_DIR)}/`; FedLPA's evaluation runs are `{os.path.basename(R.RUN_DIR)}/`'s). "
            "All = mean of the last 3 evaluations; mean ± std over seeds (population std); K̂ within ±1 over every "
            "client of those runs.", "",
            "| seeds | α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",
@@ -268,8 +266,6 @@ def trained_lines(res) -> list:
 def done_when_lines(dw: dict) -> list:
     """The Done-when with FedLPA's runs and with the pick's in their place, both on one machine."""
     from lab.results import done_when_bar, done_when_value
-
-    import replicate_tables as R
 
     sets = list(R.SETS)
     at = {(side, n): {(x["alpha"], x["target"]): x for x in dw[side][n]} for side in dw for n in sets}

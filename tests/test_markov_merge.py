@@ -104,7 +104,7 @@ def test_the_trained_pick_is_fedlpa_with_only_its_two_fields_changed_paired_on_o
             assert {k for k in cfg if cfg[k] != base[k]} == {k for k, v in t["fields"].items() if base[k] != v}
             assert mod.T.load(cfg, mod.TRAIN_DIR) and mod.T.load(base, mod.TRAIN_DIR)
             if label == "evaluation":               # FedLPA's evaluation runs are replicate_tables' (this machine)
-                assert mod.T.load(base, mod.TRAIN_DIR) == mod.T.load(base, mod.REPLICATE_DIR)
+                assert mod.T.load(base, mod.TRAIN_DIR) == mod.T.load(base, mod.R.RUN_DIR)
     # each pick run and its FedLPA run trained one warm-up alike: one machine's pair
     assert t["warmup_splits"] == [] == mod.T.warmup_splits(mod.TRAIN_DIR)
     assert len(t["rows"]) == len(mod.TRAIN_SEEDS) * len(mod.T.TABLE_ALPHAS)
