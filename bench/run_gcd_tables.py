@@ -954,7 +954,9 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             "Nothing in training, K̂ or a choice reads evaluation labels or the true K: tests "
             "(`tests/test_gcd_protocol.py`, `tests/test_fedlpa.py`), not these runs, check that line. The runs were "
             "made over several sessions and a run is bit-identical only on its own machine: the same runs made "
-            "again on one machine, and the Done-when read off them, are in `replicate_tables.md`.", "",
+            "again on one machine, and the Done-when read off them, are in `replicate_tables.md`; beside them, in "
+            "`markov_merge.md`, the same lines with FedLPA at the InfoMap partition that study picked on the tuning "
+            "clients, and whether it was adopted.", "",
             f"| α | target | bar | {ev} | {seeds} | the oracle prior in FedLPA's place ({ev}) |",
             "|---|---|---|---|---|---|",
             *[f"| {r['α']:g} | {r['target']} | {r['bar']} | {r['evaluation seeds']} | {r['seed study']} | "
