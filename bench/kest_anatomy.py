@@ -311,14 +311,18 @@ def write_study(res: dict, json_path: str, md_path: str, lines) -> None:
     print(f"wrote {json_path} and {md_path}")
 
 
-def study_main(doc: str, cache: str, fn, record, lines, paths, desc: str, argv=None, backbones=("pretrained",)):
-    """The front door of ``new_split.py`` and ``warmup_length.py``: ``fn`` per alpha and seed (cached; on a backbone
-    other than the first of ``backbones``, its name is the job's third item), then ``record`` of all, written with
-    its report where ``paths`` says; prints the pick."""
-    a = study_args(doc, cache, argv, backbones if len(backbones) > 1 else ())
+def study_main(doc: str, cache: str, fn, record, lines, paths, desc: str, argv=None, backbones=("pretrained",),
+               flags=None, then=None):
+    """The front door of ``new_split.py``, ``warmup_length.py`` and ``markov_merge.py``: ``fn`` per alpha and seed
+    (cached; on a backbone other than the first of ``backbones``, its name is the job's third item), then ``record``
+    of all, and ``then(res, args, backbone)`` where given (a study's own step, switched by its ``flags``), written
+    with its report where ``paths`` says; prints the pick."""
+    a = study_args(doc, cache, argv, backbones if len(backbones) > 1 else (), flags)
     backbone = getattr(a, "backbone", backbones[0])
     extra = () if backbone == backbones[0] else (backbone,)      # the first backbone's jobs and files keep no name
     res = record(cached_runs(fn, a.cache + "".join(f"_{b}" for b in extra), a.workers, desc, extra), *extra)
+    if then is not None:
+        res = then(res, a, backbone)
     write_study(res, *paths(*extra), lines)
     print(f"pick {res['pick']['setting']}")
 

@@ -10,12 +10,12 @@ coarser one splits less and hides more. Before the rule, one time could not serv
 
 The study: the tables' FedLPA config is run to its first discovery (``kest_anatomy.first_discovery``) on tuning
 seeds 100-109 and evaluation seeds 0-9, both alphas; every client's InfoMap runs again on the same graph at each
-markov time of :data:`MARKOV`, and each is finished with every merging threshold of :data:`MERGE` (on predictions;
-off included). Per client and setting: K_hat - K, its parts (``kest_anatomy.anatomy``) and KL(oracle || pi)
-(``new_split.scores``). The pick, written down before any run (tuning seeds only): ``new_split.pick``'s rule: among
-the settings whose K_hat is within +-1 on >= 80 % of the tuning clients at both alphas, the lowest KL(oracle || pi),
-mean over both alphas; when none passes, all compete by KL; FedLPA's setting wins ties. The evaluation seeds only
-report.
+markov time of :data:`MARKOV` (committed backbone: 1-3), and each is finished with every merging threshold of
+:data:`MERGE` (on predictions; off included). Per client and setting: K_hat - K, its parts
+(``kest_anatomy.anatomy``) and KL(oracle || pi) (``new_split.scores``). The pick, written down before any run
+(tuning seeds only): ``new_split.pick``'s rule: among the settings whose K_hat is within +-1 on >= 80 % of the
+tuning clients at both alphas, the lowest KL(oracle || pi), mean over both alphas; when none passes, all compete by
+KL; FedLPA's setting wins ties. The evaluation seeds only report.
 
 ``--train``: a pick other than FedLPA's setting is trained as ``lpa_objective.py`` trains its variants: the tables'
 FedLPA config with only the two fields changed, on tuning seeds 100/101 and evaluation seeds 0-9, both alphas, paired
@@ -26,10 +26,20 @@ FedLPA's (the tune stage's rule) and the trained runs keep K_hat within +-1 on >
 both alphas (a Done-when line FedLPA meets). The setting is chosen by criteria other than All, so adopting it would
 not widen FedLPA's 5-point grid. The evaluation seeds only report.
 
+``--backbone pretrained-wide`` runs the offline study on item 7's FedLPA on the wide backbone (the discovery its
+study chose there: output features, confidence anchors, markov time 6, merging by predictions off; markov times 4-8),
+where K_hat within +-1 misses at alpha 1; same pick rule; nothing is trained there.
+
+What it found (``markov_merge[_pretrained-wide].md``): on neither backbone does any setting keep K_hat within +-1 on
+80 % of the tuning clients at both alphas; on the committed one FedLPA's own setting comes closest, and the KL pick (a
+coarser time) trained better All but lost the K_hat line at alpha 1, so it is not adopted. On the wide backbone the
+KL pick is a finer time by a small margin and was not trained. FedLPA's settings stay as they are.
+
     python bench/markov_merge.py --workers 2            # 40 warm-ups, about 9 min on 2 cores; resumes from its cache
     python bench/markov_merge.py --workers 2 --train    # then 28 runs, about 12 min
+    python bench/markov_merge.py --backbone pretrained-wide --workers 2      # about 30 min
 
-Writes ``bench/results/markov_merge.json`` and ``bench/results/markov_merge.md``.
+Writes ``bench/results/markov_merge[_pretrained-wide].json`` and ``.md``.
 """
 from __future__ import annotations
 
@@ -47,18 +57,39 @@ import run_gcd_tables as T  # noqa: E402
 
 from lab.gcd.discovery import DiscoveryParams  # noqa: E402
 
-MARKOV = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+BACKBONES = NS.BACKBONES
+#: backbone -> the markov times tried: around the one FedLPA runs with there (1.5 on the committed backbone; 6 on the
+#: wide one, where its study chose the output features, confidence anchors and merging off)
+MARKOV = {"pretrained": (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0), "pretrained-wide": (4.0, 5.0, 6.0, 7.0, 8.0)}
 MERGE = (None, 0.7, 0.75, 0.8, 0.85, 0.9)
 FIELDS = ("k_hat", "split", "missed", "kl")            # kept per client and setting (the report's columns)
-JSON, MD = (os.path.join(T.RES, "markov_merge" + ext) for ext in (".json", ".md"))
+
+
+def paths(backbone: str = BACKBONES[0]) -> tuple:
+    """(json, md) of the study on ``backbone`` (the committed one's without a suffix)."""
+    stem = "markov_merge" + ("" if backbone == BACKBONES[0] else f"_{backbone}")
+    return tuple(os.path.join(T.RES, stem + ext) for ext in (".json", ".md"))
+
+
+JSON, MD = paths()
 
 
 def name(markov: float, merge) -> str:
     return f"markov {markov:g}, merge " + ("off" if merge is None else f">= {merge:g}")
 
 
-NAMES = [name(m, t) for m in MARKOV for t in MERGE]
-DEFAULT = name(DiscoveryParams().markov_time, DiscoveryParams().merge_new_cosine)
+def names(backbone: str = BACKBONES[0]) -> list:
+    """Every setting of the study on ``backbone``, in the order of a client's record."""
+    return [name(m, t) for m in MARKOV[backbone] for t in MERGE]
+
+
+def default(backbone: str = BACKBONES[0]) -> str:
+    """The setting FedLPA runs with on ``backbone`` (item 7's on the wide one)."""
+    c = KA.fedlpa_config(T.TABLE_ALPHAS[0], 0, backbone)
+    return name(c.markov_time, c.merge_new_cosine)
+
+
+NAMES, DEFAULT = names(), name(DiscoveryParams().markov_time, DiscoveryParams().merge_new_cosine)
 
 
 def one(job) -> dict:
@@ -66,28 +97,30 @@ def one(job) -> dict:
     order."""
     from lab.gcd.prior import empirical_prior, oracle_heads
 
-    alpha, seed = job
-    exp, old, kept = KA.kept_clients(alpha, seed)
+    alpha, seed, *backbone = job
+    backbone = backbone[0] if backbone else BACKBONES[0]
+    exp, old, kept = KA.kept_clients(alpha, seed, backbone)
     clients = []
     for c in kept:
         oracle = empirical_prior(oracle_heads(c.y, c.probs, c.old_classes, c.n_heads), c.n_heads, c.params.smoothing)
         row = {"client": c.cid, "k": len(c.present), "settings": []}
-        for m in MARKOV:
+        for m in MARKOV[backbone]:
             p = c.params.replace(markov_time=m)
             modules = c.modules(p)
             for t in MERGE:
                 s = NS.scores(c.redo_from(modules, p.replace(merge_new_cosine=t)), oracle, c.y, old, c.present)
                 row["settings"].append([s[f] for f in FIELDS])
-        if row["settings"][NAMES.index(DEFAULT)][0] != c.k_est:
+        if row["settings"][names(backbone).index(default(backbone))][0] != c.k_est:
             raise RuntimeError(f"alpha {alpha} seed {seed} client {c.cid}: re-made K_hat differs from the run's")
         clients.append(row)
     return {"alpha": alpha, "seed": seed, "clients": clients}
 
 
-def summary(records, seeds) -> list:
-    """Per setting and alpha over ``seeds``: K_hat within +-1, mean K_hat - K, split, missed, KL."""
+def summary(records, seeds, settings) -> list:
+    """Per setting (``settings``: the records' order) and alpha over ``seeds``: K_hat within +-1, mean K_hat - K,
+    split, missed, KL."""
     rows = []
-    for i, setting in enumerate(NAMES):
+    for i, setting in enumerate(settings):
         for a in T.TABLE_ALPHAS:
             cs = NS._clients(records, seeds, a)
             v = np.array([c["settings"][i] for c in cs], dtype=float)
@@ -98,14 +131,17 @@ def summary(records, seeds) -> list:
     return rows
 
 
-def record(records) -> dict:
-    """What is committed: the per-client records, the tables the report shows and the pick."""
-    tuning = summary(records, KA.TUNING)
-    res = {"markov_times": list(MARKOV), "merge": list(MERGE), "settings": NAMES, "fields": list(FIELDS),
-           "default": DEFAULT, "tuning": tuning, "evaluation": summary(records, KA.EVALUATION),
-           "pick": NS.pick(tuning, DEFAULT), "records": records}
+def record(records, backbone: str = BACKBONES[0]) -> dict:
+    """What is committed: the per-client records, the tables the report shows, the pick and, on the committed
+    backbone, the pick trained (:func:`trained`)."""
+    settings, base = names(backbone), default(backbone)
+    tuning = summary(records, KA.TUNING, settings)
+    res = {**({} if backbone == BACKBONES[0] else {"backbone": backbone}), "markov_times": list(MARKOV[backbone]),
+           "merge": list(MERGE), "settings": settings, "fields": list(FIELDS), "default": base, "tuning": tuning,
+           "evaluation": summary(records, KA.EVALUATION, settings), "pick": NS.pick(tuning, base),
+           "records": records}
     p = res["pick"]["setting"]
-    res["trained"] = None if p == DEFAULT else trained(p)
+    res["trained"] = None if p == base or backbone != BACKBONES[0] else trained(p)
     return res
 
 
@@ -116,7 +152,7 @@ K_BAR = NS.K_BAR
 
 def setting_fields(setting: str) -> dict:
     """The config fields of one of :data:`NAMES`."""
-    m, t = next((m, t) for m in MARKOV for t in MERGE if name(m, t) == setting)
+    m, t = next((m, t) for m in MARKOV[BACKBONES[0]] for t in MERGE if name(m, t) == setting)
     return {"markov_time": m, "merge_new_cosine": t}
 
 
@@ -235,8 +271,11 @@ def lines(res) -> list:
 def trained_lines(res) -> list:
     t = res.get("trained")
     if t is None:
-        return [] if res["pick"]["setting"] == res["default"] else [
-            "", "The pick is not FedLPA's setting; its runs are not all made yet (`--train`)."]
+        if res["pick"]["setting"] == res["default"]:
+            return []
+        return ["", "The pick is not FedLPA's setting; " + (
+            "`--train` trains picks on the committed backbone only (its runs pair with `replicate_tables.py`'s)."
+            if res.get("backbone") else "its runs are not all made yet (`--train`).")]
     fields = ", ".join(f"{k} {v}" for k, v in t["fields"].items())
     out = ["", f"## The pick, trained (`--train`: {fields})", "",
            f"The tables' FedLPA with only those fields changed, paired per seed with FedLPA on one machine "
@@ -282,15 +321,19 @@ def done_when_lines(dw: dict) -> list:
     return out
 
 
-def main(argv=None):
-    a = KA.study_args(__doc__, "markov_merge_cache", argv,
-                      flags={"--train": "train a pick other than FedLPA's setting beside FedLPA (module docstring)"})
-    res = record(KA.cached_runs(one, a.cache, a.workers, "first discoveries"))
-    if a.train and res["pick"]["setting"] != DEFAULT:
-        train(res["pick"]["setting"], a.workers)
+def _train_step(res: dict, args, backbone: str) -> dict:
+    """``--train`` (committed backbone): make the pick's runs and read them."""
+    if args.train and backbone == BACKBONES[0] and res["pick"]["setting"] != res["default"]:
+        train(res["pick"]["setting"], args.workers)
         res["trained"] = trained(res["pick"]["setting"])
-    KA.write_study(res, JSON, MD, lines)
-    print(f"pick {res['pick']['setting']}" + ("" if not res["trained"] else f", adopted: {res['trained']['adopt']}"))
+        print(f"adopted: {res['trained']['adopt']}")
+    return res
+
+
+def main(argv=None):
+    KA.study_main(__doc__, "markov_merge_cache", one, record, lines, paths, "first discoveries", argv, BACKBONES,
+                  flags={"--train": "train a pick other than FedLPA's setting beside FedLPA (committed backbone; "
+                                    "module docstring)"}, then=_train_step)
 
 
 if __name__ == "__main__":

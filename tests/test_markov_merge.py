@@ -17,28 +17,39 @@ def mod():
 
 
 @pytest.fixture(scope="module")
-def res(mod):
+def res(mod, backbone):
+    return json.loads(Path(mod.paths(backbone)[0]).read_text())
+
+
+@pytest.fixture(scope="module")
+def committed(mod):
     return json.loads(Path(mod.JSON).read_text())
 
 
-def test_the_committed_report_is_what_its_records_give(mod, res):
-    assert json.loads(json.dumps(mod.record(res["records"]))) == res
-    assert Path(mod.MD).read_text() == "\n".join(mod.lines(res)) + "\n"
+def test_the_committed_report_is_what_its_records_give(mod, res, backbone):
+    assert json.loads(json.dumps(mod.record(res["records"], backbone))) == res
+    assert Path(mod.paths(backbone)[1]).read_text() == "\n".join(mod.lines(res)) + "\n"
     assert sorted((r["alpha"], r["seed"]) for r in res["records"]) == sorted(
         (a, s) for a in mod.T.TABLE_ALPHAS for s in mod.KA.TUNING + mod.KA.EVALUATION)
+    assert res.get("backbone", "pretrained") == backbone
+    # FedLPA's own setting on that backbone: the library's on the committed one, item 7's study's on the wide one
     lib = DiscoveryParams()
-    assert res["default"] == mod.name(lib.markov_time, lib.merge_new_cosine) == "markov 1.5, merge >= 0.8"
-    assert res["settings"] == mod.NAMES and len(mod.NAMES) == len(mod.MARKOV) * len(mod.MERGE)
-    assert all(len(c["settings"]) == len(mod.NAMES) for r in res["records"] for c in r["clients"])
+    assert res["default"] == {"pretrained": mod.name(lib.markov_time, lib.merge_new_cosine),
+                              "pretrained-wide": "markov 6, merge off"}[backbone]
+    assert res["default"] in res["settings"] == mod.names(backbone)
+    assert len(res["settings"]) == len(mod.MARKOV[backbone]) * len(mod.MERGE)
+    assert all(len(c["settings"]) == len(res["settings"]) for r in res["records"] for c in r["clients"])
+    if backbone != "pretrained":
+        assert res["trained"] is None                  # --train pairs with replicate_tables' committed-backbone runs
 
 
-def test_fedlpas_setting_in_the_study_is_the_discovery_new_split_recorded(mod, res):
+def test_fedlpas_setting_in_the_study_is_the_discovery_new_split_recorded(mod, res, backbone):
     """At FedLPA's setting, each of the 200 clients has the K_hat and KL(oracle || pi) that ``new_split.py`` recorded
     from FedLPA's own first discovery with its split off (same config, same machine, another harness); ``one``
     also refused to record a client whose K_hat differs from the one its run discovered."""
-    ns = json.loads(Path(mod.NS.JSON).read_text())
+    ns = json.loads(Path(mod.NS.paths(backbone)[0]).read_text())
     at = {(r["alpha"], r["seed"], c["client"]): c["settings"]["off"] for r in ns["records"] for c in r["clients"]}
-    i = mod.NAMES.index(res["default"])
+    i = res["settings"].index(res["default"])
     k, kl = mod.FIELDS.index("k_hat"), mod.FIELDS.index("kl")
     got = [(c["settings"][i][k], c["settings"][i][kl], at[(r["alpha"], r["seed"], c["client"])])
            for r in res["records"] for c in r["clients"]]
@@ -56,17 +67,18 @@ def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, monkeypatc
     kw = {"prefix_features": x, "params": params, "seed": 0}
     k_est = discover(x, probs, lab, y_vis, OLD, H, **kw).k_est
     view = mod.KA.client_view(0, y, k_est, (x, probs, lab, y_vis, OLD, H), kw, n_classes=10)
-    monkeypatch.setattr(mod.KA, "kept_clients", lambda alpha, seed: (None, set(OLD), [view]))
+    monkeypatch.setattr(mod.KA, "kept_clients", lambda alpha, seed, backbone: (None, set(OLD), [view]))
     got = mod.one((0.1, 0))["clients"][0]["settings"]
     oracle = empirical_prior(oracle_heads(y, probs, OLD, H), H, params.smoothing)
     k_hats = {}
-    for i, (m, t) in enumerate((m, t) for m in mod.MARKOV for t in mod.MERGE):
+    markov = mod.MARKOV["pretrained"]
+    for i, (m, t) in enumerate((m, t) for m in markov for t in mod.MERGE):
         d = discover(x, probs, lab, y_vis, OLD, H, prefix_features=x, seed=0,
                      params=params.replace(markov_time=m, merge_new_cosine=t))
         assert got[i][0] == d.k_est and got[i][3] == pytest.approx(head_kl(oracle, d.prior)), (m, t)
         k_hats[(m, t)] = d.k_est
     # the planted client tells the settings apart: by markov time with merging off, by threshold at markov time 1
-    assert len({k_hats[(m, None)] for m in mod.MARKOV}) > 2
+    assert len({k_hats[(m, None)] for m in markov}) > 2
     assert len({k_hats[(1.0, t)] for t in mod.MERGE}) > 1
 
 
@@ -92,7 +104,8 @@ def test_the_adoption_rule_needs_more_all_on_the_tuning_runs_and_k_hat_kept_with
         "all": pytest.approx(0.675), "fedlpa": pytest.approx(0.65)}
 
 
-def test_the_trained_pick_is_fedlpa_with_only_its_two_fields_changed_paired_on_one_machine(mod, res):
+def test_the_trained_pick_is_fedlpa_with_only_its_two_fields_changed_paired_on_one_machine(mod, committed):
+    res = committed
     t = res["trained"]
     if res["pick"]["setting"] == res["default"]:
         assert t is None
