@@ -55,8 +55,6 @@ import new_split as NS  # noqa: E402
 import replicate_tables as R  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
-from lab.gcd.discovery import DiscoveryParams  # noqa: E402
-
 BACKBONES = NS.BACKBONES
 #: backbone -> the markov times tried: around the one FedLPA runs with there (1.5 on the committed backbone; 6 on the
 #: wide one, where its study chose the output features, confidence anchors and merging off)
@@ -89,12 +87,9 @@ def default(backbone: str = BACKBONES[0]) -> str:
     return name(c.markov_time, c.merge_new_cosine)
 
 
-NAMES, DEFAULT = names(), name(DiscoveryParams().markov_time, DiscoveryParams().merge_new_cosine)
-
-
 def one(job) -> dict:
-    """One (alpha, seed): per client, [K_hat, split, missed, KL(oracle || pi)] at every setting, in :data:`NAMES`
-    order."""
+    """One (alpha, seed): per client, [K_hat, split, missed, KL(oracle || pi)] at every setting, in the order of
+    :func:`names`."""
     from lab.gcd.prior import empirical_prior, oracle_heads
 
     alpha, seed, *backbone = job
@@ -151,7 +146,7 @@ K_BAR = NS.K_BAR
 
 
 def setting_fields(setting: str) -> dict:
-    """The config fields of one of :data:`NAMES`."""
+    """The config fields of one of the committed backbone's :func:`names`."""
     m, t = next((m, t) for m in MARKOV[BACKBONES[0]] for t in MERGE if name(m, t) == setting)
     return {"markov_time": m, "merge_new_cosine": t}
 

@@ -86,7 +86,7 @@ def test_the_pick_is_new_splits_rule_with_fedlpas_setting_winning_ties(mod):
     def rows(setting, w01, w1, kl01, kl1):
         return [{"setting": setting, "alpha": 0.1, "within_1": w01, "kl": kl01},
                 {"setting": setting, "alpha": 1.0, "within_1": w1, "kl": kl1}]
-    default, finer = mod.DEFAULT, mod.name(1.25, 0.8)
+    default, finer = mod.default(), mod.name(1.25, 0.8)
     assert mod.NS.pick(rows(default, 0.8, 0.8, 0.2, 0.2) + rows(finer, 0.9, 0.9, 0.2, 0.2), default)["setting"] \
         == default
     assert mod.NS.pick(rows(default, 0.8, 0.8, 0.2, 0.2) + rows(finer, 0.9, 0.7, 0.1, 0.1), default)["setting"] \
