@@ -57,6 +57,17 @@ GRID = ((None, None),) + tuple((on, t) for on in MERGE_ON for t in THRESHOLDS)
 OUT = os.path.join(T.RES, "kest_anatomy.json")
 MD = os.path.join(T.RES, "kest_anatomy.md")
 PARTS = ("old", "split", "other", "missed")
+#: the backbones the discovery studies run on (``--backbone``); the first, committed one's files keep no suffix
+BACKBONES = ("pretrained", "pretrained-wide")
+
+
+def suffix(backbone: str) -> str:
+    return "" if backbone == BACKBONES[0] else f"_{backbone}"
+
+
+def study_paths(stem: str, backbone: str = BACKBONES[0]) -> tuple:
+    """(json, md) of a study's report on ``backbone`` (``bench/results/STEM[_BACKBONE].json/.md``)."""
+    return tuple(os.path.join(T.RES, stem + suffix(backbone) + ext) for ext in (".json", ".md"))
 
 
 def setting_name(on, t) -> str:
@@ -320,7 +331,7 @@ def study_main(doc: str, cache: str, fn, record, lines, paths, desc: str, argv=N
     a = study_args(doc, cache, argv, backbones if len(backbones) > 1 else (), flags)
     backbone = getattr(a, "backbone", backbones[0])
     extra = () if backbone == backbones[0] else (backbone,)      # the first backbone's jobs and files keep no name
-    res = record(cached_runs(fn, a.cache + "".join(f"_{b}" for b in extra), a.workers, desc, extra), *extra)
+    res = record(cached_runs(fn, a.cache + suffix(backbone), a.workers, desc, extra), *extra)
     if then is not None:
         res = then(res, a, backbone)
     write_study(res, *paths(*extra), lines)

@@ -55,7 +55,7 @@ import new_split as NS  # noqa: E402
 import replicate_tables as R  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
-BACKBONES = NS.BACKBONES
+BACKBONES = KA.BACKBONES
 #: backbone -> the markov times tried: around the one FedLPA runs with there (1.5 on the committed backbone; 6 on the
 #: wide one, where its study chose the output features, confidence anchors and merging off)
 MARKOV = {"pretrained": (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0), "pretrained-wide": (4.0, 5.0, 6.0, 7.0, 8.0)}
@@ -64,9 +64,8 @@ FIELDS = ("k_hat", "split", "missed", "kl")            # kept per client and set
 
 
 def paths(backbone: str = BACKBONES[0]) -> tuple:
-    """(json, md) of the study on ``backbone`` (the committed one's without a suffix)."""
-    stem = "markov_merge" + ("" if backbone == BACKBONES[0] else f"_{backbone}")
-    return tuple(os.path.join(T.RES, stem + ext) for ext in (".json", ".md"))
+    """(json, md) of the study on ``backbone``."""
+    return KA.study_paths("markov_merge", backbone)
 
 
 JSON, MD = paths()

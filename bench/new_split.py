@@ -50,13 +50,12 @@ import run_gcd_tables as T  # noqa: E402
 
 SHARES = (None, 0.15, 0.2, 0.25, 0.3, 0.4)
 TUNING, EVALUATION = KA.TUNING, KA.EVALUATION
-BACKBONES = ("pretrained", "pretrained-wide")
+BACKBONES = KA.BACKBONES
 
 
 def paths(backbone: str = BACKBONES[0]) -> tuple:
-    """(json, md) of the study on ``backbone`` (the committed one's without a suffix, as ``discovery_study``)."""
-    stem = "new_split" + ("" if backbone == BACKBONES[0] else f"_{backbone}")
-    return tuple(os.path.join(T.RES, stem + ext) for ext in (".json", ".md"))
+    """(json, md) of the study on ``backbone``."""
+    return KA.study_paths("new_split", backbone)
 
 
 JSON, MD = paths()

@@ -60,20 +60,15 @@ import run_gcd_tables as T  # noqa: E402
 from lab.gcd.prior import ASSIGN_BY  # noqa: E402
 from lab.utils import write_json_atomic  # noqa: E402
 
-BACKBONES = ("pretrained", "pretrained-wide")
+BACKBONES = KA.BACKBONES
 GCD_DIR = os.path.join(T.RES, "gcd")
 SEEDS = T.SEED_STUDY
 STAGES = ("discoveries", "oracle", "summary", "all")
 
 
-def _suffix(backbone: str) -> str:
-    return "" if backbone == BACKBONES[0] else f"_{backbone}"
-
-
 def paths(backbone: str = BACKBONES[0]) -> tuple:
     """(json, md, folder of the oracle runs both ways) of the study on ``backbone`` (the committed one's unsuffixed)."""
-    return (*(os.path.join(T.RES, "oracle_mapping" + _suffix(backbone) + ext) for ext in (".json", ".md")),
-            os.path.join(T.RES, "gcd_oracle_mapping" + _suffix(backbone)))
+    return *KA.study_paths("oracle_mapping", backbone), os.path.join(T.RES, "gcd_oracle_mapping" + KA.suffix(backbone))
 
 
 def seed_study(backbone: str = BACKBONES[0]) -> tuple:
@@ -252,7 +247,7 @@ def main(argv=None):
     bb = a.backbone
     extra = () if bb == BACKBONES[0] else (bb,)      # the committed backbone's jobs and files keep no name
     json_path, md_path, run_dir = paths(bb)
-    records = KA.cached_runs(one, a.cache + _suffix(bb), a.workers, "first discoveries", extra)
+    records = KA.cached_runs(one, a.cache + KA.suffix(bb), a.workers, "first discoveries", extra)
     if a.stage == "discoveries":
         KA.write_study(record(records, backbone=bb), json_path, md_path, lines)
         return

@@ -46,7 +46,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kest_anatomy as KA  # noqa: E402
 import new_split as NS  # noqa: E402
-import run_gcd_tables as T  # noqa: E402
 
 WARMUPS = (5, 8, 11, 14)
 DEFAULT = 5
@@ -54,9 +53,8 @@ BACKBONES = NS.BACKBONES
 
 
 def paths(backbone: str = BACKBONES[0]) -> tuple:
-    """(json, md) of the study on ``backbone`` (the committed one's without a suffix)."""
-    stem = "warmup_length" + ("" if backbone == BACKBONES[0] else f"_{backbone}")
-    return tuple(os.path.join(T.RES, stem + ext) for ext in (".json", ".md"))
+    """(json, md) of the study on ``backbone``."""
+    return KA.study_paths("warmup_length", backbone)
 
 
 JSON, MD = paths()

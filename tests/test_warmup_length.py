@@ -24,7 +24,7 @@ def test_the_committed_report_is_what_its_records_give(mod, res, backbone):
     assert Path(mod.paths(backbone)[1]).read_text() == "\n".join(mod.lines(res)) + "\n"
     assert res["pick"] == mod.NS.pick(res["tuning"], default=mod.name(mod.DEFAULT))
     assert sorted((r["alpha"], r["seed"]) for r in res["records"]) == sorted(
-        (a, s) for a in mod.T.TABLE_ALPHAS for s in mod.NS.TUNING + mod.NS.EVALUATION)
+        (a, s) for a in mod.NS.T.TABLE_ALPHAS for s in mod.NS.TUNING + mod.NS.EVALUATION)
 
 
 def test_the_discovery_after_five_warm_up_rounds_is_fedlpas_own(mod, res, backbone):
