@@ -154,9 +154,12 @@ def client_view(cid: int, y, k_est: int, args: tuple, kw: dict, n_classes: int) 
     def redo_from(modules, params):
         return finish(modules, f, probs, labelled, y_visible, old_classes, n_heads, params, graph=graph, kind=kind)
 
+    def regraph(params):
+        return client_view(cid, y, k_est, args, {**kw, "params": params}, n_classes)
+
     return SimpleNamespace(cid=cid, y=y, k_est=k_est, probs=probs, params=params, n_heads=n_heads,
                            old_classes=old_classes, redo=partial(redo_from, raw_modules(graph, params, s)),
-                           redo_from=redo_from, modules=partial(raw_modules, graph, seed=s),
+                           redo_from=redo_from, modules=partial(raw_modules, graph, seed=s), regraph=regraph,
                            present=[c for c in range(n_classes) if (y == c).sum() >= 0.02 * len(y)])
 
 
@@ -165,7 +168,8 @@ def kept_clients(alpha: float, seed: int, backbone: str = "pretrained") -> tuple
     client's true labels ``y`` (read after the fact), the classes it holds (``present``, >= 2 %), the K_hat its run
     got, the model's ``probs``, the discovery ``params`` it ran with and ``redo(params)``, which finishes that
     discovery again from the same graph and InfoMap modules under other parameters; ``modules(params)`` runs InfoMap
-    again on the same graph (another markov time) and ``redo_from(modules, params)`` finishes from those."""
+    again on the same graph (another markov time) and ``redo_from(modules, params)`` finishes from those;
+    ``regraph(params)`` is the same client on the graph ``params`` build (another kNN ``k``)."""
     exp, kept = first_discovery(alpha, seed, backbone)
     out = [client_view(cid, exp.data.y_train[exp.train_part.client_indices[cid]], k_est, args, kw, exp.data.n_classes)
            for cid, args, kw, k_est in kept]
@@ -283,16 +287,19 @@ def lines(res: dict) -> list:
     return out
 
 
-def study_args(doc: str, cache: str, argv=None, backbones=(), flags=None):
+def study_args(doc: str, cache: str, argv=None, backbones=(), flags=None, choices=None):
     """The command line of the studies that finish FedLPA's discoveries again (this one, ``new_split.py``,
-    ``warmup_length.py``, ``markov_merge.py``): ``--workers`` and ``--cache`` (one JSON per alpha and seed, so a
-    study resumes), ``--backbone`` among ``backbones`` where a study runs on more than one, and a study's own
-    switches (``flags``: name -> help)."""
+    ``warmup_length.py``, ``markov_merge.py``, ``discovery_knobs.py``): ``--workers`` and ``--cache`` (one JSON per
+    alpha and seed, so a study resumes), ``--backbone`` among ``backbones`` where a study runs on more than one, a
+    study's own switches (``flags``: name -> help) and options (``choices``: name -> (allowed values, help); the
+    first is the default)."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), cache))
     for flag, text in (flags or {}).items():
         ap.add_argument(flag, action="store_true", help=text)
+    for flag, (allowed, text) in (choices or {}).items():
+        ap.add_argument(flag, choices=allowed, default=allowed[0], help=text)
     if backbones:
         ap.add_argument("--backbone", choices=backbones, default=backbones[0])
     a = ap.parse_args(argv)
