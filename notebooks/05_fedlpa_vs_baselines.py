@@ -269,6 +269,24 @@ if anatomy_path.exists():
     display(pd.DataFrame(anatomy["parts"]).round(2))
 
 # %% [markdown]
+# **Can one discovery setting keep K̂ within ±1 at both α?** The merging rule was picked at FedLPA's markov time.
+# Later studies made every tuning client's first discovery again at other settings: the markov time and merging
+# threshold together (`bench/markov_merge.py`), and each with a knob no study had searched
+# (`bench/discovery_knobs.py`: InfoMap's restarts, the graph's k, the share below which a community is noise).
+# Each dot is one setting; the shaded corner is the issue's bar (≥ 80 % of the clients at both α). Where do the
+# settings with the lowest KL(oracle ‖ π) (hover) lie, and what do they give up?
+
+# %%
+from lab.results import K_HAT_STUDIES, k_hat_frontier_rows
+
+frontier = k_hat_frontier_rows({name: json.loads((res_dir / f).read_text())
+                                for name, f in K_HAT_STUDIES.items() if (res_dir / f).exists()})
+if frontier:
+    vz.k_hat_frontier(frontier).show()
+    in_corner = [r["setting"] for r in frontier if min(r["within_1_alpha_0.1"], r["within_1_alpha_1"]) >= 0.8]
+    print(f"{len(frontier)} settings; in the corner: {', '.join(in_corner) or 'none'}")
+
+# %% [markdown]
 # **Why are FedLPA's masses no better than equal ones?** No run is trained here: `python bench/discovery_study.py
 # --stage masses` puts each of those runs' priors next to the oracle's, on the model FedLPA's discovery sees
 # (after warm-up), for every evaluation client. It gives the mean KL(oracle ‖ π) over all heads, over the heads

@@ -18,7 +18,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from lab.data import tabular  # noqa: E402
-from lab.results import BACKBONE_STUDIES  # noqa: E402
+from lab.results import BACKBONE_STUDIES, K_HAT_STUDIES, k_hat_frontier_rows  # noqa: E402
 from lab.utils import LabError  # noqa: E402
 
 # dashboard/loaders.py and result_files.py, the very modules the pages import (pytest's `pythonpath` in
@@ -160,6 +160,13 @@ def test_training_page_results_and_a_live_run():
                 (parts,) = [d.value for d in at.dataframe if "split" in d.value.columns]
                 assert parts["split"].tolist() == [r["split"] for r in anatomy["parts"]]
                 assert parts["K̂ − K"].tolist() == [r["k_hat_minus_k"] for r in anatomy["parts"]]
+            frontier = k_hat_frontier_rows(result_files.named_files(K_HAT_STUDIES))
+            if frontier:                                 # every studied discovery setting, at both alphas, as written
+                (fr,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "at both α" in c.proto.spec]
+                dots = [(x, y) for tr in fr["data"] if tr["name"] != "FedLPA's setting"
+                        for x, y in zip(tr["x"], tr["y"])]
+                assert sorted(dots) == sorted((100 * r["within_1_alpha_0.1"], 100 * r["within_1_alpha_1"])
+                                              for r in frontier)
             bars = result_files.done_when()[0]           # issue 9's bars, from the same summary: lines and verdicts
             assert bars, "gcd_summary.json has a seed study but no done_when: rerun --stage summary"
             (exp,) = [e for e in at.expander if e.label.startswith("Does FedLPA earn its claim?")]

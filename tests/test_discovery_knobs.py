@@ -8,9 +8,10 @@ import pytest
 from lab.gcd.discovery import DiscoveryParams, discover
 from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
 from tests.test_backbones import _script
-from tests.test_discovery import MANY_SMALL, H, OLD, model_probs, planted
+from tests.test_discovery import H, OLD, model_probs, planted
 
-KNOBS = ("num_trials", "knn_k")
+KNOBS = ("num_trials", "knn_k", "min_community")
+SMALL_CLASS = ((70,) * 5 + (60,) * 4 + (20,), 5)    # MANY_SMALL with one new class at 3 % of the client
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +57,10 @@ def test_fedlpas_setting_in_the_study_is_the_discovery_markov_merge_recorded(mod
 
 
 def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, knob, monkeypatch):
-    """A planted client (ten small classes, five new) through ``one``: every (markov time, merging threshold, knob
-    value) records the K_hat and KL(oracle || pi) that ``discover`` gives with those parameters."""
-    x, y, lab, y_vis = planted(*MANY_SMALL, spread=1.3)
+    """A planted client (ten classes, five new, one of them 3 % of the client) through ``one``: every (markov time,
+    merging threshold, knob value) records the K_hat and KL(oracle || pi) that ``discover`` gives with those
+    parameters; the client tells every knob's values apart."""
+    x, y, lab, y_vis = planted(*SMALL_CLASS, spread=1.3)
     probs = model_probs(y, p=0.2)
     params = DiscoveryParams()
     kw = {"prefix_features": x, "params": params, "seed": 0}
@@ -74,6 +76,40 @@ def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, knob, monk
                      params=params.replace(markov_time=m, merge_new_cosine=t, **{knob: v}))
         assert got[i][0] == d.k_est and got[i][3] == pytest.approx(head_kl(oracle, d.prior)), (m, t, v)
         k_hats[(m, t, v)] = d.k_est
-    assert set(out["seconds"]) == {str(v) for v in mod.KNOBS[knob][0]}
-    if knob == "knn_k":          # the planted client tells the graph's k apart
-        assert len({k_hats[(1.5, None, v)] for v in mod.KNOBS[knob][0]}) > 1
+    timed = mod.KNOBS[knob][2] in mod.TIMED                  # a knob acting after InfoMap costs no time
+    assert set(out["seconds"]) == ({str(v) for v in mod.KNOBS[knob][0]} if timed else set())
+    assert len({k_hats[(1.5, None, v)] for v in mod.KNOBS[knob][0]}) > 1
+
+
+def test_the_frontier_shows_every_studied_setting_at_both_alphas_and_fedlpas_once():
+    """``lab.results.k_hat_frontier_rows`` on planted studies (the tuning rows: a setting's share at each alpha, its
+    mean KL over both), and ``lab.viz.gcd.k_hat_frontier``: one dot per setting at (alpha 0.1, alpha 1), FedLPA's
+    setting starred once, the issue's bar as the shaded corner; on the committed files, FedLPA's setting sits at one
+    point in every study (the same discoveries)."""
+    from lab.results import K_HAT_STUDIES, RESULTS_DIR, k_hat_frontier_rows
+    from lab.viz.gcd import k_hat_frontier
+
+    def study(default, pick, *settings):
+        rows = [{"setting": s, "alpha": a, "within_1": w, "kl": kl}
+                for s, w01, w1, kl01, kl1 in settings for a, w, kl in ((0.1, w01, kl01), (1.0, w1, kl1))]
+        return {"default": default, "pick": {"setting": pick}, "tuning": rows}
+
+    rows = k_hat_frontier_rows({"one": study("a", "b", ("a", 0.78, 0.8, 0.3, 0.3), ("b", 0.9, 0.5, 0.3, 0.1)),
+                                "two": study("a", "a", ("a", 0.78, 0.8, 0.3, 0.3), ("c", 0.82, 0.84, 0.4, 0.4)),
+                                "missing": None})
+    assert [(r["study"], r["setting"], r["within_1_alpha_0.1"], r["within_1_alpha_1"], r["fedlpa"], r["pick"])
+            for r in rows] == [("one", "a", 0.78, 0.8, True, False), ("one", "b", 0.9, 0.5, False, True),
+                               ("two", "a", 0.78, 0.8, True, True), ("two", "c", 0.82, 0.84, False, False)]
+    assert rows[1]["kl"] == pytest.approx(0.2)
+    fig = k_hat_frontier(rows, bar=0.8)
+    assert [t.name for t in fig.data] == ["one", "two", "FedLPA's setting"]
+    assert list(fig.data[0].x) == [78, 90] and list(fig.data[0].y) == [80, 50]
+    assert list(fig.data[0].marker.symbol) == ["circle", "diamond"]
+    assert (fig.data[2].x, fig.data[2].y) == ((78,), (80,))
+    (rect,) = fig.layout.shapes
+    assert (rect.x0, rect.y0) == (80, 80)
+
+    files = {name: json.loads((Path(RESULTS_DIR) / f).read_text()) for name, f in K_HAT_STUDIES.items()}
+    committed = k_hat_frontier_rows(files)
+    own = {(r["within_1_alpha_0.1"], r["within_1_alpha_1"], round(r["kl"], 12)) for r in committed if r["fedlpa"]}
+    assert len(own) == 1 and sum(r["fedlpa"] for r in committed) == len(K_HAT_STUDIES)

@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lab.results import BACKBONE_STUDIES, backbone_rows, done_when_rows, group_runs
+from lab.results import BACKBONE_STUDIES, K_HAT_STUDIES, backbone_rows, done_when_rows, group_runs, k_hat_frontier_rows
 from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
-from lab.viz.gcd import k_hat_direction_scatter, paired_seed_differences, results_bars, training_curves
+from lab.viz.gcd import (k_hat_direction_scatter, k_hat_frontier, paired_seed_differences, results_bars,
+                         training_curves)
 
 import loaders as L
 import result_files as R
@@ -164,6 +165,15 @@ else:
                                     "FedLPA before.")
                         st.dataframe(pd.DataFrame(anatomy["parts"]).rename(columns=ANATOMY_COLUMNS),
                                      hide_index=True)
+                    frontier = k_hat_frontier_rows(R.named_files(K_HAT_STUDIES))
+                    if frontier:
+                        st.markdown("**Can one discovery setting keep K̂ within ±1 at both α?** Every tuning "
+                                    "client's first discovery made again at other settings: the markov time with "
+                                    "the merging threshold (`bench/markov_merge.py`), and each with a knob no study "
+                                    "had searched (`bench/discovery_knobs.py`). Each dot is one setting; the shaded "
+                                    "corner is the issue's bar. Hover for a setting's KL(oracle ‖ π): the settings "
+                                    "whose prior is closest to the oracle's lie low on the α = 1 axis.")
+                        show(k_hat_frontier(frontier), "k_hat_frontier")
     studies = [(key, *R.backbone_study(key)) for key in BACKBONE_STUDIES]
     studies = [(key, bb, src) for key, bb, src in studies if bb and bb["alphas"]]
     if studies:

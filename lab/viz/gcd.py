@@ -264,3 +264,36 @@ def k_hat_direction_scatter(study: dict, title="Does FedLPA's lead follow the di
     fig.update_yaxes(title_text="points", row=1, col=1)
     fig.update_layout(title=title, height=380, legend=dict(orientation="h", y=-0.3))
     return fig
+
+
+def k_hat_frontier(rows, bar: float = 0.8, title="Can one discovery setting keep K̂ within ±1 at both α?"):
+    """Each dot is one discovery setting of a study (``rows``: :func:`lab.results.k_hat_frontier_rows`): x the
+    share of clients with K̂ within ±1 at α 0.1, y at α 1; colour the study; the star FedLPA's own setting. The
+    shaded corner is issue 9's bar (``bar`` at both α): a setting there meets it with one rule."""
+    fig = go.Figure()
+    fig.add_shape(type="rect", x0=100 * bar, y0=100 * bar, x1=101, y1=101, line_width=0,
+                  fillcolor="rgba(44, 160, 44, 0.15)", layer="below")
+    studies = list(dict.fromkeys(r["study"] for r in rows))
+    for i, study in enumerate(studies):
+        mine = [r for r in rows if r["study"] == study]
+        fig.add_scatter(x=[100 * r["within_1_alpha_0.1"] for r in mine], y=[100 * r["within_1_alpha_1"] for r in mine],
+                        mode="markers", name=study, marker=dict(color=_color(i), size=9, opacity=0.6,
+                                                                symbol=["diamond" if r["pick"] else "circle"
+                                                                        for r in mine]),
+                        text=[f"{r['setting']}<br>mean KL(oracle ‖ π) {r['kl']:.3f}" + (" · the study's pick by KL"
+                                                                                       if r["pick"] else "")
+                              for r in mine], hovertemplate="%{text}<br>α 0.1: %{x:.0f} %, α 1: %{y:.0f} %<extra>"
+                        + study + "</extra>")
+    own = [r for r in rows if r["fedlpa"]][:1]
+    if own:
+        fig.add_scatter(x=[100 * own[0]["within_1_alpha_0.1"]], y=[100 * own[0]["within_1_alpha_1"]], mode="markers",
+                        name="FedLPA's setting", marker=dict(symbol="star", size=18, color="#000",
+                                                             line=dict(color="#fff", width=1)),
+                        text=[own[0]["setting"]], hovertemplate="%{text}<extra>FedLPA</extra>")
+    # axes start at the nearest ten below the lowest dot: the corner and every setting stay in view
+    lo = {a: max(0, 10 * int(min([100 * r[f"within_1_alpha_{a}"] for r in rows] or [0]) // 10) - 10)
+          for a in ("0.1", "1")}
+    fig.update_xaxes(title_text="K̂ within ±1, α = 0.1 (% of clients)", range=[lo["0.1"], 101])
+    fig.update_yaxes(title_text="K̂ within ±1, α = 1 (% of clients)", range=[lo["1"], 101])
+    fig.update_layout(title=title, height=460, legend=dict(orientation="h", y=-0.2))
+    return fig
