@@ -8,7 +8,8 @@ import pytest
 from lab.gcd.discovery import DiscoveryParams, discover
 from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
 from tests.test_backbones import _script
-from tests.test_discovery import H, OLD, model_probs, planted
+from tests.test_discovery import H, OLD
+from tests.test_markov_merge import planted_client
 
 KNOBS = ("num_trials", "knn_k", "min_community")
 SMALL_CLASS = ((70,) * 5 + (60,) * 4 + (20,), 5)    # MANY_SMALL with one new class at 3 % of the client
@@ -60,13 +61,7 @@ def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, knob, monk
     """A planted client (ten classes, five new, one of them 3 % of the client) through ``one``: every (markov time,
     merging threshold, knob value) records the K_hat and KL(oracle || pi) that ``discover`` gives with those
     parameters; the client tells every knob's values apart."""
-    x, y, lab, y_vis = planted(*SMALL_CLASS, spread=1.3)
-    probs = model_probs(y, p=0.2)
-    params = DiscoveryParams()
-    kw = {"prefix_features": x, "params": params, "seed": 0}
-    k_est = discover(x, probs, lab, y_vis, OLD, H, **kw).k_est
-    view = mod.KA.client_view(0, y, k_est, (x, probs, lab, y_vis, OLD, H), kw, n_classes=10)
-    monkeypatch.setattr(mod.KA, "kept_clients", lambda alpha, seed: (None, set(OLD), [view]))
+    x, y, lab, y_vis, probs, params = planted_client(mod, monkeypatch, SMALL_CLASS)
     out = mod.one((0.1, 0, knob))
     got = out["clients"][0]["settings"]
     oracle = empirical_prior(oracle_heads(y, probs, OLD, H), H, params.smoothing)

@@ -57,17 +57,24 @@ def test_fedlpas_setting_in_the_study_is_the_discovery_new_split_recorded(mod, r
     assert all(a == o["k_hat"] and b == pytest.approx(o["kl"], abs=1e-12) for a, b, o in got)
 
 
-def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, monkeypatch):
-    """A planted client (ten small classes, five new, spread so that a coarser markov time merges new classes; a
-    model unsure enough that its new classes' mean predictions have cosine ~0.76) through ``one``: every (markov
-    time, merging threshold) records the K_hat and KL(oracle || pi) that ``discover`` gives with it."""
-    x, y, lab, y_vis = planted(*MANY_SMALL, spread=1.3)
+def planted_client(mod, monkeypatch, sizes):
+    """A planted client (``tests.test_discovery.planted``, spread 1.3, a model 20 % sure of each class's head) as
+    the one client of every job of the study script ``mod``: (x, y, labelled, visible labels, probs, params)."""
+    x, y, lab, y_vis = planted(*sizes, spread=1.3)
     probs = model_probs(y, p=0.2)
     params = DiscoveryParams()
     kw = {"prefix_features": x, "params": params, "seed": 0}
     k_est = discover(x, probs, lab, y_vis, OLD, H, **kw).k_est
     view = mod.KA.client_view(0, y, k_est, (x, probs, lab, y_vis, OLD, H), kw, n_classes=10)
-    monkeypatch.setattr(mod.KA, "kept_clients", lambda alpha, seed, backbone: (None, set(OLD), [view]))
+    monkeypatch.setattr(mod.KA, "kept_clients", lambda *job: (None, set(OLD), [view]))
+    return x, y, lab, y_vis, probs, params
+
+
+def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, monkeypatch):
+    """A planted client (ten small classes, five new, spread so that a coarser markov time merges new classes; a
+    model unsure enough that its new classes' mean predictions have cosine ~0.76) through ``one``: every (markov
+    time, merging threshold) records the K_hat and KL(oracle || pi) that ``discover`` gives with it."""
+    x, y, lab, y_vis, probs, params = planted_client(mod, monkeypatch, MANY_SMALL)
     got = mod.one((0.1, 0))["clients"][0]["settings"]
     oracle = empirical_prior(oracle_heads(y, probs, OLD, H), H, params.smoothing)
     k_hats = {}
