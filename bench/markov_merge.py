@@ -150,23 +150,24 @@ def setting_fields(setting: str) -> dict:
     return {"markov_time": m, "merge_new_cosine": t}
 
 
-def train_configs(setting: str, best=None) -> dict:
-    """(seed set, alpha) -> [(seed, the setting's config, FedLPA's config)] on the committed backbone."""
+def train_configs(setting: str, best=None, fields_of=setting_fields) -> dict:
+    """(seed set, alpha) -> [(seed, the setting's config, FedLPA's config)] on the committed backbone; ``fields_of``
+    gives a setting's config fields (another study's settings: ``coarse_route.py``)."""
     best = best or T.tuned_best()
     out = {}
     for label, seeds in TRAIN_SEEDS.items():
         for al in T.TABLE_ALPHAS:
             for s in seeds:
                 base = T.config("fedlpa", al, s, False, **best["fedlpa"])
-                out.setdefault((label, al), []).append((s, {**base, **setting_fields(setting)}, base))
+                out.setdefault((label, al), []).append((s, {**base, **fields_of(setting)}, base))
     return out
 
 
-def trained(setting: str, out_dir: str = TRAIN_DIR) -> dict | None:
+def trained(setting: str, out_dir: str = TRAIN_DIR, fields_of=setting_fields) -> dict | None:
     """The trained pick against FedLPA, per seed set and alpha (None until every run is made), and the adoption
     rule of the module docstring."""
     rows = []
-    for (label, al), runs in train_configs(setting).items():
+    for (label, al), runs in train_configs(setting, fields_of=fields_of).items():
         got = [(s, T.load(c, out_dir), T.load(b, out_dir)) for s, c, b in runs]
         if not all(r and b for _, r, b in got):
             return None
@@ -176,18 +177,19 @@ def trained(setting: str, out_dir: str = TRAIN_DIR) -> dict | None:
                      "k_hat": T._k_hat_within_1([r for _, r, _ in got]),
                      "k_hat_fedlpa": T._k_hat_within_1([x for _, _, x in got])})
     mean, ok = adopt([r for r in rows if r["seeds"] == "tuning"])
-    return {"setting": setting, "fields": setting_fields(setting), "rows": rows, "tuning_mean_all": mean,
-            "adopt": ok, "warmup_splits": T.warmup_splits(out_dir), "done_when": done_when_with(setting, out_dir)}
+    return {"setting": setting, "fields": fields_of(setting), "rows": rows, "tuning_mean_all": mean,
+            "adopt": ok, "warmup_splits": T.warmup_splits(out_dir),
+            "done_when": done_when_with(setting, out_dir, fields_of)}
 
 
-def done_when_with(setting: str, out_dir: str = TRAIN_DIR) -> dict:
+def done_when_with(setting: str, out_dir: str = TRAIN_DIR, fields_of=setting_fields) -> dict:
     """Issue 9's Done-when read off ``replicate_tables.py``'s runs (this machine's), as they are (``"fedlpa"``) and
     with the pick's run in FedLPA's place (``"pick"``); on the evaluation seeds and the seed study's. A report only:
     the adoption rule reads the tuning runs."""
     cfgs = R.configs()
     runs = {k: T.load(c, R.RUN_DIR) for k, c in cfgs.items()}
     lpa = T.DISPLAY_NAMES["fedlpa"]
-    picked = {k: T.load({**cfgs[k], **setting_fields(setting)}, out_dir) if k[0] == lpa else r
+    picked = {k: T.load({**cfgs[k], **fields_of(setting)}, out_dir) if k[0] == lpa else r
               for k, r in runs.items()}
     return {side: {name: R._reading(r, *how) for name, how in R.SETS.items()}
             for side, r in (("fedlpa", runs), ("pick", picked))}
@@ -200,16 +202,17 @@ def adopt(tuning_rows) -> tuple:
     return mean, bool(mean["all"] > mean["fedlpa"] and all(r["k_hat"]["share"] >= K_BAR for r in tuning_rows))
 
 
-def train(setting: str, workers: int) -> None:
-    """Makes the runs :func:`trained` reads; FedLPA's runs that ``replicate_tables.py`` made on this machine are
-    copied, not made again."""
-    os.makedirs(TRAIN_DIR, exist_ok=True)
-    cfgs = [x for runs in train_configs(setting).values() for _, v, b in runs for x in (v, b)]
+def train(setting: str, workers: int, out_dir: str = TRAIN_DIR, fields_of=setting_fields, copy_from=()) -> None:
+    """Makes the runs :func:`trained` reads; FedLPA's runs made on this machine (``replicate_tables.py``'s, and
+    those in the folders ``copy_from``) are copied, not made again."""
+    os.makedirs(out_dir, exist_ok=True)
+    cfgs = [x for runs in train_configs(setting, fields_of=fields_of).values() for _, v, b in runs for x in (v, b)]
     for c in cfgs:
-        src = os.path.join(R.RUN_DIR, T.run_name(c) + ".json")
-        if os.path.exists(src) and T.load(c, TRAIN_DIR) is None:
-            shutil.copyfile(src, os.path.join(TRAIN_DIR, T.run_name(c) + ".json"))
-    T.run_all(cfgs, TRAIN_DIR, workers, "the pick, trained")
+        for folder in (R.RUN_DIR, *copy_from):
+            src = os.path.join(folder, T.run_name(c) + ".json")
+            if os.path.exists(src) and T.load(c, out_dir) is None:
+                shutil.copyfile(src, os.path.join(out_dir, T.run_name(c) + ".json"))
+    T.run_all(cfgs, out_dir, workers, "the pick, trained")
 
 
 def _by(rows) -> dict:
@@ -262,7 +265,7 @@ def lines(res) -> list:
     return out + trained_lines(res)
 
 
-def trained_lines(res) -> list:
+def trained_lines(res, out_dir: str = TRAIN_DIR) -> list:
     t = res.get("trained")
     if t is None:
         if res["pick"]["setting"] == res["default"]:
@@ -273,7 +276,7 @@ def trained_lines(res) -> list:
     fields = ", ".join(f"{k} {v}" for k, v in t["fields"].items())
     out = ["", f"## The pick, trained (`--train`: {fields})", "",
            f"The tables' FedLPA with only those fields changed, paired per seed with FedLPA on one machine "
-           f"(`{os.path.basename(TRAIN_DIR)}/`; FedLPA's evaluation runs are `{os.path.basename(R.RUN_DIR)}/`'s). "
+           f"(`{os.path.basename(out_dir)}/`; FedLPA's evaluation runs are `{os.path.basename(R.RUN_DIR)}/`'s). "
            "All = mean of the last 3 evaluations; mean ± std over seeds (population std); K̂ within ±1 over every "
            "client of those runs.", "",
            "| seeds | α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",

@@ -213,11 +213,12 @@ def masses_rows(masses: dict, seed_study: dict | None, kind: str = "r6", seeds: 
 
 
 #: the studies that searched FedLPA's discovery settings on its own first discoveries (``bench/markov_merge.py``,
-#: ``bench/discovery_knobs.py``): name -> results file; rows: :func:`k_hat_frontier_rows`
+#: ``bench/discovery_knobs.py``, ``bench/coarse_route.py``): name -> results file; rows: :func:`k_hat_frontier_rows`
 K_HAT_STUDIES = {"markov time × merging": "markov_merge.json",
                  "markov × merging × InfoMap restarts": "discovery_knobs_num_trials.json",
                  "markov × merging × the graph's k": "discovery_knobs_knn_k.json",
-                 "markov × merging × the noise share": "discovery_knobs_min_community.json"}
+                 "markov × merging × the noise share": "discovery_knobs_min_community.json",
+                 "coarse when a client's K̂ is small": "coarse_route.json"}
 
 
 def k_hat_frontier_rows(studies: dict, seeds: str = "tuning") -> list:

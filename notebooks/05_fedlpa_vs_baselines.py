@@ -269,12 +269,14 @@ if anatomy_path.exists():
     display(pd.DataFrame(anatomy["parts"]).round(2))
 
 # %% [markdown]
-# **Can one discovery setting keep K̂ within ±1 at both α?** The merging rule was picked at FedLPA's markov time.
+# **Can one discovery rule keep K̂ within ±1 at both α?** The merging rule was picked at FedLPA's markov time.
 # Later studies made every tuning client's first discovery again at other settings: the markov time and merging
 # threshold together (`bench/markov_merge.py`), and each with a knob no study had searched
 # (`bench/discovery_knobs.py`: InfoMap's restarts, the graph's k, the share below which a community is noise).
-# Each dot is one setting; the shaded corner is the bar (≥ 80 % of the clients at both α). Where do the
-# settings with the lowest KL(oracle ‖ π) (hover) lie, and what do they give up?
+# One value for every client trades α = 0.1 against α = 1. The last study (`bench/coarse_route.py`) lets each
+# client choose by what it counts: a client whose discovery finds at most a cutoff of categories is discovered
+# again at a coarser time. Each dot is one setting or cutoff; the shaded corner is the bar (≥ 80 % of the
+# clients at both α). Where do the settings with the lowest KL(oracle ‖ π) (hover) lie, and what do they give up?
 
 # %%
 from lab.results import K_HAT_STUDIES, k_hat_frontier_rows

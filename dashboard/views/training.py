@@ -167,12 +167,13 @@ else:
                                      hide_index=True)
                     frontier = k_hat_frontier_rows(R.named_files(K_HAT_STUDIES))
                     if frontier:
-                        st.markdown("**Can one discovery setting keep K̂ within ±1 at both α?** Every tuning "
+                        st.markdown("**Can one discovery rule keep K̂ within ±1 at both α?** Every tuning "
                                     "client's first discovery made again at other settings: the markov time with "
                                     "the merging threshold (`bench/markov_merge.py`), and each with a knob no study "
-                                    "had searched (`bench/discovery_knobs.py`). Each dot is one setting; the shaded "
-                                    "corner is the issue's bar. Hover for a setting's KL(oracle ‖ π): the settings "
-                                    "whose prior is closest to the oracle's lie low on the α = 1 axis.")
+                                    "had searched (`bench/discovery_knobs.py`); last, a client that counts few "
+                                    "categories discovered again at a coarser time (`bench/coarse_route.py`). Each "
+                                    "dot is one setting or cutoff; the shaded corner is the issue's bar. Hover for "
+                                    "its KL(oracle ‖ π): one value for every client trades one α against the other.")
                         show(k_hat_frontier(frontier), "k_hat_frontier")
     studies = [(key, *R.backbone_study(key)) for key in BACKBONE_STUDIES]
     studies = [(key, bb, src) for key, bb, src in studies if bb and bb["alphas"]]

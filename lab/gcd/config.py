@@ -43,13 +43,16 @@ DEFAULT_LR = {"simgcd": 0.1, "gcd": 0.1, "local": 0.5, "central": 0.1, "fedlpa":
 DISCOVERY_FIELDS = {"knn_k": "knn_k", "confidence_quantile": "confidence_quantile", "graph_features": "features",
                     "graph_refine": "refine", "markov_time": "markov_time", "min_community": "min_community",
                     "min_labelled_share": "min_labelled_share", "claim_z": "claim_z",
-                    "merge_new_cosine": "merge_new_cosine", "merge_new_on": "merge_new_on", "prior_rule": "prior",
+                    "merge_new_cosine": "merge_new_cosine", "merge_new_on": "merge_new_on", "coarse_k": "coarse_k",
+                    "coarse_markov_time": "coarse_markov_time", "coarse_merge_cosine": "coarse_merge_cosine",
+                    "prior_rule": "prior",
                     "prior_smoothing": "smoothing"}
 
 
 @dataclass
 class FedGCDConfig(RunConfig):
-    LATE_FIELDS = {"claim_z": None, "merge_new_cosine": None, "merge_new_on": "predictions", "oracle_assign": "mean"}
+    LATE_FIELDS = {"claim_z": None, "merge_new_cosine": None, "merge_new_on": "predictions", "oracle_assign": "mean",
+                   "coarse_k": None, "coarse_markov_time": 3.0, "coarse_merge_cosine": 0.7}
     method: str = "simgcd"
     dataset: str = "fashion_mnist"
     clients: int = 5
@@ -90,6 +93,9 @@ class FedGCDConfig(RunConfig):
     claim_z: float | None = _DISCOVERY.claim_z       # None, or a claim also tested against the labelled fraction
     merge_new_cosine: float | None = _DISCOVERY.merge_new_cosine   # None, or merge new communities this alike
     merge_new_on: str = _DISCOVERY.merge_new_on      # ... in their mean "predictions" or "graph" features
+    coarse_k: int | None = _DISCOVERY.coarse_k       # None, or a client finding <= this many categories ...
+    coarse_markov_time: float = _DISCOVERY.coarse_markov_time        # ... is discovered again at this time
+    coarse_merge_cosine: float | None = _DISCOVERY.coarse_merge_cosine   # ... and this merging threshold
     prior_rule: str = _DISCOVERY.prior               # lab.gcd.discovery.PRIORS
     prior_smoothing: float = _DISCOVERY.smoothing    # pseudo-count per head
     use_lpa: bool = True                 # --no-lpa

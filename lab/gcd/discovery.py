@@ -161,6 +161,12 @@ class DiscoveryParams:
     - ``split_new_share``: None (off), or, after the merges, carve out of every community the unlabelled samples
       the model puts on one new head, when they are at least this share of it and that head is not already the
       community's own (:func:`split_by_new_heads`). Run as a probe by ``bench/new_split.py``.
+    - ``coarse_k``: None (off), or a client whose discovery counts at most this many categories (K_hat <=
+      ``coarse_k``) is discovered again on the same graph at ``coarse_markov_time`` with merging at
+      ``coarse_merge_cosine``: a client with few classes (strong skew) is over-split at the time that suits a client
+      of many, and no one time serves both (``bench/markov_merge.py``). It reads only the client's own count.
+      ``bench/coarse_route.py`` picked 7 on the tuning clients and its adoption rule adopts it when trained; the
+      default stays off until the tables' FedLPA runs are made again with it (its report says so).
     - ``assign_by``: how unclaimed communities are matched to free heads, by their ``"mean"`` prediction or their
       ``"mass"`` (:func:`lab.gcd.prior.map_communities_to_heads`). Measured by ``bench/oracle_mapping.py``: on
       FedLPA's own first discoveries the two give the same heads (its communities are >= ``min_community``).
@@ -181,6 +187,9 @@ class DiscoveryParams:
     merge_new_cosine: float | None = 0.8
     merge_new_on: str = "predictions"
     split_new_share: float | None = None
+    coarse_k: int | None = None
+    coarse_markov_time: float = 3.0
+    coarse_merge_cosine: float | None = 0.7
     assign_by: str = "mean"
     prior: str = "blend"
     smoothing: float = 0.5
@@ -206,6 +215,11 @@ class DiscoveryParams:
             check_range("merge_new_cosine", self.merge_new_cosine, -1, 1)
         if self.split_new_share is not None:
             check_range("split_new_share", self.split_new_share, 0, 1, low_open=True)
+        if self.coarse_k is not None:
+            check_range("coarse_k", self.coarse_k, 1, 1000, integer=True)
+        check_range("coarse_markov_time", self.coarse_markov_time, 0, 100, low_open=True)
+        if self.coarse_merge_cosine is not None:
+            check_range("coarse_merge_cosine", self.coarse_merge_cosine, -1, 1)
         check_range("smoothing", self.smoothing, 0, 1000)
         return self
 
@@ -397,5 +411,11 @@ def discover(features, probs, labelled, y_visible, old_classes, n_heads: int, *,
                                            prefix_features=prefix_features, params=params, seed=seed)
     d = finish(raw_modules(graph, params, seed), f, probs, labelled, y_visible, old_classes, n_heads, params,
                graph, kind)
+    if params.coarse_k is not None and d.k_est <= params.coarse_k:
+        # few categories found: a skewed client, which the time that suits a client of many classes over-splits
+        coarse = params.replace(markov_time=params.coarse_markov_time, merge_new_cosine=params.coarse_merge_cosine,
+                                coarse_k=None)
+        d = finish(raw_modules(graph, coarse, seed), f, probs, labelled, y_visible, old_classes, n_heads, coarse,
+                   graph, kind)
     d.seconds = time.perf_counter() - t0
     return d

@@ -266,8 +266,8 @@ def k_hat_direction_scatter(study: dict, title="Does FedLPA's lead follow the di
     return fig
 
 
-def k_hat_frontier(rows, bar: float = 0.8, title="Can one discovery setting keep K̂ within ±1 at both α?"):
-    """Each dot is one discovery setting of a study (``rows``: :func:`lab.results.k_hat_frontier_rows`): x the
+def k_hat_frontier(rows, bar: float = 0.8, title="Can one discovery rule keep K̂ within ±1 at both α?"):
+    """Each dot is one discovery setting or rule of a study (``rows``: :func:`lab.results.k_hat_frontier_rows`): x the
     share of clients with K̂ within ±1 at α 0.1, y at α 1; colour the study; the star FedLPA's own setting. The
     shaded corner is issue 9's bar (``bar`` at both α): a setting there meets it with one rule."""
     fig = go.Figure()

@@ -1,0 +1,124 @@
+"""The coarse route (``DiscoveryParams.coarse_k``): a client whose discovery counts few categories is discovered
+again at a coarser time; and bench/coarse_route.py, which reads that rule off ``markov_merge.json``'s records."""
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.gcd.config import FedGCDConfig
+from lab.gcd.discovery import DiscoveryParams, discover
+from lab.utils import LabError
+from tests.test_backbones import _script
+from tests.test_discovery import H, OLD, model_probs, planted
+
+MANY_SMALL_SPREAD = ((70,) * 5 + (60,) * 5, 5)
+
+
+@pytest.fixture(scope="module")
+def mod():
+    return _script("bench/coarse_route.py")
+
+
+@pytest.fixture(scope="module")
+def res(mod):
+    return json.loads(Path(mod.JSON).read_text())
+
+
+def test_a_client_counting_few_categories_is_discovered_again_at_the_coarse_setting():
+    """On a planted client FedLPA's setting and the coarse one count differently; with ``coarse_k`` at that count
+    the discovery is the coarse setting's, one below it FedLPA's own; bad values are refused by name."""
+    x, y, lab, y_vis = planted(*MANY_SMALL_SPREAD, spread=1.3)
+    probs = model_probs(y, p=0.2)
+    p = DiscoveryParams()
+
+    def run(params):
+        return discover(x, probs, lab, y_vis, OLD, H, prefix_features=x, params=params, seed=0)
+
+    fine = run(p)
+    # the library's coarse setting, and one at which the planted client tells merging >= 0.7 from FedLPA's 0.8
+    for p in (p, p.replace(coarse_markov_time=2.0)):
+        coarse = run(p.replace(markov_time=p.coarse_markov_time, merge_new_cosine=p.coarse_merge_cosine))
+        assert fine.k_est != coarse.k_est                   # the planted client tells the two apart
+        routed, kept = run(p.replace(coarse_k=fine.k_est)), run(p.replace(coarse_k=fine.k_est - 1))
+        assert routed.k_est == coarse.k_est and (routed.prior == coarse.prior).all()
+        assert (routed.communities.labels == coarse.communities.labels).all()
+        assert kept.k_est == fine.k_est and (kept.prior == fine.prior).all()
+    assert run(p.replace(markov_time=2.0)).k_est != coarse.k_est     # FedLPA's threshold at that time
+    for bad in ({"coarse_k": 0}, {"coarse_k": 2.5}, {"coarse_markov_time": 0}, {"coarse_merge_cosine": 2}):
+        with pytest.raises(LabError, match=next(iter(bad))):
+            p.replace(**bad)
+
+
+def test_the_route_is_a_late_config_field_that_keeps_every_earlier_runs_name():
+    base = FedGCDConfig(method="fedlpa")
+    assert base.discovery_params().coarse_k is None
+    assert FedGCDConfig(method="fedlpa", coarse_k=None).key() == base.key()
+    routed = FedGCDConfig(method="fedlpa", coarse_k=7)
+    assert routed.key() != base.key() and routed.discovery_params().coarse_k == 7
+
+
+def test_the_committed_report_is_what_markov_merges_records_give(mod, res):
+    mm = json.loads(Path(mod.MM.JSON).read_text())
+    assert json.loads(json.dumps(mod.record(mm))) == res
+    assert Path(mod.MD).read_text() == "\n".join(mod.lines(res)) + "\n"
+    # the library routes to the markov-merge study's KL pick, from FedLPA's own setting
+    assert res["coarse"] == mm["pick"]["setting"] and res["fine"] == mm["default"]
+    assert res["pick"] == mod.NS.pick(res["tuning"], mod.OFF)
+
+
+def test_each_cutoff_keeps_the_coarse_discovery_exactly_where_the_fine_one_counts_at_most_it(mod, monkeypatch):
+    """Planted records: a client whose fine discovery counts 4 takes the coarse one from cutoff 4 on, a client
+    counting 9 keeps its own below 9."""
+    mm = {"settings": ["fine", "coarse"], "fields": list(mod.MM.FIELDS), "records": [
+        {"alpha": 0.1, "seed": 100, "clients": [{"client": 0, "k": 3, "settings": [[4, 1, 0, 0.3], [3, 0, 0, 0.2]]},
+                                                 {"client": 1, "k": 9, "settings": [[9, 0, 0, 0.2], [7, 0, 2, 0.1]]}]}]}
+    monkeypatch.setattr(mod, "settings_used", lambda: ("fine", "coarse"))
+    recs = mod.routed(mm)
+    a, b = recs[0]["clients"]
+    for i, cut in enumerate(mod.CUTOFFS, start=1):
+        assert a["settings"][i][0] == (3 if cut >= 4 else 4) and b["settings"][i][0] == (7 if cut >= 9 else 9)
+    assert a["settings"][0][0] == 4 and b["settings"][0][0] == 9          # off: FedLPA as it is
+
+
+def test_the_trained_pick_is_fedlpa_with_only_the_route_switched_on_paired_on_one_machine(mod, res):
+    t = res["trained"]
+    if res["pick"]["setting"] == mod.OFF:
+        assert t is None
+        return
+    assert t is not None, "run: python bench/coarse_route.py --workers 2 --train"
+    assert t["fields"] == mod.setting_fields(res["pick"]["setting"])
+    for (label, alpha), runs in mod.MM.train_configs(t["setting"], fields_of=mod.setting_fields).items():
+        for s, cfg, base in runs:
+            assert {k for k in cfg if cfg[k] != base[k]} == {"coarse_k"}
+            assert mod.T.load(cfg, mod.TRAIN_DIR) and mod.T.load(base, mod.TRAIN_DIR)
+            if label == "evaluation":               # FedLPA's evaluation runs are replicate_tables' (this machine)
+                assert mod.T.load(base, mod.TRAIN_DIR) == mod.T.load(base, mod.MM.R.RUN_DIR)
+    assert t["warmup_splits"] == [] == mod.T.warmup_splits(mod.TRAIN_DIR)
+    # the pair made side by side in one session re-made both trained runs bit for bit
+    w = res["wall_pair"]
+    assert w and w["same_all_as_trained"] and all(mod.T.load(c, mod.WALL_DIR) for c in mod.wall_configs(t["setting"]))
+
+
+@pytest.mark.slow
+def test_the_library_route_on_a_tuning_job_is_the_discovery_the_study_reads(mod, res):
+    """One tuning job (alpha 1, seed 100) run to FedLPA's first discovery and each client discovered by the library
+    with the pick's ``coarse_k``: K_hat and KL(oracle || pi) are what the study read off ``markov_merge.json`` for
+    that client (the study needs no run of its own because of this)."""
+    from lab.gcd.prior import empirical_prior, head_kl, oracle_heads
+
+    cut = mod.setting_fields(res["pick"]["setting"])["coarse_k"] or mod.CUTOFFS[-1]
+    mm = json.loads(Path(mod.MM.JSON).read_text())
+    (rec,) = [r for r in mod.routed(mm) if (r["alpha"], r["seed"]) == (1.0, 100)]
+    i = mod.names().index(mod.name(cut))
+    exp, kept = mod.KA.first_discovery(1.0, 100)
+    assert len(kept) == len(rec["clients"])
+    went = 0
+    for (cid, args, kw, _), c in zip(kept, rec["clients"]):
+        d = discover(*args, **{**kw, "params": kw["params"].replace(coarse_k=cut)})
+        feats, probs, _, _, old, n_heads = args
+        y = exp.data.y_train[exp.train_part.client_indices[cid]]
+        oracle = empirical_prior(oracle_heads(y, probs, old, n_heads), n_heads, kw["params"].smoothing)
+        assert cid == c["client"] and d.k_est == c["settings"][i][0]
+        assert head_kl(oracle, d.prior) == pytest.approx(c["settings"][i][3], abs=1e-12)
+        went += c["k_fine"] <= cut
+    assert 0 < went < len(kept)                 # the job has clients on both sides of the cutoff
