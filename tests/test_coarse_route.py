@@ -50,11 +50,23 @@ def test_a_client_counting_few_categories_is_discovered_again_at_the_coarse_sett
 
 
 def test_the_route_is_a_late_config_field_that_keeps_every_earlier_runs_name():
+    """Off by default, the runs' names unchanged (``test_every_run_the_tables_name_is_committed`` fails when the late
+    field is dropped); ``python -m lab fedgcd --coarse-k N`` sets it; a bad value stops the run by name."""
+    from lab.cli import build_parser
+    from lab.gcd.cli import config_from_args
+
     base = FedGCDConfig(method="fedlpa")
     assert base.discovery_params().coarse_k is None
     assert FedGCDConfig(method="fedlpa", coarse_k=None).key() == base.key()
     routed = FedGCDConfig(method="fedlpa", coarse_k=7)
     assert routed.key() != base.key() and routed.discovery_params().coarse_k == 7
+
+    def cfg(*extra):
+        return config_from_args(build_parser().parse_args(["fedgcd", "--method", "fedlpa", *extra]))
+
+    assert cfg().coarse_k is None and cfg("--coarse-k", "7").discovery_params().coarse_k == 7
+    with pytest.raises(LabError, match="coarse_k"):
+        cfg("--coarse-k", "0").discovery_params()
 
 
 def test_the_committed_report_is_what_markov_merges_records_give(mod, res):

@@ -44,6 +44,10 @@ def register(sub) -> None:
     g.add_argument("--merge-new-cosine", type=_cosine_or_off, default=d.merge_new_cosine,
                    help=f"merge new-class communities whose mean predictions have cosine >= this, in [-1, 1], or "
                         f"'off' (default {d.merge_new_cosine}: bench/results/kest_anatomy.md)")
+    g.add_argument("--coarse-k", type=int, default=d.coarse_k,
+                   help="a client whose discovery counts at most this many categories is discovered again at "
+                        f"markov time {d.coarse_markov_time:g}, merging >= {d.coarse_merge_cosine:g} (default off; "
+                        "bench/results/coarse_route.md)")
     g.add_argument("--lpa-form", default=d.lpa_form, help="add or replace")
     g.add_argument("--k-max-new", type=int, default=d.k_max_new, help="upper bound on new classes (heads)")
     g.add_argument("--no-lpa", action="store_true", help="ablation: uniform prior (SimGCD's term only)")
@@ -79,8 +83,8 @@ def config_from_args(a) -> FedGCDConfig:
         knn_k=a.knn_k, confidence_quantile=a.confidence_quantile, lpa_weight=a.lpa_weight,
         refresh_every=a.refresh_every, warmup_rounds=a.warmup_rounds, markov_time=a.markov_time,
         graph_refine="labels" if a.no_confidence else a.graph_refine, graph_features=a.graph_features,
-        prior_rule=a.prior_rule, merge_new_cosine=a.merge_new_cosine, lpa_form=a.lpa_form, k_max_new=a.k_max_new,
-        use_lpa=not a.no_lpa, oracle_prior=a.oracle_prior)
+        prior_rule=a.prior_rule, merge_new_cosine=a.merge_new_cosine, coarse_k=a.coarse_k, lpa_form=a.lpa_form,
+        k_max_new=a.k_max_new, use_lpa=not a.no_lpa, oracle_prior=a.oracle_prior)
 
 
 def run(a) -> int:

@@ -45,8 +45,7 @@ DISCOVERY_FIELDS = {"knn_k": "knn_k", "confidence_quantile": "confidence_quantil
                     "min_labelled_share": "min_labelled_share", "claim_z": "claim_z",
                     "merge_new_cosine": "merge_new_cosine", "merge_new_on": "merge_new_on", "coarse_k": "coarse_k",
                     "coarse_markov_time": "coarse_markov_time", "coarse_merge_cosine": "coarse_merge_cosine",
-                    "prior_rule": "prior",
-                    "prior_smoothing": "smoothing"}
+                    "prior_rule": "prior", "prior_smoothing": "smoothing"}
 
 
 @dataclass
