@@ -73,7 +73,8 @@ def settings_used() -> tuple:
 
 def routed(mm: dict) -> list:
     """``markov_merge.json``'s per-client records with, per client, the discovery each cutoff keeps (order of
-    :func:`names`) and whether the rule went coarse there."""
+    :func:`names`) and the count of FedLPA's own discovery (``k_fine``: the rule goes coarse where it is <= the
+    cutoff)."""
     fine, coarse = (mm["settings"].index(s) for s in settings_used())
     k = mm["fields"].index("k_hat")
     out = []
@@ -88,11 +89,16 @@ def routed(mm: dict) -> list:
 
 
 def record(mm: dict) -> dict:
+    """What is committed: per cutoff and seed set the tables the report shows, the share of clients each cutoff
+    sends coarse, the pick, the pick trained (None until its runs are made) and the side-by-side wall pair."""
     recs = routed(mm)
     tuning = MM.summary(recs, KA.TUNING, names())
-    shares = {label: {str(a): {name(cut): float(sum(c["k_fine"] <= cut for c in NS._clients(recs, seeds, a))
-                                                / len(NS._clients(recs, seeds, a))) for cut in CUTOFFS}
-                             for a in T.TABLE_ALPHAS}
+
+    def sent(seeds, a, cut):
+        ks = [c["k_fine"] for c in NS._clients(recs, seeds, a)]
+        return sum(k <= cut for k in ks) / len(ks)
+
+    shares = {label: {str(a): {name(cut): sent(seeds, a, cut) for cut in CUTOFFS} for a in T.TABLE_ALPHAS}
               for label, seeds in (("tuning", KA.TUNING), ("evaluation", KA.EVALUATION))}
     fine, coarse = settings_used()
     return {"fine": fine, "coarse": coarse, "cutoffs": list(CUTOFFS), "settings": names(), "default": OFF,
