@@ -956,7 +956,9 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             "made over several sessions and a run is bit-identical only on its own machine: the same runs made "
             "again on one machine, and the Done-when read off them, are in `replicate_tables.md`; beside them, in "
             "`markov_merge.md`, the same lines with FedLPA at the InfoMap partition that study picked on the tuning "
-            "clients, and whether it was adopted.", "",
+            "clients, and whether it was adopted; in `coarse_route.md`, with FedLPA discovering again at a coarser "
+            "time where a client counts few categories (adopted by its rule; these tables are not yet made with it).",
+            "",
             f"| α | target | bar | {ev} | {seeds} | the oracle prior in FedLPA's place ({ev}) |",
             "|---|---|---|---|---|---|",
             *[f"| {r['α']:g} | {r['target']} | {r['bar']} | {r['evaluation seeds']} | {r['seed study']} | "
