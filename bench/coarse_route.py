@@ -140,20 +140,16 @@ def lines(res) -> list:
            "| cutoff | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | clients sent coarse, tuning | "
            "K̂ within ±1, evaluation | KL, evaluation | sent coarse, evaluation |", "|---|---|---|---|---|---|---|---|"]
 
-    def pair(label, s, f, fmt):
-        return " / ".join(fmt.format(by[label][(s, a)][f] * (100 if f == "within_1" else 1)) for a in T.TABLE_ALPHAS)
-
     def sent(label, s):
         if s == OFF:
             return "0 % / 0 %"
         return " / ".join(f"{100 * res['routed_share'][label][str(a)][s]:.0f} %" for a in T.TABLE_ALPHAS)
 
+    tun, ev = by["tuning"], by["evaluation"]
     for s in res["settings"]:
-        out.append(f"| {'**' + s + '**' if s == res['pick']['setting'] else s} | "
-                   f"{pair('tuning', s, 'within_1', '{:.0f} %')} | {pair('tuning', s, 'k_hat_minus_k', '{:+.2f}')} | "
-                   f"{pair('tuning', s, 'kl', '{:.3f}')} | {sent('tuning', s)} | "
-                   f"{pair('evaluation', s, 'within_1', '{:.0f} %')} | {pair('evaluation', s, 'kl', '{:.3f}')} | "
-                   f"{sent('evaluation', s)} |")
+        cells = [MM.both_alphas(tun, s, f) for f in ("within_1", "k_hat_minus_k", "kl")] + [sent("tuning", s)]
+        cells += [MM.both_alphas(ev, s, f) for f in ("within_1", "kl")] + [sent("evaluation", s)]
+        out.append(f"| {'**' + s + '**' if s == res['pick']['setting'] else s} | " + " | ".join(cells) + " |")
     out += MM.trained_lines(res, TRAIN_DIR)
     if w := res.get("wall_pair"):
         out += ["", "Walls: the trained pairs' FedLPA runs were copied from earlier sessions, so the wall ratios above "

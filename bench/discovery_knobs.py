@@ -177,13 +177,11 @@ def lines(res) -> list:
             "| setting | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | K̂ within ±1, evaluation | "
             "KL, evaluation |", "|---|---|---|---|---|---|"]
 
-    def pair(seeds, s, f, fmt):
-        return " / ".join(fmt.format(by[seeds][(s, a)][f] * (100 if f == "within_1" else 1)) for a in T.TABLE_ALPHAS)
-
+    tun, ev = by["tuning"], by["evaluation"]
     for s in res["settings"]:
-        out.append(f"| {'**' + s + '**' if s == res['default'] else s} | {pair('tuning', s, 'within_1', '{:.0f} %')} | "
-                   f"{pair('tuning', s, 'k_hat_minus_k', '{:+.2f}')} | {pair('tuning', s, 'kl', '{:.3f}')} | "
-                   f"{pair('evaluation', s, 'within_1', '{:.0f} %')} | {pair('evaluation', s, 'kl', '{:.3f}')} |")
+        cells = [MM.both_alphas(tun, s, f) for f in ("within_1", "k_hat_minus_k", "kl")]
+        cells += [MM.both_alphas(ev, s, f) for f in ("within_1", "kl")]
+        out.append(f"| {'**' + s + '**' if s == res['default'] else s} | " + " | ".join(cells) + " |")
     return out
 
 

@@ -219,6 +219,15 @@ def _by(rows) -> dict:
     return {(r["setting"], r["alpha"]): r for r in rows}
 
 
+#: how a summary field reads in a report cell
+CELL = {"within_1": lambda v: f"{100 * v:.0f} %", "k_hat_minus_k": lambda v: f"{v:+.2f}", "kl": lambda v: f"{v:.3f}"}
+
+
+def both_alphas(by: dict, setting: str, field: str) -> str:
+    """One report cell: ``field`` of ``setting`` at alpha 0.1 / alpha 1 (``by``: :func:`_by` of summary rows)."""
+    return " / ".join(CELL[field](by[(setting, a)][field]) for a in T.TABLE_ALPHAS)
+
+
 def lines(res) -> list:
     p = res["pick"]
     out = NS.opening(res, "InfoMap's markov time chosen again, with new-class communities merged", "markov_merge.py",
