@@ -161,10 +161,11 @@ def lines(res) -> list:
     if (t := res.get("trained")) and t["adopt"]:
         from lab.gcd.discovery import DiscoveryParams
 
-        out += ["", "**Status.** Adopted by the rule written before its runs. The library's default stays "
-                    f"`coarse_k = {DiscoveryParams().coarse_k}` (off) until the tables' FedLPA runs are made again "
-                    "with the route (`run_gcd_tables.py`: every stage that trains FedLPA); the committed tables are "
-                    "FedLPA without it."]
+        out += ["", "**Status.** Adopted by the rule written before its runs: the library's default is "
+                    f"`coarse_k = {DiscoveryParams().coarse_k}` since, and every FedLPA run of the tables "
+                    "(`run_gcd_tables.py`: tuning grid, tables and ablations, α curve, seed study, heads) was made "
+                    f"again with it (`gcd_summary.md`; the runs without it: `{T.BEFORE_ROUTE_DIR}/`). The studies of "
+                    "FedLPA's first discovery search the discovery the route starts from (`coarse_k` off)."]
     return out
 
 

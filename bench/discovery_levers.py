@@ -292,7 +292,8 @@ def retune_configs() -> dict:
     fields = next(iter(SPLIT_RUNS.values()), ({},))[0]
     if not fields:
         return {}
-    return {g["lr"]: [T.config("fedlpa", al, s, False, **g, **fields) for al in T.TUNING_ALPHAS for s in T.TUNING_SEEDS]
+    return {g["lr"]: [T.config("fedlpa", al, s, False, **g, **T.BEFORE_ROUTE, **fields) for al in T.TUNING_ALPHAS
+                      for s in T.TUNING_SEEDS]
             for g in T.TUNE_GRID["fedlpa"]}
 
 

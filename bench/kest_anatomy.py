@@ -83,11 +83,14 @@ class _Found(Exception):
 
 def fedlpa_config(alpha: float, seed: int, backbone: str = "pretrained", **extra):
     """The tables' FedLPA config (its tuned learning rate) at ``alpha`` and ``seed``; on another backbone, item 7's
-    FedLPA there (the discovery its backbone's study chose, ``run_gcd_tables.backbone_runs``); ``extra`` on top."""
+    FedLPA there (the discovery its backbone's study chose, ``run_gcd_tables.backbone_runs``); ``extra`` on top.
+    Its discovery is the one before the coarse route (``run_gcd_tables.BEFORE_ROUTE``): the studies of the first
+    discovery search that one, and the route is a second discovery on top of it (``bench/coarse_route.py``)."""
     from lab.gcd.config import FedGCDConfig
 
     best = T.tuned_best()
-    over = {} if backbone == "pretrained" else {**T.backbone_runs(backbone)["FedLPA"][1], "backbone": backbone}
+    over = {**T.BEFORE_ROUTE} if backbone == "pretrained" else {**T.backbone_runs(backbone)["FedLPA"][1],
+                                                                 "backbone": backbone}
     return FedGCDConfig.from_dict(T.config("fedlpa", alpha, seed, False, **{**best["fedlpa"], **over, **extra}))
 
 

@@ -55,7 +55,7 @@ def configs(best: dict, seeds) -> dict:
     for label, over in OBJECTIVES.items():
         for al in T.TABLE_ALPHAS:
             for s in seeds:
-                base = T.config("fedlpa", al, s, False, **best["fedlpa"])
+                base = T.config("fedlpa", al, s, False, **best["fedlpa"], **T.BEFORE_ROUTE)
                 out.setdefault((label, al), []).append((s, {**base, **over}, base))
     return out
 
@@ -129,7 +129,7 @@ def lines(rec: dict) -> list:
 def base_equals_tables(*cfg_sets: dict) -> dict:
     """Is FedLPA made again here the tables' run of ``gcd/`` (same config), to the bit? Over every seed set."""
     seen = {T.run_name(b): b for cfgs in cfg_sets for runs in cfgs.values() for _, _, b in runs}
-    pairs = [(T.load(b, OUT), T.load(b, os.path.join(T.RES, "gcd"))) for b in seen.values()]
+    pairs = [(T.load(b, OUT), T.load_committed(b)) for b in seen.values()]
     pairs = [(a, b) for a, b in pairs if a and b]
     return {"runs": len(pairs), "equal": sum(a["acc_all"] == b["acc_all"] and a["history"] == b["history"]
                                              for a, b in pairs)}
@@ -139,7 +139,7 @@ def record(best: dict, cfgs: dict) -> dict:
     """The report's record from the runs made so far (``configs`` per seed set)."""
     from lab.gcd.config import FedGCDConfig
 
-    base = FedGCDConfig.from_dict(T.config("fedlpa", T.TABLE_ALPHAS[0], 0, False, **best["fedlpa"]))
+    base = FedGCDConfig.from_dict(T.config("fedlpa", T.TABLE_ALPHAS[0], 0, False, **best["fedlpa"], **T.BEFORE_ROUTE))
     rec = {"fedlpa_lr": base.lr, "fedlpa_objective": {k: getattr(base, k) for k in
                                                       ("lpa_form", "lpa_weight", "lpa_ramp_rounds")},
            **{name: summarise(cfgs[name]) for name in ("tuning", "evaluation")},

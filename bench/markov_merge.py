@@ -158,7 +158,7 @@ def train_configs(setting: str, best=None, fields_of=setting_fields) -> dict:
     for label, seeds in TRAIN_SEEDS.items():
         for al in T.TABLE_ALPHAS:
             for s in seeds:
-                base = T.config("fedlpa", al, s, False, **best["fedlpa"])
+                base = T.config("fedlpa", al, s, False, **best["fedlpa"], **T.BEFORE_ROUTE)
                 out.setdefault((label, al), []).append((s, {**base, **fields_of(setting)}, base))
     return out
 

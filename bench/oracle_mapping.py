@@ -61,7 +61,6 @@ from lab.gcd.prior import ASSIGN_BY  # noqa: E402
 from lab.utils import write_json_atomic  # noqa: E402
 
 BACKBONES = KA.BACKBONES
-GCD_DIR = os.path.join(T.RES, "gcd")
 SEEDS = T.SEED_STUDY
 STAGES = ("discoveries", "oracle", "summary", "all")
 
@@ -77,9 +76,11 @@ def seed_study(backbone: str = BACKBONES[0]) -> tuple:
     return SEEDS if backbone == BACKBONES[0] else T.EVAL_SEEDS + T.BACKBONE_MORE_SEEDS
 
 
-def committed_dir(backbone: str = BACKBONES[0]) -> str:
-    """Where the committed oracle runs (by mean) on ``backbone`` are."""
-    return GCD_DIR if backbone == BACKBONES[0] else os.path.join(T.RES, T.BACKBONE_2CORE_DIR)
+def committed(cfg: dict, backbone: str = BACKBONES[0]) -> dict | None:
+    """The committed oracle run (by mean) of ``cfg`` on ``backbone``: the tables' (``run_gcd_tables.load_committed``)
+    on the committed one, item 7's 2-core study's on the wide one."""
+    return T.load_committed(cfg) if backbone == BACKBONES[0] else T.load(cfg, os.path.join(T.RES,
+                                                                                         T.BACKBONE_2CORE_DIR))
 
 
 def one(job) -> dict:
@@ -140,8 +141,9 @@ def oracle_config(alpha, seed, assign_by: str = "mean", backbone: str = BACKBONE
     the wide backbone item 7's (``run_gcd_tables.backbone_runs``)."""
     best = T.tuned_best()
     extra = {} if assign_by == "mean" else {"oracle_assign": assign_by}
-    if backbone == BACKBONES[0]:
+    if backbone == BACKBONES[0]:       # the runs of the tables before the route (the study's)
         m, flags = T.SEED_CORE[T.ORACLE]
+        extra.update(T.BEFORE_ROUTE)
     else:
         m, flags = T.backbone_runs(backbone)[T.ORACLE]
         extra["backbone"] = backbone
@@ -165,7 +167,7 @@ def per_seed(records, backbone: str = BACKBONES[0]) -> list:
             continue
         rows.append({"alpha": al, "seed": s, "control": (al, s) == ctrl,
                      **{by: r["acc_all"] for by, r in runs.items()},
-                     "committed": T.load(oracle_config(al, s, backbone=backbone), committed_dir(backbone))["acc_all"]})
+                     "committed": committed(oracle_config(al, s, backbone=backbone), backbone)["acc_all"]})
     return rows
 
 

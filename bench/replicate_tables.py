@@ -41,17 +41,17 @@ from lab.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 JSON, MD = (os.path.join(T.RES, "replicate_tables" + ext) for ext in (".json", ".md"))
 RUN_DIR = os.path.join(T.RES, "gcd_replicate")
-GCD_DIR = os.path.join(T.RES, "gcd")
 LABELS = tuple(T.SEED_CORE)          # FedLPA, the federated baselines, the oracle prior: what the Done-when reads
 #: the seeds each reading is over, and whether it reads the wall ratios (the summary's two readings)
 SETS = {"eval_seeds": (T.EVAL_SEEDS, True), "seed_study": (T.SEED_STUDY, False)}
 
 
-def configs(seeds=T.SEED_STUDY) -> dict:
+def configs(seeds=T.SEED_STUDY, fields=T.BEFORE_ROUTE) -> dict:
     """(label, alpha, seed) -> the tables' config of that run, on the seed study's seeds (the evaluation seeds
-    first; seed-major: a run cut short has every method)."""
+    first; seed-major: a run cut short has every method). The replicate is of the tables before the coarse route
+    (``fields``: ``run_gcd_tables.BEFORE_ROUTE``; ``{}``: the tables as they are now)."""
     best = T.tuned_best()
-    return {(label, al, s): T.config(m, al, s, False, **best[m], **flags) for s in seeds
+    return {(label, al, s): T.config(m, al, s, False, **best[m], **flags, **fields) for s in seeds
             for al in T.TABLE_ALPHAS for label, (m, flags) in T.SEED_CORE.items()}
 
 
@@ -71,8 +71,8 @@ def record(machine: dict) -> dict:
     """Per run the committed All and the replicate's; the Done-when read off each set, on the evaluation seeds (the
     issue's bar) and on the seed study's."""
     cfgs = configs()
-    sides = {side: {k: T.load(c, d) for k, c in cfgs.items()} for side, d in (("committed", GCD_DIR),
-                                                                             ("replicate", RUN_DIR))}
+    sides = {"committed": {k: T.load_committed(c) for k, c in cfgs.items()},
+             "replicate": {k: T.load(c, RUN_DIR) for k, c in cfgs.items()}}
     runs = [{"label": label, "alpha": al, "seed": s, "name": T.run_name(cfgs[label, al, s]),
              **{side: sides[side][label, al, s]["acc_all"] for side in sides}} for label, al, s in cfgs]
     return {"machine": machine, "runs": runs,
@@ -90,7 +90,8 @@ def lines(res: dict) -> list:
            f"Made by `bench/replicate_tables.py` (why: its docstring). The {len(d)} runs the Done-when reads (the "
            f"tables' on {_seeds(T.EVAL_SEEDS)}, the seed study's on {_seeds(T.SEED_STUDY)}; same configs, nothing "
            f"chosen) made again on {m['cpu']} ({m['cores']} cores, torch {m['torch']}, {m['threads_per_run']} thread "
-           "per run) into `gcd_replicate/`; the committed runs are `gcd/`'s. All (mean of a run's last 3 "
+           "per run) into `gcd_replicate/`; the committed runs are the tables' before FedLPA's coarse route (`gcd/`'s; "
+           f"FedLPA's and the oracle's in `{T.BEFORE_ROUTE_DIR}/`). All (mean of a run's last 3 "
            "evaluations), mean ± std over seeds, and per seed:", "",
            "| α | run | committed | re-made | re-made − committed per seed (points) | mean abs. Δ |",
            "|---|---|---|---|---|---|"]

@@ -75,6 +75,8 @@ BASELINES = ("simgcd", "gcd")           # the federated baselines FedLPA is comp
 BASELINE_PRIOR_RULE = "argmax"
 #: ... and its merging of new-class communities by their predictions (off; on by default since kest_anatomy's pick)
 BASELINE_MERGE_NEW_COSINE = None
+#: ... and its coarse route for clients that find few categories (off; on by default since coarse_route's adoption)
+BASELINE_COARSE_K = None
 #: the seed study's runs, label -> (method, config flags): FedLPA, the federated baselines and the oracle prior
 SEED_CORE = {**{DISPLAY_NAMES[m]: (m, {}) for m in ("fedlpa",) + BASELINES},
              "FedLPA, oracle prior": ("fedlpa", ABLATIONS["oracle prior"])}
@@ -111,6 +113,13 @@ BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
 #: default (``bench/kest_anatomy.py``'s pick): the tables no longer read them; the levers' re-tune and the anatomy's
 #: test compare with them
 BEFORE_MERGE_DIR = "gcd_before_merge"
+#: FedLPA's discovery before the coarse route (``coarse_k``) became its default (``bench/coarse_route.py``'s
+#: adoption): the studies of its first discovery and item 7's runs were made with it, and keep it, so that the default
+#: neither re-makes nor renames them (the route is one more discovery on top of the one they study)
+BEFORE_ROUTE = {"coarse_k": None}
+#: FedLPA's runs of ``gcd/`` (tuning grid, tables and ablations, curve, seed study) from before the route: the tables
+#: no longer read them; the studies of the earlier tables do (:func:`load_committed`)
+BEFORE_ROUTE_DIR = "gcd_before_route"
 HEADS_FILE = "gcd_heads_vs_features.json"
 HEADS_DIR = "gcd_heads"           # one file per re-run (the stage resumes: a re-run whose file exists is not redone)
 ACC = ("acc_all", "acc_old", "acc_new")
@@ -149,6 +158,7 @@ def config(method, alpha, seed, quick, **kw) -> dict:
     if method != "fedlpa":           # FedLPA-only fields, unused by this method: pinned to the values its runs
         c.setdefault("prior_rule", BASELINE_PRIOR_RULE)   # were made with, so FedLPA's defaults can move alone
         c.setdefault("merge_new_cosine", BASELINE_MERGE_NEW_COSINE)
+        c.setdefault("coarse_k", BASELINE_COARSE_K)
     if quick:
         c.update(dataset="digits", rounds=2, warmup_rounds=1, clients=3)
     return FedGCDConfig(**c).to_dict()
@@ -162,6 +172,12 @@ def tuned_best(quick: bool = False) -> dict:
 def load(cfg: dict, out_dir: str):
     p = os.path.join(out_dir, run_name(cfg) + ".json")
     return json.load(open(p)) if os.path.exists(p) else None
+
+
+def load_committed(cfg: dict):
+    """A committed run of the tables (``gcd/``) or of FedLPA's tables before the route (``BEFORE_ROUTE_DIR``): a run's
+    name says its config, so at most one of the folders holds it."""
+    return next((r for d in ("gcd", BEFORE_ROUTE_DIR) if (r := load(cfg, os.path.join(RES, d))) is not None), None)
 
 
 #: FedLPA's fields read only at or after its first discovery: runs whose configs differ in nothing else train the
@@ -286,11 +302,16 @@ def backbone_runs(backbone: str) -> dict:
     """``BACKBONE_RUNS`` on ``backbone``: FedLPA at the discovery setting chosen on it (:func:`discovery_tuned`)
     and, where that is not the library's, FedLPA at the library's defaults beside it (``LIB_DISCOVERY``). The other
     FedLPA runs (the oracle prior) keep what the study ran with where the library moved after it, so that a later
-    default does not re-make them (the oracle's prior and heads are told: discovery gives only its K̂)."""
+    default does not re-make them (the oracle's prior and heads are told: discovery gives only its K̂). Every FedLPA
+    run of item 7 discovers without the route (``BEFORE_ROUTE``): the study compares the backbones on the runs it
+    made, before the route was adopted."""
     chosen, ran = discovery_setting(backbone)
+    own = bool(chosen or ran)          # the backbone's study moved FedLPA off the library's discovery
+    ran = {**BEFORE_ROUTE, **ran}
     runs = {label: (m, {**extra, **ran, **chosen} if label == "FedLPA" else {**extra, **ran} if m == "fedlpa"
                     else extra) for label, (m, extra) in BACKBONE_RUNS.items()}
-    return {**runs, LIB_DISCOVERY: BACKBONE_RUNS["FedLPA"]} if chosen or ran else runs
+    lib = (BACKBONE_RUNS["FedLPA"][0], {**BACKBONE_RUNS["FedLPA"][1], **BEFORE_ROUTE})
+    return {**runs, LIB_DISCOVERY: lib} if own else runs
 
 
 def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS) -> list:
@@ -602,7 +623,7 @@ def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()
 
     on_cpu = {label: {s: r["acc_all"] for s in seeds
                       for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=committed), cpu_dir)]
-                      if r} for label, (m, extra) in BACKBONE_RUNS.items() if m in best} if cpu_dir else {}
+                      if r} for label, (m, extra) in backbone_runs(committed).items() if m in best} if cpu_dir else {}
     return {"alpha": al,
             "all": {n: {label: _stats(list(v.values())) for label, v in a.items()} for n, a in acc.items()},
             "cpu_vs_gpu": [p for label, a in on_cpu.items() if label in acc.get(committed, {})
@@ -661,7 +682,8 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                   "rate tuned on the committed backbone; FedLPA at the discovery setting chosen on the backbone's "
                   "tuning seeds (`bench/discovery_study.py --backbone`)"
                   + "".join(f"; on `{n}`: {', '.join(f'{k} {v}' for k, v in t.items())}" for n, t in tuned.items() if t)
-                  + ":", "",
+                  + "; every FedLPA run here, on both backbones, discovers without the coarse route (these runs were "
+                    "made before it became FedLPA's default: `run_gcd_tables.BEFORE_ROUTE`):", "",
               *_backbone_all_rows(study["alphas"], labels),
               "", "Paired per seed (points): FedLPA − each other run on the same backbone, and each run on a new "
                   "backbone − the same run on the committed one:", "", *_backbone_paired_rows(study["alphas"])]
@@ -956,8 +978,12 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             "made over several sessions and a run is bit-identical only on its own machine: the same runs made "
             "again on one machine, and the Done-when read off them, are in `replicate_tables.md`; beside them, in "
             "`markov_merge.md`, the same lines with FedLPA at the InfoMap partition that study picked on the tuning "
-            "clients, and whether it was adopted; in `coarse_route.md`, with FedLPA discovering again at a coarser "
-            "time where a client counts few categories (adopted by its rule; these tables are not yet made with it).",
+            "clients, and whether it was adopted; in `coarse_route.md`, FedLPA discovering again at a coarser time "
+            "where a client counts few categories (the route, adopted by its rule and FedLPA's default since: every "
+            "FedLPA run above, its ablations and oracle runs included, was made again with it on the lab's 2-core "
+            f"machine, the baselines' runs are the earlier sessions'; FedLPA's runs without it are in "
+            f"`{BEFORE_ROUTE_DIR}/`). `coarse_route.md` also reads these lines with the route's runs against the "
+            "baselines made on the same machine as they (`replicate_tables.py`'s).",
             "",
             f"| α | target | bar | {ev} | {seeds} | the oracle prior in FedLPA's place ({ev}) |",
             "|---|---|---|---|---|---|",
@@ -1007,7 +1033,8 @@ def summarize(best, out_dir, quick):
               f"{list(TUNING_SEEDS)} only (`gcd_tuning.json`): `{json.dumps(best)}`. Evaluation seeds "
               f"{list(EVAL_SEEDS)}; All/Old/New = mean of the last 3 evaluations of a run; mean ± std over seeds. "
               "FedLPA discovers with the library's defaults (chosen on tuning seeds: `discovery_study.md`; the merging "
-              "of new-class communities whose predictions agree: `kest_anatomy.md`): "
+              "of new-class communities whose predictions agree: `kest_anatomy.md`; the coarse route for a client "
+              "that counts few categories: `coarse_route.md`): "
               f"`{json.dumps(dataclasses.asdict(DiscoveryParams()))}`.",
               "", "| method | α | federated | seeds | All | Old | New | test All | K̂ within ±1 | s/run |",
               "|---|---|---|---|---|---|---|---|---|---|"]

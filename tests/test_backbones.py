@@ -166,7 +166,7 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
     acc = {"FedLPA": 0.55, "FedAvg+SimGCD": 0.50, "FedAvg+GCD": 0.66, "FedLPA, oracle prior": 0.75}
 
     def plant(folder, label, backbone, seed, all_):
-        m, extra = mod.BACKBONE_RUNS[label]
+        m, extra = mod.backbone_runs(backbone)[label]
         cfg = mod.config(m, 0.1, seed, False, **best[m], **extra, backbone=backbone)
         (tmp_path / folder).mkdir(exist_ok=True)
         (tmp_path / folder / f"{mod.run_name(cfg)}.json").write_text(
@@ -237,8 +237,9 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
                                                                                                         monkeypatch):
     """``discovery_study_<backbone>.json``'s choice (tuning seeds of that backbone) becomes FedLPA's discovery on
     it; the oracle prior (its heads and prior are told) and the baselines keep their configs; FedLPA at the
-    library's defaults stays beside it, paired per seed; K̂ is the tuned FedLPA's. The committed backbone is
-    untouched, and a choice a run's config cannot express is an error naming it."""
+    library's defaults stays beside it, paired per seed; K̂ is the tuned FedLPA's. The committed backbone keeps its
+    configs, every FedLPA run of item 7 discovers without the later coarse route, and a choice a run's config cannot
+    express is an error naming it."""
     mod = _tables_script(tmp_path, monkeypatch)
     best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
     choice = {"features": "output", "refine": "confidence", "markov_time": 6.0, "min_labelled_share": 0.5,
@@ -249,17 +250,20 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
     # a study that recorded the library it ran with, the merging of new-class communities already on
     (tmp_path / "discovery_study_pretrained-wide.json").write_text(json.dumps(
         {"choice": {"params": choice}, "library_defaults": {"merge_new_cosine": 0.8}}))
-    assert mod.discovery_tuned("pretrained-wide") == chosen
+    assert mod.discovery_tuned("pretrained-wide") == {**chosen, **mod.BEFORE_ROUTE}
     # one made before that field existed never saw it on: its runs keep it off
     (tmp_path / "discovery_study_pretrained-wide.json").write_text(json.dumps({"choice": {"params": choice}}))
-    tuned = {**chosen, "merge_new_cosine": None}
+    tuned = {**chosen, "merge_new_cosine": None, **mod.BEFORE_ROUTE}
     assert mod.discovery_tuned("pretrained-wide") == tuned and mod.discovery_tuned("pretrained") == {}
     runs = mod.backbone_runs("pretrained-wide")
-    assert runs["FedLPA"][1] == tuned and runs[mod.LIB_DISCOVERY] == mod.BACKBONE_RUNS["FedLPA"]
-    assert runs[mod.ORACLE] == ("fedlpa", {**mod.BACKBONE_RUNS[mod.ORACLE][1], "merge_new_cosine": None})
+    assert runs["FedLPA"][1] == tuned
+    assert runs[mod.LIB_DISCOVERY] == ("fedlpa", {**mod.BACKBONE_RUNS["FedLPA"][1], **mod.BEFORE_ROUTE})
+    assert runs[mod.ORACLE] == ("fedlpa", {**mod.BACKBONE_RUNS[mod.ORACLE][1], "merge_new_cosine": None,
+                                           **mod.BEFORE_ROUTE})
     assert all(runs[label] == mod.BACKBONE_RUNS[label] for label in mod.BACKBONE_RUNS
                if label not in ("FedLPA", mod.ORACLE))
-    assert mod.backbone_runs("pretrained") == mod.BACKBONE_RUNS
+    assert mod.backbone_runs("pretrained") == {label: (m, {**extra, **mod.BEFORE_ROUTE} if m == "fedlpa" else extra)
+                                               for label, (m, extra) in mod.BACKBONE_RUNS.items()}
 
     def plant(label, seed, all_, k_est, warm=0.5):
         m, extra = runs[label]
@@ -395,7 +399,7 @@ def _committed_pairs(mod, table: dict, field: str) -> dict:
             assert sorted(s for s, *_ in runs) == sorted(seeds)
             for seed, lever, fedlpa, _ in runs:
                 assert t.run_name(fedlpa) == t.run_name(t.config("fedlpa", alpha, seed, False, **best["fedlpa"],
-                                                                 **mod.BEFORE_SPLIT))
+                                                                 **mod.BEFORE_SPLIT, **t.BEFORE_ROUTE))
                 assert {k for k in lever if lever[k] != fedlpa[k]} == {field}
                 assert lever[field] == table[label][0][field] and fedlpa["backbone"] == "pretrained"
                 assert t.load(lever, mod.OUT) and t.load(fedlpa, mod.OUT)
@@ -468,14 +472,16 @@ def test_the_split_lever_is_the_anatomys_pick_on_the_tables_fedlpa_with_only_tha
     grid = [g["lr"] for g in mod.T.TUNE_GRID["fedlpa"]]
     assert list(retune) == grid
     for lr, cs in retune.items():
-        plain = [mod.T.config("fedlpa", al, s, False, lr=lr, **mod.BEFORE_SPLIT) for al in mod.T.TUNING_ALPHAS
-                 for s in mod.T.TUNING_SEEDS]
+        plain = [mod.T.config("fedlpa", al, s, False, lr=lr, **mod.BEFORE_SPLIT, **mod.T.BEFORE_ROUTE)
+                 for al in mod.T.TUNING_ALPHAS for s in mod.T.TUNING_SEEDS]
         assert [{k for k in c if c[k] != p[k]} for c, p in zip(cs, plain)] == [{"merge_new_cosine"}] * len(cs)
         assert all(mod.T.load(c, mod.OUT) for c in cs)
         assert all(mod.T.load(p, os.path.join(mod.T.RES, mod.T.BEFORE_MERGE_DIR)) for p in plain)
-        # the lever is the library's default now: its runs are the tune stage's FedLPA grid
-        assert [mod.T.run_name(c) for c in cs] == [mod.T.run_name(mod.T.config("fedlpa", al, s, False, lr=lr))
-                                                    for al in mod.T.TUNING_ALPHAS for s in mod.T.TUNING_SEEDS]
+        # the lever became the library's default: its runs are the tune stage's FedLPA grid (before the route)
+        grid_runs = [mod.T.config("fedlpa", al, s, False, lr=lr, **mod.T.BEFORE_ROUTE) for al in mod.T.TUNING_ALPHAS
+                     for s in mod.T.TUNING_SEEDS]
+        assert [mod.T.run_name(c) for c in cs] == [mod.T.run_name(c) for c in grid_runs]
+        assert all(mod.T.load(c, os.path.join(mod.T.RES, mod.T.BEFORE_ROUTE_DIR)) for c in grid_runs)
     lines += mod.retune_lines(retune)
     assert sum(line.startswith("| ") and line.split("|")[1].strip() in {f"{lr:g}" for lr in grid}
                for line in lines) == len(grid)

@@ -85,6 +85,8 @@ FEDGCD_ROWS = {
     "P>1": (["--P", "1.5"], ["confidence_quantile"], None, None),
     "merge cosine>1": (["--merge-new-cosine", "1.5"], ["merge_new_cosine must be in [-1, 1]"], None, None),
     "merge cosine not a number": (["--merge-new-cosine", "high"], ["--merge-new-cosine", "'off'"], None, None),
+    "coarse route cutoff 0": (["--coarse-k", "0"], ["coarse_k must be in [1, 1000]"], None, None),
+    "coarse route cutoff not a count": (["--coarse-k", "few"], ["--coarse-k", "'off'"], None, None),
     "rounds=0": (["--rounds", "0"], ["rounds must be in [1, 10000]"], None, None),
     "unknown dataset": (["--dataset", "cifar"], ["dataset must be one of"], None, None),
     "unknown method": (["--method", "magic"], ["method must be one of"], None, None),

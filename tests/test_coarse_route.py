@@ -29,7 +29,7 @@ def test_a_client_counting_few_categories_is_discovered_again_at_the_coarse_sett
     the discovery is the coarse setting's, one below it FedLPA's own; bad values are refused by name."""
     x, y, lab, y_vis = planted(*MANY_SMALL_SPREAD, spread=1.3)
     probs = model_probs(y, p=0.2)
-    p = DiscoveryParams()
+    p = DiscoveryParams().replace(coarse_k=None)      # FedLPA's setting without the route
 
     def run(params):
         return discover(x, probs, lab, y_vis, OLD, H, prefix_features=x, params=params, seed=0)
@@ -49,24 +49,49 @@ def test_a_client_counting_few_categories_is_discovered_again_at_the_coarse_sett
             p.replace(**bad)
 
 
-def test_the_route_is_a_late_config_field_that_keeps_every_earlier_runs_name():
-    """Off by default, the runs' names unchanged (``test_every_run_the_tables_name_is_committed`` fails when the late
-    field is dropped); ``python -m lab fedgcd --coarse-k N`` sets it; a bad value stops the run by name."""
+def test_the_route_is_on_by_default_as_a_late_config_field_that_keeps_every_earlier_runs_name(mod, res):
+    """On by default at the adopted cutoff (the study's pick, which its rule adopted when trained; the coarse setting
+    is the one the study routed to); a run made before the field existed reads back with it off, so its name is
+    unchanged (``test_every_run_the_tables_name_is_committed`` fails when the late field is dropped); ``python -m
+    lab fedgcd --coarse-k N|off`` sets it; a bad value stops the run by name."""
     from lab.cli import build_parser
     from lab.gcd.cli import config_from_args
 
+    lib = DiscoveryParams()
+    assert res["trained"]["adopt"] and lib.coarse_k == mod.setting_fields(res["pick"]["setting"])["coarse_k"] == 7
+    assert mod.MM.name(lib.coarse_markov_time, lib.coarse_merge_cosine) == res["coarse"]
     base = FedGCDConfig(method="fedlpa")
-    assert base.discovery_params().coarse_k is None
-    assert FedGCDConfig(method="fedlpa", coarse_k=None).key() == base.key()
-    routed = FedGCDConfig(method="fedlpa", coarse_k=7)
-    assert routed.key() != base.key() and routed.discovery_params().coarse_k == 7
+    assert base.discovery_params().coarse_k == lib.coarse_k
+    before = FedGCDConfig(method="fedlpa", coarse_k=None)
+    assert before.key() != base.key()
+    earlier = {k: v for k, v in before.to_dict().items() if k != "coarse_k"}    # a config stored before the field
+    assert FedGCDConfig.from_dict(earlier).coarse_k is None and FedGCDConfig.from_dict(earlier).key() == before.key()
 
     def cfg(*extra):
         return config_from_args(build_parser().parse_args(["fedgcd", "--method", "fedlpa", *extra]))
 
-    assert cfg().coarse_k is None and cfg("--coarse-k", "7").discovery_params().coarse_k == 7
+    assert cfg().coarse_k == 7 and cfg("--coarse-k", "5").discovery_params().coarse_k == 5
+    assert cfg("--coarse-k", "off").coarse_k is None
     with pytest.raises(LabError, match="coarse_k"):
         cfg("--coarse-k", "0").discovery_params()
+
+
+def test_the_tables_fedlpa_runs_are_the_routes_trained_runs_to_the_bit(mod, res):
+    """The tables' FedLPA (``run_gcd_tables.py``, the route on by default) on the seeds the study trained it: the
+    same config as the study's route runs, and the same record, whether ``gcd/`` copied the run or made it again
+    (the tables' alpha 0.1 seed 0 run, which saves the snapshot, was made again in another session)."""
+    T = mod.T
+    best = T.tuned_best()
+    checked = 0
+    for runs in mod.MM.train_configs(res["pick"]["setting"], fields_of=mod.setting_fields).values():
+        for s, cfg, _ in runs:
+            table = T.config("fedlpa", cfg["alpha"], s, False, **best["fedlpa"])
+            assert T.run_name(table) == T.run_name(cfg)
+            got, made = T.load(table, Path(T.RES) / "gcd"), T.load(cfg, mod.TRAIN_DIR)
+            assert got is not None and {k: v for k, v in got.items() if k != "seconds"} == {
+                k: v for k, v in made.items() if k != "seconds"}
+            checked += 1
+    assert checked == len(T.TABLE_ALPHAS) * (len(T.TUNING_SEEDS) + len(T.SEED_STUDY))
 
 
 def test_the_committed_report_is_what_markov_merges_records_give(mod, res):

@@ -85,9 +85,10 @@ def test_the_anatomy_is_of_the_tables_fedlpa_runs():
     for r in res["records"]:
         if r["seed"] not in t.SEED_STUDY:
             continue
-        for name, merge, folder in ((res["pick"]["choice"]["setting"], lib.merge_new_cosine, "gcd"),
+        for name, merge, folder in ((res["pick"]["choice"]["setting"], lib.merge_new_cosine, t.BEFORE_ROUTE_DIR),
                                     ("off", None, t.BEFORE_MERGE_DIR)):
-            cfg = t.config("fedlpa", r["alpha"], r["seed"], False, **best["fedlpa"], merge_new_cosine=merge)
+            cfg = t.config("fedlpa", r["alpha"], r["seed"], False, **best["fedlpa"], merge_new_cosine=merge,
+                           **t.BEFORE_ROUTE)
             run = t.load(cfg, t.os.path.join(t.RES, folder))
             assert run is not None and run["config"].get("merge_new_cosine") == merge
             assert [k._k_hat(c, name) for c in r["clients"]] == run["k_est"], (r["alpha"], r["seed"], name)

@@ -62,7 +62,7 @@ def planted_client(mod, monkeypatch, sizes):
     the one client of every job of the study script ``mod``: (x, y, labelled, visible labels, probs, params)."""
     x, y, lab, y_vis = planted(*sizes, spread=1.3)
     probs = model_probs(y, p=0.2)
-    params = DiscoveryParams()
+    params = mod.KA.fedlpa_config(0.1, 0).discovery_params()     # the studies' FedLPA: the route off
     kw = {"prefix_features": x, "params": params, "seed": 0}
     k_est = discover(x, probs, lab, y_vis, OLD, H, **kw).k_est
     view = mod.KA.client_view(0, y, k_est, (x, probs, lab, y_vis, OLD, H), kw, n_classes=10)

@@ -42,7 +42,7 @@ def test_the_oracle_runs_are_those_the_records_call_for_both_ways(mod, res, back
             assert run["config"]["oracle_prior"] is True and run["acc_all"] == r[by]
             assert run["config"].get("oracle_assign", "mean") == by
             assert run["config"].get("backbone", "pretrained") == backbone
-        committed = mod.T.load(mod.oracle_config(r["alpha"], r["seed"], backbone=backbone), mod.committed_dir(backbone))
+        committed = mod.committed(mod.oracle_config(r["alpha"], r["seed"], backbone=backbone), backbone)
         assert committed["config"]["oracle_prior"] is True and committed["acc_all"] == r["committed"]
     c = next(r for r in res["per_seed"] if r["control"])
     assert (c["alpha"], c["seed"]) not in made and c["mean"] == c["mass"]

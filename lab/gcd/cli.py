@@ -41,13 +41,13 @@ def register(sub) -> None:
                    help="graph refinement: labels, confidence (CLSD's confident anchors) or none")
     g.add_argument("--graph-features", default=d.graph_features, help="prefix (frozen backbone) or output")
     g.add_argument("--prior", dest="prior_rule", default=d.prior_rule, help="prior rule (lab.gcd.discovery.PRIORS)")
-    g.add_argument("--merge-new-cosine", type=_cosine_or_off, default=d.merge_new_cosine,
+    g.add_argument("--merge-new-cosine", type=_or_off(float, "a cosine in [-1, 1]"), default=d.merge_new_cosine,
                    help=f"merge new-class communities whose mean predictions have cosine >= this, in [-1, 1], or "
                         f"'off' (default {d.merge_new_cosine}: bench/results/kest_anatomy.md)")
-    g.add_argument("--coarse-k", type=int, default=d.coarse_k,
+    g.add_argument("--coarse-k", type=_or_off(int, "a count >= 1"), default=d.coarse_k,
                    help="a client whose discovery counts at most this many categories is discovered again at "
-                        f"markov time {d.coarse_markov_time:g}, merging >= {d.coarse_merge_cosine:g} (default off; "
-                        "bench/results/coarse_route.md)")
+                        f"markov time {d.coarse_markov_time:g}, merging >= {d.coarse_merge_cosine:g}, or 'off' "
+                        f"(default {d.coarse_k}: bench/results/coarse_route.md)")
     g.add_argument("--lpa-form", default=d.lpa_form, help="add or replace")
     g.add_argument("--k-max-new", type=int, default=d.k_max_new, help="upper bound on new classes (heads)")
     g.add_argument("--no-lpa", action="store_true", help="ablation: uniform prior (SimGCD's term only)")
@@ -63,16 +63,20 @@ def register(sub) -> None:
     discovery_cli.register(sub)        # python -m lab discover --data FILE.csv
 
 
-def _cosine_or_off(text: str):
-    """``--merge-new-cosine``: a number (range-checked with the config), or "off"."""
+def _or_off(kind, what: str):
+    """An option's type: a ``kind`` number (range-checked with the config, ``what`` names its range), or "off"
+    (None: the step is skipped)."""
     import argparse
 
-    if text.strip().lower() == "off":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a cosine in [-1, 1] or 'off', not {text!r}") from None
+    def parse(text: str):
+        if text.strip().lower() == "off":
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} or 'off', not {text!r}") from None
+
+    return parse
 
 
 def config_from_args(a) -> FedGCDConfig:

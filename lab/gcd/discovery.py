@@ -165,8 +165,9 @@ class DiscoveryParams:
       ``coarse_k``) is discovered again on the same graph at ``coarse_markov_time`` with merging at
       ``coarse_merge_cosine``: a client with few classes (strong skew) is over-split at the time that suits a client
       of many, and no one time serves both (``bench/markov_merge.py``). It reads only the client's own count.
-      ``bench/coarse_route.py`` picked 7 on the tuning clients and its adoption rule adopts it when trained; the
-      default stays off until the tables' FedLPA runs are made again with it (its report says so).
+      ``bench/coarse_route.py`` picked 7 on the tuning clients and its adoption rule, written before its runs,
+      adopted it when trained: the default since, and the tables' FedLPA runs are made with it. The studies of
+      FedLPA's first discovery search the discovery the route starts from (``run_gcd_tables.BEFORE_ROUTE``).
     - ``assign_by``: how unclaimed communities are matched to free heads, by their ``"mean"`` prediction or their
       ``"mass"`` (:func:`lab.gcd.prior.map_communities_to_heads`). Measured by ``bench/oracle_mapping.py``: on
       FedLPA's own first discoveries the two give the same heads (its communities are >= ``min_community``).
@@ -187,7 +188,7 @@ class DiscoveryParams:
     merge_new_cosine: float | None = 0.8
     merge_new_on: str = "predictions"
     split_new_share: float | None = None
-    coarse_k: int | None = None
+    coarse_k: int | None = 7
     coarse_markov_time: float = 3.0
     coarse_merge_cosine: float | None = 0.7
     assign_by: str = "mean"
