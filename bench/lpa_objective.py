@@ -121,13 +121,14 @@ def lines(rec: dict) -> list:
                     "ones; no choice read them):", "", *head, *map(row, rec["seed_study"])]
     same = rec.get("base_equals_tables")
     if same is not None:
-        out += ["", f"FedLPA made again here equals the tables' run (`gcd/`) on {same['equal']} of {same['runs']} "
-                    "seeds × α (All and history)."]
+        out += ["", f"FedLPA made again here equals the tables' run (before the coarse route: "
+                    f"`{T.BEFORE_ROUTE_DIR}/`) on {same['equal']} of {same['runs']} seeds × α (All and history)."]
     return out
 
 
 def base_equals_tables(*cfg_sets: dict) -> dict:
-    """Is FedLPA made again here the tables' run of ``gcd/`` (same config), to the bit? Over every seed set."""
+    """Is FedLPA made again here the tables' run (same config; the tables before the coarse route, whose FedLPA runs
+    are in ``run_gcd_tables.BEFORE_ROUTE_DIR``), to the bit? Over every seed set."""
     seen = {T.run_name(b): b for cfgs in cfg_sets for runs in cfgs.values() for _, _, b in runs}
     pairs = [(T.load(b, OUT), T.load_committed(b)) for b in seen.values()]
     pairs = [(a, b) for a, b in pairs if a and b]

@@ -13,7 +13,10 @@ and the oracle prior, both alphas, the seed study's seeds 0-9, the tables' 0-2 a
 into ``bench/results/gcd_replicate/`` with that machine recorded, and reads the Done-when off them beside the
 committed reading, on the evaluation seeds (the issue's bar) and on the seed study's: how far each run moves, and
 whether a verdict depends on the machine. The tables stay as committed (the
-protocol reports one set of runs); this is a replicate that says how much of each line is rounding.
+protocol reports one set of runs); this is a replicate that says how much of each line is rounding. It replicates the
+tables as they were before FedLPA's coarse route became its default (``run_gcd_tables.BEFORE_ROUTE``): the tables'
+FedLPA and oracle runs have been made since with the route, on this script's machine (``bench/coarse_route.py``
+reads the Done-when off them and this replicate's baselines).
 
 What it found (``replicate_tables.md``): FedAvg+SimGCD barely moves (hundredths of a point); FedAvg+GCD moves most
 (its k-means turns rounding into other clusterings), then the oracle prior and FedLPA (InfoMap and the mapping are
