@@ -19,6 +19,15 @@ alphas, the lowest mean KL(oracle || pi); off, FedLPA as it is, competes and win
 report. (Disclosure: the first look at these numbers, a scratch script, printed the evaluation clients' shares beside
 the tuning clients'; the rule above is the one every discovery study uses and chose by the tuning clients alone.)
 
+A second signal (added the stop after the adoption; the same rule picks over both families and the tuning clients
+alone): coarse where the client's own labels hold at most n old classes (:data:`LABELLED`; the labels the client may
+see, ``Experiment.visible_labels``). Why: at alpha 1 the K_hat route also sends the clients whose fine discovery
+under-counts, which the coarse time makes count fewer still (the tuning clients' K_hat - K at alpha 1 falls with the
+route); the old classes a client's labels hold do not fall when its discovery under-counts, and a skewed client holds
+few. (Disclosure: the first look at this signal, a scratch script, printed the evaluation clients' numbers beside the
+tuning clients'.) The library has a field for the K_hat route only: a pick from this family would need one before it
+could be trained.
+
 ``--train``: a pick other than off is trained as ``markov_merge.py --train`` trains its pick (tuning seeds 100/101,
 evaluation seeds 0-9, both alphas, paired per seed with FedLPA's runs made on this machine, which are copied from
 ``gcd_replicate/`` and ``gcd_markov_merge/``), with its adoption rule (mean All over the tuning runs above FedLPA's,
@@ -36,6 +45,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kest_anatomy as KA  # noqa: E402
 import markov_merge as MM  # noqa: E402
@@ -43,6 +54,8 @@ import new_split as NS  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
 CUTOFFS = tuple(range(3, 10))
+#: the other signal: coarse where the client's own labels hold at most this many old classes (of the 5)
+LABELLED = (1, 2, 3, 4)
 JSON, MD = KA.study_paths("coarse_route")
 TRAIN_DIR = os.path.join(T.RES, "gcd_coarse_route")
 WALL_DIR = os.path.join(T.RES, "gcd_coarse_route_wall")
@@ -53,13 +66,30 @@ def name(cutoff) -> str:
     return OFF if cutoff is None else f"coarse when K̂ <= {cutoff}"
 
 
+def labelled_name(n: int) -> str:
+    return f"coarse when labels hold <= {n} old classes"
+
+
 def names() -> list:
-    return [name(None)] + [name(c) for c in CUTOFFS]
+    return [name(None)] + [name(c) for c in CUTOFFS] + [labelled_name(n) for n in LABELLED]
 
 
 def setting_fields(setting: str) -> dict:
-    """The config fields of one of :func:`names`."""
-    return {"coarse_k": next((c for c in (None, *CUTOFFS) if name(c) == setting))}
+    """The config fields of one of :func:`names` (the route by K_hat: the library has no field for the route by
+    labels, which was not adopted)."""
+    cut = [c for c in (None, *CUTOFFS) if name(c) == setting]
+    if not cut:
+        raise ValueError(f"{setting!r} has no library field: only the route by K̂ (coarse_k) is in the library")
+    return {"coarse_k": cut[0]}
+
+
+def labelled_classes(alpha: float, seed: int) -> list:
+    """Per client of :func:`kest_anatomy.fedlpa_config`'s run (in order), how many old classes its own labels hold:
+    the labels the client may see (``Experiment.visible_labels``), no label of an unlabelled sample."""
+    from lab.gcd.experiment import Experiment
+
+    exp = Experiment(KA.fedlpa_config(alpha, seed))
+    return [len(set(exp.visible_labels(k)[exp.visible_labels(k) >= 0].tolist())) for k in range(exp.n_clients)]
 
 
 def settings_used() -> tuple:
@@ -71,19 +101,22 @@ def settings_used() -> tuple:
     return MM.name(p.markov_time, p.merge_new_cosine), MM.name(lib.coarse_markov_time, lib.coarse_merge_cosine)
 
 
-def routed(mm: dict) -> list:
-    """``markov_merge.json``'s per-client records with, per client, the discovery each cutoff keeps (order of
-    :func:`names`) and the count of FedLPA's own discovery (``k_fine``: the rule goes coarse where it is <= the
-    cutoff)."""
+def routed(mm: dict, labelled=labelled_classes) -> list:
+    """``markov_merge.json``'s per-client records with, per client, the discovery each setting keeps (order of
+    :func:`names`), whether it sent the client coarse (``sent``), the count of FedLPA's own discovery (``k_fine``:
+    the route by K_hat goes coarse where it is <= the cutoff) and the old classes the client's labels hold
+    (``labelled``, from ``labelled(alpha, seed)``: the route by labels goes coarse where it is <= the cutoff)."""
     fine, coarse = (mm["settings"].index(s) for s in settings_used())
     k = mm["fields"].index("k_hat")
     out = []
     for r in mm["records"]:
-        clients = []
+        clients, held = [], labelled(r["alpha"], r["seed"])
         for c in r["clients"]:
             f, g = c["settings"][fine], c["settings"][coarse]
-            clients.append({"client": c["client"], "k": c["k"], "k_fine": f[k],
-                            "settings": [f] + [g if f[k] <= cut else f for cut in CUTOFFS]})
+            n = held[c["client"]]
+            sent = [False] + [f[k] <= cut for cut in CUTOFFS] + [n <= cut for cut in LABELLED]
+            clients.append({"client": c["client"], "k": c["k"], "k_fine": f[k], "labelled": n, "sent": sent,
+                            "settings": [g if go else f for go in sent]})
         out.append({"alpha": r["alpha"], "seed": r["seed"], "clients": clients})
     return out
 
@@ -94,18 +127,44 @@ def record(mm: dict) -> dict:
     recs = routed(mm)
     tuning = MM.summary(recs, KA.TUNING, names())
 
-    def sent(seeds, a, cut):
-        ks = [c["k_fine"] for c in NS._clients(recs, seeds, a)]
-        return sum(k <= cut for k in ks) / len(ks)
+    def sent(seeds, a, i):
+        return float(np.mean([c["sent"][i] for c in NS._clients(recs, seeds, a)]))
 
-    shares = {label: {str(a): {name(cut): sent(seeds, a, cut) for cut in CUTOFFS} for a in T.TABLE_ALPHAS}
+    shares = {label: {str(a): {s: sent(seeds, a, i) for i, s in enumerate(names()) if s != OFF}
+                      for a in T.TABLE_ALPHAS}
               for label, seeds in (("tuning", KA.TUNING), ("evaluation", KA.EVALUATION))}
     fine, coarse = settings_used()
     return {"fine": fine, "coarse": coarse, "cutoffs": list(CUTOFFS), "settings": names(), "default": OFF,
             "fields": list(MM.FIELDS), "tuning": tuning, "evaluation": MM.summary(recs, KA.EVALUATION, names()),
-            "routed_share": shares, "pick": (p := NS.pick(tuning, OFF)),
+            "routed_share": shares, "labelled_counts": held(recs), "pick": (p := NS.pick(tuning, OFF)),
             "trained": None if p["setting"] == OFF else MM.trained(p["setting"], TRAIN_DIR, setting_fields),
             "wall_pair": None if p["setting"] == OFF else wall_pair(p["setting"])}
+
+
+def held(recs) -> dict:
+    """Per seed set and alpha: how many clients' labels hold 0, 1, ... old classes (index = the count)."""
+    return {label: {str(a): np.bincount([c["labelled"] for c in NS._clients(recs, seeds, a)]).tolist()
+                    for a in T.TABLE_ALPHAS}
+            for label, seeds in (("tuning", KA.TUNING), ("evaluation", KA.EVALUATION))}
+
+
+def held_line(counts: dict) -> str:
+    return "; ".join(f"α {a}: " + ", ".join(f"{n} hold {i}" for i, n in enumerate(ns) if n)
+                     for a, ns in counts["tuning"].items())
+
+
+def labelled_verdict(res) -> str:
+    """What the pick says of the route by labels: its best eligible cutoff against the pick, by the pick's KL."""
+    ours = [labelled_name(n) for n in LABELLED]
+    ok = [s for s in ours if s in res["pick"]["eligible"]]
+    p, kl = res["pick"]["setting"], res["pick"]["kl"]
+    if p in ours:
+        return f"The route by labels is the pick ({p}): it needs a library field before it can be trained."
+    if not ok:
+        return "No route by labels keeps K̂ within ±1 on ≥ 80 % of the tuning clients at both α."
+    best = min(ok, key=kl.get)
+    return (f"The route by labels: eligible {', '.join(ok)}; the best of them ({best}) has mean KL {kl[best]:.4f} "
+            f"against the pick's {kl[p]:.4f}, so the rule keeps **{p}**.")
 
 
 def wall_configs(setting: str) -> tuple:
@@ -136,8 +195,13 @@ def lines(res) -> list:
            "`markov_merge.json`'s (the tables' FedLPA at its first discovery, tuning seeds "
            f"{KA.TUNING[0]}-{KA.TUNING[-1]}, evaluation seeds {KA.EVALUATION[0]}-{KA.EVALUATION[-1]}, α 0.1 and 1, "
            "5 clients each); KL against the oracle prior, the true labels read after the fact.", "",
-           NS.pick_line(res["pick"], "; off wins ties"), "",
-           "| cutoff | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | clients sent coarse, tuning | "
+           "A second signal competes for the same pick (added a stop after the adoption, with the same rule): "
+           "**coarse where the client's own labels hold at most n old classes** (of "
+           f"{len(KA.fedlpa_config(T.TABLE_ALPHAS[0], 0).old_classes)}). A client sees which old classes its "
+           "labelled samples hold; a skewed client holds few, and the count cannot fall with a discovery that "
+           "under-counts, as K̂ does at α 1. Clients per count, tuning: " + held_line(res["labelled_counts"]) + ".",
+           "", NS.pick_line(res["pick"], "; off wins ties"), "",
+           "| route | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | clients sent coarse, tuning | "
            "K̂ within ±1, evaluation | KL, evaluation | sent coarse, evaluation |", "|---|---|---|---|---|---|---|---|"]
 
     def sent(label, s):
@@ -150,6 +214,7 @@ def lines(res) -> list:
         cells = [MM.both_alphas(tun, s, f) for f in ("within_1", "k_hat_minus_k", "kl")] + [sent("tuning", s)]
         cells += [MM.both_alphas(ev, s, f) for f in ("within_1", "kl")] + [sent("evaluation", s)]
         out.append(f"| {'**' + s + '**' if s == res['pick']['setting'] else s} | " + " | ".join(cells) + " |")
+    out += ["", labelled_verdict(res)]
     out += MM.trained_lines(res, TRAIN_DIR)
     if w := res.get("wall_pair"):
         out += ["", "Walls: the trained pairs' FedLPA runs were copied from earlier sessions, so the wall ratios above "

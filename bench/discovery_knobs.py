@@ -1,12 +1,14 @@
-"""Issue 9: three discovery knobs no study had searched, each chosen with the markov time and merging. 2-core CPU.
+"""Issue 9: four discovery knobs no study had searched, each chosen with the markov time and merging. 2-core CPU.
 
 The discovery study searched features, refinement, markov time, labelled share and merging; ``knn_k``,
 ``min_community``, ``num_trials``, the confidence settings and ``smoothing`` kept their defaults
 (``DiscoveryParams``' docstring). ``markov_merge.py`` then found that no (markov time, merging) pair keeps K_hat
 within +-1 on 80 % of the tuning clients at both alphas, and that a coarser time gives a better prior and better All
 but hides classes at alpha 1. This asks whether a knob that shapes the partition in another way than the markov time
-lets a setting keep the K_hat line at both alphas (the confidence settings and ``smoothing`` stay unsearched: they
-shape the graph's refinement and the prior, not the partition's granularity). The knobs (:data:`KNOBS`, ``--knob``):
+lets a setting keep the K_hat line at both alphas. The anchors of the graph's refinement joined a stop after the
+coarse route's adoption (the confidence settings act only where predictions anchor it, which FedLPA's do not);
+``smoothing`` stays unsearched: a pseudo-count per head in the prior, it moves no partition and so no K_hat. The knobs
+(:data:`KNOBS`, ``--knob``):
 
 - ``num_trials``: InfoMap's restarts (the partition with the shortest codelength wins). FedLPA runs InfoMap once:
   one greedy optimisation of the map equation from one seed, not the map equation's best partition at that time.
@@ -20,6 +22,14 @@ shape the graph's refinement and the prior, not the partition's granularity). Th
   above which an unlabelled community counts as a new class. A client's true K counts the classes holding >= 2 %
   of it (``kest_anatomy.client_view``), whatever this knob is. A higher share drops the small communities that
   over-count at alpha 0.1, and with them a small class at alpha 1.
+- ``anchors`` (:data:`COMPOSITE`: ``refine`` with the confidence settings): CLSD's refinement cuts the kNN links
+  between anchors of different old classes and joins anchors of one class by must-links. FedLPA anchors its
+  labelled samples only (``refine="labels"``, the discovery study's choice on SimGCD warm-up models), so
+  ``confidence_quantile`` and ``min_confidence`` do nothing in its runs. With ``refine="confidence"`` an unlabelled
+  sample also anchors the old class the model predicts for it when its max probability is at or above that
+  predicted class's quantile (relative, per class: at 0.5 half of what the model calls a class anchors it, right or
+  wrong; issue 9's review item 4) or, with ``min_confidence``, an absolute threshold. More anchors pin more of the
+  old classes' flow; wrong ones pin a new class to an old one (the graph is built again).
 
 The study (per knob): the tables' FedLPA config run to its first discovery (``kest_anatomy.first_discovery``) on
 tuning seeds 100-109 and evaluation seeds 0-9, both alphas; every client's discovery made again with each value of
@@ -31,6 +41,12 @@ lowest mean KL(oracle || pi); when none passes, all compete by KL; FedLPA's sett
 seconds its knob's values cost (InfoMap, and the graph for a graph knob): a FedLPA run's discoveries are a small
 part of its wall, which a Done-when line bounds.
 
+With the coarse route (``DiscoveryParams.coarse_k``, FedLPA's default since ``coarse_route.py``'s adoption): both
+discoveries the route chooses between, FedLPA's setting and the coarse one, are in every client's record at every
+value of the knob, so the study also reads each value routed as the library routes (:func:`routed`; no new run) and
+picks among those with the same rule (FedLPA's value wins ties). A routed pick other than FedLPA's value would next be
+trained beside FedLPA as ``coarse_route.py --train`` trains its pick, with its adoption rule.
+
 A pick other than FedLPA's setting that passes the K_hat bar would next be trained as ``markov_merge.py --train``
 trains its pick, with its adoption rule. A pick that misses the bar is not trained: ``markov_merge.py`` trained the
 best-KL setting that missed it (markov 3, merging >= 0.7, one run, knn 10: the same setting here), and it lost that
@@ -40,11 +56,15 @@ What it found (``discovery_knobs_<knob>.md``): no setting of any of the three ke
 tuning clients at both alphas; FedLPA's own (78 % / 80 %) keeps the best worse-alpha share of each study. Restarts
 lower it (74-76 %); a sparser or denser graph and a lower or higher noise share move along the markov time's trade
 (a coarser partition gains alpha 0.1 and loses alpha 1). Each KL pick misses the bar and is not trained; on the
-restarts knob it is ``markov_merge.py``'s trained pick. FedLPA's settings stay as they are.
+restarts knob it is ``markov_merge.py``'s trained pick. The anchors (a stop later): every rule that lets confident
+predictions anchor the graph lowers the worse-alpha share or keeps it, and none gives a lower KL than labels only.
+Read with the coarse route, FedLPA's value is the only one of any knob within the bar at both alphas (the route's own
+tuning shares), so the routed picks are FedLPA's values too. FedLPA's settings stay as they are.
 
     python bench/discovery_knobs.py --knob num_trials --workers 2   # 40 warm-ups, about 13 min on 2 cores; resumes
     python bench/discovery_knobs.py --knob knn_k --workers 2
     python bench/discovery_knobs.py --knob min_community --workers 2
+    python bench/discovery_knobs.py --knob anchors --workers 2
 
 Writes ``bench/results/discovery_knobs_<knob>.json`` and ``.md``.
 """
@@ -69,6 +89,14 @@ MERGE = (None, 0.7, 0.8)                # off, markov_merge.py's KL pick's thres
 KNOBS = {"num_trials": ((1, 3, 10, 30), "restarts", "infomap"),
          "knn_k": ((5, 10, 15, 20, 30), "knn", "graph"),
          "min_community": ((0.01, 0.02, 0.03, 0.04, 0.05), "min share", "finish")}
+#: a knob whose values set more than one field: knob -> {value: the DiscoveryParams fields it sets}
+COMPOSITE = {"anchors": {"labels": {"refine": "labels"},
+                         "conf q0.5": {"refine": "confidence", "confidence_quantile": 0.5},
+                         "conf q0.7": {"refine": "confidence", "confidence_quantile": 0.7},
+                         "conf q0.9": {"refine": "confidence", "confidence_quantile": 0.9},
+                         "conf >= 0.9": {"refine": "confidence", "min_confidence": 0.9},
+                         "conf >= 0.99": {"refine": "confidence", "min_confidence": 0.99}}}
+KNOBS["anchors"] = (tuple(COMPOSITE["anchors"]), "anchors", "graph")
 #: what a knob value's time covers, per step (a "finish" knob costs no more than FedLPA's discovery: no time kept)
 TIMED = {"graph": "the graph and InfoMap at the four markov times", "infomap": "InfoMap at the four markov times"}
 FIELDS = MM.FIELDS
@@ -83,6 +111,11 @@ def name(knob: str, markov: float, merge, value) -> str:
     return f"{MM.name(markov, merge)}, {KNOBS[knob][1]} {value}"
 
 
+def fields(knob: str, value) -> dict:
+    """The ``DiscoveryParams`` fields one value of a knob sets."""
+    return dict(COMPOSITE[knob][value]) if knob in COMPOSITE else {knob: value}
+
+
 def grid(knob: str) -> list:
     """(markov time, merging threshold, knob value) of every setting, in the order of a client's record."""
     return [(m, t, v) for m in MARKOV for v in KNOBS[knob][0] for t in MERGE]
@@ -93,8 +126,11 @@ def names(knob: str) -> list:
 
 
 def value(knob: str):
-    """The knob's value in FedLPA's runs."""
-    return getattr(KA.fedlpa_config(T.TABLE_ALPHAS[0], 0).discovery_params(), knob)
+    """The knob's value in FedLPA's runs (of a composite knob, the value whose fields FedLPA's run has)."""
+    p = KA.fedlpa_config(T.TABLE_ALPHAS[0], 0).discovery_params()
+    if knob not in COMPOSITE:
+        return getattr(p, knob)
+    return next(v for v, f in COMPOSITE[knob].items() if all(getattr(p, k) == x for k, x in f.items()))
 
 
 def default(knob: str) -> str:
@@ -118,14 +154,14 @@ def one(job) -> dict:
         views, modules = {}, {}
         for v in values:
             t0 = time.perf_counter()
-            views[v] = c.regraph(c.params.replace(**{knob: v})) if step == "graph" else c
+            views[v] = c.regraph(c.params.replace(**fields(knob, v))) if step == "graph" else c
             for m in MARKOV:
                 modules[m, v] = (modules[m, values[0]] if step == "finish" and v != values[0]
-                                 else views[v].modules(c.params.replace(markov_time=m, **{knob: v})))
+                                 else views[v].modules(c.params.replace(markov_time=m, **fields(knob, v))))
             if step in TIMED:
                 seconds[str(v)] += time.perf_counter() - t0
         for m, t, v in grid(knob):
-            p = c.params.replace(markov_time=m, merge_new_cosine=t, **{knob: v})
+            p = c.params.replace(markov_time=m, merge_new_cosine=t, **fields(knob, v))
             s = NS.scores(views[v].redo_from(modules[m, v], p), oracle, c.y, old, c.present)
             row["settings"].append([s[f] for f in FIELDS])
         if row["settings"][names(knob).index(default(knob))][0] != c.k_est:
@@ -134,14 +170,41 @@ def one(job) -> dict:
     return {"alpha": alpha, "seed": seed, "clients": clients, "seconds": seconds}
 
 
+def routed_name(knob: str, value) -> str:
+    return f"routed, {KNOBS[knob][1]} {value}"
+
+
+def routed(records, knob: str) -> tuple:
+    """(names, records) of the knob's values with the coarse route as the library runs it (``DiscoveryParams``'
+    ``coarse_k``, ``coarse_markov_time``, ``coarse_merge_cosine``): per value, FedLPA's setting where it counts more
+    than ``coarse_k``, else the coarse setting at that value; both discoveries are in the records."""
+    from lab.gcd.discovery import DiscoveryParams
+
+    lib, p = DiscoveryParams(), KA.fedlpa_config(T.TABLE_ALPHAS[0], 0).discovery_params()
+    settings, values = names(knob), KNOBS[knob][0]
+    pairs = [(settings.index(name(knob, p.markov_time, p.merge_new_cosine, v)),
+              settings.index(name(knob, lib.coarse_markov_time, lib.coarse_merge_cosine, v))) for v in values]
+    recs = [{**{k: r[k] for k in ("alpha", "seed")},
+             "clients": [{"client": c["client"], "k": c["k"],
+                          "settings": [c["settings"][g] if c["settings"][f][0] <= lib.coarse_k else c["settings"][f]
+                                       for f, g in pairs]} for c in r["clients"]]} for r in records]
+    return [routed_name(knob, v) for v in values], recs
+
+
 def record(records, knob: str) -> dict:
-    """What is committed: the per-client records, the tables the report shows, the pick and each value's time."""
+    """What is committed: the per-client records, the tables the report shows, the pick and each value's time, and
+    the same per value with the route (:func:`routed`) and its pick."""
     settings, base = names(knob), default(knob)
     tuning = MM.summary(records, KA.TUNING, settings)
     n = sum(len(r["clients"]) for r in records)
+    r_names, r_recs = routed(records, knob)
+    r_tuning = MM.summary(r_recs, KA.TUNING, r_names)
     return {"knob": knob, "values": list(KNOBS[knob][0]), "markov_times": list(MARKOV), "merge": list(MERGE),
             "settings": settings, "fields": list(FIELDS), "default": base, "tuning": tuning,
             "evaluation": MM.summary(records, KA.EVALUATION, settings), "pick": NS.pick(tuning, base),
+            "routed": {"settings": r_names, "tuning": r_tuning,
+                       "evaluation": MM.summary(r_recs, KA.EVALUATION, r_names),
+                       "pick": NS.pick(r_tuning, routed_name(knob, value(knob)))},
             "ms_per_client": {v: 1000 * sum(r["seconds"][v] for r in records) / n for v in records[0]["seconds"]},
             "records": records}
 
@@ -173,6 +236,18 @@ def lines(res) -> list:
         kl = {s: res["pick"]["kl"][s] for s in mine}
         top, low = max(mine, key=worse.get), min(mine, key=kl.get)
         out.append(f"| {v} | {100 * worse[top]:.0f} % | {top} | {kl[low]:.3f} | {low} |")
+    rt = res["routed"]
+    r_by = {seeds: MM._by(rt[seeds]) for seeds in ("tuning", "evaluation")}
+    out += ["", f"## Per {label} value, with the coarse route (the library's default since the route's adoption)", "",
+            "FedLPA's setting where a client's discovery counts more than the route's cutoff, the coarse setting at "
+            "the same value where it counts fewer, as `DiscoveryParams.coarse_k` runs it (both are in each client's "
+            "record: no new run). " + NS.pick_line(rt["pick"], f"; FedLPA's {label} wins ties"), "",
+            "| value, routed | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | K̂ within ±1, "
+            "evaluation | KL, evaluation |", "|---|---|---|---|---|---|"]
+    for s in rt["settings"]:
+        cells = [MM.both_alphas(r_by["tuning"], s, f) for f in ("within_1", "k_hat_minus_k", "kl")]
+        cells += [MM.both_alphas(r_by["evaluation"], s, f) for f in ("within_1", "kl")]
+        out.append(f"| {'**' + s + '**' if s == rt['pick']['setting'] else s} | " + " | ".join(cells) + " |")
     out += ["", "## Every setting (α 0.1 / α 1)", "",
             "| setting | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | K̂ within ±1, evaluation | "
             "KL, evaluation |", "|---|---|---|---|---|---|"]

@@ -218,7 +218,8 @@ K_HAT_STUDIES = {"markov time × merging": "markov_merge.json",
                  "markov × merging × InfoMap restarts": "discovery_knobs_num_trials.json",
                  "markov × merging × the graph's k": "discovery_knobs_knn_k.json",
                  "markov × merging × the noise share": "discovery_knobs_min_community.json",
-                 "coarse when a client's K̂ is small": "coarse_route.json"}
+                 "markov × merging × the graph's anchors": "discovery_knobs_anchors.json",
+                 "coarse when a client counts or holds few classes": "coarse_route.json"}
 
 
 def k_hat_frontier_rows(studies: dict, seeds: str = "tuning") -> list:

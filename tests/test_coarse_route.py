@@ -3,6 +3,7 @@ again at a coarser time; and bench/coarse_route.py, which reads that rule off ``
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lab.gcd.config import FedGCDConfig
@@ -110,11 +111,29 @@ def test_each_cutoff_keeps_the_coarse_discovery_exactly_where_the_fine_one_count
         {"alpha": 0.1, "seed": 100, "clients": [{"client": 0, "k": 3, "settings": [[4, 1, 0, 0.3], [3, 0, 0, 0.2]]},
                                                  {"client": 1, "k": 9, "settings": [[9, 0, 0, 0.2], [7, 0, 2, 0.1]]}]}]}
     monkeypatch.setattr(mod, "settings_used", lambda: ("fine", "coarse"))
-    recs = mod.routed(mm)
+    recs = mod.routed(mm, labelled=lambda alpha, seed: [2, 5])
     a, b = recs[0]["clients"]
     for i, cut in enumerate(mod.CUTOFFS, start=1):
         assert a["settings"][i][0] == (3 if cut >= 4 else 4) and b["settings"][i][0] == (7 if cut >= 9 else 9)
     assert a["settings"][0][0] == 4 and b["settings"][0][0] == 9          # off: FedLPA as it is
+    # the route by labels: the client whose labels hold 2 old classes goes coarse from cutoff 2 on, the one holding
+    # all 5 never, whatever its discovery counts
+    for j, cut in enumerate(mod.LABELLED, start=1 + len(mod.CUTOFFS)):
+        assert a["settings"][j][0] == (3 if cut >= 2 else 4) and b["settings"][j][0] == 9
+        assert (a["sent"][j], b["sent"][j]) == (cut >= 2, False)
+
+
+def test_the_route_by_labels_counts_the_old_classes_of_the_labels_the_client_may_see(mod):
+    """The signal is the client's own: each count equals the old classes among the labels its client object holds,
+    and is not the classes the client truly holds (a count read off every sample's true label would be)."""
+    from lab.gcd.experiment import Experiment
+
+    exp = Experiment(mod.KA.fedlpa_config(0.1, 100))
+    got = mod.labelled_classes(0.1, 100)
+    seen = [np.unique(c._y_visible[c._y_visible >= 0]) for c in exp.clients()]
+    truth = [len(np.unique(exp.data.y_train[i])) for i in exp.train_part.client_indices]
+    assert got == [len(v) for v in seen] and all(set(v) <= set(exp.split.old_classes) for v in seen)
+    assert got != truth and all(g < t for g, t in zip(got, truth))
 
 
 def test_the_trained_pick_is_fedlpa_with_only_the_route_switched_on_paired_on_one_machine(mod, res):

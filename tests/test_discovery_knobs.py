@@ -11,7 +11,7 @@ from tests.test_backbones import _script
 from tests.test_discovery import H, OLD
 from tests.test_markov_merge import planted_client
 
-KNOBS = ("num_trials", "knn_k", "min_community")
+KNOBS = ("num_trials", "knn_k", "min_community", "anchors")
 SMALL_CLASS = ((70,) * 5 + (60,) * 4 + (20,), 5)    # MANY_SMALL with one new class at 3 % of the client
 
 
@@ -37,8 +37,9 @@ def test_the_committed_report_is_what_its_records_give(mod, knob, res):
     assert sorted((r["alpha"], r["seed"]) for r in res["records"]) == sorted(
         (a, s) for a in mod.T.TABLE_ALPHAS for s in mod.KA.TUNING + mod.KA.EVALUATION)
     lib = DiscoveryParams()
-    assert res["default"] == mod.name(knob, lib.markov_time, lib.merge_new_cosine, getattr(lib, knob)) \
+    assert res["default"] == mod.name(knob, lib.markov_time, lib.merge_new_cosine, mod.value(knob)) \
         == mod.default(knob)
+    assert all(getattr(lib, k) == v for k, v in mod.fields(knob, mod.value(knob)).items())
     assert res["settings"] == mod.names(knob)
     assert len(set(res["settings"])) == len(mod.MARKOV) * len(mod.MERGE) * len(mod.KNOBS[knob][0])
     assert all(len(c["settings"]) == len(res["settings"]) for r in res["records"] for c in r["clients"])
@@ -57,6 +58,34 @@ def test_fedlpas_setting_in_the_study_is_the_discovery_markov_merge_recorded(mod
     assert len(got) == 200 and all(a == pytest.approx(b, abs=1e-12) for a, b in got)
 
 
+def test_each_value_routed_is_the_coarse_route_at_that_value_and_fedlpas_is_the_routes_study(mod, knob, res):
+    """The routed section: per client and value, the coarse setting's discovery exactly where FedLPA's setting
+    counts <= the library's cutoff; at FedLPA's value, every client's routed discovery is the one
+    ``coarse_route.py`` read off ``markov_merge.json`` for the library's cutoff (another script's records)."""
+    lib, (names, recs) = DiscoveryParams(), mod.routed(res["records"], knob)
+    assert names == res["routed"]["settings"]
+    for r, rr in zip(res["records"], recs):
+        for c, rc in zip(r["clients"], rr["clients"]):
+            for j, v in enumerate(mod.KNOBS[knob][0]):
+                f = c["settings"][res["settings"].index(mod.name(knob, lib.markov_time, lib.merge_new_cosine, v))]
+                g = c["settings"][res["settings"].index(
+                    mod.name(knob, lib.coarse_markov_time, lib.coarse_merge_cosine, v))]
+                assert rc["settings"][j] == (g if f[0] <= lib.coarse_k else f)
+    cr = _script("bench/coarse_route.py")
+    route = json.loads(Path(cr.JSON).read_text())
+    i = cr.names().index(cr.name(lib.coarse_k))
+    at = {(r["alpha"], r["seed"], c["client"]): c["settings"][i] for r in route_records(cr) for c in r["clients"]}
+    j = list(mod.KNOBS[knob][0]).index(mod.value(knob))
+    got = [(c["settings"][j], at[(r["alpha"], r["seed"], c["client"])]) for r in recs for c in r["clients"]]
+    assert len(got) == 200 and all(a == pytest.approx(b, abs=1e-12) for a, b in got)
+    assert route["pick"]["setting"] == cr.name(lib.coarse_k)
+
+
+def route_records(cr):
+    """coarse_route's routed records, its route by labels left out (this test reads the route by K_hat only)."""
+    return cr.routed(json.loads(Path(cr.MM.JSON).read_text()), labelled=lambda alpha, seed: [0] * 10)
+
+
 def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, knob, monkeypatch):
     """A planted client (ten classes, five new, one of them 3 % of the client) through ``one``: every (markov time,
     merging threshold, knob value) records the K_hat and KL(oracle || pi) that ``discover`` gives with those
@@ -68,12 +97,17 @@ def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, knob, monk
     k_hats = {}
     for i, (m, t, v) in enumerate(mod.grid(knob)):
         d = discover(x, probs, lab, y_vis, OLD, H, prefix_features=x, seed=0,
-                     params=params.replace(markov_time=m, merge_new_cosine=t, **{knob: v}))
+                     params=params.replace(markov_time=m, merge_new_cosine=t, **mod.fields(knob, v)))
         assert got[i][0] == d.k_est and got[i][3] == pytest.approx(head_kl(oracle, d.prior)), (m, t, v)
         k_hats[(m, t, v)] = d.k_est
     timed = mod.KNOBS[knob][2] in mod.TIMED                  # a knob acting after InfoMap costs no time
     assert set(out["seconds"]) == ({str(v) for v in mod.KNOBS[knob][0]} if timed else set())
-    assert len({k_hats[(1.5, None, v)] for v in mod.KNOBS[knob][0]}) > 1
+    if knob in mod.COMPOSITE:       # the planted client's K_hat is one for every anchor rule: its records differ
+        per_value = {v: tuple(tuple(got[i]) for i, g in enumerate(mod.grid(knob)) if g[2] == v)
+                     for v in mod.KNOBS[knob][0]}
+        assert len(set(per_value.values())) > 1
+    else:
+        assert len({k_hats[(1.5, None, v)] for v in mod.KNOBS[knob][0]}) > 1
 
 
 def test_the_frontier_shows_every_studied_setting_at_both_alphas_and_fedlpas_once():

@@ -172,7 +172,8 @@ else:
                                     "the merging threshold (`bench/markov_merge.py`), and each with a knob no study "
                                     "had searched (`bench/discovery_knobs.py`); last, a client that counts few "
                                     "categories discovered again at a coarser time (`bench/coarse_route.py`; "
-                                    "adopted, FedLPA's default since: the tables are made with it). Each "
+                                    "adopted, FedLPA's default since: the tables are made with it; beside it, the "
+                                    "same route for a client whose labels hold few old classes). Each "
                                     "dot is one setting or cutoff; the shaded corner is the issue's bar. Hover for "
                                     "its KL(oracle ‖ π): one value for every client trades one α against the other.")
                         show(k_hat_frontier(frontier), "k_hat_frontier")

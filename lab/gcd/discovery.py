@@ -126,9 +126,11 @@ class DiscoveryParams:
     it among every rule in :data:`PRIORS` when ``excess`` and ``blend`` were added: argmax -> blend; the same rule
     with ``em`` and ``em_blend``, added later, keeps blend on this backbone: ``discovery_levers.py --pick``, tested).
     ``knn_k``, ``min_community``, ``num_trials``, the confidence settings and ``smoothing`` were not searched
-    (the lab's earlier values); ``knn_k``, ``num_trials`` and ``min_community`` were later searched with the
-    markov time and merging on FedLPA's own first discoveries (``bench/discovery_knobs.py``, tuning clients): no
-    setting keeps K_hat within +-1 on 80 % of them at both alphas, so they keep these values.
+    (the lab's earlier values); ``knn_k``, ``num_trials``, ``min_community`` and the anchors (``refine`` with the
+    confidence settings, which act only with ``refine="confidence"``) were later searched with the markov time and
+    merging on FedLPA's own first discoveries, and with the coarse route (``bench/discovery_knobs.py``, tuning
+    clients): no setting keeps K_hat within +-1 on 80 % of them at both alphas without the route, and with it only
+    these values do, so they keep them.
     Evaluation seeds 0/1/2 only report (``bench/results/discovery_study.md``).
 
     - ``features``: the graph's features. ``"prefix"``: the frozen backbone prefix (32x7x7 maps; kNN-10

@@ -175,10 +175,15 @@ class Experiment:
     def n_clients(self) -> int:
         return self.train_part.n_clients
 
+    def visible_labels(self, pid: int) -> np.ndarray:
+        """The labels client ``pid`` may see: its labelled samples' classes, -1 for every other sample."""
+        idx = self.train_part.client_indices[pid]
+        return np.where(self.split.labelled[idx], self.data.y_train[idx], -1)
+
     def client(self, pid: int):
         """The client of partition ``pid``: its images and the labels it may see (-1 elsewhere), nothing else."""
         idx = self.train_part.client_indices[pid]
-        y_visible = np.where(self.split.labelled[idx], self.data.y_train[idx], -1)
+        y_visible = self.visible_labels(pid)
         kw = {}
         if self.cfg.method == "fedlpa" and self.cfg.oracle_prior:
             kw["oracle_labels"] = self.data.y_train[idx]       # the ablation's deliberate leak, named
