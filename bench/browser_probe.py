@@ -34,7 +34,7 @@ PAGES = [
     ("training", "Federated training", "ralpha"),
     ("privacy", "Privacy–utility", "bound"),
 ]
-FOOTER = re.compile(r"Page computed in ([0-9.]+) s · run (\d+)")
+FOOTER = re.compile(r"(?:Page|Part) computed in ([0-9.]+) s · run (\d+)")   # a page's footer, or a fragment's
 
 
 def chromium_available() -> bool:
@@ -118,11 +118,11 @@ class PageResult:
 
 
 def _footer(page):
-    loc = page.get_by_text(FOOTER)
-    if loc.count() == 0:
-        return None
-    m = FOOTER.search(loc.first.inner_text())
-    return (float(m.group(1)), int(m.group(2))) if m else None
+    """(compute time, run number) of the latest run: the page's footer, or a fragment's where a widget inside one
+    reran that part alone (``dashboard/page.py``: one run counter for both)."""
+    found = [FOOTER.search(t) for t in page.get_by_text(FOOTER).all_inner_texts()]
+    runs = [(float(m.group(1)), int(m.group(2))) for m in found if m]
+    return max(runs, key=lambda r: r[1]) if runs else None
 
 
 def _wait_rendered(page, timeout_s, previous_run=None):

@@ -82,12 +82,22 @@ def settings_line(text: str) -> None:
     st.info(f"**Settings on this page:** {text}", icon=":material/tune:")
 
 
-def footer(t0: float) -> None:
-    """Last element of every page: compute time and a run counter (the browser test waits for it)."""
+def _run_number() -> int:
     n = st.session_state.get("_runs", 0) + 1
     st.session_state["_runs"] = n
-    st.caption(f"Page computed in {time.perf_counter() - t0:.2f} s · run {n} · settings are in the URL: "
+    return n
+
+
+def footer(t0: float) -> None:
+    """Last element of every page: compute time and a run counter (the browser test waits for it)."""
+    st.caption(f"Page computed in {time.perf_counter() - t0:.2f} s · run {_run_number()} · settings are in the URL: "
                "copy it to share this preset.")
+
+
+def part_footer(t0: float) -> None:
+    """Last element of a fragment (a part of a page whose own widgets rerun it alone): its compute time and the
+    page's run counter, which a rerun of the part alone moves on too (the browser test waits for the highest)."""
+    st.caption(f"Part computed in {time.perf_counter() - t0:.2f} s · run {_run_number()}")
 
 
 def partition_message(e: PartitionError) -> str:
@@ -144,6 +154,9 @@ def show(fig, name: str, key: str | None = None) -> None:
     in presenter mode."""
     fig = svg_if_small(fig)
     if presenting():
+        import plotly.graph_objects as go
+
+        fig = go.Figure(fig)        # a cached figure is shared (result_files.figure): restyle a copy
         h = fig.layout.height or 450
         fig.update_layout(font_size=17, height=int(h * 1.3))
     st.plotly_chart(fig, width="stretch", key=key, theme=None,

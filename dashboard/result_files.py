@@ -172,6 +172,42 @@ def _tuning(path: str, stamp: float) -> dict:
     return read_json(path)
 
 
+def stamp(*names: str) -> tuple:
+    """(path, modification time) of each named results file: a cache key that changes when a script rewrites one."""
+    folder = Path(RESULTS_DIR)
+    return tuple((str(folder / n), _mtime(folder / n)) for n in names)
+
+
+def figure(name: str, build, key: tuple):
+    """``build()``, a ``lab.viz`` figure of committed results, made once per (``name``, ``key``) for every rerun and
+    session: a page reruns top to bottom on each widget move, and building a plotly figure costs more than sending
+    it. ``key``: :func:`stamp` of the files it reads (and what else it depends on). The figure is shared, so nothing
+    may change it (``page.show`` restyles a copy)."""
+    return _figure(name, key, build)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _figure(name: str, key: tuple, _build):
+    del name, key  # cache key only
+    return _build()
+
+
+def k_hat_frontier() -> list:
+    """:func:`lab.results.k_hat_frontier_rows` of :data:`lab.results.K_HAT_STUDIES`, re-read when one changes (the
+    studies' files hold every client's records, megabytes the rows do not need)."""
+    from lab.results import K_HAT_STUDIES
+
+    return _k_hat_frontier(stamp(*K_HAT_STUDIES.values()))
+
+
+@st.cache_data(show_spinner=False)
+def _k_hat_frontier(key: tuple) -> list:
+    from lab.results import K_HAT_STUDIES, k_hat_frontier_rows
+
+    del key  # cache key only
+    return k_hat_frontier_rows(named_files(K_HAT_STUDIES))
+
+
 def named_files(files: dict) -> dict:
     """key -> the parsed results file ``RESULTS_DIR/<name>`` (None when missing or unreadable), for ``files``:
     key -> name; re-read when one of them changes."""

@@ -200,6 +200,53 @@ def test_training_page_results_and_a_live_run():
 
 
 @pytest.mark.slow
+def test_a_slider_move_on_the_training_page_rebuilds_only_the_figures_it_changes(monkeypatch):
+    """The figures of committed results (seed study, K̂ frontier, accuracy against α) are built once per results
+    file, not on every rerun: a move of the α slider rebuilds the two figures of the runs it selects only."""
+    import lab.viz.alpha
+    import lab.viz.gcd
+
+    if not (result_files.gcd_results()[0] and result_files.seed_study()[0] and result_files.alpha_curve()[0]):
+        pytest.skip("no training results committed")
+    built = []
+    for mod, name in ((lab.viz.gcd, "paired_seed_differences"), (lab.viz.gcd, "k_hat_frontier"),
+                      (lab.viz.gcd, "training_curves"), (lab.viz.alpha, "accuracy_vs_alpha")):
+        def counted(*a, _f=getattr(mod, name), _n=name, **kw):
+            built.append(_n)
+            return _f(*a, **kw)
+        monkeypatch.setattr(mod, name, counted)
+    result_files._figure.clear()
+    at = ok(open_page("training"), charts=2)
+    assert sorted(set(built)) == ["accuracy_vs_alpha", "k_hat_frontier", "paired_seed_differences",
+                                  "training_curves"]
+    built.clear()
+    alphas = at.select_slider(key="ralpha").options
+    ok(rerun(at, ralpha=float(alphas[-1])), charts=2)
+    assert built == ["training_curves"]
+
+
+@pytest.mark.slow
+def test_presenter_mode_enlarges_a_copy_of_a_shared_figure():
+    """The results figures are built once and shared by every rerun and session (``result_files.figure``); presenter
+    mode enlarges a copy: the accuracy-against-α figure keeps its height over two presenter reruns, and a page
+    without presenter mode opened after them draws it at its own height."""
+    if not result_files.alpha_curve()[0]:
+        pytest.skip("no accuracy-against-α results committed")
+
+    def height(at):
+        specs = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+        (h,) = [s["height"] for s in specs if s.get("title", {}).get("text", "").startswith("Accuracy against α")]
+        return h
+
+    plain = height(open_page("training"))
+    at = open_page("training", {"present": "1"})
+    big = height(at)
+    alphas = at.select_slider(key="ralpha").options
+    assert height(rerun(at, ralpha=float(alphas[-1]))) == big == int(plain * 1.3)
+    assert height(open_page("training")) == plain
+
+
+@pytest.mark.slow
 def test_privacy_page_default_and_extremes():
     at = open_page("privacy")
     assert not at.exception and not at.error

@@ -125,6 +125,27 @@ def test_clicking_through_the_tour_opens_each_page_on_its_preset(app):
         assert len(set(visited)) == 6, visited
 
 
+def test_the_training_pages_alpha_slider_reruns_its_part_only(app):
+    """The runs at one α are a fragment: moving its slider redraws that part (its curves' title names the new α)
+    and leaves the rest of the page as it was: the page footer's run stays, the part's own footer moves on."""
+    srv, browser = app
+    with B.opened(browser, f"{srv.url}/training") as page:
+        if not B._thumb(page, "ralpha").count():
+            pytest.skip("one α or no committed runs: no α slider")
+        texts = lambda: page.get_by_text(B.FOOTER).all_inner_texts()  # noqa: E731
+        page_run = [t for t in texts() if t.startswith("Page computed")]
+        before = B._footer(page)
+        assert B._move_slider(page, "ralpha", "ArrowRight")
+        after = B._wait_rendered(page, 120, previous_run=before[1])
+        assert after[1] > before[1]
+        assert [t for t in texts() if t.startswith("Page computed")] == page_run
+        assert any(t.startswith("Part computed") and f"run {after[1]}" in t for t in texts())
+        titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
+        (curves,) = [t for t in titles if t.startswith("Accuracy per round at α = ")]
+        assert curves == f"Accuracy per round at α = {B.slider_value(page, 'ralpha')} (mean over seeds)" != \
+            "Accuracy per round at α = 0.1 (mean over seeds)"
+
+
 CROSS = "kNN, joins two classes"
 
 

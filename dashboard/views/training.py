@@ -1,16 +1,18 @@
 """Federated training: All / Old / New accuracy per round for each method; committed results and live runs."""
+import time
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lab.results import BACKBONE_STUDIES, K_HAT_STUDIES, backbone_rows, done_when_rows, group_runs, k_hat_frontier_rows
+from lab.results import ALPHA_CURVE, BACKBONE_STUDIES, GCD_SUMMARY, backbone_rows, done_when_rows, group_runs
 from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
 from lab.viz.gcd import (k_hat_direction_scatter, k_hat_frontier, paired_seed_differences, results_bars,
                          training_curves)
 
 import loaders as L
 import result_files as R
-from page import METHOD_LABEL, download_csv, footer, guard, page_start, show
+from page import METHOD_LABEL, download_csv, footer, guard, page_start, part_footer, show
 from widgets import ALPHAS, multiselect, select, select_slider, slider
 
 METHODS = ["simgcd", "gcd", "fedlpa", "local", "central"]
@@ -75,16 +77,11 @@ def groups_of(recs: list) -> dict:
     return group_runs(recs, TUNED, dict(METHOD_LABEL))
 
 
-# ---------------------------------------------------------------------------------------------------------
-st.subheader("Results")
-recs, source = R.gcd_results()
-if not recs:
-    st.info("No result files yet (bench/results/gcd/*.json): start a live run "
-            "below. `python bench/run_gcd_tables.py` rebuilds the committed tables.")
-else:
-    st.caption(f"From `{source}` ({len(recs)} runs on evaluation seeds; the tuning-seed runs that chose each "
-               "method's setting are left out). Accuracy is clustering accuracy with one Hungarian matching; "
-               "bars are the mean of the last 3 evaluations, ± std over seeds.")
+@st.fragment
+def runs_at_one_alpha(recs: list) -> None:
+    """The runs at one α, as curves and bars: a fragment, so that moving its slider or choosing runs reruns this
+    part only, not the page's other figures."""
+    t0 = time.perf_counter()
     alphas = sorted({float(r.get("alpha", np.nan)) for r in recs})
     c1, c2 = st.columns([1, 2])
     if len(alphas) > 1:
@@ -107,6 +104,20 @@ else:
         download_csv(table, f"gcd_results_alpha{ra:g}.csv", "Download results (CSV)")
     else:
         st.info("Pick at least one run.")
+    part_footer(t0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+st.subheader("Results")
+recs, source = R.gcd_results()
+if not recs:
+    st.info("No result files yet (bench/results/gcd/*.json): start a live run "
+            "below. `python bench/run_gcd_tables.py` rebuilds the committed tables.")
+else:
+    st.caption(f"From `{source}` ({len(recs)} runs on evaluation seeds; the tuning-seed runs that chose each "
+               "method's setting are left out). Accuracy is clustering accuracy with one Hungarian matching; "
+               "bars are the mean of the last 3 evaluations, ± std over seeds.")
+    runs_at_one_alpha(recs)
 
     bars, bars_src = R.done_when()
     if bars:
@@ -121,7 +132,9 @@ else:
     if study:
         st.markdown("**Is the difference real?** FedLPA − each federated baseline (and the oracle prior), paired per "
                     "evaluation seed: the same partition and initial weights on both sides.")
-        show(paired_seed_differences(study), "paired_seed_differences")
+        summary = R.stamp(GCD_SUMMARY)        # the seed study's figures: built once per summary file
+        show(R.figure("paired_seed_differences", lambda: paired_seed_differences(study), summary),
+             "paired_seed_differences")
         st.caption(f"From `{study_src}` (`seed_study`): each dot is one seed, the diamond the mean with its 95 % "
                    "interval; an interval across 0 means these seeds cannot tell the two apart. The "
                    "tuned settings are the same as above; no choice was made on these seeds.")
@@ -130,23 +143,26 @@ else:
                 st.markdown("The oracle-prior run gives each client its true class proportions (and so the true "
                             "K); every estimate of π and K̂ aims at it. Where even the oracle is behind a "
                             "baseline, a better estimate alone is not expected to pass it.")
-                show(paired_seed_differences(study, key="ceiling", lead="oracle prior",
-                                             title="Oracle prior − federated baseline, All, paired per seed"),
+                show(R.figure("ceiling_seed_differences", lambda: paired_seed_differences(
+                    study, key="ceiling", lead="oracle prior",
+                    title="Oracle prior − federated baseline, All, paired per seed"), summary),
                      "ceiling_seed_differences")
                 if any(e.get("parts") for e in study["alphas"]):
                     st.markdown("**What is the oracle's lead made of?** Two more runs are told only which heads a "
                                 "client's classes are on (so the true K), with FedLPA's own masses on them or "
                                 "equal masses; a third, reading no label, puts equal masses on FedLPA's own heads. "
                                 "Each row: the first run − the second.")
-                    show(paired_seed_differences(study, key="parts", lead="the first",
-                                                 title="The oracle's lead taken apart, All, paired per seed"),
+                    show(R.figure("oracle_parts_seed_differences", lambda: paired_seed_differences(
+                        study, key="parts", lead="the first",
+                        title="The oracle's lead taken apart, All, paired per seed"), summary),
                          "oracle_parts_seed_differences")
                 if any(e.get("k_hat_direction") for e in study["alphas"]):
                     st.markdown("**Does FedLPA's lead follow the direction of its K̂ misses?** Each dot is one "
                                 "seed: x its net over-count Σ (K̂ − K) over its clients, y FedLPA − a baseline "
                                 "(and the run told the heads − FedLPA). An extra community gets its own head and "
                                 "share of π, so one class is trained onto two heads.")
-                    show(k_hat_direction_scatter(study), "k_hat_direction_scatter")
+                    show(R.figure("k_hat_direction_scatter", lambda: k_hat_direction_scatter(study), summary),
+                         "k_hat_direction_scatter")
                     st.caption("Pearson r of the net over-count with each difference and with the oracle prior's "
                                "All (a run that never sees K̂): " + "; ".join(
                                    f"α = {e['alpha']:g}: " + ", ".join(
@@ -165,7 +181,7 @@ else:
                                     "FedLPA before.")
                         st.dataframe(pd.DataFrame(anatomy["parts"]).rename(columns=ANATOMY_COLUMNS),
                                      hide_index=True)
-                    frontier = k_hat_frontier_rows(R.named_files(K_HAT_STUDIES))
+                    frontier = R.k_hat_frontier()
                     if frontier:
                         st.markdown("**Can one discovery rule keep K̂ within ±1 at both α?** Every tuning "
                                     "client's first discovery made again at other settings: the markov time with "
@@ -176,7 +192,8 @@ else:
                                     "same route for a client whose labels hold few old classes). Each "
                                     "dot is one setting or cutoff; the shaded corner is the issue's bar. Hover for "
                                     "its KL(oracle ‖ π): one value for every client trades one α against the other.")
-                        show(k_hat_frontier(frontier), "k_hat_frontier")
+                        show(R.figure("k_hat_frontier", lambda: k_hat_frontier(frontier), tuple(map(
+                            str, frontier))), "k_hat_frontier")
     studies = [(key, *R.backbone_study(key)) for key in BACKBONE_STUDIES]
     studies = [(key, bb, src) for key, bb, src in studies if bb and bb["alphas"]]
     if studies:
@@ -228,8 +245,11 @@ else:
     st.caption(f"From `{curve_src}`: {len(alphas)} values of α ({', '.join(f'{a:g}' for a in alphas)}) × "
                f"{len({r['method'] for r in curve})} methods at their tuned settings × seeds {seeds}. Left: small α, "
                "each client holds a few classes; right: close to IID. Dashed: not federated (references).")
-    show(accuracy_vs_alpha(curve, dashed={m for m, M in METHODS.items() if not M.federated}), "accuracy_vs_alpha")
-    show(client_spread_vs_alpha(curve), "client_spread_vs_alpha")
+    dashed = {m for m, M in METHODS.items() if not M.federated}
+    show(R.figure("accuracy_vs_alpha", lambda: accuracy_vs_alpha(curve, dashed=dashed), R.stamp(ALPHA_CURVE)),
+         "accuracy_vs_alpha")
+    show(R.figure("client_spread_vs_alpha", lambda: client_spread_vs_alpha(curve), R.stamp(ALPHA_CURVE)),
+         "client_spread_vs_alpha")
     st.caption("Each dot is one client of one seed (size: its sample count, colour: how many classes it holds); "
                "the red dashed line is the worst client. Centralized training has no clients of its own.")
     adf = pd.DataFrame([{"method": r["display_name"], "alpha": r["alpha"], "seeds": len(r["seeds"]),
