@@ -1,12 +1,12 @@
 """FedLPA's discovery on one client of 5,000 samples (feature extraction excluded). Target <= 1 s.
 
-Features, frozen-prefix features and predictions come from the committed trained FedLPA snapshot on 5,000
-Fashion-MNIST training images; the timed part is ``lab.gcd.discovery.discover`` with the library's FedLPA settings:
-the CLSD graph (kNN on the prefix features + confidence refinement), InfoMap, merging, the coarse route where it
+Features, frozen-prefix features and predictions come from the committed trained FedLPA snapshot on 5,000 Fashion-MNIST
+training images; the timed part is ``lab.gcd.discovery.discover`` with the library's FedLPA settings: the CLSD
+graph (kNN on the prefix features, refined by the labelled samples), InfoMap, merging, the coarse route where it
 fires, the community -> head mapping and the prior. Three variants, interleaved in each repeat so they share the
 machine's state: the library's settings, the coarse route off, and the route forced on every client (what a routed
-client costs: a second InfoMap and finish on the same graph); ratios against the route off, measured in the same run.
-The graph alone (``build_discovery_graph``) is timed beside them. Median of repeats, after one warm-up round.
+client costs: a second InfoMap and finish on the same graph); ratios against the route off, measured in the same
+run. The graph alone (``build_discovery_graph``) is timed beside them. Median of repeats, after one warm-up round.
 
     python bench/bench_clsd_infomap.py
 """

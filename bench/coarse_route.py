@@ -89,7 +89,8 @@ def labelled_classes(alpha: float, seed: int) -> list:
     from lab.gcd.experiment import Experiment
 
     exp = Experiment(KA.fedlpa_config(alpha, seed))
-    return [len(set(exp.visible_labels(k)[exp.visible_labels(k) >= 0].tolist())) for k in range(exp.n_clients)]
+    seen = [exp.visible_labels(k) for k in range(exp.n_clients)]
+    return [len(set(v[v >= 0].tolist())) for v in seen]
 
 
 def settings_used() -> tuple:

@@ -52,8 +52,8 @@ trains its pick, with its adoption rule. A pick that misses the bar is not train
 best-KL setting that missed it (markov 3, merging >= 0.7, one run, knn 10: the same setting here), and it lost that
 line in training too.
 
-What it found (``discovery_knobs_<knob>.md``): no setting of any of the three keeps K_hat within +-1 on 80 % of the
-tuning clients at both alphas; FedLPA's own (78 % / 80 %) keeps the best worse-alpha share of each study. Restarts
+What it found (``discovery_knobs_<knob>.md``): no setting of any of the first three keeps K_hat within +-1 on 80 % of
+the tuning clients at both alphas; FedLPA's own (78 % / 80 %) keeps the best worse-alpha share of each study. Restarts
 lower it (74-76 %); a sparser or denser graph and a lower or higher noise share move along the markov time's trade
 (a coarser partition gains alpha 0.1 and loses alpha 1). Each KL pick misses the bar and is not trained; on the
 restarts knob it is ``markov_merge.py``'s trained pick. The anchors (a stop later): every rule that lets confident
