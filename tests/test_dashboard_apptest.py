@@ -226,6 +226,23 @@ def test_a_slider_move_on_the_training_page_rebuilds_only_the_figures_it_changes
 
 
 @pytest.mark.slow
+def test_the_tour_opens_without_importing_torch():
+    """The tour is the first page a visitor opens, in a server that has imported nothing yet: it reads committed
+    results only, so it must not pay for importing torch (1-2 s here), which the pages that run a model import when
+    they first open. A fresh interpreter runs the tour and reports what it imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            f"at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT}); at.run(); "
+            "assert not at.exception, [e.value for e in at.exception]; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "dashboard",
+                         timeout=TIMEOUT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.slow
 def test_presenter_mode_enlarges_a_copy_of_a_shared_figure():
     """The results figures are built once and shared by every rerun and session (``result_files.figure``); presenter
     mode enlarges a copy: the accuracy-against-α figure keeps its height over two presenter reruns, and a page

@@ -47,7 +47,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from lab.gcd.losses import prior_kl  # noqa: F401  (the LPA loss lives beside the SimGCD terms)
 from lab.utils import check_choice
 
 #: default labelled share for a community to claim an old head (chosen on tuning seeds 100/101:
