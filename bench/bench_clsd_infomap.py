@@ -41,23 +41,24 @@ def main(repeats=5):
     args = (v["features"][idx], v["probs"][idx], v["labelled"][idx], v["y_visible"][idx], v["old_classes"],
             v["probs"].shape[1])
     pre = v["prefix_features"][idx]
-    times, k_est = {name: [] for name in [*variants(), "graph only"]}, {}
+    runs = variants()
+    times, k_est = {name: [] for name in [*runs, "graph only"]}, {}
     for r in tqdm(range(repeats + 1), desc="discovery timings", unit="round"):
-        for name, params in variants().items():
+        for name, params in runs.items():
             d = discover(*args, prefix_features=pre, params=params, seed=0)
             k_est[name] = int(d.k_est)
             if r:                                   # the first round warms scikit-learn / infomap up
                 times[name].append(d.seconds)
         t0 = time.perf_counter()
-        build_discovery_graph(*args[:5], prefix_features=pre, params=variants()["library"], seed=0)
+        build_discovery_graph(*args[:5], prefix_features=pre, params=runs["library"], seed=0)
         if r:
             times["graph only"].append(time.perf_counter() - t0)
     med = {name: float(np.median(t)) for name, t in times.items()}
-    lib = variants()["library"]
+    lib = runs["library"]
     rec = {"samples": N, "snapshot": SNAPSHOT, "knn_k": lib.knn_k, "markov_time": lib.markov_time,
            "coarse_k": lib.coarse_k, "coarse_markov_time": lib.coarse_markov_time, "features": lib.features,
            "k_est": k_est, "median_s": med, "runs_s": times,
-           "ratio_to_route_off": {name: med[name] / med["route off"] for name in variants()},
+           "ratio_to_route_off": {name: med[name] / med["route off"] for name in runs},
            "target_s": 1.0, "meets_target": med["library"] <= 1.0}
     write_json_atomic(os.path.join(ROOT, "bench", "results", "clsd_infomap_time.json"), rec)
     print(json.dumps({k: rec[k] for k in ("k_est", "median_s", "ratio_to_route_off", "meets_target")}, indent=1))

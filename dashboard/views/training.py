@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lab.results import ALPHA_CURVE, BACKBONE_STUDIES, GCD_SUMMARY, backbone_rows, done_when_rows, group_runs
+from lab.results import (ALPHA_CURVE, BACKBONE_STUDIES, GCD_SUMMARY, K_HAT_STUDIES, backbone_rows, done_when_rows,
+                         group_runs)
 from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
 from lab.viz.gcd import (k_hat_direction_scatter, k_hat_frontier, paired_seed_differences, results_bars,
                          training_curves)
@@ -192,8 +193,8 @@ else:
                                     "same route for a client whose labels hold few old classes). Each "
                                     "dot is one setting or cutoff; the shaded corner is the issue's bar. Hover for "
                                     "its KL(oracle ‖ π): one value for every client trades one α against the other.")
-                        show(R.figure("k_hat_frontier", lambda: k_hat_frontier(frontier), tuple(map(
-                            str, frontier))), "k_hat_frontier")
+                        show(R.figure("k_hat_frontier", lambda: k_hat_frontier(frontier),
+                                      R.stamp(*K_HAT_STUDIES.values())), "k_hat_frontier")
     studies = [(key, *R.backbone_study(key)) for key in BACKBONE_STUDIES]
     studies = [(key, bb, src) for key, bb, src in studies if bb and bb["alphas"]]
     if studies:
