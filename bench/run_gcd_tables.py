@@ -27,6 +27,7 @@ Stages (each resumable: a run whose result file exists is not run again):
             Writes run files only (-> bench/results/gcd_backbones/*.json, or ``--out-dir``: one folder per
             machine, ``BACKBONE_STUDIES``); ``summary`` compares the backbones. ``--alphas``/``--seeds`` pick a
             part. ``bench/device_backbone.sh`` makes the wide backbone on a GPU and runs this stage there.
+            ``--study backbones_refs``: the references (local only, centralized) and FedLPA, on one machine.
 ``summary`` mean ± std over seeds, per-seed numbers and paired differences FedLPA − baseline per seed.
             -> bench/results/gcd_summary.md / .json, bench/results/gcd_alpha_curve.json
 
@@ -46,7 +47,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lab import results as lab_results
-from lab.gcd.methods import ABLATIONS, DISPLAY_NAMES, ORACLE_PARTS
+from lab.gcd.methods import ABLATIONS, DISPLAY_NAMES, ORACLE_PARTS, POOLED_REFERENCE
 from lab.utils import repo_root, write_json_atomic
 
 RES = os.path.join(repo_root(), "bench", "results")
@@ -93,6 +94,12 @@ READOUT_RUNS = ("FedLPA", "FedAvg+SimGCD")
 #: the runs ``--stage backbone`` makes on each backbone (those the Done-when of issue 9 compares), and their folder
 BACKBONE_RUNS = SEED_CORE
 BACKBONE_DIR = "gcd_backbones"
+#: item 7 asks for every method on each backbone: the references too (not federated: local only is the floor a
+#: client reaches alone, centralized the ceiling of pooled data), made beside FedLPA on one machine of their own
+#: (``--study backbones_refs``), so that FedLPA − each is paired on one machine
+BACKBONE_REFS = {DISPLAY_NAMES[m]: (m, {}) for m in ("local", "central")}
+REFS_LABELS = ("FedLPA", *BACKBONE_REFS)
+BACKBONE_REFS_DIR = "gcd_backbones_refs"
 #: on a backbone whose discovery study chose another setting: FedLPA at the library's (the committed backbone's)
 LIB_DISCOVERY = "FedLPA, committed backbone's discovery"
 #: the committed backbone's runs on the same machine's CPU (``device_backbone.sh all`` on a GPU machine, while the
@@ -107,8 +114,17 @@ BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
     dict(folder=BACKBONE_DIR, cpu=BACKBONE_CPU_DIR, title="Item 7: a stronger backbone",
          make="`bash bench/device_backbone.sh tables` on a GPU machine"),
     dict(folder=BACKBONE_2CORE_DIR, cpu=None, title="Item 7 on the lab's 2-core CPU machine (no GPU)",
-         make=f"`python bench/run_gcd_tables.py --stage backbone --workers 2 --out-dir "
-              f"bench/results/{BACKBONE_2CORE_DIR}` on it")), strict=True))
+         make="`python bench/run_gcd_tables.py --stage backbone --study backbones_2core --workers 2` on it"),
+    dict(folder=BACKBONE_REFS_DIR, cpu=None, labels=REFS_LABELS,
+         title="Item 7, every method: the references (local only, centralized) beside FedLPA on both backbones",
+         make="`python bench/run_gcd_tables.py --stage backbone --study backbones_refs --workers 2`",
+         note="Neither reference is federated: *local only* trains each client's model on its own data alone (the "
+              "floor: what a client gets without federating), *centralized* trains one model on every client's data "
+              "pooled (the ceiling; α does not change it, so one run per seed serves both rows). FedLPA is made "
+              "again here, at the same config as in the sections above, so that FedLPA − each reference is paired "
+              "on one machine; the federated baselines and the oracle prior on the wide backbone are in those "
+              "sections, made on other machines (a run moves a few points from one CPU to another: "
+              "`oracle_mapping.md`), so read them beside these, not paired with them.")), strict=True))
 #: FedLPA's runs of ``gcd/`` (tuning grid, tables, curve, seed study) from before ``merge_new_cosine`` became its
 #: default (``bench/kest_anatomy.py``'s pick): the tables no longer read them; the levers' re-tune and the anatomy's
 #: test compare with them
@@ -298,27 +314,30 @@ def discovery_tuned(backbone: str) -> dict:
     return {**chosen, **ran}
 
 
-def backbone_runs(backbone: str) -> dict:
+def backbone_runs(backbone: str, labels: tuple | None = None) -> dict:
     """``BACKBONE_RUNS`` on ``backbone``: FedLPA at the discovery setting chosen on it (:func:`discovery_tuned`)
     and, where that is not the library's, FedLPA at the library's defaults beside it (``LIB_DISCOVERY``). The other
     FedLPA runs (the oracle prior) keep what the study ran with where the library moved after it, so that a later
     default does not re-make them (the oracle's prior and heads are told: discovery gives only its K̂). Every FedLPA
     run of item 7 discovers without the route (``BEFORE_ROUTE``): the study compares the backbones on the runs it
-    made, before the route was adopted."""
+    made, before the route was adopted. ``labels``: a study's own runs, of these and ``BACKBONE_REFS``."""
     chosen, ran = discovery_setting(backbone)
     own = bool(chosen or ran)          # the backbone's study moved FedLPA off the library's discovery
     ran = {**BEFORE_ROUTE, **ran}
     runs = {label: (m, {**extra, **ran, **chosen} if label == "FedLPA" else {**extra, **ran} if m == "fedlpa"
                     else extra) for label, (m, extra) in BACKBONE_RUNS.items()}
     lib = (BACKBONE_RUNS["FedLPA"][0], {**BACKBONE_RUNS["FedLPA"][1], **BEFORE_ROUTE})
-    return {**runs, LIB_DISCOVERY: lib} if own else runs
+    runs = {**runs, LIB_DISCOVERY: lib} if own else runs
+    return runs if labels is None else {label: r for label, r in {**runs, **BACKBONE_REFS}.items() if label in labels}
 
 
-def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS) -> list:
-    """``backbone_runs`` of ``methods`` on each of ``backbones`` at every alpha and seed; seed-major, so a run cut
-    short has both backbones on its first seeds."""
-    return [config(m, al, s, quick, **best[m], **extra, backbone=b) for s in seeds for al in alphas
-            for b in backbones for m, extra in backbone_runs(b).values() if m in best and m in methods]
+def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS,
+                     labels: tuple | None = None) -> list:
+    """``backbone_runs`` of ``methods`` on each of ``backbones`` at every alpha and seed (once each: a centralized
+    run is the same at every alpha); seed-major, so a run cut short has both backbones on its first seeds."""
+    cfgs = [config(m, al, s, quick, **best[m], **extra, backbone=b) for s in seeds for al in alphas
+            for b in backbones for m, extra in backbone_runs(b, labels).values() if m in best and m in methods]
+    return list({run_name(c): c for c in cfgs}.values())
 
 
 def curve_configs(best, quick, methods=tuple(TUNE_GRID)) -> list:
@@ -567,7 +586,7 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     from lab.utils import data_path
 
     spec = BACKBONE_STUDIES[where]
-    out_dir, made = os.path.join(RES, spec["folder"]), {}
+    out_dir, made, labels = os.path.join(RES, spec["folder"]), {}, spec.get("labels")
     for name, bb in BACKBONES.items():
         rec = data_path(bb.stem + ".json") if bb else None
         if rec and os.path.exists(rec):
@@ -578,37 +597,59 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
         for name in made:
             made[name]["knn10"] = frozen_knn(name)
     mpath = os.path.join(out_dir, MACHINE_FILE)
-    cfgs = backbone_configs(best, quick, tuple(made))
+    cfgs = backbone_configs(best, quick, tuple(made), labels=labels)
     out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": [],
            "runs_missing": sum(load(c, out_dir) is None for c in cfgs), "runs_expected": len(cfgs),
            "folder": spec["folder"], "make": spec["make"], "title": spec["title"]}
     cpu_dir = os.path.join(RES, spec["cpu"]) if spec["cpu"] else None
     out["alphas"] = [e for al in TABLE_ALPHAS if (e := _backbone_alpha(best, quick, made, al, EVAL_SEEDS, out_dir,
-                                                                       cpu_dir))]
+                                                                       cpu_dir, labels=labels))]
     more = EVAL_SEEDS + BACKBONE_MORE_SEEDS
-    if any(load(c, out_dir) for c in backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS)):
+    if any(load(c, out_dir) for c in backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS, labels=labels)):
         out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
-            best, quick, made, al, more, out_dir, None, only_with=BACKBONE_MORE_SEEDS))]}
-    out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir)
+            best, quick, made, al, more, out_dir, None, only_with=BACKBONE_MORE_SEEDS, labels=labels))]}
+    out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels)
+    if labels:
+        out["elsewhere"] = made_elsewhere(out_dir, cfgs)
     return out
 
 
-def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str) -> list:
+def made_elsewhere(out_dir: str, cfgs: list) -> list:
+    """The runs of ``cfgs`` in ``out_dir`` whose config another machine also made (the tables' folders and item 7's
+    others hold runs of the same name): per method, how far All moved between the two machines (points).
+    Training is bit-identical only on one machine: this is the size of what a pair across machines carries."""
+    others = [d for d in ("gcd", BEFORE_ROUTE_DIR, *(st["folder"] for st in BACKBONE_STUDIES.values()))
+              if os.path.join(RES, d) != out_dir]
+    moved = {}
+    for c in cfgs:
+        here = load(c, out_dir)
+        there = next((r for d in others if (r := load(c, os.path.join(RES, d)))), None)
+        if here and there:
+            moved.setdefault(DISPLAY_NAMES[c["method"]], []).append(100 * (here["acc_all"] - there["acc_all"]))
+    return [{"run": label, "n": len(d), "mean_abs": float(np.mean(np.abs(d))), "max_abs": float(np.max(np.abs(d))),
+             "equal": int(sum(x == 0 for x in d))} for label, d in moved.items()]
+
+
+def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str, labels: tuple | None = None) -> list:
     """:func:`warmup_splits` among the runs item 7's study reads from ``out_dir``, each run named by its label."""
     label = {run_name(config(m, al, s, quick, **best[m], **extra, backbone=b)): name for b in backbones
-             for name, (m, extra) in backbone_runs(b).items() if m in best
+             for name, (m, extra) in backbone_runs(b, labels).items() if m in best
              for al in TABLE_ALPHAS for s in EVAL_SEEDS + BACKBONE_MORE_SEEDS}
     return [{**g, "runs": sorted(sorted(label[n] for n in w) for w in g["runs"])}
             for g in warmup_splits(out_dir, set(label))]
 
 
-def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()) -> dict | None:
+def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=(), labels=None) -> dict | None:
     """One alpha of :func:`backbone_study` over ``seeds`` (None when no new backbone has a run there); with
     ``only_with``, only the runs made on one of those seeds (a run the extra seeds left out would repeat its row)."""
     committed = lab_results.COMMITTED_BACKBONE
     runs = {n: {label: {s: r for s in seeds
                         for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
-                for label, (m, extra) in backbone_runs(n).items() if m in best} for n in made}
+                for label, (m, extra) in backbone_runs(n, labels).items() if m in best} for n in made}
+    for rs in runs.values():    # FedAvg+GCD's records also score the pooled clustering of its features: a reference
+        if gcd := rs.get(DISPLAY_NAMES["gcd"]):
+            rs[POOLED_REFERENCE] = {s: {"acc_all": r["pooled_reference"]["acc_all"]} for s, r in gcd.items()
+                                    if "pooled_reference" in r}
     runs = {n: {label: by for label, by in rs.items() if not only_with or set(by) & set(only_with)}
             for n, rs in runs.items()}
     acc = {n: {label: {s: r["acc_all"] for s, r in by.items()} for label, by in rs.items() if by}
@@ -641,7 +682,8 @@ def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()
             # the seed study's diagnosis on each backbone (no told-the-heads run there)
             "k_hat_direction": {n: k_hat_direction(a, runs[n]["FedLPA"], {},
                                                    [b for b in map(DISPLAY_NAMES.get, BASELINES) if b in a])
-                                for n, a in acc.items() if len(runs[n].get("FedLPA", {})) > 2}}
+                                for n, a in acc.items() if len(runs[n].get("FedLPA", {})) > 2
+                                and (labels is None or {DISPLAY_NAMES[b] for b in BASELINES} & set(labels))}}
 
 
 def backbone_lines(study: dict, where: str = "backbones") -> list:
@@ -685,6 +727,12 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                   + "; every FedLPA run here, on both backbones, discovers without the coarse route (these runs were "
                     "made before it became FedLPA's default: `run_gcd_tables.BEFORE_ROUTE`):", "",
               *_backbone_all_rows(study["alphas"], labels),
+              *(["", note] if (note := BACKBONE_STUDIES[where].get("note")) else []),
+              *(["", "The same configs made on another machine too (the tables' runs, the other sections' "
+                     "folders): All here − there, " + "; ".join(
+                         f"{e['run']}: {e['n']} runs, mean |Δ| {e['mean_abs']:.1f} points, at most "
+                         f"{e['max_abs']:.1f}, {e['equal']} equal" for e in study["elsewhere"]) + "."]
+                if study.get("elsewhere") else []),
               "", "Paired per seed (points): FedLPA − each other run on the same backbone, and each run on a new "
                   "backbone − the same run on the committed one:", "", *_backbone_paired_rows(study["alphas"])]
     if splits := study.get("warmup_splits"):
@@ -995,7 +1043,6 @@ def summarize(best, out_dir, quick):
     import dataclasses
 
     from lab.gcd.discovery import DiscoveryParams
-    from lab.gcd.methods import POOLED_REFERENCE
 
     rows, paired, lines = [], [], []
     fmt = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"  # noqa: E731
@@ -1109,6 +1156,10 @@ def main():
     ap.add_argument("--methods", default=",".join(TUNE_GRID),
                     help="comma-separated subset of the methods to run (tables need the method tuned)")
     ap.add_argument("--out-dir", default=None)
+    ap.add_argument("--study", choices=list(BACKBONE_STUDIES), default="backbones",
+                    help="--stage backbone: which of item 7's studies to make (its runs, and its folder unless "
+                         "--out-dir names another): backbones (a GPU machine's), backbones_2core (the lab's 2-core "
+                         "machine's), backbones_refs (local only and centralized beside FedLPA)")
     ap.add_argument("--backbones", default="pretrained,pretrained-wide",
                     help="--stage backbone: comma-separated pretrained backbones of lab.gcd.config.BACKBONES")
     ap.add_argument("--seeds", default=",".join(map(str, EVAL_SEEDS)),
@@ -1163,15 +1214,16 @@ def main():
         for b in a.backbones:
             if not os.path.exists(w := data_path(BACKBONES[b].stem + ".safetensors")):
                 ap.error(f"--backbones: {b}'s weights {w} are missing; make them with `{BACKBONES[b].make}`")
-        bdir = a.out_dir or os.path.join(RES, BACKBONE_DIR)
+        study = BACKBONE_STUDIES[a.study]
+        bdir = a.out_dir or os.path.join(RES, study["folder"])
         import torch
 
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
         os.makedirs(bdir, exist_ok=True)    # the machine first: a call cut short still says where its runs ran
         write_json_atomic(os.path.join(bdir, MACHINE_FILE), {**machine(), "gpu": gpu,
                                                              "lab_device": os.environ.get("LAB_DEVICE")})
-        run_all(backbone_configs(best, a.quick, a.backbones, a.seeds, a.methods, a.alphas), bdir, a.workers,
-                "backbones")
+        run_all(backbone_configs(best, a.quick, a.backbones, a.seeds, a.methods, a.alphas, study.get("labels")),
+                bdir, a.workers, "backbones")
         return
     summarize(best, out_dir, a.quick)
     summarize_curve(best, out_dir, a.quick)

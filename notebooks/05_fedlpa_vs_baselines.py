@@ -383,8 +383,9 @@ else:
 # on. `pretrained-wide` (4× the parameters, pretrained on a GPU: `data/README.md`) is tried beside the committed
 # backbone: the core runs on both, made on one machine, at the learning rates tuned on the committed one, FedLPA at
 # the discovery setting chosen on each backbone's tuning seeds (`bench/results/discovery_study_pretrained-wide.md`;
-# the run at the committed backbone's setting beside it). One study per machine: the H200 machine, and the lab's
-# 2-core CPU machine; runs are compared only within one. The lines to read are *FedLPA − each baseline* and *FedLPA,
+# the run at the committed backbone's setting beside it). One study per machine: the H200 machine, the lab's
+# 2-core CPU machine, and the references (local only: each client alone; centralized: all data pooled) beside FedLPA
+# on a 2-core machine of their own; runs are compared only within one. The lines to read are *FedLPA − each baseline* and *FedLPA,
 # oracle prior − FedAvg+GCD*: where the latter is positive, a right prior would put FedLPA ahead on those features.
 # The H200 study's last rows show how far the device alone (CPU or GPU, same configs and seeds) moves a run.
 # `gcd_summary.md` says how many runs are still missing.

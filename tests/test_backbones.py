@@ -21,6 +21,7 @@ from conftest import linked_data_dir
 from lab.data.images import DEBIAN_FMNIST_DIR
 from lab.gcd.config import BACKBONES, FedGCDConfig
 from lab.gcd.experiment import build_model
+from lab.gcd.methods import POOLED_REFERENCE
 from lab.gcd.models import CNNBackbone
 from lab.results import backbone_rows
 
@@ -169,8 +170,9 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
         m, extra = mod.backbone_runs(backbone)[label]
         cfg = mod.config(m, 0.1, seed, False, **best[m], **extra, backbone=backbone)
         (tmp_path / folder).mkdir(exist_ok=True)
-        (tmp_path / folder / f"{mod.run_name(cfg)}.json").write_text(
-            json.dumps({"acc_all": all_, "k_est": [3, 5], "k_true": [3, 3], "config": cfg, "history": []}))
+        pooled = {"pooled_reference": {"acc_all": all_ + 0.04}} if m == "gcd" else {}    # its k-means on pooled
+        (tmp_path / folder / f"{mod.run_name(cfg)}.json").write_text(                    # features, a reference
+            json.dumps({"acc_all": all_, "k_est": [3, 5], "k_true": [3, 3], "config": cfg, "history": [], **pooled}))
 
     for seed in (0, 1):
         for label, a in acc.items():
@@ -190,6 +192,10 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
     device = {p["vs"]: p["diff"]["values"] for p in e["cpu_vs_gpu"]}
     assert set(device) == set(acc) and all(v == pytest.approx([0.03]) for v in device.values())
     assert e["k_hat_within_1"]["pretrained"]["share"] == 0.5
+    # the pooled clustering of FedAvg+GCD's features is read off its runs' records (no run of its own)
+    assert e["all"]["pretrained-wide"][POOLED_REFERENCE]["mean"] == pytest.approx(0.66 + 0.04 + 0.01)
+    pooled = next(p for p in e["fedlpa_vs"]["pretrained-wide"] if p["vs"] == POOLED_REFERENCE)
+    assert pooled["diff"]["values"] == pytest.approx([0.55 - 0.70, 0.55 - 0.70])
 
     runs, diffs = backbone_rows(study)        # what notebook 05 shows: the same pairs, no spread over one seed
     assert [(r["alpha"], r["backbone"]) for r in runs] == [(0.1, "pretrained"), (0.1, "pretrained-wide")]
@@ -206,6 +212,54 @@ def test_the_backbone_section_pairs_runs_per_seed_counts_the_missing_and_sets_th
 
 def _discovery_study():
     return _script("bench/discovery_study.py")
+
+
+def test_the_references_study_pairs_fedlpa_with_local_only_and_centralized_on_its_own_machine(tmp_path,
+                                                                                             monkeypatch):
+    """Item 7 asks for every method on each backbone: the references study runs FedLPA (as the core studies do),
+    local only (per alpha) and centralized (one run per seed: alpha changes nothing there, so both alphas read it)
+    into its own folder, and pairs FedLPA with each per seed; the core studies' runs are unchanged by it."""
+    mod = _tables_script(tmp_path, monkeypatch)
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    refs = mod.BACKBONE_STUDIES["backbones_refs"]
+    assert mod.backbone_runs("pretrained") == {label: r for label, r in mod.backbone_runs("pretrained").items()
+                                               if label not in mod.BACKBONE_REFS}           # core: no reference
+    runs = mod.backbone_runs("pretrained-wide", refs["labels"])
+    assert runs["FedLPA"] == mod.backbone_runs("pretrained-wide")["FedLPA"]    # the core studies' FedLPA config
+    assert {m for m, _ in runs.values()} == {"fedlpa", "local", "central"} and mod.LIB_DISCOVERY not in runs
+    cfgs = mod.backbone_configs(best, False, ("pretrained", "pretrained-wide"), labels=refs["labels"])
+    per_method = {m: sum(c["method"] == m for c in cfgs) for m in ("fedlpa", "local", "central")}
+    assert per_method == {"fedlpa": 12, "local": 12, "central": 6}       # 3 seeds x 2 backbones (x 2 alphas)
+
+    folder = tmp_path / refs["folder"]
+    folder.mkdir()
+    acc = {"fedlpa": 0.60, "local": 0.50, "central": 0.70}
+    for c in cfgs:
+        a = acc[c["method"]] + 0.01 * c["seed"] + (0.05 if c["backbone"] == "pretrained-wide" else 0)
+        (folder / f"{mod.run_name(c)}.json").write_text(
+            json.dumps({"acc_all": a, "k_est": [3], "k_true": [3], "config": c, "history": []}))
+    (tmp_path / "gcd").mkdir()          # two of the runs were made on another machine too (the tables' folder)
+    fedlpa0, local0 = [next(c for c in cfgs if c["method"] == m and c["seed"] == 0 and c["alpha"] == 0.1
+                            and c["backbone"] == "pretrained") for m in ("fedlpa", "local")]
+    for c, moved in ((fedlpa0, 0.02), (local0, 0.0)):
+        rec = json.loads((folder / f"{mod.run_name(c)}.json").read_text())
+        rec["acc_all"] -= moved
+        (tmp_path / "gcd" / f"{mod.run_name(c)}.json").write_text(json.dumps(rec))
+    study = mod.backbone_study(best, False, "backbones_refs")
+    assert study["runs_missing"] == 0 and study["runs_expected"] == 30
+    assert {e["run"]: (e["n"], round(e["mean_abs"], 6), e["equal"]) for e in study["elsewhere"]} == {
+        "FedLPA": (1, 2.0, 0), "local only": (1, 0.0, 1)}
+    assert [e["alpha"] for e in study["alphas"]] == [0.1, 1.0]
+    for e in study["alphas"]:
+        pairs = {p["vs"]: p for p in e["fedlpa_vs"]["pretrained-wide"]}
+        assert set(pairs) == {"local only", "centralized"}
+        assert pairs["centralized"]["diff"]["values"] == pytest.approx([-0.10] * 3)
+        assert pairs["local only"]["diff"]["values"] == pytest.approx([0.10] * 3)
+        wide = {p["vs"]: p["diff"]["values"] for p in e["vs_committed"]["pretrained-wide"]}
+        assert wide["centralized"] == pytest.approx([0.05] * 3)
+        assert e["k_hat_direction"] == {}          # a diagnosis of FedLPA's lead over the federated baselines
+    lines = "\n".join(mod.backbone_lines(study, "backbones_refs"))
+    assert "FedLPA − centralized" in lines and refs["note"] in lines
 
 
 def test_the_discovery_study_on_another_backbone_reads_its_features_and_writes_beside_the_committed_study(tmp_path):
@@ -288,7 +342,7 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
     assert e["k_hat_within_1"]["pretrained-wide"]["share"] == 1.0 and not e["cpu_vs_gpu"]
     text = "\n".join(mod.backbone_lines(study, "backbones_2core"))
     assert "on `pretrained-wide`: graph_features output, graph_refine confidence" in text
-    assert f"--out-dir bench/results/{mod.BACKBONE_2CORE_DIR}" in text
+    assert "--study backbones_2core" in text
     assert "more_seeds" not in study and "Over more evaluation seeds" not in text
 
     # the seed study's next seeds (``--seeds``) get their own table over all seeds made; the Done-when seeds' stays
