@@ -618,12 +618,11 @@ def made_elsewhere(out_dir: str, cfgs: list) -> list:
     """The runs of ``cfgs`` in ``out_dir`` whose config another machine also made (the tables' folders and item 7's
     others hold runs of the same name): per method, how far All moved between the two machines (points).
     Training is bit-identical only on one machine: this is the size of what a pair across machines carries."""
-    others = [d for d in ("gcd", BEFORE_ROUTE_DIR, *(st["folder"] for st in BACKBONE_STUDIES.values()))
-              if os.path.join(RES, d) != out_dir]
+    others = [st["folder"] for st in BACKBONE_STUDIES.values() if os.path.join(RES, st["folder"]) != out_dir]
     moved = {}
     for c in cfgs:
         here = load(c, out_dir)
-        there = next((r for d in others if (r := load(c, os.path.join(RES, d)))), None)
+        there = load_committed(c) or next((r for d in others if (r := load(c, os.path.join(RES, d)))), None)
         if here and there:
             moved.setdefault(DISPLAY_NAMES[c["method"]], []).append(100 * (here["acc_all"] - there["acc_all"]))
     return [{"run": label, "n": len(d), "mean_abs": float(np.mean(np.abs(d))), "max_abs": float(np.max(np.abs(d))),
