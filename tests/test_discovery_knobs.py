@@ -11,7 +11,7 @@ from tests.test_backbones import _script
 from tests.test_discovery import H, OLD
 from tests.test_markov_merge import planted_client
 
-KNOBS = ("num_trials", "knn_k", "min_community", "anchors")
+KNOBS = ("num_trials", "knn_k", "min_community", "anchors", "smoothing")
 SMALL_CLASS = ((70,) * 5 + (60,) * 4 + (20,), 5)    # MANY_SMALL with one new class at 3 % of the client
 
 
@@ -102,9 +102,12 @@ def test_each_setting_is_the_discovery_fedlpa_would_make_with_it(mod, knob, monk
         k_hats[(m, t, v)] = d.k_est
     timed = mod.KNOBS[knob][2] in mod.TIMED                  # a knob acting after InfoMap costs no time
     assert set(out["seconds"]) == ({str(v) for v in mod.KNOBS[knob][0]} if timed else set())
-    if knob in mod.COMPOSITE:       # the planted client's K_hat is one for every anchor rule: its records differ
-        per_value = {v: tuple(tuple(got[i]) for i, g in enumerate(mod.grid(knob)) if g[2] == v)
-                     for v in mod.KNOBS[knob][0]}
+    per_value = {v: tuple(tuple(got[i]) for i, g in enumerate(mod.grid(knob)) if g[2] == v)
+                 for v in mod.KNOBS[knob][0]}
+    if mod.KNOBS[knob][2] == "prior":       # the prior's knob moves no K_hat, at any setting, and every value's KL
+        assert all(len({k_hats[(m, t, v)] for v in mod.KNOBS[knob][0]}) == 1 for m in mod.MARKOV for t in mod.MERGE)
+        assert len({tuple(r[3] for r in rows) for rows in per_value.values()}) == len(mod.KNOBS[knob][0])
+    elif knob in mod.COMPOSITE:       # the planted client's K_hat is one for every anchor rule: its records differ
         assert len(set(per_value.values())) > 1
     else:
         assert len({k_hats[(1.5, None, v)] for v in mod.KNOBS[knob][0]}) > 1
