@@ -610,7 +610,8 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
             best, quick, made, al, more, out_dir, None, only_with=BACKBONE_MORE_SEEDS, labels=labels))]}
     out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels)
     if labels:
-        out["elsewhere"] = made_elsewhere(out_dir, cfgs)
+        more_cfgs = backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS, labels=labels)
+        out["elsewhere"] = made_elsewhere(out_dir, cfgs + more_cfgs)
     return out
 
 

@@ -218,7 +218,8 @@ def test_the_references_study_pairs_fedlpa_with_local_only_and_centralized_on_it
                                                                                              monkeypatch):
     """Item 7 asks for every method on each backbone: the references study runs FedLPA (as the core studies do),
     local only (per alpha) and centralized (one run per seed: alpha changes nothing there, so both alphas read it)
-    into its own folder, and pairs FedLPA with each per seed; the core studies' runs are unchanged by it."""
+    into its own folder, and pairs FedLPA with each per seed; the core studies' runs are unchanged by it. The line
+    on runs made on another machine too counts them on the table's seeds and past them (``BACKBONE_MORE_SEEDS``)."""
     mod = _tables_script(tmp_path, monkeypatch)
     best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
     refs = mod.BACKBONE_STUDIES["backbones_refs"]
@@ -241,14 +242,18 @@ def test_the_references_study_pairs_fedlpa_with_local_only_and_centralized_on_it
     (tmp_path / "gcd").mkdir()          # two of the runs were made on another machine too (the tables' folder)
     fedlpa0, local0 = [next(c for c in cfgs if c["method"] == m and c["seed"] == 0 and c["alpha"] == 0.1
                             and c["backbone"] == "pretrained") for m in ("fedlpa", "local")]
-    for c, moved in ((fedlpa0, 0.02), (local0, 0.0)):
+    fedlpa3 = next(c for c in mod.backbone_configs(best, False, ("pretrained",), mod.BACKBONE_MORE_SEEDS[:1],
+                                                    labels=refs["labels"]) if c["method"] == "fedlpa")
+    (folder / f"{mod.run_name(fedlpa3)}.json").write_text(json.dumps(
+        {"acc_all": 0.63, "k_est": [3], "k_true": [3], "config": fedlpa3, "history": []}))    # a seed past the table's
+    for c, moved in ((fedlpa0, 0.02), (local0, 0.0), (fedlpa3, 0.04)):
         rec = json.loads((folder / f"{mod.run_name(c)}.json").read_text())
         rec["acc_all"] -= moved
         (tmp_path / "gcd" / f"{mod.run_name(c)}.json").write_text(json.dumps(rec))
     study = mod.backbone_study(best, False, "backbones_refs")
     assert study["runs_missing"] == 0 and study["runs_expected"] == 30
     assert {e["run"]: (e["n"], round(e["mean_abs"], 6), e["equal"]) for e in study["elsewhere"]} == {
-        "FedLPA": (1, 2.0, 0), "local only": (1, 0.0, 1)}
+        "FedLPA": (2, 3.0, 0), "local only": (1, 0.0, 1)}
     assert [e["alpha"] for e in study["alphas"]] == [0.1, 1.0]
     for e in study["alphas"]:
         pairs = {p["vs"]: p for p in e["fedlpa_vs"]["pretrained-wide"]}
