@@ -111,7 +111,8 @@ KNOBS["anchors"] = (tuple(COMPOSITE["anchors"]), "anchors", "graph")
 KNOBS["smoothing"] = ((0.5, 2, 8, 32, 128), "smoothing", "prior")
 #: the steps that reuse InfoMap's modules of the first value
 AFTER_INFOMAP = ("finish", "prior")
-#: what a knob value's time covers, per step (a "finish" knob costs no more than FedLPA's discovery: no time kept)
+#: what a knob value's time covers, per step (a knob acting after InfoMap costs no more than FedLPA's discovery: no
+#: time kept)
 TIMED = {"graph": "the graph and InfoMap at the four markov times", "infomap": "InfoMap at the four markov times"}
 FIELDS = MM.FIELDS
 
