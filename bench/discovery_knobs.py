@@ -52,7 +52,11 @@ picks among those with the same rule (FedLPA's value wins ties). A routed pick o
 trained beside FedLPA as ``coarse_route.py --train`` trains its pick, with its adoption rule.
 
 A pick other than FedLPA's setting that passes the K_hat bar would next be trained as ``markov_merge.py --train``
-trains its pick, with its adoption rule. A pick that misses the bar is not trained: ``markov_merge.py`` trained the
+trains its pick, with its adoption rule. ``--train`` does that for a routed pick (:func:`trained`): the tables' FedLPA
+(the route on) with only the knob's config fields changed, and FedLPA itself, both made here on the tuning seeds
+100/101 at both alphas (``gcd_discovery_knobs/``), paired per seed; the adoption rule reads those runs only, so the
+evaluation seeds' runs are made only for an adopted pick, with the tables.
+A pick that misses the bar is not trained: ``markov_merge.py`` trained the
 best-KL setting that missed it (markov 3, merging >= 0.7, one run, knn 10: the same setting here), and it lost that
 line in training too.
 
@@ -65,7 +69,8 @@ predictions anchor the graph lowers the worse-alpha share or keeps it, and none 
 The smoothing (a stop later still): every count above the lab's raises the mean KL at both alphas, with the route and
 without, at every setting: FedLPA's model has more heads than a client holds classes (15 for at most 10), so a count
 spreads mass mostly over heads the client does not have, and what it gives back to held classes the discovery left
-without a head does not make up for it. FedLPA's count stays.
+without a head does not make up for it. Below the lab's count KL barely moves; the routed pick, 0.25, is below
+FedLPA's by a ten-thousandth of a nat, so it was trained (``--train``) and lost the adoption rule: FedLPA's count stays.
 Read with the coarse route, FedLPA's value is the only one of any partition knob within the bar at both alphas (the
 route's own tuning shares; every count of the smoothing is, with the same K_hat, and loses on KL), so the routed picks
 are FedLPA's values too. FedLPA's settings stay as they are.
@@ -74,9 +79,10 @@ are FedLPA's values too. FedLPA's settings stay as they are.
     python bench/discovery_knobs.py --knob knn_k --workers 2
     python bench/discovery_knobs.py --knob min_community --workers 2
     python bench/discovery_knobs.py --knob anchors --workers 2
-    python bench/discovery_knobs.py --knob smoothing --workers 2
+    python bench/discovery_knobs.py --knob smoothing --workers 2 --train   # and 8 runs, about 5 min
 
-Writes ``bench/results/discovery_knobs_<knob>.json`` and ``.md``.
+Writes ``bench/results/discovery_knobs_<knob>.json`` and ``.md``; trained runs in
+``bench/results/gcd_discovery_knobs/``.
 """
 from __future__ import annotations
 
@@ -108,13 +114,14 @@ COMPOSITE = {"anchors": {"labels": {"refine": "labels"},
                          "conf >= 0.9": {"refine": "confidence", "min_confidence": 0.9},
                          "conf >= 0.99": {"refine": "confidence", "min_confidence": 0.99}}}
 KNOBS["anchors"] = (tuple(COMPOSITE["anchors"]), "anchors", "graph")
-KNOBS["smoothing"] = ((0.5, 2, 8, 32, 128), "smoothing", "prior")
+KNOBS["smoothing"] = ((0.1, 0.25, 0.5, 2, 8, 32, 128), "smoothing", "prior")
 #: the steps that reuse InfoMap's modules of the first value
 AFTER_INFOMAP = ("finish", "prior")
 #: what a knob value's time covers, per step (a knob acting after InfoMap costs no more than FedLPA's discovery: no
 #: time kept)
 TIMED = {"graph": "the graph and InfoMap at the four markov times", "infomap": "InfoMap at the four markov times"}
 FIELDS = MM.FIELDS
+TRAIN_DIR = os.path.join(T.RES, "gcd_discovery_knobs")
 
 
 def paths(knob: str) -> tuple:
@@ -214,7 +221,7 @@ def record(records, knob: str) -> dict:
     n = sum(len(r["clients"]) for r in records)
     r_names, r_recs = routed(records, knob)
     r_tuning = MM.summary(r_recs, KA.TUNING, r_names)
-    return {"knob": knob, "values": list(KNOBS[knob][0]), "markov_times": list(MARKOV), "merge": list(MERGE),
+    res = {"knob": knob, "values": list(KNOBS[knob][0]), "markov_times": list(MARKOV), "merge": list(MERGE),
             "settings": settings, "fields": list(FIELDS), "default": base, "tuning": tuning,
             "evaluation": MM.summary(records, KA.EVALUATION, settings), "pick": NS.pick(tuning, base),
             "routed": {"settings": r_names, "tuning": r_tuning,
@@ -222,6 +229,8 @@ def record(records, knob: str) -> dict:
                        "pick": NS.pick(r_tuning, routed_name(knob, value(knob)))},
             "ms_per_client": {v: 1000 * sum(r["seconds"][v] for r in records) / n for v in records[0]["seconds"]},
             "records": records}
+    v = routed_value(res)
+    return res if v is None else {**res, "trained": trained(knob, v)}
 
 
 def lines(res) -> list:
@@ -272,7 +281,7 @@ def lines(res) -> list:
         cells = [MM.both_alphas(tun, s, f) for f in ("within_1", "k_hat_minus_k", "kl")]
         cells += [MM.both_alphas(ev, s, f) for f in ("within_1", "kl")]
         out.append(f"| {'**' + s + '**' if s == res['default'] else s} | " + " | ".join(cells) + " |")
-    return out
+    return out + trained_lines(res)
 
 
 def trained_there(res) -> str:
@@ -289,12 +298,92 @@ def trained_there(res) -> str:
             + " (`markov_merge.md`).")
 
 
+def config_fields(knob: str, v) -> dict:
+    """The run config's fields that set one value of a knob (``lab.gcd.config.DISCOVERY_FIELDS``, read backwards)."""
+    from lab.gcd.config import DISCOVERY_FIELDS
+
+    to_config = {d: c for c, d in DISCOVERY_FIELDS.items()}
+    return {to_config[k]: x for k, x in fields(knob, v).items()}
+
+
+def routed_value(res):
+    """The knob's value the routed pick names (None where it is FedLPA's own)."""
+    v = next(v for v in res["values"] if routed_name(res["knob"], v) == res["routed"]["pick"]["setting"])
+    return None if v == value(res["knob"]) else v
+
+
+def train_configs(knob: str, v) -> list:
+    """[(alpha, seed, the value's config, FedLPA's config)] on the tuning seeds: the tables' FedLPA (the route on)
+    with only the knob's fields changed, and FedLPA itself, both made here (a pair on one machine)."""
+    best = T.tuned_best()["fedlpa"]
+    return [(al, s, {**base, **config_fields(knob, v)}, base) for al in T.TABLE_ALPHAS for s in T.TUNING_SEEDS
+            for base in [T.config("fedlpa", al, s, False, **best)]]
+
+
+def trained(knob: str, v, out_dir: str = TRAIN_DIR) -> dict | None:
+    """The routed pick trained on the tuning seeds beside FedLPA, and ``markov_merge.py``'s adoption rule on those
+    runs (None until all are made); whether FedLPA made here equals the tables' committed run of the same name."""
+    runs = [(al, s, T.load(c, out_dir), T.load(b, out_dir), T.load_committed(b)) for al, s, c, b in
+            train_configs(knob, v)]
+    if not all(r and b for _, _, r, b, _ in runs):
+        return None
+    rows = []
+    for al in T.TABLE_ALPHAS:
+        mine = [(s, r, b) for a, s, r, b, _ in runs if a == al]
+        pick, base = ({s: x[i]["acc_all"] for s, *x in mine} for i in (0, 1))
+        rows.append({"seeds": "tuning", "alpha": al, "all": T._stats(list(pick.values())),
+                     "fedlpa": T._stats(list(base.values())), "paired": T._paired(pick, base, list(pick), "FedLPA"),
+                     "k_hat": T._k_hat_within_1([r for _, r, _ in mine]),
+                     "k_hat_fedlpa": T._k_hat_within_1([b for _, _, b in mine])})
+    mean, ok = MM.adopt(rows)
+    same = [c is not None and c["acc_all"] == b["acc_all"] for *_, b, c in runs]
+    return {"value": v, "fields": config_fields(knob, v), "rows": rows, "tuning_mean_all": mean, "adopt": ok,
+            "fedlpa_equal_to_tables": int(sum(same)), "fedlpa_runs": len(same),
+            "warmup_splits": T.warmup_splits(out_dir)}
+
+
+def trained_lines(res) -> list:
+    t = res.get("trained")
+    if t is None:
+        return [] if routed_value(res) is None else ["", "The routed pick is not FedLPA's value; its runs are not all "
+                                                      "made yet (`--train`)."]
+    f = ", ".join(f"{k} {v}" for k, v in t["fields"].items())
+    out = ["", f"## The routed pick, trained on the tuning seeds (`--train`: {f})", "",
+           f"The tables' FedLPA (the route on) with only that field changed, and FedLPA itself, both made on this "
+           f"machine (`{os.path.basename(TRAIN_DIR)}/`), paired per seed; FedLPA made here equals the tables' run "
+           f"of the same name on {t['fedlpa_equal_to_tables']} of {t['fedlpa_runs']}. All = mean of the last 3 "
+           "evaluations; K̂ within ±1 over every client of those runs.", "",
+           "| α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",
+           "|---|---|---|---|---|---|---|"]
+    for r in t["rows"]:
+        a, b, d = r["all"], r["fedlpa"], r["paired"]["diff"]
+        out.append(f"| {r['alpha']:g} | {100 * a['mean']:.1f} ± {T._spread(a)} | {100 * b['mean']:.1f} ± "
+                   f"{T._spread(b)} | {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} | {r['paired']['ahead']}/{a['n']} "
+                   f"| {100 * r['k_hat']['share']:.0f} % | {100 * r['k_hat_fedlpa']['share']:.0f} % |")
+    m = t["tuning_mean_all"]
+    n = 2 * len(T.TUNING_SEEDS)
+    return out + ["", f"Adoption rule (`markov_merge.py`'s, tuning runs only): mean All over the {n} tuning runs "
+                  f"{100 * m['all']:.1f} against FedLPA's {100 * m['fedlpa']:.1f}, and K̂ within ±1 on "
+                  f"≥ {100 * MM.K_BAR:.0f} % of the tuning clients at both α: **"
+                  + ("adopted" if t["adopt"] else "not adopted") + "**. The evaluation seeds' runs would only report; "
+                  "they are made for an adopted pick, with the tables. "
+                  + ("Every pair trained its warm-up alike (`run_gcd_tables.warmup_splits` finds none)."
+                     if not t["warmup_splits"] else f"Pairs whose warm-ups differ: {t['warmup_splits']}.")]
+
+
 def main(argv=None):
-    a = KA.study_args(__doc__, "discovery_knobs_cache", argv,
+    a = KA.study_args(__doc__, "discovery_knobs_cache", argv, flags={"--train": "train the routed pick beside "
+                      "FedLPA on the tuning seeds where it is not FedLPA's value (module docstring)"},
                       choices={"--knob": (tuple(KNOBS), "the DiscoveryParams field studied (module docstring)")})
-    res = record(KA.cached_runs(one, f"{a.cache}_{a.knob}", a.workers, "first discoveries", (a.knob,)), a.knob)
+    records = KA.cached_runs(one, f"{a.cache}_{a.knob}", a.workers, "first discoveries", (a.knob,))
+    res = record(records, a.knob)
+    if a.train and (v := routed_value(res)) is not None:
+        T.run_all([x for *_, c, b in train_configs(a.knob, v) for x in (c, b)], TRAIN_DIR, a.workers,
+                  "the routed pick, trained")
+        res = record(records, a.knob)
     KA.write_study(res, *paths(a.knob), lines)
-    print(f"pick {res['pick']['setting']}")
+    print(f"pick {res['pick']['setting']}; routed {res['routed']['pick']['setting']}"
+          + (f", adopted: {res['trained']['adopt']}" if res.get("trained") else ""))
 
 
 if __name__ == "__main__":

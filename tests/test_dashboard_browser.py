@@ -86,6 +86,16 @@ def test_settings_follow_the_user_across_pages(app):
         assert "alpha=0.2" in page.url                      # the new page's URL is a shareable preset too
 
 
+def _settled(page, selector: str, want: int, timeout_s: float = 10) -> int:
+    """How many elements match ``selector`` once ``want`` do, or after ``timeout_s``: the step before's elements
+    (stale in the new run) leave the page just after the run's footer shows, later on a loaded machine (a step
+    once read 2 figures here while another job held a core)."""
+    t_end = time.time() + timeout_s
+    while (n := page.locator(selector).count()) != want and time.time() < t_end:
+        page.wait_for_timeout(50)
+    return n
+
+
 def test_clicking_through_the_tour_opens_each_page_on_its_preset(app):
     """A newcomer lands on the tour (step 1) and, step by step, clicks the step's link: the page opens (same
     session) with the settings of the link in its URL and in its widgets, and draws its figures without an
@@ -96,8 +106,8 @@ def test_clicking_through_the_tour_opens_each_page_on_its_preset(app):
         visited = []
         for i in range(6):
             links = page.locator('[data-testid="stPageLink"] a')
-            assert links.count() == 1, i
-            assert page.locator(".js-plotly-plot").count() == 1, i
+            assert _settled(page, '[data-testid="stPageLink"] a', 1) == 1, i
+            assert _settled(page, ".js-plotly-plot", 1) == 1, i
             href = links.first.get_attribute("href")
             label = href
             before = B._footer(page)

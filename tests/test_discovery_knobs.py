@@ -145,3 +145,34 @@ def test_the_frontier_shows_every_studied_setting_at_both_alphas_and_fedlpas_onc
     committed = k_hat_frontier_rows(files)
     own = {(r["within_1_alpha_0.1"], r["within_1_alpha_1"], round(r["kl"], 12)) for r in committed if r["fedlpa"]}
     assert len(own) == 1 and sum(r["fedlpa"] for r in committed) == len(K_HAT_STUDIES)
+
+
+def test_a_routed_pick_other_than_fedlpas_value_is_trained_beside_fedlpa_by_the_adoption_rule(mod, tmp_path):
+    """The smoothing study's routed pick is not FedLPA's count, so it is trained: the tables' FedLPA config (the
+    route on) with only the knob's config field changed, beside FedLPA's own config, on the tuning seeds at both
+    alphas; the committed report reads those runs. On planted runs, ``markov_merge.py``'s rule adopts a pick whose
+    mean All is higher with K_hat within +-1 on >= 80 % of the clients at both alphas, and not one that loses
+    either."""
+    res = json.loads(Path(mod.paths("smoothing")[0]).read_text())
+    v = mod.routed_value(res)
+    assert v is not None and v != DiscoveryParams().smoothing and res["trained"]["value"] == v
+    assert res["trained"]["fields"] == {"prior_smoothing": v}
+    cfgs = mod.train_configs("smoothing", v)
+    assert sorted((a, s) for a, s, *_ in cfgs) == sorted(
+        (a, s) for a in mod.T.TABLE_ALPHAS for s in mod.T.TUNING_SEEDS)
+    for _, _, c, b in cfgs:
+        assert {k for k in c if c[k] != b[k]} == {"prior_smoothing"} and c["prior_smoothing"] == v
+        assert b["coarse_k"] == DiscoveryParams().coarse_k and mod.T.load_committed(b) is not None
+
+    def plant(pick_acc, k_off):
+        for _, s, c, b in cfgs:
+            for cfg, acc, off in ((c, pick_acc, k_off), (b, 0.60, 0)):
+                (tmp_path / f"{mod.T.run_name(cfg)}.json").write_text(json.dumps(
+                    {"acc_all": acc + 0.001 * s, "k_est": [3 + off] * 5, "k_true": [3] * 5, "config": cfg,
+                     "history": []}))
+        return mod.trained("smoothing", v, str(tmp_path))
+
+    t = plant(0.61, 0)
+    assert t["adopt"] and all(r["paired"]["diff"]["mean"] == pytest.approx(0.01) for r in t["rows"])
+    assert not plant(0.59, 0)["adopt"]
+    assert not plant(0.61, 2)["adopt"]

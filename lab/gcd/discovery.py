@@ -131,7 +131,8 @@ class DiscoveryParams:
     merging on FedLPA's own first discoveries, and with the coarse route (``bench/discovery_knobs.py``, tuning
     clients): no setting keeps K_hat within +-1 on 80 % of them at both alphas without the route, and with it only
     these values do, so they keep them. ``smoothing`` was searched last the same way (it moves no K_hat): every
-    count above 0.5 raises the mean KL(oracle || pi) at both alphas, so it keeps 0.5.
+    count above 0.5 raises the mean KL(oracle || pi) at both alphas, and 0.25 (lower by 0.0003 with the route)
+    lost the adoption rule when trained beside FedLPA on the tuning seeds, so it keeps 0.5.
     Evaluation seeds 0/1/2 only report (``bench/results/discovery_study.md``).
 
     - ``features``: the graph's features. ``"prefix"``: the frozen backbone prefix (32x7x7 maps; kNN-10
