@@ -70,7 +70,7 @@ The smoothing (a stop later still): every count above the lab's raises the mean 
 without, at every setting: FedLPA's model has more heads than a client holds classes (15 for at most 10), so a count
 spreads mass mostly over heads the client does not have, and what it gives back to held classes the discovery left
 without a head does not make up for it. Below the lab's count KL barely moves; the routed pick, 0.25, is below
-FedLPA's by a ten-thousandth of a nat, so it was trained (``--train``) and lost the adoption rule: FedLPA's count stays.
+FedLPA's by 0.0003 nat, so it was trained (``--train``) and lost the adoption rule: FedLPA's count stays.
 Read with the coarse route, FedLPA's value is the only one of any partition knob within the bar at both alphas (the
 route's own tuning shares; every count of the smoothing is, with the same K_hat, and loses on KL), so the routed picks
 are FedLPA's values too. FedLPA's settings stay as they are.
