@@ -327,14 +327,7 @@ def trained(knob: str, v, out_dir: str = TRAIN_DIR) -> dict | None:
             train_configs(knob, v)]
     if not all(r and b for _, _, r, b, _ in runs):
         return None
-    rows = []
-    for al in T.TABLE_ALPHAS:
-        mine = [(s, r, b) for a, s, r, b, _ in runs if a == al]
-        pick, base = ({s: x[i]["acc_all"] for s, *x in mine} for i in (0, 1))
-        rows.append({"seeds": "tuning", "alpha": al, "all": T._stats(list(pick.values())),
-                     "fedlpa": T._stats(list(base.values())), "paired": T._paired(pick, base, list(pick), "FedLPA"),
-                     "k_hat": T._k_hat_within_1([r for _, r, _ in mine]),
-                     "k_hat_fedlpa": T._k_hat_within_1([b for _, _, b in mine])})
+    rows = [MM.pair_row("tuning", al, [(s, r, b) for a, s, r, b, _ in runs if a == al]) for al in T.TABLE_ALPHAS]
     mean, ok = MM.adopt(rows)
     same = [c is not None and c["acc_all"] == b["acc_all"] for *_, b, c in runs]
     return {"value": v, "fields": config_fields(knob, v), "rows": rows, "tuning_mean_all": mean, "adopt": ok,
@@ -355,11 +348,7 @@ def trained_lines(res) -> list:
            "evaluations; K̂ within ±1 over every client of those runs.", "",
            "| α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",
            "|---|---|---|---|---|---|---|"]
-    for r in t["rows"]:
-        a, b, d = r["all"], r["fedlpa"], r["paired"]["diff"]
-        out.append(f"| {r['alpha']:g} | {100 * a['mean']:.1f} ± {T._spread(a)} | {100 * b['mean']:.1f} ± "
-                   f"{T._spread(b)} | {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} | {r['paired']['ahead']}/{a['n']} "
-                   f"| {100 * r['k_hat']['share']:.0f} % | {100 * r['k_hat_fedlpa']['share']:.0f} % |")
+    out += [f"| {r['alpha']:g} | " + MM.pair_cells(r) for r in t["rows"]]
     m = t["tuning_mean_all"]
     n = 2 * len(T.TUNING_SEEDS)
     return out + ["", f"Adoption rule (`markov_merge.py`'s, tuning runs only): mean All over the {n} tuning runs "

@@ -171,15 +171,29 @@ def trained(setting: str, out_dir: str = TRAIN_DIR, fields_of=setting_fields) ->
         got = [(s, T.load(c, out_dir), T.load(b, out_dir)) for s, c, b in runs]
         if not all(r and b for _, r, b in got):
             return None
-        a, b = ({s: x[i]["acc_all"] for s, *x in got} for i in (0, 1))
-        rows.append({"seeds": label, "alpha": al, "all": T._stats(list(a.values())),
-                     "fedlpa": T._stats(list(b.values())), "paired": T._paired(a, b, list(a), "FedLPA"),
-                     "k_hat": T._k_hat_within_1([r for _, r, _ in got]),
-                     "k_hat_fedlpa": T._k_hat_within_1([x for _, _, x in got])})
+        rows.append(pair_row(label, al, got))
     mean, ok = adopt([r for r in rows if r["seeds"] == "tuning"])
     return {"setting": setting, "fields": fields_of(setting), "rows": rows, "tuning_mean_all": mean,
             "adopt": ok, "warmup_splits": T.warmup_splits(out_dir),
             "done_when": done_when_with(setting, out_dir, fields_of)}
+
+
+def pair_row(label: str, alpha: float, got: list) -> dict:
+    """One seed set and alpha of a trained pick: ``got`` = [(seed, the pick's run, FedLPA's run)]; All of each, the
+    pick − FedLPA paired per seed, and K_hat within +-1 of each."""
+    a, b = ({s: x[i]["acc_all"] for s, *x in got} for i in (0, 1))
+    return {"seeds": label, "alpha": alpha, "all": T._stats(list(a.values())),
+            "fedlpa": T._stats(list(b.values())), "paired": T._paired(a, b, list(a), "FedLPA"),
+            "k_hat": T._k_hat_within_1([r for _, r, _ in got]),
+            "k_hat_fedlpa": T._k_hat_within_1([x for _, _, x in got])}
+
+
+def pair_cells(r: dict) -> str:
+    """A :func:`pair_row` as report cells: pick All, FedLPA All, the paired difference, ahead, both K_hat shares."""
+    a, b, d = r["all"], r["fedlpa"], r["paired"]["diff"]
+    return (f"{100 * a['mean']:.1f} ± {T._spread(a)} | {100 * b['mean']:.1f} ± {T._spread(b)} | "
+            f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f} | {r['paired']['ahead']}/{a['n']} | "
+            f"{100 * r['k_hat']['share']:.0f} % | {100 * r['k_hat_fedlpa']['share']:.0f} % |")
 
 
 def done_when_with(setting: str, out_dir: str = TRAIN_DIR, fields_of=setting_fields) -> dict:
@@ -291,12 +305,8 @@ def trained_lines(res, out_dir: str = TRAIN_DIR) -> list:
            "| seeds | α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",
            "|---|---|---|---|---|---|---|---|"]
     for r in t["rows"]:
-        a, b, d = r["all"], r["fedlpa"], r["paired"]["diff"]
         seeds = f"{r['seeds']} ({min(TRAIN_SEEDS[r['seeds']])}–{max(TRAIN_SEEDS[r['seeds']])})"
-        out.append(f"| {seeds} | {r['alpha']:g} | {100 * a['mean']:.1f} ± {T._spread(a)} | "
-                   f"{100 * b['mean']:.1f} ± {T._spread(b)} | {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} | "
-                   f"{r['paired']['ahead']}/{a['n']} | {100 * r['k_hat']['share']:.0f} % | "
-                   f"{100 * r['k_hat_fedlpa']['share']:.0f} % |")
+        out.append(f"| {seeds} | {r['alpha']:g} | " + pair_cells(r))
     m = t["tuning_mean_all"]
     n_tune = 2 * len(TRAIN_SEEDS["tuning"])
     out += ["", f"Adoption rule (tuning runs only; module docstring): mean All over the {n_tune} "

@@ -604,13 +604,13 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     cpu_dir = os.path.join(RES, spec["cpu"]) if spec["cpu"] else None
     out["alphas"] = [e for al in TABLE_ALPHAS if (e := _backbone_alpha(best, quick, made, al, EVAL_SEEDS, out_dir,
                                                                        cpu_dir, labels=labels))]
-    more = EVAL_SEEDS + BACKBONE_MORE_SEEDS
-    if any(load(c, out_dir) for c in backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS, labels=labels)):
+    more, more_cfgs = EVAL_SEEDS + BACKBONE_MORE_SEEDS, backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS,
+                                                                          labels=labels)
+    if any(load(c, out_dir) for c in more_cfgs):
         out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
             best, quick, made, al, more, out_dir, None, only_with=BACKBONE_MORE_SEEDS, labels=labels))]}
     out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels)
     if labels:
-        more_cfgs = backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS, labels=labels)
         out["elsewhere"] = made_elsewhere(out_dir, cfgs + more_cfgs)
     return out
 

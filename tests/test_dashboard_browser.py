@@ -86,13 +86,13 @@ def test_settings_follow_the_user_across_pages(app):
         assert "alpha=0.2" in page.url                      # the new page's URL is a shareable preset too
 
 
-def _settled(page, selector: str, want: int, timeout_s: float = 10) -> int:
-    """How many elements match ``selector`` once ``want`` do, or after ``timeout_s``: the step before's elements
+def _settled(locator, want: int, timeout_s: float = 10) -> int:
+    """How many elements ``locator`` matches once ``want`` do, or after ``timeout_s``: the step before's elements
     (stale in the new run) leave the page just after the run's footer shows, later on a loaded machine (a step
     once read 2 figures here while another job held a core)."""
     t_end = time.time() + timeout_s
-    while (n := page.locator(selector).count()) != want and time.time() < t_end:
-        page.wait_for_timeout(50)
+    while (n := locator.count()) != want and time.time() < t_end:
+        locator.page.wait_for_timeout(50)
     return n
 
 
@@ -106,8 +106,8 @@ def test_clicking_through_the_tour_opens_each_page_on_its_preset(app):
         visited = []
         for i in range(6):
             links = page.locator('[data-testid="stPageLink"] a')
-            assert _settled(page, '[data-testid="stPageLink"] a', 1) == 1, i
-            assert _settled(page, ".js-plotly-plot", 1) == 1, i
+            assert _settled(links, 1) == 1, i
+            assert _settled(page.locator(".js-plotly-plot"), 1) == 1, i
             href = links.first.get_attribute("href")
             label = href
             before = B._footer(page)
