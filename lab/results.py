@@ -220,6 +220,7 @@ K_HAT_STUDIES = {"markov time × merging": "markov_merge.json",
                  "markov × merging × the graph's k": "discovery_knobs_knn_k.json",
                  "markov × merging × the noise share": "discovery_knobs_min_community.json",
                  "markov × merging × the graph's anchors": "discovery_knobs_anchors.json",
+                 "markov × merging × a mutual kNN graph": "discovery_knobs_mutual.json",
                  "coarse when a client counts or holds few classes": "coarse_route.json"}
 
 

@@ -273,7 +273,7 @@ if anatomy_path.exists():
 # Later studies made every tuning client's first discovery again at other settings: the markov time and merging
 # threshold together (`bench/markov_merge.py`), and each with a knob no study had searched
 # (`bench/discovery_knobs.py`: InfoMap's restarts, the graph's k, the share below which a community is noise,
-# the graph's anchors).
+# the graph's anchors, a mutual kNN graph).
 # One value for every client trades α = 0.1 against α = 1. The last study (`bench/coarse_route.py`) lets each
 # client choose by what it counts: a client whose discovery finds at most a cutoff of categories is discovered
 # again at a coarser time (cutoff 7, adopted by its rule when trained: FedLPA's default since, so the tables above

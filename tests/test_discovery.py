@@ -431,6 +431,32 @@ def test_old_classes_are_counted_from_labels_and_small_fragments_are_noise():
     assert (d.communities.labels[-15:] == -1).all()
 
 
+def test_a_mutual_knn_graph_keeps_exactly_the_pairs_that_list_each_other_and_every_must_link():
+    from lab.gcd.clsd import KNN, MUST, knn_edges
+    from lab.gcd.discovery import build_discovery_graph
+
+    x = np.random.default_rng(5).normal(size=(240, 6)).astype(np.float32)
+    f = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = f @ f.T
+    np.fill_diagonal(sim, -np.inf)
+    lists = [set(r) for r in np.argsort(-sim, axis=1)[:, :8].tolist()]
+    union = {(min(i, j), max(i, j)) for i in range(240) for j in lists[i]}
+    mutual = {(i, j) for i, j in union if i in lists[j] and j in lists[i]}
+    assert 0 < len(mutual) < len(union)
+    for flag, want in ((False, union), (True, mutual)):
+        a, b, _ = knn_edges(x, 8, mutual=flag)
+        assert set(zip(a.tolist(), b.tolist())) == want
+    # through a client's discovery: the kNN links are the mutual ones, the labels' must-links are all kept
+    lab = np.zeros(240, bool)
+    lab[:60] = True
+    y_vis = np.where(lab, np.arange(240) % 3, -1)
+    g = {flag: build_discovery_graph(x, None, lab, y_vis, OLD, params=DiscoveryParams(knn_k=8, knn_mutual=flag))[0]
+         for flag in (False, True)}
+    kept = g[True].kind == KNN
+    assert {(min(i, j), max(i, j)) for i, j in zip(g[True].src[kept].tolist(), g[True].dst[kept].tolist())} < mutual
+    assert (g[True].kind == MUST).sum() == (g[False].kind == MUST).sum() > 0
+
+
 def test_discover_reads_no_truth_and_is_deterministic():
     for forbidden in ("y_true", "y", "labels", "k_true", "n_classes", "true_k"):
         assert forbidden not in inspect.signature(discover).parameters

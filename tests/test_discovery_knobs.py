@@ -11,7 +11,7 @@ from tests.test_backbones import _script
 from tests.test_discovery import H, OLD
 from tests.test_markov_merge import planted_client
 
-KNOBS = ("num_trials", "knn_k", "min_community", "anchors", "smoothing")
+KNOBS = ("num_trials", "knn_k", "min_community", "anchors", "smoothing", "mutual")
 SMALL_CLASS = ((70,) * 5 + (60,) * 4 + (20,), 5)    # MANY_SMALL with one new class at 3 % of the client
 
 
@@ -176,3 +176,20 @@ def test_a_routed_pick_other_than_fedlpas_value_is_trained_beside_fedlpa_by_the_
     assert t["adopt"] and all(r["paired"]["diff"]["mean"] == pytest.approx(0.01) for r in t["rows"])
     assert not plant(0.59, 0)["adopt"]
     assert not plant(0.61, 2)["adopt"]
+
+
+def test_a_setting_without_the_route_competes_with_fedlpa_as_the_library_runs_it(mod):
+    """Since the route's adoption FedLPA runs routed: the mutual graph's unrouted pick keeps the K_hat bar, and the
+    overall pick (every setting, routed or not) is FedLPA's routed value, whose prior is better; where that setting's
+    prior were the best, it would be the overall pick."""
+    res = json.loads(Path(mod.paths("mutual")[0]).read_text())
+    own, unrouted = mod.routed_name("mutual", mod.value("mutual")), res["pick"]["setting"]
+    assert unrouted != res["default"] and unrouted in res["overall"]["eligible"]
+    assert res["overall"]["setting"] == own and res["overall"]["kl"][own] < res["overall"]["kl"][unrouted]
+    assert res["overall"] == mod.record(res["records"], "mutual")["overall"]
+    i = res["settings"].index(unrouted)
+    better = json.loads(json.dumps(res["records"]))
+    for r in better:
+        for c in r["clients"]:
+            c["settings"][i][3] = 0.0
+    assert mod.record(better, "mutual")["overall"]["setting"] == unrouted

@@ -1,7 +1,10 @@
 """CLSD: a client's confidence-guided similarity graph over its local feature vectors.
 
-1. kNN graph: each sample links to its k most cosine-similar samples (scikit-learn, brute force on
-   L2-normalised features); links are undirected, weighted by similarity, dropped below ``sim_floor``.
+1. kNN graph: each sample links to its k most cosine-similar samples (exact, on L2-normalised features);
+   links are undirected, weighted by similarity, dropped below ``sim_floor``. With ``mutual`` a link is kept
+   only when each end is among the other's k nearest: a hub (a sample many others list, often on a class
+   border) keeps only the links it returns, so fewer links cross between classes, and more samples are left
+   with few or none.
 2. Anchors: labelled samples (their label) and *confident* unlabelled samples: for each predicted seen
    class c, the unlabelled samples predicted c whose max probability is at or above the P-quantile of
    max probabilities among samples predicted c (their predicted label). The quantile is relative: half of
@@ -61,8 +64,9 @@ class SimilarityGraph:
         return g
 
 
-def knn_edges(features, k: int, sim_floor: float = 0.0):
-    """Undirected cosine kNN edges (src < dst, deduplicated) with similarity weights."""
+def knn_edges(features, k: int, sim_floor: float = 0.0, mutual: bool = False):
+    """Undirected cosine kNN edges (src < dst, deduplicated) with similarity weights; ``mutual``: only the pairs
+    each of which lists the other among its k nearest (the union otherwise)."""
     f = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
     f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
     n = len(f)
@@ -84,7 +88,9 @@ def knn_edges(features, k: int, sim_floor: float = 0.0):
     keep = (src != dst) & (w >= sim_floor)
     a, b, w = np.minimum(src, dst)[keep], np.maximum(src, dst)[keep], w[keep]
     key = a.astype(np.int64) * n + b
-    key, first = np.unique(key, return_index=True)
+    key, first, times = np.unique(key, return_index=True, return_counts=True)
+    if mutual:            # a pair is listed once from each end that counts the other among its k nearest
+        first = first[times == 2]
     return a[first].astype(np.int64), b[first].astype(np.int64), w[first].astype(np.float32)
 
 
@@ -116,9 +122,10 @@ def graph_features(features, dim: int = 0, seed: int = 0) -> np.ndarray:
 
 
 def build_graph(features, probs, labelled, y_visible, old_classes, *, k: int = 10, quantile: float = 0.5,
-                sim_floor: float = 0.0, refine: bool = True, min_confidence: float | None = None) -> SimilarityGraph:
+                sim_floor: float = 0.0, refine: bool = True, min_confidence: float | None = None,
+                mutual: bool = False) -> SimilarityGraph:
     """The CLSD graph of one client. ``y_visible``: labels of labelled samples (-1 elsewhere); ``probs`` None:
-    only the labels refine the graph."""
+    only the labels refine the graph; ``mutual``: mutual kNN links only (the must-links are not affected)."""
     features = np.asarray(features, dtype=np.float32)
     n = len(features)
     check_range("k", k, 1, max(1, n - 1), integer=True)
@@ -127,7 +134,7 @@ def build_graph(features, probs, labelled, y_visible, old_classes, *, k: int = 1
     if min_confidence is not None:
         check_range("min_confidence", min_confidence, 0, 1)
     labelled = np.asarray(labelled, bool)
-    src, dst, w = knn_edges(features, k, sim_floor)
+    src, dst, w = knn_edges(features, k, sim_floor, mutual)
     kind = np.full(len(src), KNN, dtype=np.uint8)
     anchor = np.full(n, -1, dtype=np.int64)
     confident = np.zeros(n, dtype=bool)

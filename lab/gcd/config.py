@@ -40,7 +40,8 @@ DEFAULT_LR = {"simgcd": 0.1, "gcd": 0.1, "local": 0.5, "central": 0.1, "fedlpa":
 
 #: config field -> its :class:`lab.gcd.discovery.DiscoveryParams` field (FedLPA's discovery; other methods
 #: carry these fields unused)
-DISCOVERY_FIELDS = {"knn_k": "knn_k", "confidence_quantile": "confidence_quantile", "graph_features": "features",
+DISCOVERY_FIELDS = {"knn_k": "knn_k", "knn_mutual": "knn_mutual", "confidence_quantile": "confidence_quantile",
+                    "graph_features": "features",
                     "graph_refine": "refine", "markov_time": "markov_time", "min_community": "min_community",
                     "min_labelled_share": "min_labelled_share", "claim_z": "claim_z",
                     "merge_new_cosine": "merge_new_cosine", "merge_new_on": "merge_new_on", "coarse_k": "coarse_k",
@@ -50,7 +51,8 @@ DISCOVERY_FIELDS = {"knn_k": "knn_k", "confidence_quantile": "confidence_quantil
 
 @dataclass
 class FedGCDConfig(RunConfig):
-    LATE_FIELDS = {"claim_z": None, "merge_new_cosine": None, "merge_new_on": "predictions", "oracle_assign": "mean",
+    LATE_FIELDS = {"knn_mutual": False, "claim_z": None, "merge_new_cosine": None, "merge_new_on": "predictions",
+                   "oracle_assign": "mean",
                    "coarse_k": None, "coarse_markov_time": 3.0, "coarse_merge_cosine": 0.7}
     method: str = "simgcd"
     dataset: str = "fashion_mnist"
@@ -83,6 +85,7 @@ class FedGCDConfig(RunConfig):
     warmup_rounds: int = 5
     # FedLPA: discovery (lab.gcd.discovery.DiscoveryParams; defaults chosen on tuning seeds 100/101 only)
     knn_k: int = _DISCOVERY.knn_k
+    knn_mutual: bool = _DISCOVERY.knn_mutual         # only links both ends list among their knn_k nearest
     confidence_quantile: float = _DISCOVERY.confidence_quantile
     graph_features: str = _DISCOVERY.features        # "prefix" (frozen backbone prefix) or "output"
     graph_refine: str = _DISCOVERY.refine            # "labels", "confidence" (CLSD anchors) or "none"

@@ -140,6 +140,10 @@ class DiscoveryParams:
       model; falls back to ``"output"`` when no prefix features are given. ``"output"``: the model's features.
     - ``prefix_dim``: PCA dimension for prefix features (per client, seeded; 0 = keep all 1568).
     - ``knn_k``: neighbours per sample in the kNN graph.
+    - ``knn_mutual``: keep a kNN link only when each end is among the other's ``knn_k`` nearest (the issue's
+      "mutual-kNN graphs"; :func:`lab.gcd.clsd.knn_edges`). Searched with ``knn_k``, the markov time and merging
+      on FedLPA's own first discoveries (``bench/discovery_knobs.py --knob mutual``): some settings keep the K_hat
+      bar without the route, with a worse prior than FedLPA's routed one, so it stays off.
     - ``refine``: ``"labels"`` (labelled samples only: their links cut/joined), ``"confidence"`` (plus
       confident old-class predictions as anchors, the CLSD paper's rule), ``"none"``.
     - ``confidence_quantile`` / ``min_confidence``: which predictions are confident (per-class relative
@@ -180,6 +184,7 @@ class DiscoveryParams:
     features: str = "prefix"
     prefix_dim: int = 0
     knn_k: int = 10
+    knn_mutual: bool = False
     refine: str = "labels"
     confidence_quantile: float = 0.5
     min_confidence: float | None = None
@@ -207,6 +212,7 @@ class DiscoveryParams:
         check_choice("assign_by", self.assign_by, ASSIGN_BY)
         check_range("prefix_dim", self.prefix_dim, 0, 100000, integer=True)
         check_range("knn_k", self.knn_k, 1, 1000, integer=True)
+        check_choice("knn_mutual", self.knn_mutual, (False, True))
         check_range("confidence_quantile", self.confidence_quantile, 0, 1)
         if self.min_confidence is not None:
             check_range("min_confidence", self.min_confidence, 0, 1)
@@ -260,7 +266,7 @@ def build_discovery_graph(features, probs, labelled, y_visible, old_classes, *, 
     use_probs = probs if params.refine == "confidence" else None
     g = build_graph(f, use_probs, labelled, y_visible, old_classes, k=min(params.knn_k, max(1, len(f) - 1)),
                     quantile=params.confidence_quantile, refine=params.refine != "none",
-                    min_confidence=params.min_confidence)
+                    min_confidence=params.min_confidence, mutual=params.knn_mutual)
     return g, f, kind
 
 
