@@ -274,10 +274,10 @@ if anatomy_path.exists():
 # threshold together (`bench/markov_merge.py`), and each with a knob no study had searched
 # (`bench/discovery_knobs.py`: InfoMap's restarts, the graph's k, the share below which a community is noise,
 # the graph's anchors, a mutual kNN graph).
-# One value for every client trades α = 0.1 against α = 1. The last study (`bench/coarse_route.py`) lets each
-# client choose by what it counts: a client whose discovery finds at most a cutoff of categories is discovered
-# again at a coarser time (cutoff 7, adopted by its rule when trained: FedLPA's default since, so the tables above
-# are made with it; `bench/results/coarse_route.md`). Each dot is one setting or cutoff; the shaded corner is the bar (≥ 80 % of the
+# One value for every client trades α = 0.1 against α = 1. Two studies let each client choose: by what it counts
+# (`bench/coarse_route.py`: a client whose discovery finds at most a cutoff of categories is discovered again at a
+# coarser time; cutoff 7, adopted by its rule when trained: FedLPA's default since, so the tables above are made
+# with it), and by its codelength against shuffled graphs (`bench/codelength_null.py`: not adopted). Each dot is one setting or cutoff; the shaded corner is the bar (≥ 80 % of the
 # clients at both α). Where do the settings with the lowest KL(oracle ‖ π) (hover) lie, and what do they give up?
 
 # %%

@@ -190,7 +190,9 @@ else:
                                     "had searched (`bench/discovery_knobs.py`); last, a client that counts few "
                                     "categories discovered again at a coarser time (`bench/coarse_route.py`; "
                                     "adopted, FedLPA's default since: the tables are made with it; beside it, the "
-                                    "same route for a client whose labels hold few old classes). Each "
+                                    "same route for a client whose labels hold few old classes), and a markov "
+                                    "time each client chooses by its codelength against shuffled graphs "
+                                    "(`bench/codelength_null.py`, not adopted). Each "
                                     "dot is one setting or cutoff; the shaded corner is the issue's bar. Hover for "
                                     "its KL(oracle ‖ π): one value for every client trades one α against the other.")
                         show(R.figure("k_hat_frontier", lambda: k_hat_frontier(frontier),

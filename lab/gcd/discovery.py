@@ -148,7 +148,9 @@ class DiscoveryParams:
       confident old-class predictions as anchors, the CLSD paper's rule), ``"none"``.
     - ``confidence_quantile`` / ``min_confidence``: which predictions are confident (per-class relative
       quantile, or an absolute max-probability threshold when ``min_confidence`` is set).
-    - ``markov_time``: InfoMap's markov time; one value for every client (below 1 splits, above merges).
+    - ``markov_time``: InfoMap's markov time; one value for every client (below 1 splits, above merges). A time each
+      client chooses by its codelength against shuffled graphs (the issue's candidate) reduces to the finest time
+      tried: the shuffles save nothing at these times (``bench/codelength_null.py``).
     - ``num_trials``: InfoMap restarts (the best codelength wins).
     - ``min_community``: communities below this share of the client are noise; also the share above which an
       old class counts in K_hat (the same 2 % as the K_true the lab reports).
