@@ -162,7 +162,6 @@ def finest_only(res) -> bool:
 
 
 def lines(res) -> list:
-    by = {seeds: MM._by(res[seeds]) for seeds in ("tuning", "evaluation")}
     out = NS.opening(res, "The markov time chosen per client by its codelength against a shuffled graph",
                      "codelength_null.py", "the rule, and how it is picked",
                      " run to its first discovery; every client's InfoMap run again at each markov time ("
@@ -181,14 +180,8 @@ def lines(res) -> list:
         for g, per_alpha in res["chosen"][label].items():
             for a, counts in per_alpha.items():
                 out.append(f"| {g} | {label} | {a} | " + ", ".join(f"{t}: {n}" for t, n in counts.items()) + " |")
-    out += ["", "## Every setting (α 0.1 / α 1)", "",
-            "| setting | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | K̂ within ±1, evaluation | "
-            "KL, evaluation |", "|---|---|---|---|---|---|"]
-    for s in res["settings"]:
-        cells = [MM.both_alphas(by["tuning"], s, f) for f in ("within_1", "k_hat_minus_k", "kl")]
-        cells += [MM.both_alphas(by["evaluation"], s, f) for f in ("within_1", "kl")]
-        out.append(f"| {'**' + s + '**' if s == res['pick']['setting'] else s} | " + " | ".join(cells) + " |")
-    return out
+    return out + ["", "## Every setting (α 0.1 / α 1)", ""] + MM.setting_table(res, res["settings"],
+                                                                            res["pick"]["setting"])
 
 
 def main(argv=None):

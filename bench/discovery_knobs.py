@@ -255,7 +255,7 @@ def record(records, knob: str) -> dict:
 
 def lines(res) -> list:
     knob, label = res["knob"], KNOBS[res["knob"]][1]
-    by = {seeds: MM._by(res[seeds]) for seeds in ("tuning", "evaluation")}
+    tuning = MM._by(res["tuning"])
     out = NS.opening(res, f"A discovery knob no study had searched: `{knob}`, chosen with the markov time and merging",
                      f"discovery_knobs.py --knob {knob}", "why, and how it is picked",
                      " run to its first discovery; every client's discovery made again (same seed) with each "
@@ -276,36 +276,22 @@ def lines(res) -> list:
             "|---|---|---|---|---|"]
     for v in res["values"]:
         mine = [s for s in res["settings"] if s.endswith(f", {label} {v}")]
-        worse = {s: min(by["tuning"][(s, a)]["within_1"] for a in T.TABLE_ALPHAS) for s in mine}
+        worse = {s: min(tuning[(s, a)]["within_1"] for a in T.TABLE_ALPHAS) for s in mine}
         kl = {s: res["pick"]["kl"][s] for s in mine}
         top, low = max(mine, key=worse.get), min(mine, key=kl.get)
         out.append(f"| {v} | {100 * worse[top]:.0f} % | {top} | {kl[low]:.3f} | {low} |")
     rt = res["routed"]
-    r_by = {seeds: MM._by(rt[seeds]) for seeds in ("tuning", "evaluation")}
     out += ["", f"## Per {label} value, with the coarse route (the library's default since the route's adoption)", "",
             "FedLPA's setting where a client's discovery counts more than the route's cutoff, the coarse setting at "
             "the same value where it counts fewer, as `DiscoveryParams.coarse_k` runs it (both are in each client's "
-            "record: no new run). " + NS.pick_line(rt["pick"], f"; FedLPA's {label} wins ties"), "",
-            "| value, routed | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | K̂ within ±1, "
-            "evaluation | KL, evaluation |", "|---|---|---|---|---|---|"]
-    for s in rt["settings"]:
-        cells = [MM.both_alphas(r_by["tuning"], s, f) for f in ("within_1", "k_hat_minus_k", "kl")]
-        cells += [MM.both_alphas(r_by["evaluation"], s, f) for f in ("within_1", "kl")]
-        out.append(f"| {'**' + s + '**' if s == rt['pick']['setting'] else s} | " + " | ".join(cells) + " |")
+            "record: no new run). " + NS.pick_line(rt["pick"], f"; FedLPA's {label} wins ties"), ""]
+    out += MM.setting_table(rt, rt["settings"], rt["pick"]["setting"], "value, routed")
     ov = res["overall"]
     out += ["", "Against FedLPA as the library runs it (the route on, FedLPA's " + label + "), every setting of this "
             "report with the route and without it competes by the same rule: **" + ov["setting"] + "** (mean KL "
             + f"{ov['kl'][ov['setting']]:.4f}; eligible: " + ", ".join(
                 f"{s} {ov['kl'][s]:.4f}" for s in sorted(ov["eligible"], key=ov["kl"].get)) + ")."]
-    out += ["", "## Every setting (α 0.1 / α 1)", "",
-            "| setting | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | K̂ within ±1, evaluation | "
-            "KL, evaluation |", "|---|---|---|---|---|---|"]
-
-    tun, ev = by["tuning"], by["evaluation"]
-    for s in res["settings"]:
-        cells = [MM.both_alphas(tun, s, f) for f in ("within_1", "k_hat_minus_k", "kl")]
-        cells += [MM.both_alphas(ev, s, f) for f in ("within_1", "kl")]
-        out.append(f"| {'**' + s + '**' if s == res['default'] else s} | " + " | ".join(cells) + " |")
+    out += ["", "## Every setting (α 0.1 / α 1)", ""] + MM.setting_table(res, res["settings"], res["default"])
     return out + trained_lines(res)
 
 

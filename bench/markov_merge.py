@@ -242,6 +242,20 @@ def both_alphas(by: dict, setting: str, field: str) -> str:
     return " / ".join(CELL[field](by[(setting, a)][field]) for a in T.TABLE_ALPHAS)
 
 
+def setting_table(summaries: dict, settings, bold: str, first: str = "setting") -> list:
+    """A report's table of settings (``summaries``: {"tuning": rows, "evaluation": rows}): K_hat within +-1, K_hat - K
+    and KL on the tuning clients, K_hat within +-1 and KL on the evaluation clients, each at alpha 0.1 / alpha 1;
+    ``bold`` marked."""
+    by = {seeds: _by(summaries[seeds]) for seeds in ("tuning", "evaluation")}
+    out = [f"| {first} | K̂ within ±1, tuning | K̂ − K, tuning | KL(oracle ‖ π), tuning | K̂ within ±1, evaluation | "
+           "KL, evaluation |", "|---|---|---|---|---|---|"]
+    for s in settings:
+        cells = [both_alphas(by["tuning"], s, f) for f in ("within_1", "k_hat_minus_k", "kl")]
+        cells += [both_alphas(by["evaluation"], s, f) for f in ("within_1", "kl")]
+        out.append(f"| {'**' + s + '**' if s == bold else s} | " + " | ".join(cells) + " |")
+    return out
+
+
 def lines(res) -> list:
     p = res["pick"]
     out = NS.opening(res, "InfoMap's markov time chosen again, with new-class communities merged", "markov_merge.py",

@@ -513,3 +513,7 @@ def test_the_cli_switches_merging_by_predictions_off_or_sets_its_threshold():
     assert cfg().merge_new_cosine == DiscoveryParams().merge_new_cosine
     assert cfg("--merge-new-cosine", "off").merge_new_cosine is None
     assert cfg("--merge-new-cosine", "0.9").discovery_params().merge_new_cosine == 0.9
+    # the mutual kNN graph: off unless asked for, and then the discovery's
+    assert not cfg().discovery_params().knn_mutual
+    assert cfg("--mutual-knn", "--k", "30").discovery_params().replace(markov_time=1.5) == DiscoveryParams().replace(
+        knn_k=30, knn_mutual=True, markov_time=1.5)

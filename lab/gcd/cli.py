@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="result JSON path (default: print to stdout)")
     g = p.add_argument_group("FedLPA")
     g.add_argument("--k", dest="knn_k", type=int, default=d.knn_k, help="kNN graph degree")
+    g.add_argument("--mutual-knn", action="store_true",
+                   help="keep a kNN link only where each end lists the other among its k nearest (studied, off by "
+                        "default: bench/results/discovery_knobs_mutual.md)")
     g.add_argument("--P", dest="confidence_quantile", type=float, default=d.confidence_quantile,
                    help="confidence quantile per predicted seen class, in [0, 1]")
     g.add_argument("--eps", dest="lpa_weight", type=float, default=d.lpa_weight, help="LPA weight epsilon")
@@ -84,7 +87,7 @@ def config_from_args(a) -> FedGCDConfig:
     return FedGCDConfig(
         method=a.method, dataset=a.dataset, clients=a.clients, alpha=a.alpha, rounds=rounds,
         local_epochs=a.local_epochs, seed=a.seed, backbone=a.backbone, lr=a.lr, client_fraction=a.client_fraction,
-        knn_k=a.knn_k, confidence_quantile=a.confidence_quantile, lpa_weight=a.lpa_weight,
+        knn_k=a.knn_k, knn_mutual=a.mutual_knn, confidence_quantile=a.confidence_quantile, lpa_weight=a.lpa_weight,
         refresh_every=a.refresh_every, warmup_rounds=a.warmup_rounds, markov_time=a.markov_time,
         graph_refine="labels" if a.no_confidence else a.graph_refine, graph_features=a.graph_features,
         prior_rule=a.prior_rule, merge_new_cosine=a.merge_new_cosine, coarse_k=a.coarse_k, lpa_form=a.lpa_form,
