@@ -80,8 +80,6 @@ def chosen_time(times, sav: dict, sav0: dict) -> float:
 def one(job) -> dict:
     """One (alpha, seed): per client and time of :data:`TIMES`, the savings on the graph and its shuffles, and the
     discovery at that time finished with each threshold ([K_hat, split, missed, KL(oracle || pi)])."""
-    from lab.gcd.prior import empirical_prior, oracle_heads
-
     alpha, seed = job
     exp, old, kept = KA.kept_clients(alpha, seed)
     clients = []
@@ -91,7 +89,7 @@ def one(job) -> dict:
         links = np.column_stack([graph.src[act], graph.dst[act], graph.weight[act]]).astype(np.float64)
         rng = np.random.default_rng([seed, c.cid])
         nulls = [null_links(graph, rng) for _ in range(NULLS)]
-        oracle = empirical_prior(oracle_heads(c.y, c.probs, c.old_classes, c.n_heads), c.n_heads, c.params.smoothing)
+        oracle = KA.oracle_prior(c)
         row = {"client": c.cid, "k": len(c.present), "sav": [], "sav0": [], "finished": []}
         for t in TIMES:
             mods = c.modules(c.params.replace(markov_time=t))
@@ -138,11 +136,12 @@ def settings(client: dict) -> tuple:
 def record(records) -> dict:
     """What is committed: the per-client records, each setting's tables and the pick, the times the rules chose, and
     what the shuffles saved."""
+    per = [[settings(c) for c in r["clients"]] for r in records]
     flat = [{**{k: r[k] for k in ("alpha", "seed")},
-             "clients": [{"client": c["client"], "k": c["k"], "settings": settings(c)[0]} for c in r["clients"]]}
-            for r in records]
+             "clients": [{"client": c["client"], "k": c["k"], "settings": rows, "chosen": at}
+                         for c, (rows, at) in zip(r["clients"], ps)]} for r, ps in zip(records, per)]
     tuning = MM.summary(flat, KA.TUNING, names())
-    chosen = {label: {g: {f"{a:g}": {f"{t:g}": sum(settings(c)[1][g] == t for c in NS._clients(records, seeds, a))
+    chosen = {label: {g: {f"{a:g}": {f"{t:g}": sum(c["chosen"][g] == t for c in NS._clients(flat, seeds, a))
                                     for t in GRIDS[g]} for a in T.TABLE_ALPHAS} for g in GRIDS}
               for label, seeds in (("tuning", KA.TUNING), ("evaluation", KA.EVALUATION))}
     clients = [c for r in records for c in r["clients"]]

@@ -182,14 +182,12 @@ def default(knob: str) -> str:
 def one(job) -> dict:
     """One (alpha, seed, knob): per client, [K_hat, split, missed, KL(oracle || pi)] at every setting (order of
     :func:`names`), and the seconds each knob value cost (:data:`TIMED`), summed over the job's clients."""
-    from lab.gcd.prior import empirical_prior, oracle_heads
-
     alpha, seed, knob = job
     values, _, step = KNOBS[knob]
     exp, old, kept = KA.kept_clients(alpha, seed)
     clients, seconds = [], dict.fromkeys(map(str, values) if step in TIMED else (), 0.0)
     for c in kept:
-        oracle = empirical_prior(oracle_heads(c.y, c.probs, c.old_classes, c.n_heads), c.n_heads, c.params.smoothing)
+        oracle = KA.oracle_prior(c)
         row = {"client": c.cid, "k": len(c.present), "settings": []}
         views, modules = {}, {}
         for v in values:

@@ -142,6 +142,14 @@ def anatomy(d, y_true, old: set, k_true_classes: list) -> dict:
             "missed": int(sum(c not in new_maj for c in present_new))}
 
 
+def oracle_prior(c) -> np.ndarray:
+    """The oracle prior of a :func:`client_view` client: its true classes as communities, mapped to heads as FedLPA
+    maps its own, at its run's smoothing (the studies score each discovery's prior against it; read after the fact)."""
+    from lab.gcd.prior import empirical_prior, oracle_heads
+
+    return empirical_prior(oracle_heads(c.y, c.probs, c.old_classes, c.n_heads), c.n_heads, c.params.smoothing)
+
+
 def client_view(cid: int, y, k_est: int, args: tuple, kw: dict, n_classes: int) -> SimpleNamespace:
     """One client of :func:`kept_clients` from the arguments FedLPA passed to ``discover`` (``args``, ``kw``) and
     the client's true labels ``y``."""

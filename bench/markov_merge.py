@@ -89,14 +89,12 @@ def default(backbone: str = BACKBONES[0]) -> str:
 def one(job) -> dict:
     """One (alpha, seed): per client, [K_hat, split, missed, KL(oracle || pi)] at every setting, in the order of
     :func:`names`."""
-    from lab.gcd.prior import empirical_prior, oracle_heads
-
     alpha, seed, *backbone = job
     backbone = backbone[0] if backbone else BACKBONES[0]
     exp, old, kept = KA.kept_clients(alpha, seed, backbone)
     clients = []
     for c in kept:
-        oracle = empirical_prior(oracle_heads(c.y, c.probs, c.old_classes, c.n_heads), c.n_heads, c.params.smoothing)
+        oracle = KA.oracle_prior(c)
         row = {"client": c.cid, "k": len(c.present), "settings": []}
         for m in MARKOV[backbone]:
             p = c.params.replace(markov_time=m)

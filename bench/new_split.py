@@ -113,13 +113,11 @@ def pick_line(p: dict, ties: str = "") -> str:
 
 def one(job) -> dict:
     """One (alpha, seed): per client and setting, K_hat - K, its parts, KL(oracle || pi) and TV."""
-    from lab.gcd.prior import empirical_prior, oracle_heads
-
     alpha, seed, *backbone = job
     exp, old, kept = KA.kept_clients(alpha, seed, *backbone)
     clients = []
     for c in kept:
-        oracle = empirical_prior(oracle_heads(c.y, c.probs, c.old_classes, c.n_heads), c.n_heads, c.params.smoothing)
+        oracle = KA.oracle_prior(c)
         row = {"client": c.cid, "k": len(c.present), "settings": {}, "hidden": []}
         for share in SHARES:
             d = c.redo(c.params.replace(split_new_share=share))
