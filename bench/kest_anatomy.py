@@ -319,11 +319,11 @@ def study_args(doc: str, cache: str, argv=None, backbones=(), flags=None, choice
     return a
 
 
-def cached_runs(fn, cache: str, workers: int, desc: str, extra: tuple = ()) -> list:
-    """``fn((alpha, seed, *extra))`` for tuning seeds, then evaluation seeds, both alphas, in parallel processes; each
-    result kept in ``cache`` and read from there when it is (the records in that order)."""
+def cached_runs(fn, cache: str, workers: int, desc: str, extra: tuple = (), seeds: tuple = ()) -> list:
+    """``fn((alpha, seed, *extra))`` for tuning seeds, then evaluation seeds (or ``seeds``), both alphas, in parallel
+    processes; each result kept in ``cache`` and read from there when it is (the records in that order)."""
     os.makedirs(cache, exist_ok=True)
-    jobs = [(al, s, *extra) for s in TUNING + EVALUATION for al in T.TABLE_ALPHAS]
+    jobs = [(al, s, *extra) for s in seeds or TUNING + EVALUATION for al in T.TABLE_ALPHAS]
     path = {j: os.path.join(cache, f"a{j[0]:g}_s{j[1]}.json") for j in jobs}
     todo = [j for j in jobs if not os.path.exists(path[j])]
     with ProcessPoolExecutor(workers) as ex, tqdm(total=len(todo), desc=desc, unit="run") as bar:
