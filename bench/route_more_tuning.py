@@ -70,29 +70,100 @@ def by_share(tuning_rows) -> str:
                                   np.mean([r["kl"] for r in by[s]])))
 
 
-def record(new_records: list, mm: dict) -> dict:
-    """What is committed: the new seeds' per-client records (in ``markov_merge.json``'s layout), each tuning set's
-    table, the pooled one the pick reads, the pick, the share-first reading and the pick trained (None until made)."""
+def record(new_records: list, mm: dict, machine: dict) -> dict:
+    """What is committed: the new seeds' per-client records (in ``markov_merge.json``'s layout), the table the pick
+    reads (``tuning``: seeds 100-119), each half's and the evaluation clients', the pick, the share-first reading and
+    the pick trained (None until made); ``machine``: where the new seeds and the trained runs were made."""
     recs = CR.routed({**mm, "records": mm["records"] + new_records})
     names = CR.names()
-    tables = {"tuning 100-109": MM.summary(recs, KA.TUNING, names), "tuning 110-119": MM.summary(recs, MORE, names),
-              "tuning": MM.summary(recs, TUNING, names), "evaluation": MM.summary(recs, KA.EVALUATION, names)}
-    p = NS.pick(tables["tuning"], incumbent())
+    halves = {"100-109": MM.summary(recs, KA.TUNING, names), "110-119": MM.summary(recs, MORE, names)}
+    tuning = MM.summary(recs, TUNING, names)
+    p = NS.pick(tuning, incumbent())
     return {"tuning_seeds": list(TUNING), "new_seeds": list(MORE), "settings": names, "default": incumbent(),
-            "tables": tables, "pick": p, "by_share": by_share(tables["tuning"]),
-            "pick_100_109": NS.pick(tables["tuning 100-109"], incumbent())["setting"],
-            "trained": None if p["setting"] == incumbent() else MM.trained(p["setting"], TRAIN_DIR, CR.setting_fields),
+            "tuning": tuning, "evaluation": MM.summary(recs, KA.EVALUATION, names), "tuning_halves": halves,
+            "pick": p, "by_share": by_share(tuning), "pick_100_109": NS.pick(halves["100-109"], incumbent())["setting"],
+            "trained": None if p["setting"] == incumbent() else trained(p["setting"]), "machine": machine,
             "records": new_records}
+
+
+def train_configs(setting: str) -> dict:
+    """(seed set, alpha) -> [(seed, the setting's config, FedLPA's config as the library runs it)]: the seeds and
+    configs of ``markov_merge.train_configs``, FedLPA's with the library's route (``coarse_route.py``'s pick)."""
+    pick, lib = (MM.train_configs(s, fields_of=CR.setting_fields) for s in (setting, incumbent()))
+    return {key: [(s, c, b) for (s, c, _), (_, b, _) in zip(pick[key], lib[key])] for key in pick}
+
+
+def train(setting: str, workers: int) -> None:
+    """Makes the runs :func:`trained` reads, both sides on this machine (``coarse_route.py``'s trained runs of
+    FedLPA's route were made on another, and runs are bit-identical on one machine only)."""
+    cfgs = [x for runs in train_configs(setting).values() for _, c, b in runs for x in (c, b)]
+    T.run_all(cfgs, TRAIN_DIR, workers, "the pick, trained")
+
+
+def trained(setting: str) -> dict | None:
+    """The trained pick against FedLPA as the library runs it, per seed set and alpha (None until every run is
+    made), the adoption rule (``markov_merge.adopt``) and the Done-when with each in FedLPA's place (a report)."""
+    rows = []
+    for (label, al), runs in train_configs(setting).items():
+        got = [(s, T.load(c, TRAIN_DIR), T.load(b, TRAIN_DIR)) for s, c, b in runs]
+        if not all(r and b for _, r, b in got):
+            return None
+        rows.append(MM.pair_row(label, al, got))
+    mean, ok = MM.adopt([r for r in rows if r["seeds"] == "tuning"])
+    reading = {side: MM.done_when_with(s, TRAIN_DIR, CR.setting_fields)["pick"]
+               for side, s in (("fedlpa", incumbent()), ("pick", setting))}
+    return {"setting": setting, "fields": CR.setting_fields(setting), "rows": rows, "tuning_mean_all": mean,
+            "adopt": ok, "warmup_splits": T.warmup_splits(TRAIN_DIR), "done_when": reading}
+
+
+def trained_lines(res) -> list:
+    t = res["trained"]
+    if t is None:
+        return [] if res["pick"]["setting"] == res["default"] else [
+            "", "The pick is not FedLPA's route; its runs are not all made yet (`--train`)."]
+    fields = ", ".join(f"{k} {v}" for k, v in t["fields"].items())
+    out = ["", f"## The pick, trained (`--train`: {fields})", "",
+           f"The tables' FedLPA with only `coarse_k` changed, paired per seed with FedLPA as the library runs it "
+           f"(`coarse_k` {CR.setting_fields(res['default'])['coarse_k']}), both made on one machine (the new seeds' "
+           f"machine, above) in `{os.path.basename(TRAIN_DIR)}/`. All = mean of the last 3 evaluations; mean ± std "
+           "over seeds (population std); K̂ within ±1 over every client of those runs.", "",
+           "| seeds | α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in t["rows"]:
+        seeds = MM.TRAIN_SEEDS[r["seeds"]]
+        out.append(f"| {r['seeds']} ({min(seeds)}–{max(seeds)}) | {r['alpha']:g} | " + MM.pair_cells(r))
+    m = t["tuning_mean_all"]
+    out += ["", f"Adoption rule (tuning runs only; docstring): mean All over the {2 * len(MM.TRAIN_SEEDS['tuning'])} "
+                f"tuning runs {100 * m['all']:.1f} against FedLPA's {100 * m['fedlpa']:.1f}, and K̂ within ±1 on "
+                f"≥ {100 * MM.K_BAR:.0f} % of the tuning clients at both α: **"
+            + ("adopted" if t["adopt"] else "not adopted") + "**. "
+            + ("Every pair trained its warm-up alike (`run_gcd_tables.warmup_splits` finds none)."
+               if not t["warmup_splits"] else f"Pairs whose warm-ups differ: {t['warmup_splits']}.")]
+    # the baselines the Done-when reads were made on replicate_tables.py's machine: the wall lines would time two
+    dw = {side: {n: [x for x in v if "wall" not in x["target"]] for n, v in sets.items()}
+          for side, sets in t["done_when"].items()}
+    return out + MM.done_when_lines(dw) + [
+        "", f"The baselines and oracle runs these lines read are `{os.path.basename(MM.R.RUN_DIR)}/`'s, made on "
+            f"{machine_line(json.loads(open(MM.R.JSON).read())['machine'])}; FedLPA's and the pick's runs here on "
+            "this study's machine, so each All line pairs two machines (a run made again on another machine moves "
+            "by about a point: `replicate_tables.md`), and the wall lines, which would time two machines, are left "
+            "out."]
+
+
+def machine_line(m: dict) -> str:
+    return f"{m['cpu']} ({m['cores']} cores, torch {m['torch']}, {m['threads_per_run']} thread per run)"
 
 
 def lines(res) -> list:
     p, inc = res["pick"], res["default"]
-    by = {k: MM._by(v) for k, v in res["tables"].items()}
+    by = {k: MM._by(v) for k, v in (("tuning", res["tuning"]), ("evaluation", res["evaluation"]),
+                                    *res["tuning_halves"].items())}
     out = ["# The route's pick made again on twice the tuning clients (issue 9)", "",
            "Made by `bench/route_more_tuning.py` (why, the rule and a disclosure: its docstring). FedLPA's first "
            f"discovery on tuning seeds {MORE[0]}-{MORE[-1]} (new), beside `markov_merge.json`'s on "
            f"{KA.TUNING[0]}-{KA.TUNING[-1]}; each route of `coarse_route.py` keeps, per client, its fine or its "
-           "coarse discovery. 100 tuning clients per α.", "",
+           "coarse discovery. 100 tuning clients per α. The new seeds' first discoveries and the trained runs below "
+           f"were made on {machine_line(res['machine'])}; `markov_merge.json`'s on the machine of its runs.", "",
            NS.pick_line(p, f"; FedLPA's route ({inc}) wins ties"), "",
            f"On seeds {KA.TUNING[0]}-{KA.TUNING[-1]} alone the same rule picks {res['pick_100_109']} "
            "(`coarse_route.md`). Ranked by the K̂ share first (worse α, then mean, then KL; a report, it picks "
@@ -101,11 +172,11 @@ def lines(res) -> list:
            "K̂ − K, 110–119 | K̂ within ±1, evaluation 0–9 | KL, evaluation |", "|---|---|---|---|---|---|---|---|"]
     for s in res["settings"]:
         cells = [MM.both_alphas(by["tuning"], s, "within_1"), MM.both_alphas(by["tuning"], s, "kl"),
-                 MM.both_alphas(by["tuning 100-109"], s, "within_1"), MM.both_alphas(by["tuning 110-119"], s, "within_1"),
-                 MM.both_alphas(by["tuning 110-119"], s, "k_hat_minus_k"),
+                 MM.both_alphas(by["100-109"], s, "within_1"), MM.both_alphas(by["110-119"], s, "within_1"),
+                 MM.both_alphas(by["110-119"], s, "k_hat_minus_k"),
                  MM.both_alphas(by["evaluation"], s, "within_1"), MM.both_alphas(by["evaluation"], s, "kl")]
         out.append(f"| {'**' + s + '**' if s == p['setting'] else s} | " + " | ".join(cells) + " |")
-    out += MM.trained_lines({**res, "default": inc}, TRAIN_DIR)
+    out += trained_lines(res)
     return out
 
 
@@ -114,10 +185,12 @@ def main(argv=None):
                       flags={"--train": "train a pick other than FedLPA's route beside it (docstring)"})
     new = KA.cached_runs(MM.one, a.cache, a.workers, "first discoveries", seeds=MORE)
     mm = json.loads(open(MM.JSON).read())
-    p = record(new, mm)["pick"]["setting"]
+    old = json.loads(open(JSON).read()).get("machine") if os.path.exists(JSON) else None
+    made = old or T.machine()          # where the cached first discoveries and the trained runs were made
+    p = record(new, mm, made)["pick"]["setting"]
     if a.train and p != incumbent():
-        MM.train(p, a.workers, TRAIN_DIR, CR.setting_fields, copy_from=(CR.TRAIN_DIR,))
-    KA.write_study(record(new, mm), JSON, MD, lines)
+        train(p, a.workers)
+    KA.write_study(record(new, mm, made), JSON, MD, lines)
     print(f"pick {p}")
 
 

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -279,6 +279,9 @@ if anatomy_path.exists():
 # coarser time; cutoff 7, adopted by its rule when trained: FedLPA's default since, so the tables above are made
 # with it), and by its codelength against shuffled graphs (`bench/codelength_null.py`: not adopted). Each dot is one setting or cutoff; the shaded corner is the bar (≥ 80 % of the
 # clients at both α). Where do the settings with the lowest KL(oracle ‖ π) (hover) lie, and what do they give up?
+# The route's pick turned on one tuning client, so it was made again on twice the tuning clients
+# (`bench/route_more_tuning.py`, seeds 100–119): the last line below says what it picked and whether its pick,
+# trained beside FedLPA, was adopted.
 
 # %%
 from lab.results import K_HAT_STUDIES, k_hat_frontier_rows
@@ -289,6 +292,11 @@ if frontier:
     vz.k_hat_frontier(frontier).show()
     in_corner = [r["setting"] for r in frontier if min(r["within_1_alpha_0.1"], r["within_1_alpha_1"]) >= 0.8]
     print(f"{len(frontier)} settings; in the corner: {', '.join(in_corner) or 'none'}")
+if (res_dir / "route_more_tuning.json").exists():
+    again = json.loads((res_dir / "route_more_tuning.json").read_text())
+    print(f"the route on tuning seeds {again['tuning_seeds'][0]}-{again['tuning_seeds'][-1]}: pick "
+          f"{again['pick']['setting']} (within the bar: {', '.join(again['pick']['eligible']) or 'none'}); "
+          f"adopted: {again['trained']['adopt'] if again['trained'] else 'nothing to train'}")
 
 # %% [markdown]
 # **Why are FedLPA's masses no better than equal ones?** No run is trained here: `python bench/discovery_study.py

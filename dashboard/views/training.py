@@ -192,7 +192,9 @@ else:
                                     "adopted, FedLPA's default since: the tables are made with it; beside it, the "
                                     "same route for a client whose labels hold few old classes), and a markov "
                                     "time each client chooses by its codelength against shuffled graphs "
-                                    "(`bench/codelength_null.py`, not adopted). Each "
+                                    "(`bench/codelength_null.py`, not adopted); the route's pick made again on "
+                                    "twice the tuning clients (`bench/route_more_tuning.py`, not drawn: its "
+                                    "report says what it picked and whether that was adopted). Each "
                                     "dot is one setting or cutoff; the shaded corner is the issue's bar. Hover for "
                                     "its KL(oracle ‖ π): one value for every client trades one α against the other.")
                         show(R.figure("k_hat_frontier", lambda: k_hat_frontier(frontier),
