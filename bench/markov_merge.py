@@ -308,12 +308,18 @@ def trained_lines(res, out_dir: str = TRAIN_DIR) -> list:
         return ["", "The pick is not FedLPA's setting; " + (
             "`--train` trains picks on the committed backbone only (its runs pair with `replicate_tables.py`'s)."
             if res.get("backbone") else "its runs are not all made yet (`--train`).")]
+    return trained_section(t, f"The tables' FedLPA with only those fields changed, paired per seed with FedLPA on one "
+                              f"machine (`{os.path.basename(out_dir)}/`; FedLPA's evaluation runs are "
+                              f"`{os.path.basename(R.RUN_DIR)}/`'s).") + done_when_lines(t["done_when"])
+
+
+def trained_section(t: dict, pairing: str) -> list:
+    """A trained pick's report section (``t``: :func:`trained`'s record; ``pairing``: which FedLPA runs it is paired
+    with, and where): per seed set and alpha the pick against FedLPA, and the adoption rule's verdict."""
     fields = ", ".join(f"{k} {v}" for k, v in t["fields"].items())
     out = ["", f"## The pick, trained (`--train`: {fields})", "",
-           f"The tables' FedLPA with only those fields changed, paired per seed with FedLPA on one machine "
-           f"(`{os.path.basename(out_dir)}/`; FedLPA's evaluation runs are `{os.path.basename(R.RUN_DIR)}/`'s). "
-           "All = mean of the last 3 evaluations; mean ± std over seeds (population std); K̂ within ±1 over every "
-           "client of those runs.", "",
+           f"{pairing} All = mean of the last 3 evaluations; mean ± std over seeds (population std); K̂ within ±1 "
+           "over every client of those runs.", "",
            "| seeds | α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",
            "|---|---|---|---|---|---|---|---|"]
     for r in t["rows"]:
@@ -327,17 +333,20 @@ def trained_lines(res, out_dir: str = TRAIN_DIR) -> list:
             + ("adopted" if t["adopt"] else "not adopted") + "**. "
             + ("Every pair trained its warm-up alike (one machine's runs: `run_gcd_tables.warmup_splits` finds none)."
                if not t["warmup_splits"] else f"Pairs whose warm-ups differ: {t['warmup_splits']}.")]
-    return out + done_when_lines(t["done_when"])
+    return out
 
 
-def done_when_lines(dw: dict) -> list:
-    """The Done-when with FedLPA's runs and with the pick's in their place, both on one machine."""
+DONE_WHEN_OPENING = ("Issue 9's Done-when on this machine's runs (`replicate_tables.md`'s re-made set), with FedLPA's "
+                     "runs and with the pick's in their place (a report: no choice reads it):")
+
+
+def done_when_lines(dw: dict, opening: str = DONE_WHEN_OPENING) -> list:
+    """The Done-when with FedLPA's runs and with the pick's in their place (``opening``: which runs, where)."""
     from lab.results import done_when_bar, done_when_value
 
     sets = list(R.SETS)
     at = {(side, n): {(x["alpha"], x["target"]): x for x in dw[side][n]} for side in dw for n in sets}
-    out = ["", "Issue 9's Done-when on this machine's runs (`replicate_tables.md`'s re-made set), with FedLPA's runs "
-               "and with the pick's in their place (a report: no choice reads it):", "",
+    out = ["", opening, "",
            "| α | target | bar | " + " | ".join(f"{who}, {R._seeds(R.SETS[n][0])}" for n in sets
                                                for who in ("FedLPA", "the pick")) + " |",
            "|---|---|---|" + "---|" * (2 * len(sets))]

@@ -121,33 +121,19 @@ def trained_lines(res) -> list:
     if t is None:
         return [] if res["pick"]["setting"] == res["default"] else [
             "", "The pick is not FedLPA's route; its runs are not all made yet (`--train`)."]
-    fields = ", ".join(f"{k} {v}" for k, v in t["fields"].items())
-    out = ["", f"## The pick, trained (`--train`: {fields})", "",
-           f"The tables' FedLPA with only `coarse_k` changed, paired per seed with FedLPA as the library runs it "
-           f"(`coarse_k` {CR.setting_fields(res['default'])['coarse_k']}), both made on one machine (the new seeds' "
-           f"machine, above) in `{os.path.basename(TRAIN_DIR)}/`. All = mean of the last 3 evaluations; mean ± std "
-           "over seeds (population std); K̂ within ±1 over every client of those runs.", "",
-           "| seeds | α | pick All | FedLPA All | pick − FedLPA | ahead | K̂ within ±1, pick | FedLPA |",
-           "|---|---|---|---|---|---|---|---|"]
-    for r in t["rows"]:
-        seeds = MM.TRAIN_SEEDS[r["seeds"]]
-        out.append(f"| {r['seeds']} ({min(seeds)}–{max(seeds)}) | {r['alpha']:g} | " + MM.pair_cells(r))
-    m = t["tuning_mean_all"]
-    out += ["", f"Adoption rule (tuning runs only; docstring): mean All over the {2 * len(MM.TRAIN_SEEDS['tuning'])} "
-                f"tuning runs {100 * m['all']:.1f} against FedLPA's {100 * m['fedlpa']:.1f}, and K̂ within ±1 on "
-                f"≥ {100 * MM.K_BAR:.0f} % of the tuning clients at both α: **"
-            + ("adopted" if t["adopt"] else "not adopted") + "**. "
-            + ("Every pair trained its warm-up alike (`run_gcd_tables.warmup_splits` finds none)."
-               if not t["warmup_splits"] else f"Pairs whose warm-ups differ: {t['warmup_splits']}.")]
+    out = MM.trained_section(t, "The tables' FedLPA with only `coarse_k` changed, paired per seed with FedLPA as "
+                             f"the library runs it (`coarse_k` {CR.setting_fields(res['default'])['coarse_k']}), both "
+                             "made on one machine (the new seeds' machine, above) in "
+                             f"`{os.path.basename(TRAIN_DIR)}/`.")
     # the baselines the Done-when reads were made on replicate_tables.py's machine: the wall lines would time two
     dw = {side: {n: [x for x in v if "wall" not in x["target"]] for n, v in sets.items()}
           for side, sets in t["done_when"].items()}
-    return out + MM.done_when_lines(dw) + [
-        "", f"The baselines and oracle runs these lines read are `{os.path.basename(MM.R.RUN_DIR)}/`'s, made on "
-            f"{machine_line(json.loads(open(MM.R.JSON).read())['machine'])}; FedLPA's and the pick's runs here on "
-            "this study's machine, so each All line pairs two machines (a run made again on another machine moves "
-            "by about a point: `replicate_tables.md`), and the wall lines, which would time two machines, are left "
-            "out."]
+    return out + MM.done_when_lines(dw, (
+        "Issue 9's Done-when with FedLPA's runs and with the pick's (both this study's machine's) in FedLPA's place, "
+        f"against `{os.path.basename(MM.R.RUN_DIR)}/`'s baselines and oracle runs, made on "
+        f"{machine_line(json.loads(open(MM.R.JSON).read())['machine'])}: each All line pairs two machines (a run "
+        "made again on another machine moves by about a point: `replicate_tables.md`), and the wall lines, which "
+        "would time two machines, are left out (a report: no choice reads it):"))
 
 
 def machine_line(m: dict) -> str:
