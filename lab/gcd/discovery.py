@@ -179,7 +179,7 @@ class DiscoveryParams:
       adopted it when trained: the default since, and the tables' FedLPA runs are made with it. The studies of
       FedLPA's first discovery search the discovery the route starts from (``run_gcd_tables.BEFORE_ROUTE``).
       Picked again on twice the tuning clients (``bench/route_more_tuning.py``): there no cutoff keeps K_hat within
-      +-1 on 80 % of them at alpha 1, and the KL pick, trained, was not adopted; 7 stays.
+      +-1 on 80 % of them at alpha 1 (7 itself: 73 %), and the KL pick, trained, was not adopted; 7 stays.
     - ``assign_by``: how unclaimed communities are matched to free heads, by their ``"mean"`` prediction or their
       ``"mass"`` (:func:`lab.gcd.prior.map_communities_to_heads`). Measured by ``bench/oracle_mapping.py``: on
       FedLPA's own first discoveries the two give the same heads (its communities are >= ``min_community``).
