@@ -239,10 +239,51 @@ def test_cli_discover_on_a_real_table_writes_the_record(tmp_path, capsys):
     assert rec["k_hat_within_1"] == np.mean([abs(r["k_hat"] - r["k_true"]) <= 1 for r in rec["clients"]])
 
 
+def _discover(capsys, *args) -> dict:
+    import json
+
+    from lab.cli import main
+
+    assert main(["discover", "--dataset", "digits", "--alpha", "0.1", "--seed", "0", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_discover_routes_a_client_by_its_own_count(capsys):
+    """The coarse route as the library runs it: with ``--coarse-k 5`` a client is discovered again at the coarse
+    time exactly when its first discovery (the ``--coarse-k off`` run) counts at most 5 categories, its row keeps
+    that first count, and a client above the cutoff is the unrouted discovery itself. Digits at alpha 0.1, seed 0
+    has clients on both sides of 5 (checked, so the test cannot pass on one side only)."""
+    from lab.gcd.discovery import DiscoveryParams
+
+    d = DiscoveryParams()
+    off, routed = _discover(capsys, "--coarse-k", "off"), _discover(capsys, "--coarse-k", "5")
+    assert off["config"]["discovery"]["coarse_k"] is None and routed["config"]["discovery"]["coarse_k"] == 5
+    first = [r["k_hat"] for r in off["clients"]]
+    assert min(first) <= 5 < max(first)
+    for o, r in zip(off["clients"], routed["clients"]):
+        assert o["first_k_hat"] is None and o["markov_time"] == d.markov_time
+        if o["k_hat"] <= 5:
+            assert r["first_k_hat"] == o["k_hat"] and r["markov_time"] == d.coarse_markov_time
+        else:
+            assert r["first_k_hat"] is None and r["markov_time"] == d.markov_time
+            assert (r["k_hat"], r["community_sizes"]) == (o["k_hat"], o["community_sizes"])
+
+
+def test_cli_discover_mutual_knn_changes_the_graph(capsys):
+    """``--mutual-knn`` reaches the graph: the same clients, other communities (digits has clients where the
+    mutual graph's InfoMap finds more, smaller communities)."""
+    plain, mutual = _discover(capsys, "--coarse-k", "off"), _discover(capsys, "--coarse-k", "off", "--mutual-knn")
+    assert mutual["config"]["discovery"]["knn_mutual"] is True and plain["config"]["discovery"]["knn_mutual"] is False
+    assert [r["n"] for r in plain["clients"]] == [r["n"] for r in mutual["clients"]]
+    assert any(p["community_sizes"] != m["community_sizes"] for p, m in zip(plain["clients"], mutual["clients"]))
+
+
 @pytest.mark.parametrize("args, names", [
     (["--alpha", "0"], "alpha"),
     (["--clients", "500"], "clients"),
     (["--k", "0"], "k"),
+    (["--coarse-k", "0"], "coarse_k"),
+    (["--coarse-k", "few"], "--coarse-k"),
     (["--partition", "users"], "user column"),
     (["--out", "/proc/no/such/dir/x.json"], "out"),
 ])
@@ -255,7 +296,11 @@ def test_cli_discover_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys,
     argv = ["discover", "--data", str(src)] + args
     if "--out" not in args:
         argv += ["--out", str(out)]
-    assert main(argv) == 2
+    try:
+        rc = main(argv)
+    except SystemExit as e:                  # argparse's own refusals (a value of the wrong kind)
+        rc = e.code
+    assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and names in err and "Traceback" not in err
     assert not out.exists()

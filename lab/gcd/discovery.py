@@ -256,6 +256,7 @@ class Discovery:
     labelled_fraction: float   # f_hat: labelled share of the old communities (NaN if none)
     features_used: str         # "prefix" or "output"
     seconds: float = 0.0
+    first_k_est: int | None = None   # the first discovery's K_hat when the coarse route discovered again, else None
 
     @property
     def k_est(self) -> int:
@@ -430,7 +431,9 @@ def discover(features, probs, labelled, y_visible, old_classes, n_heads: int, *,
         # few categories found: a skewed client, which the time that suits a client of many classes over-splits
         coarse = params.replace(markov_time=params.coarse_markov_time, merge_new_cosine=params.coarse_merge_cosine,
                                 coarse_k=None)
+        first = d.k_est
         d = finish(raw_modules(graph, coarse, seed), f, probs, labelled, y_visible, old_classes, n_heads, coarse,
                    graph, kind)
+        d.first_k_est = first
     d.seconds = time.perf_counter() - t0
     return d
