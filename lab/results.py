@@ -265,13 +265,15 @@ def done_when_bar(bar: float, unit: str) -> str:
 
 
 ORACLE_COLUMN = "oracle prior in FedLPA's place"
+CENTRAL_COLUMN = "centralized (pooled, not federated) in FedLPA's place"
 
 
 def done_when_rows(summary: dict) -> list:
     """Issue 9's Done-when lines as ``bench/run_gcd_tables.py`` read them off its runs (``gcd_summary.json`` →
     ``done_when``), one display row each: the line, its bar, the value and verdict on the evaluation seeds, on the
-    seed study's seeds ("—" where that line is not measured there) and with the oracle prior's run in FedLPA's place
-    ("—" where the line does not apply to it)."""
+    seed study's seeds ("—" where that line is not measured there), with the oracle prior's run in FedLPA's place
+    ("—" where the line does not apply to it), and, where the reading has it, with the centralized reference's run
+    there (pooled training: can a model of this kind meet the line at all when the data are pooled?)."""
     dw = summary.get("done_when") or {}
     more = {(x["alpha"], x["target"]): x for x in dw.get("seed_study", [])}
     rows = []
@@ -281,6 +283,9 @@ def done_when_rows(summary: dict) -> list:
                      "evaluation seeds": done_when_value(x["value"], x["unit"], x["met"]),
                      "seed study": done_when_value(m["value"], x["unit"], m["met"]),
                      ORACLE_COLUMN: done_when_value(x["oracle_value"], x["unit"], x["oracle_met"])})
+    if any("central_value" in x for x in dw.get("eval_seeds", [])):
+        for r, x in zip(rows, dw["eval_seeds"]):
+            r[CENTRAL_COLUMN] = done_when_value(x.get("central_value"), x["unit"], x.get("central_met"))
     return rows
 
 

@@ -325,6 +325,31 @@ def test_done_when_reads_issue_9s_bars_against_the_strongest_baseline_and_with_t
         assert x["value"] == pytest.approx(v) and x["met"] is met, k
         assert (x["oracle_value"] is None) if ov is None else x["oracle_value"] == pytest.approx(ov), k
         assert x["oracle_met"] is omet, k
+        assert "central_value" not in x, k              # no centralized run in acc: no such reading
+
+
+def test_done_when_reads_the_all_lines_with_the_centralized_run_in_fedlpas_place():
+    """The pooled reference is read in FedLPA's place on the All lines against the same bars (the strongest
+    federated baseline at alpha 0.1), not on the oracle ratio, K_hat or wall lines; the display rows show it."""
+    from lab.results import CENTRAL_COLUMN, done_when_rows
+    from tests.test_backbones import _script
+
+    t = _script("bench/run_gcd_tables.py")
+    sim, gcd, oracle, central = t.DISPLAY_NAMES["simgcd"], t.DISPLAY_NAMES["gcd"], t.ORACLE, t.CENTRAL
+    acc = {0.1: {"FedLPA": 0.60, sim: 0.60, gcd: 0.655, oracle: 0.77, central: 0.69},   # +3.5 over GCD: missed
+           1.0: {"FedLPA": 0.660, sim: 0.669, gcd: 0.661, oracle: 0.70, central: 0.661}}
+    got = {(x["alpha"], x["target"].split(" ")[2]): x for x in t.done_when(acc, {0.1: 0.8, 1.0: 0.79}, {"0.1": 1.0})}
+    want = {(0.1, "every"): (0.035, False), (0.1, "0.9"): (None, None), (1.0, "FedAvg+SimGCD"): (-0.008, True),
+            (1.0, "federated"): (0.0, True)}
+    for k, (cv, cmet) in want.items():
+        x = got[k]
+        assert (x["central_value"] is None) if cv is None else x["central_value"] == pytest.approx(cv), k
+        assert x["central_met"] is cmet, k
+    assert all("central_value" not in x for k, x in got.items() if k not in want)
+    rows = done_when_rows({"done_when": {"eval_seeds": list(got.values())}})
+    assert [r[CENTRAL_COLUMN] for r in rows[:4]] == ["+3.5 points (missed)", "—", "-0.8 points (met)",
+                                                     "+0.0 points (met)"]
+    assert all(r[CENTRAL_COLUMN] == "—" for r in rows[4:])
 
 
 def test_the_committed_done_when_is_the_one_its_tables_give():
