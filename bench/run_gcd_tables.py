@@ -10,7 +10,8 @@ Stages (each resumable: a run whose result file exists is not run again):
 ``curve``   accuracy against alpha: ``CURVE_ALPHAS`` x every method x ``CURVE_SEEDS`` (reuses table runs).
 ``seeds``   more evaluation seeds (``SEED_STUDY``) for FedLPA, the federated baselines and the oracle prior
             at alpha 0.1 and 1.0: with 3 seeds a paired difference of a few points is inside the seed spread,
-            so the summary also states it over 10 seeds (a supplement; the Done-when table stays seeds 0-2).
+            so the summary also states it over 10 seeds (a supplement; the Done-when table stays seeds 0-2);
+            and the centralized reference (``SEED_REFS``), which the Done-when reads in FedLPA's place.
 ``heads``   a diagnostic: FedLPA, FedAvg+SimGCD and the oracle prior re-run on the evaluation seeds (the same
             setting and seed as their table runs), each final model scored by its heads, by
             semi-supervised k-means on its features (true K, pooled: a reference, not a method), beside
@@ -85,6 +86,9 @@ ORACLE = "FedLPA, oracle prior"
 #: the reference also read in FedLPA's place on the Done-when's All lines: one model trained on every client's data
 #: pooled (not federated; the same architecture and objective as FedAvg+SimGCD, the true K)
 CENTRAL = DISPLAY_NAMES["central"]
+#: ... made on the seed study's seeds too, so the Done-when reads it there as well (kept out of the study's paired
+#: differences and figures, which are FedLPA against the federated baselines and the oracle prior)
+SEED_REFS = {CENTRAL: ("central", {})}
 #: ... and the runs that take the oracle's lead apart (``ORACLE_PARTS``, with the equal-masses ablation beside them)
 SEED_PARTS = {f"FedLPA, {n}": ("fedlpa", flags)
               for n, flags in {**ORACLE_PARTS, "equal masses": ABLATIONS["equal masses"]}.items()}
@@ -282,9 +286,11 @@ def table_configs(best, quick, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS, se
 
 
 def seed_configs(best, quick) -> list:
-    """Every run of ``SEED_CORE`` and ``SEED_PARTS`` on every seed of ``SEED_STUDY``."""
-    return [config(m, al, s, quick, **best[m], **extra) for s in SEED_STUDY for al in TABLE_ALPHAS
-            for m, extra in {**SEED_CORE, **SEED_PARTS}.values() if m in best]
+    """Every run of ``SEED_CORE``, ``SEED_PARTS`` and ``SEED_REFS`` on every seed of ``SEED_STUDY`` (the centralized
+    run once per seed: alpha does not change it)."""
+    return list({run_name(c): c for c in (
+        config(m, al, s, quick, **best[m], **extra) for s in SEED_STUDY for al in TABLE_ALPHAS
+        for m, extra in {**SEED_CORE, **SEED_PARTS, **SEED_REFS}.values() if m in best)}.values())
 
 
 def discovery_setting(backbone: str) -> tuple[dict, dict]:
@@ -406,6 +412,9 @@ def seed_study(best, out_dir, quick) -> dict:
         if not recs or not seeds:
             continue
         acc = {label: {s: r[s]["acc_all"] for s in seeds} for label, r in recs.items()}
+        # the references on the same seeds, where every one has finished (read by the Done-when only)
+        refs = {label: [r[s]["acc_all"] for s in seeds] for label, r in records(SEED_REFS).items()
+                if all(r.get(s) is not None for s in seeds)}
         lpa_label = DISPLAY_NAMES["fedlpa"]
         # the parts on the seeds where they and the runs they are compared with have all finished
         p_seeds = [s for s in seeds if part_recs and all(r.get(s) is not None for r in part_recs.values())]
@@ -414,6 +423,7 @@ def seed_study(best, out_dir, quick) -> dict:
         kh = _k_hat_within_1([recs[lpa_label][s] for s in seeds])
         baselines = [DISPLAY_NAMES[b] for b in BASELINES if DISPLAY_NAMES[b] in acc]
         out.append({"alpha": al, "seeds": seeds, "all": {label: _stats(list(v.values())) for label, v in acc.items()},
+                    "refs_all": {label: _stats(v) for label, v in refs.items()},
                     "k_hat_within_1": {k: kh[k] for k in ("share", "hits", "clients")},
                     # K̂ − K over clients: which way the misses go (over-splitting or merging)
                     "k_hat_errors": kh["errors"],
@@ -521,6 +531,12 @@ def seed_study_lines(study: dict) -> list:
         lines.append(f"| {e['alpha']:g} | {len(e['seeds'])} | "
                      + " | ".join(f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}" for v in e["all"].values())
                      + f" | {100 * kh['share']:.0f}% ({kh['hits']}/{kh['clients']}) |")
+    refs = {(label, len(e["seeds"])): v for e in study["alphas"] for label, v in e.get("refs_all", {}).items()}
+    if refs:
+        lines += ["", "Beside them, not federated (so not paired with FedLPA here; the Done-when reads it in FedLPA's "
+                      "place; one run per seed serves every α): " + "; ".join(
+                          f"{label} {100 * v['mean']:.1f} ± {100 * v['std']:.1f} over the same {n} seeds"
+                          for (label, n), v in refs.items()) + "."]
     lines += ["", "FedLPA's K̂ − the client's true class count, clients per error (misses beyond ±1 in bold):", ""]
     cell = lambda x, c: f"**{x:+d}: {c}**" if abs(x) > 1 else f"{x:+d}: {c}"  # noqa: E731
     lines += [f"- α = {e['alpha']:g}: " + ", ".join(cell(int(x), c) for x, c in e["k_hat_errors"].items())
@@ -1013,7 +1029,8 @@ def done_when_of(rows: list, walls: dict, study: dict) -> dict:
     mean_all = {al: {r["label"]: r["acc_all"]["mean"] for r in rows if r["alpha"] == al} for al in TABLE_ALPHAS}
     k_hat = {r["alpha"]: r["k_hat_within_1"]["share"] for r in rows if r["label"] == DISPLAY_NAMES["fedlpa"]
              and "k_hat_within_1" in r}
-    more_all = {a["alpha"]: {k: v["mean"] for k, v in a["all"].items()} for a in study["alphas"]}
+    more_all = {a["alpha"]: {k: v["mean"] for k, v in {**a["all"], **a.get("refs_all", {})}.items()}
+                for a in study["alphas"]}
     more_k_hat = {a["alpha"]: a["k_hat_within_1"]["share"] for a in study["alphas"]}
     return {"eval_seeds": done_when(mean_all, k_hat, walls), "seed_study": done_when(more_all, more_k_hat)}
 
@@ -1021,7 +1038,7 @@ def done_when_of(rows: list, walls: dict, study: dict) -> dict:
 def done_when_lines(summary: dict, seeds_more: list) -> list:
     """The Done-when table of ``summary["done_when"]``: each line on the evaluation seeds (the issue's bar), on the
     seed study's seeds where it has them, and with the oracle prior in FedLPA's place (``lab.results``' rows)."""
-    from lab.results import CENTRAL_COLUMN, ORACLE_COLUMN, done_when_rows
+    from lab.results import CENTRAL_COLUMNS, ORACLE_COLUMN, done_when_rows
 
     ev = f"seeds {min(EVAL_SEEDS)}–{max(EVAL_SEEDS)}"
     seeds = f"seeds {min(seeds_more)}–{max(seeds_more)}" if seeds_more else "more seeds"
@@ -1040,16 +1057,20 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             "FedLPA run above, its ablations and oracle runs included, was made again with it on the lab's 2-core "
             f"machine, the baselines' runs are the earlier sessions'; FedLPA's runs without it are in "
             f"`{BEFORE_ROUTE_DIR}/`). `coarse_route.md` also reads these lines with the route's runs against the "
-            "baselines made on the same machine as they (`replicate_tables.py`'s). The last column reads each All "
-            f"line with the {CENTRAL} reference in FedLPA's place (one model trained on every client's data pooled, "
+            "baselines made on the same machine as they (`replicate_tables.py`'s). The last two columns read each "
+            f"All line with the {CENTRAL} reference in FedLPA's place, on both sets of seeds (one model trained on "
+            "every client's data pooled, "
             "so not federated; FedAvg+SimGCD's architecture and objective): where even that misses, the line asks a "
-            "federated method for more than pooling the clients' data buys this model on these features.",
+            "federated method for more than pooling the clients' data buys this model on these features. It is not "
+            "a bound on FedLPA, whose prior carries what a pooled model with SimGCD's uniform term lacks (the "
+            "oracle prior's runs pass it at α = 1).",
             "",
             f"| α | target | bar | {ev} | {seeds} | the oracle prior in FedLPA's place ({ev}) | {CENTRAL} in "
-            f"FedLPA's place ({ev}) |",
-            "|---|---|---|---|---|---|---|",
+            f"FedLPA's place ({ev}) | {CENTRAL} in FedLPA's place ({seeds}) |",
+            "|---|---|---|---|---|---|---|---|",
             *[f"| {r['α']:g} | {r['target']} | {r['bar']} | {r['evaluation seeds']} | {r['seed study']} | "
-              f"{r[ORACLE_COLUMN]} | {r.get(CENTRAL_COLUMN, '—')} |" for r in done_when_rows(summary)]]
+              f"{r[ORACLE_COLUMN]} | " + " | ".join(r.get(c, "—") for c in CENTRAL_COLUMNS.values()) + " |"
+              for r in done_when_rows(summary)]]
 
 
 def summarize(best, out_dir, quick):

@@ -265,7 +265,9 @@ def done_when_bar(bar: float, unit: str) -> str:
 
 
 ORACLE_COLUMN = "oracle prior in FedLPA's place"
-CENTRAL_COLUMN = "centralized (pooled, not federated) in FedLPA's place"
+#: the centralized reference read in FedLPA's place, on the evaluation seeds and on the seed study's
+CENTRAL_COLUMNS = {"eval_seeds": "centralized (pooled, not federated) in FedLPA's place",
+                   "seed_study": "centralized in FedLPA's place, seed study"}
 
 
 def done_when_rows(summary: dict) -> list:
@@ -283,9 +285,12 @@ def done_when_rows(summary: dict) -> list:
                      "evaluation seeds": done_when_value(x["value"], x["unit"], x["met"]),
                      "seed study": done_when_value(m["value"], x["unit"], m["met"]),
                      ORACLE_COLUMN: done_when_value(x["oracle_value"], x["unit"], x["oracle_met"])})
-    if any("central_value" in x for x in dw.get("eval_seeds", [])):
-        for r, x in zip(rows, dw["eval_seeds"]):
-            r[CENTRAL_COLUMN] = done_when_value(x.get("central_value"), x["unit"], x.get("central_met"))
+    for part, column in CENTRAL_COLUMNS.items():
+        if any("central_value" in x for x in dw.get(part, [])):
+            got = {(x["alpha"], x["target"]): x for x in dw[part]}
+            for r, x in zip(rows, dw["eval_seeds"]):
+                c = got.get((x["alpha"], x["target"]), {})
+                r[column] = done_when_value(c.get("central_value"), x["unit"], c.get("central_met"))
     return rows
 
 

@@ -171,9 +171,9 @@ display(pd.DataFrame([{"α": p["alpha"], "FedLPA − …": p["vs"], "seeds": p["
 # %% [markdown]
 # **Where issue 9's bars stand**, read off these runs by `bench/run_gcd_tables.py` (each line on the evaluation
 # seeds, on the seed study's seeds, and with the oracle prior's run in FedLPA's place: a line even the oracle
-# misses is not expected to be met by a better estimate of π or K̂ alone on these features; the last column puts
-# the centralized run there, one model trained on every client's data pooled: a line it misses asks a federated
-# method for more than pooling the data buys this model).
+# misses is not expected to be met by a better estimate of π or K̂ alone on these features; the last two columns
+# put the centralized run there, one model trained on every client's data pooled, on both sets of seeds: a line it
+# misses asks a federated method for more than pooling the data buys this model).
 
 # %%
 display(pd.DataFrame(done_when_rows(summary)))

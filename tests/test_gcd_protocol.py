@@ -328,10 +328,38 @@ def test_done_when_reads_issue_9s_bars_against_the_strongest_baseline_and_with_t
         assert "central_value" not in x, k              # no centralized run in acc: no such reading
 
 
+def test_the_seed_studys_centralized_reference_is_its_run_files_on_the_same_seeds(files):
+    """The seed study's centralized reference: at each alpha the mean and std of the centralized runs (the tuned
+    lr, one run per seed, the alpha-0.1 file serving every alpha) over exactly the seeds of the study's other runs;
+    not among the paired differences; the Done-when's seed-study reading takes its mean in FedLPA's place. The
+    committed study is the one the script makes from the committed runs."""
+    from tests.test_backbones import _script
+
+    tuning, summary = files
+    study = summary["seed_study"]
+    t = _script("bench/run_gcd_tables.py")
+    assert json.loads(json.dumps(t.seed_study(tuning["best"], str(RES / "gcd"), False))) == study
+    runs = {}
+    for f in glob.glob(str(RES / "gcd" / "central_a*_s*.json")):
+        r = json.loads(Path(f).read_text())
+        if r["config"]["lr"] == tuning["best"]["central"]["lr"] and r["seed"] in study["seeds"]:
+            assert r["alpha"] == 0.1 and r["seed"] not in runs, f
+            runs[r["seed"]] = r["acc_all"]
+    for e in study["alphas"]:
+        v = [runs[s] for s in e["seeds"]]
+        got = e["refs_all"]["centralized"]
+        assert got["mean"] == pytest.approx(np.mean(v), abs=1e-12) and got["std"] == pytest.approx(np.std(v))
+        assert "centralized" not in e["all"] and all("centralized" not in p["vs"] for p in e["paired"])
+        gcd = e["all"]["FedAvg+GCD"]["mean"]
+        (line,) = [x for x in summary["done_when"]["seed_study"] if x["alpha"] == e["alpha"]
+                   and ("every" in x["target"] if e["alpha"] == 0.1 else "federated" in x["target"])]
+        assert line["central_value"] == pytest.approx(np.mean(v) - gcd, abs=1e-12)
+
+
 def test_done_when_reads_the_all_lines_with_the_centralized_run_in_fedlpas_place():
     """The pooled reference is read in FedLPA's place on the All lines against the same bars (the strongest
     federated baseline at alpha 0.1), not on the oracle ratio, K_hat or wall lines; the display rows show it."""
-    from lab.results import CENTRAL_COLUMN, done_when_rows
+    from lab.results import CENTRAL_COLUMNS, done_when_rows
     from tests.test_backbones import _script
 
     t = _script("bench/run_gcd_tables.py")
@@ -347,9 +375,13 @@ def test_done_when_reads_the_all_lines_with_the_centralized_run_in_fedlpas_place
         assert x["central_met"] is cmet, k
     assert all("central_value" not in x for k, x in got.items() if k not in want)
     rows = done_when_rows({"done_when": {"eval_seeds": list(got.values())}})
-    assert [r[CENTRAL_COLUMN] for r in rows[:4]] == ["+3.5 points (missed)", "—", "-0.8 points (met)",
-                                                     "+0.0 points (met)"]
-    assert all(r[CENTRAL_COLUMN] == "—" for r in rows[4:])
+    ev, more = CENTRAL_COLUMNS["eval_seeds"], CENTRAL_COLUMNS["seed_study"]
+    assert [r[ev] for r in rows[:4]] == ["+3.5 points (missed)", "—", "-0.8 points (met)", "+0.0 points (met)"]
+    assert all(r[ev] == "—" for r in rows[4:]) and all(more not in r for r in rows)   # no seed study: no column
+    # the seed study's reading goes to its own column, matched by line (here: its alpha-1 lines only, met there)
+    study = [x for x in t.done_when({1.0: {**acc[1.0], central: 0.70}}, {}) if "central_value" in x]
+    rows = done_when_rows({"done_when": {"eval_seeds": list(got.values()), "seed_study": study}})
+    assert [r[more] for r in rows] == ["—", "—", "+3.1 points (met)", "+3.9 points (met)", "—", "—", "—"]
 
 
 def test_the_committed_done_when_is_the_one_its_tables_give():

@@ -127,8 +127,8 @@ else:
             st.caption(f"From `{bars_src}` (`done_when`): each line on the evaluation seeds, on the seed study's "
                        "seeds, and with the oracle prior's run in FedLPA's place; a line even the oracle misses is "
                        "not expected to be met by a better estimate of π or K̂ alone on these features. The last "
-                       "column puts the centralized run there (every client's data pooled, not federated): a line "
-                       "it misses asks more than pooling the data buys this model.")
+                       "two columns put the centralized run there (every client's data pooled, not federated; both "
+                       "sets of seeds): a line it misses asks more than pooling the data buys this model.")
 
     study, study_src = R.seed_study()
     if study:
