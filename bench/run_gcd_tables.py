@@ -1038,14 +1038,14 @@ def done_when_of(rows: list, walls: dict, study: dict) -> dict:
 def done_when_lines(summary: dict, seeds_more: list) -> list:
     """The Done-when table of ``summary["done_when"]``: each line on the evaluation seeds (the issue's bar), on the
     seed study's seeds where it has them, and with the oracle prior in FedLPA's place (``lab.results``' rows)."""
-    from lab.results import CENTRAL_COLUMNS, ORACLE_COLUMN, done_when_rows
+    from lab.results import IN_PLACE_COLUMNS, done_when_rows
 
     ev = f"seeds {min(EVAL_SEEDS)}–{max(EVAL_SEEDS)}"
     seeds = f"seeds {min(seeds_more)}–{max(seeds_more)}" if seeds_more else "more seeds"
     return ["", "## Issue 9's Done-when, read off the runs above", "",
             f"Each line of the issue's bar (evaluation seeds {', '.join(map(str, EVAL_SEEDS))}, means over seeds), "
-            f"the same line over the supplement's {len(seeds_more)} seeds, and the line read with the oracle "
-            "prior's run in FedLPA's place: where that misses too, a better estimate of π or K̂ alone is not "
+            f"the same line over the supplement's {len(seeds_more)} seeds, and the line read, on both, with the "
+            "oracle prior's run in FedLPA's place: where that misses too, a better estimate of π or K̂ alone is not "
             "expected to meet the line on these features (the oracle is what every estimate aims at). "
             "Nothing in training, K̂ or a choice reads evaluation labels or the true K: tests "
             "(`tests/test_gcd_protocol.py`, `tests/test_fedlpa.py`), not these runs, check that line. The runs were "
@@ -1065,12 +1065,12 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             "a bound on FedLPA, whose prior carries what a pooled model with SimGCD's uniform term lacks (the "
             "oracle prior's runs pass it at α = 1).",
             "",
-            f"| α | target | bar | {ev} | {seeds} | the oracle prior in FedLPA's place ({ev}) | {CENTRAL} in "
-            f"FedLPA's place ({ev}) | {CENTRAL} in FedLPA's place ({seeds}) |",
-            "|---|---|---|---|---|---|---|---|",
+            f"| α | target | bar | {ev} | {seeds} | "
+            + " | ".join(f"{'the oracle prior' if ref == 'oracle' else CENTRAL} in FedLPA's place "
+                         f"({ev if part == 'eval_seeds' else seeds})" for ref, part in IN_PLACE_COLUMNS) + " |",
+            "|---|---|---|---|---|" + "---|" * len(IN_PLACE_COLUMNS),
             *[f"| {r['α']:g} | {r['target']} | {r['bar']} | {r['evaluation seeds']} | {r['seed study']} | "
-              f"{r[ORACLE_COLUMN]} | " + " | ".join(r.get(c, "—") for c in CENTRAL_COLUMNS.values()) + " |"
-              for r in done_when_rows(summary)]]
+              + " | ".join(r.get(c, "—") for c in IN_PLACE_COLUMNS.values()) + " |" for r in done_when_rows(summary)]]
 
 
 def summarize(best, out_dir, quick):

@@ -265,17 +265,21 @@ def done_when_bar(bar: float, unit: str) -> str:
 
 
 ORACLE_COLUMN = "oracle prior in FedLPA's place"
-#: the centralized reference read in FedLPA's place, on the evaluation seeds and on the seed study's
-CENTRAL_COLUMNS = {"eval_seeds": "centralized (pooled, not federated) in FedLPA's place",
-                   "seed_study": "centralized in FedLPA's place, seed study"}
+#: the runs each Done-when line is also read with in FedLPA's place, per set of seeds: (the reading's field prefix,
+#: ``"eval_seeds"`` or ``"seed_study"``) -> display column
+IN_PLACE_COLUMNS = {("oracle", "eval_seeds"): ORACLE_COLUMN,
+                    ("oracle", "seed_study"): "oracle prior in FedLPA's place, seed study",
+                    ("central", "eval_seeds"): "centralized (pooled, not federated) in FedLPA's place",
+                    ("central", "seed_study"): "centralized in FedLPA's place, seed study"}
 
 
 def done_when_rows(summary: dict) -> list:
     """Issue 9's Done-when lines as ``bench/run_gcd_tables.py`` read them off its runs (``gcd_summary.json`` →
     ``done_when``), one display row each: the line, its bar, the value and verdict on the evaluation seeds, on the
-    seed study's seeds ("—" where that line is not measured there), with the oracle prior's run in FedLPA's place
-    ("—" where the line does not apply to it), and, where the reading has it, with the centralized reference's run
-    there (pooled training: can a model of this kind meet the line at all when the data are pooled?)."""
+    seed study's seeds ("—" where that line is not measured there), and on each set of seeds with the oracle prior's
+    run and the centralized reference's run in FedLPA's place (``IN_PLACE_COLUMNS``; a column where that reading
+    has the run, "—" on a line that does not apply to it): a line the oracle misses is not expected to be met by a
+    better prior alone, one that pooled training misses asks more than pooling the data buys this model."""
     dw = summary.get("done_when") or {}
     more = {(x["alpha"], x["target"]): x for x in dw.get("seed_study", [])}
     rows = []
@@ -283,14 +287,13 @@ def done_when_rows(summary: dict) -> list:
         m = more.get((x["alpha"], x["target"])) or {"value": None, "met": None}
         rows.append({"α": x["alpha"], "target": x["target"], "bar": done_when_bar(x["bar"], x["unit"]),
                      "evaluation seeds": done_when_value(x["value"], x["unit"], x["met"]),
-                     "seed study": done_when_value(m["value"], x["unit"], m["met"]),
-                     ORACLE_COLUMN: done_when_value(x["oracle_value"], x["unit"], x["oracle_met"])})
-    for part, column in CENTRAL_COLUMNS.items():
-        if any("central_value" in x for x in dw.get(part, [])):
+                     "seed study": done_when_value(m["value"], x["unit"], m["met"])})
+    for (ref, part), column in IN_PLACE_COLUMNS.items():
+        if any(f"{ref}_value" in x for x in dw.get(part, [])):
             got = {(x["alpha"], x["target"]): x for x in dw[part]}
             for r, x in zip(rows, dw["eval_seeds"]):
                 c = got.get((x["alpha"], x["target"]), {})
-                r[column] = done_when_value(c.get("central_value"), x["unit"], c.get("central_met"))
+                r[column] = done_when_value(c.get(f"{ref}_value"), x["unit"], c.get(f"{ref}_met"))
     return rows
 
 

@@ -359,7 +359,7 @@ def test_the_seed_studys_centralized_reference_is_its_run_files_on_the_same_seed
 def test_done_when_reads_the_all_lines_with_the_centralized_run_in_fedlpas_place():
     """The pooled reference is read in FedLPA's place on the All lines against the same bars (the strongest
     federated baseline at alpha 0.1), not on the oracle ratio, K_hat or wall lines; the display rows show it."""
-    from lab.results import CENTRAL_COLUMNS, done_when_rows
+    from lab.results import IN_PLACE_COLUMNS, done_when_rows
     from tests.test_backbones import _script
 
     t = _script("bench/run_gcd_tables.py")
@@ -375,13 +375,18 @@ def test_done_when_reads_the_all_lines_with_the_centralized_run_in_fedlpas_place
         assert x["central_met"] is cmet, k
     assert all("central_value" not in x for k, x in got.items() if k not in want)
     rows = done_when_rows({"done_when": {"eval_seeds": list(got.values())}})
-    ev, more = CENTRAL_COLUMNS["eval_seeds"], CENTRAL_COLUMNS["seed_study"]
+    ev, more = IN_PLACE_COLUMNS["central", "eval_seeds"], IN_PLACE_COLUMNS["central", "seed_study"]
     assert [r[ev] for r in rows[:4]] == ["+3.5 points (missed)", "—", "-0.8 points (met)", "+0.0 points (met)"]
     assert all(r[ev] == "—" for r in rows[4:]) and all(more not in r for r in rows)   # no seed study: no column
     # the seed study's reading goes to its own column, matched by line (here: its alpha-1 lines only, met there)
-    study = [x for x in t.done_when({1.0: {**acc[1.0], central: 0.70}}, {}) if "central_value" in x]
+    study = [x for x in t.done_when({1.0: {**acc[1.0], central: 0.71}}, {}) if "central_value" in x]
     rows = done_when_rows({"done_when": {"eval_seeds": list(got.values()), "seed_study": study}})
-    assert [r[more] for r in rows] == ["—", "—", "+3.1 points (met)", "+3.9 points (met)", "—", "—", "—"]
+    assert [r[more] for r in rows] == ["—", "—", "+4.1 points (met)", "+4.9 points (met)", "—", "—", "—"]
+    # the oracle's reading too, each set of seeds in its own column
+    oracle_more = IN_PLACE_COLUMNS["oracle", "seed_study"]
+    assert [r[oracle_more] for r in rows] == ["—", "—", "+3.1 points (met)", "+3.9 points (met)", "—", "—", "—"]
+    assert [r[IN_PLACE_COLUMNS["oracle", "eval_seeds"]] for r in rows[:4]] == [
+        "+11.5 points (met)", "—", "+3.1 points (met)", "+3.9 points (met)"]
 
 
 def test_the_committed_done_when_is_the_one_its_tables_give():
