@@ -1037,7 +1037,8 @@ def done_when_of(rows: list, walls: dict, study: dict) -> dict:
 
 def done_when_lines(summary: dict, seeds_more: list) -> list:
     """The Done-when table of ``summary["done_when"]``: each line on the evaluation seeds (the issue's bar), on the
-    seed study's seeds where it has them, and with the oracle prior in FedLPA's place (``lab.results``' rows)."""
+    seed study's seeds where it has them, and, on each, with the oracle prior's and the centralized run in FedLPA's
+    place (``lab.results.IN_PLACE_COLUMNS``; ``lab.results``' rows)."""
     from lab.results import IN_PLACE_COLUMNS, done_when_rows
 
     ev = f"seeds {min(EVAL_SEEDS)}–{max(EVAL_SEEDS)}"
@@ -1059,8 +1060,8 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             f"`{BEFORE_ROUTE_DIR}/`). `coarse_route.md` also reads these lines with the route's runs against the "
             "baselines made on the same machine as they (`replicate_tables.py`'s). The last two columns read each "
             f"All line with the {CENTRAL} reference in FedLPA's place, on both sets of seeds (one model trained on "
-            "every client's data pooled, "
-            "so not federated; FedAvg+SimGCD's architecture and objective): where even that misses, the line asks a "
+            "every client's data pooled, so not federated; FedAvg+SimGCD's architecture and objective): where even "
+            "that misses, the line asks a "
             "federated method for more than pooling the clients' data buys this model on these features. It is not "
             "a bound on FedLPA, whose prior carries what a pooled model with SimGCD's uniform term lacks (the "
             "oracle prior's runs pass it at α = 1).",
