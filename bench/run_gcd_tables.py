@@ -287,10 +287,9 @@ def table_configs(best, quick, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS, se
 
 def seed_configs(best, quick) -> list:
     """Every run of ``SEED_CORE``, ``SEED_PARTS`` and ``SEED_REFS`` on every seed of ``SEED_STUDY`` (the centralized
-    run once per seed: alpha does not change it)."""
-    return list({run_name(c): c for c in (
-        config(m, al, s, quick, **best[m], **extra) for s in SEED_STUDY for al in TABLE_ALPHAS
-        for m, extra in {**SEED_CORE, **SEED_PARTS, **SEED_REFS}.values() if m in best)}.values())
+    run's config is the same at every alpha, and ``run_all`` makes a run once)."""
+    return [config(m, al, s, quick, **best[m], **extra) for s in SEED_STUDY for al in TABLE_ALPHAS
+            for m, extra in {**SEED_CORE, **SEED_PARTS, **SEED_REFS}.values() if m in best]
 
 
 def discovery_setting(backbone: str) -> tuple[dict, dict]:
