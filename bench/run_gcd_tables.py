@@ -120,7 +120,8 @@ MACHINE_FILE = "machine.json"      # in each folder of item 7's runs: where they
 BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
     dict(folder=BACKBONE_DIR, cpu=BACKBONE_CPU_DIR, title="Item 7: a stronger backbone",
          make="`bash bench/device_backbone.sh tables` on a GPU machine"),
-    dict(folder=BACKBONE_2CORE_DIR, cpu=None, title="Item 7 on the lab's 2-core CPU machine (no GPU)",
+    dict(folder=BACKBONE_2CORE_DIR, cpu=None, labels=(*BACKBONE_RUNS, LIB_DISCOVERY, CENTRAL),
+         title="Item 7 on the lab's 2-core CPU machine (no GPU)",
          make="`python bench/run_gcd_tables.py --stage backbone --study backbones_2core --workers 2` on it"),
     dict(folder=BACKBONE_REFS_DIR, cpu=None, labels=REFS_LABELS,
          title="Item 7, every method: the references (local only, centralized) beside FedLPA on both backbones",
@@ -628,8 +629,33 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
         out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
             best, quick, made, al, more, out_dir, None, only_with=BACKBONE_MORE_SEEDS, labels=labels))]}
     out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels)
+    out["done_when"] = backbone_done_when(out["alphas"], EVAL_SEEDS,
+                                          out.get("more_seeds", {}).get("alphas", []), more)
     if labels:
         out["elsewhere"] = made_elsewhere(out_dir, cfgs + more_cfgs)
+    return out
+
+
+def backbone_done_when(alphas: list, seeds: tuple, more_alphas: list, more_seeds: tuple) -> dict:
+    """Issue 9's Done-when (:func:`done_when`, no wall line) read on each backbone of one of item 7's studies, so on
+    one machine: backbone -> {"eval_seeds": lines over ``seeds``, "seed_study": lines over ``more_seeds``}, each
+    All line also read with the oracle prior and, where the study made it, the centralized run in FedLPA's place.
+    A line reads only runs that have every seed of its set (a mean over fewer seeds is not the bar's); a backbone
+    with no All line read (no federated baseline, or a run short of seeds) has none."""
+    def lines(es, want, n):
+        acc, k_hat = {}, {}
+        for e in es:
+            acc[e["alpha"]] = {label: v["mean"] for label, v in e["all"].get(n, {}).items() if v["n"] == len(want)}
+            if "FedLPA" in acc[e["alpha"]] and (kh := e["k_hat_within_1"].get(n)):
+                k_hat[e["alpha"]] = kh["share"]
+        read = done_when(acc, k_hat)
+        return read if any(x["unit"] != "share" for x in read) else []
+
+    out = {}
+    for n in dict.fromkeys(n for e in alphas for n in e["all"]):
+        read = {"eval_seeds": lines(alphas, seeds, n), "seed_study": lines(more_alphas, more_seeds, n)}
+        if read["eval_seeds"]:
+            out[n] = read
     return out
 
 
@@ -767,6 +793,8 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                       "study's next ones, `--seeds`; no choice was made on them), the same runs on the same machine, "
                       "where made:", "", *_backbone_all_rows(more["alphas"], labels), "",
                   *_backbone_paired_rows(more["alphas"])]
+    if read := study.get("done_when"):
+        lines += _backbone_done_when_lines(read, more["seeds"] if more else ())
     widest = (more or study)["alphas"]
     if rows := [(f"{e['alpha']:g} | {n}", d) for e in widest for n, d in e.get("k_hat_direction", {}).items()]:
         lines += ["", "Does FedLPA's lead follow the direction of its K̂ misses on each backbone (the seed study's "
@@ -783,6 +811,28 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                   + ", ".join(f"{100 * d:+.1f}" for d in p["diff"]["values"]) + " |"
                   for e in study["alphas"] for p in e.get("cpu_vs_gpu", [])]
     return lines
+
+
+def _backbone_done_when_lines(read: dict, more_seeds: tuple) -> list:
+    """:func:`backbone_done_when`'s reading as a table: one row per backbone and line of issue 9's bar, its value
+    on the evaluation seeds and on ``more_seeds``, and with each run ``lab.results.IN_PLACE_COLUMNS`` names in
+    FedLPA's place (the columns the study has the runs for)."""
+    from lab.results import IN_PLACE_COLUMNS, done_when_rows
+
+    sets = {"eval_seeds": f"seeds {min(EVAL_SEEDS)}–{max(EVAL_SEEDS)}",
+            "seed_study": f"seeds {min(more_seeds)}–{max(more_seeds)}" if more_seeds else "more seeds"}
+    rows = {n: done_when_rows({"done_when": r}) for n, r in read.items()}
+    cols = [c for c in IN_PLACE_COLUMNS.items() if any(c[1] in r for rs in rows.values() for r in rs)]
+    head = [*sets.values()] + [
+        f"{'oracle prior' if ref == 'oracle' else CENTRAL} in FedLPA's place ({sets[part]})"
+        for (ref, part), _ in cols]
+    return ["", "Issue 9's Done-when read on each backbone off this machine's runs alone (no wall-time line; a line "
+                "is read over a set of seeds only where every run it reads has each of them), each All line also "
+                "with the oracle prior's run and, where made here, the centralized run (pooled, not federated) in "
+                "FedLPA's place:", "",
+            "| α | backbone | target | bar | " + " | ".join(head) + " |", "|---|---|---|---|" + "---|" * len(head),
+            *[f"| {r['α']:g} | {n} | {r['target']} | {r['bar']} | {r['evaluation seeds']} | {r['seed study']} | "
+              + " | ".join(r.get(c, "—") for _, c in cols) + " |" for n, rs in rows.items() for r in rs]]
 
 
 def _backbone_all_rows(alphas: list, labels: list) -> list:
@@ -983,8 +1033,8 @@ def readout_lines(study: list) -> list:
 DONE_WHEN = (
     (0.1, "FedLPA ≥ every federated baseline + 5 points",
      lambda acc, lpa: acc[lpa] - max(acc[DISPLAY_NAMES[b]] for b in BASELINES), 0.05, "points"),
-    (0.1, "FedLPA ≥ 0.9 × the oracle prior", lambda acc, lpa: acc[lpa] / acc[ORACLE] if lpa == "FedLPA" else None,
-     0.9, "ratio"),
+    (0.1, "FedLPA ≥ 0.9 × the oracle prior",
+     lambda acc, lpa: acc[lpa] / acc[ORACLE] if lpa == "FedLPA" and ORACLE in acc else None, 0.9, "ratio"),
     (1.0, "FedLPA ≥ FedAvg+SimGCD − 1 point", lambda acc, lpa: acc[lpa] - acc[DISPLAY_NAMES["simgcd"]], -0.01,
      "points"),
     (1.0, "FedLPA ≥ federated FedAvg+GCD", lambda acc, lpa: acc[lpa] - acc[DISPLAY_NAMES["gcd"]], 0.0, "points"),
@@ -1005,7 +1055,8 @@ def done_when(acc: dict, k_hat: dict, walls: dict | None = None) -> list:
         a = acc.get(al, {})
         if "FedLPA" not in a or any(DISPLAY_NAMES[b] not in a for b in BASELINES):
             continue
-        v = at(a, "FedLPA")
+        if (v := at(a, "FedLPA")) is None:      # a line whose runs are not all there (item 7's readings)
+            continue
         o = at(a, ORACLE) if ORACLE in a else None
         out.append({"alpha": al, "target": name, "bar": bar, "unit": unit, "value": v, "met": v >= bar,
                     "oracle_value": o, "oracle_met": None if o is None else o >= bar})

@@ -397,6 +397,8 @@ else:
 # 2-core CPU machine, and the references (local only: each client alone; centralized: all data pooled) beside FedLPA
 # on a 2-core machine of their own; runs are compared only within one. The lines to read are *FedLPA − each baseline* and *FedLPA,
 # oracle prior − FedAvg+GCD*: where the latter is positive, a right prior would put FedLPA ahead on those features.
+# Where a study made the federated baselines and the centralized run, issue 9's bar is read on each backbone off
+# that study's runs alone, with the oracle prior's and the centralized run in FedLPA's place.
 # The H200 study's last rows show how far the device alone (CPU or GPU, same configs and seeds) moves a run.
 # `gcd_summary.md` says how many runs are still missing.
 
@@ -427,6 +429,9 @@ for key, bb_study in studies.items():
     if more := bb_study.get("more_seeds"):      # the seed study's next seeds too, where made (no choice read them)
         print(f"... over more evaluation seeds ({', '.join(map(str, more['seeds']))}), where made:")
         show_backbone_rows(more)
+    for bb, read in bb_study.get("done_when", {}).items():     # issue 9's bar off this machine's runs alone
+        print(f"Issue 9's Done-when on `{bb}`, this study's runs only (seed study: its seeds past the table's):")
+        display(pd.DataFrame(done_when_rows({"done_when": read})))
 if not studies:
     print("no backbone study in the summary: run `bash bench/device_backbone.sh all` on a GPU machine, "
           "then `python bench/run_gcd_tables.py --stage summary`")

@@ -267,6 +267,48 @@ def test_the_references_study_pairs_fedlpa_with_local_only_and_centralized_on_it
     assert "FedLPA − centralized" in lines and refs["note"] in lines
 
 
+def test_the_2core_study_reads_issue_9s_bar_on_each_backbone_with_the_centralized_run_in_fedlpas_place(tmp_path,
+                                                                                                     monkeypatch):
+    """The lab's 2-core study also makes the centralized run (one per seed serves both alphas) and reads issue 9's
+    All lines on each backbone off its own runs: FedLPA's value, the oracle prior's and the centralized run's in its
+    place, each against the strongest federated baseline of its line; a run short of a seed of the set is left out
+    of that set's reading (its cells "—"), and a set of seeds on which the baselines were not made reads nothing."""
+    mod = _tables_script(tmp_path, monkeypatch)
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    runs = mod.backbone_runs("pretrained-wide", mod.BACKBONE_STUDIES["backbones_2core"]["labels"])
+    assert mod.CENTRAL in runs and mod.BACKBONE_RUNS.keys() <= runs.keys()
+    acc = {0.1: {"FedLPA": 0.60, "FedAvg+SimGCD": 0.50, "FedAvg+GCD": 0.66, mod.ORACLE: 0.70, mod.CENTRAL: 0.72},
+           1.0: {"FedLPA": 0.64, "FedAvg+SimGCD": 0.66, "FedAvg+GCD": 0.65, mod.ORACLE: 0.69, mod.CENTRAL: 0.72}}
+    folder = tmp_path / mod.BACKBONE_2CORE_DIR
+    folder.mkdir()
+    for al, by in acc.items():
+        for label, a in by.items():
+            for seed in (0, 1, 2, 3):
+                if (seed == 3 and label != "FedLPA") or (al == 1.0 and label == mod.ORACLE and seed == 2):
+                    continue            # seed 3: FedLPA's only; the oracle's alpha 1 seed 2 is not made
+                m, extra = runs[label]
+                cfg = mod.config(m, al, seed, False, **best[m], **extra, backbone="pretrained-wide")
+                (folder / f"{mod.run_name(cfg)}.json").write_text(json.dumps(
+                    {"acc_all": a + 0.01 * (seed - 1), "k_est": [3, 5], "k_true": [3, 3], "config": cfg,
+                     "history": []}))
+    study = mod.backbone_study(best, False, "backbones_2core")
+    (read,) = study["done_when"].values()
+    assert list(study["done_when"]) == ["pretrained-wide"] and read["seed_study"] == []
+    got = {(x["alpha"], x["target"][:28]): x for x in read["eval_seeds"]}
+    plus5, ratio = got[0.1, "FedLPA ≥ every federated bas"], got[0.1, "FedLPA ≥ 0.9 × the oracle pr"]
+    assert (plus5["value"], plus5["oracle_value"], plus5["central_value"]) == pytest.approx((-0.06, 0.04, 0.06))
+    assert (plus5["met"], plus5["oracle_met"], plus5["central_met"]) == (False, False, True)
+    assert ratio["value"] == pytest.approx(0.6 / 0.7) and ratio["central_value"] is None
+    simgcd, gcd = got[1.0, "FedLPA ≥ FedAvg+SimGCD − 1 p"], got[1.0, "FedLPA ≥ federated FedAvg+GC"]
+    assert (simgcd["value"], simgcd["central_value"], gcd["central_value"]) == pytest.approx((-0.02, 0.06, 0.07))
+    assert simgcd["oracle_value"] is None and gcd["oracle_value"] is None     # two seeds: not the bar's mean
+    assert got[1.0, "FedLPA's K̂ within ±1 on ≥ 8"]["value"] == 0.5
+    text = "\n".join(mod.backbone_lines(study, "backbones_2core"))
+    assert ("| 0.1 | pretrained-wide | FedLPA ≥ every federated baseline + 5 points | +5 points | -6.0 points "
+            "(missed) | — | +4.0 points (missed) | +6.0 points (met) |") in text
+    assert "| 1 | pretrained-wide | FedLPA ≥ federated FedAvg+GCD | 0 points | -1.0 points (missed) | — | — |" in text
+
+
 def test_the_discovery_study_on_another_backbone_reads_its_features_and_writes_beside_the_committed_study(tmp_path):
     """``bench/discovery_study.py --backbone pretrained-wide``: its snapshots train on that backbone, its features
     (the prefix maps FedLPA's graph is built on) come from it, and its files never overwrite the committed study's."""

@@ -134,6 +134,21 @@ def test_prior_page_each_end_client():
     assert all(np.isfinite(list(kl.values()))) and len(set(np.round(list(kl.values()), 6))) > 1
 
 
+def check_backbone_tables(s: dict, runs, pairs) -> None:
+    """One of item 7's parts on the training page: its runs' table has its backbones, its pairs' table the pairs
+    its runs allow, and FedLPA's column the seed count its runs have."""
+    assert set(runs["backbone"]) == {n for e in s["alphas"] for n in e["all"]} >= {"pretrained-wide"}
+    made = {label for e in s["alphas"] for by in e["all"].values() for label in by}
+    expect = {"FedLPA, oracle prior − FedAvg+GCD"} if {"FedLPA, oracle prior", "FedAvg+GCD"} <= made \
+        else {f"FedLPA − {label}" for label in made - {"FedLPA"}}       # the references' study
+    assert expect and expect <= set(pairs["difference"])
+    # a run with no seed made yet (FedLPA on a GPU study after its default moved) has no column
+    col = runs.get("FedLPA (seeds)", [])
+    seeds = {int(v.rsplit("(", 1)[1].rstrip(")")) for v in col if isinstance(v, str)}
+    assert max(seeds, default=0) == max((by["FedLPA"]["n"] for a in s["alphas"] for by in a["all"].values()
+                                         if "FedLPA" in by), default=0)
+
+
 @pytest.mark.slow
 def test_training_page_results_and_a_live_run():
     at = open_page("training")
@@ -176,22 +191,20 @@ def test_training_page_results_and_a_live_run():
         studies = [s for s in (result_files.backbone_study(k)[0] for k in BACKBONE_STUDIES) if s and s["alphas"]]
         if studies:                                      # item 7, per machine: the runs on both backbones, the pairs
             (exp,) = [e for e in at.expander if e.label == "A stronger backbone?"]
-            frames = [d.value for d in exp.dataframe]
-            # each study's two tables, then two more over the seed study's next seeds where those runs exist
-            parts = [p for s in studies for p in (s, s.get("more_seeds")) if p]
-            assert len(frames) == 2 * len(parts)
+            frames = iter(d.value for d in exp.dataframe)
             assert all(any(s["title"] in m.value for m in exp.markdown) for s in studies)
-            for s, runs, pairs in zip(parts, frames[::2], frames[1::2]):
-                assert set(runs["backbone"]) == {n for e in s["alphas"] for n in e["all"]} >= {"pretrained-wide"}
-                made = {label for e in s["alphas"] for by in e["all"].values() for label in by}
-                expect = {"FedLPA, oracle prior − FedAvg+GCD"} if {"FedLPA, oracle prior", "FedAvg+GCD"} <= made \
-                    else {f"FedLPA − {label}" for label in made - {"FedLPA"}}       # the references' study
-                assert expect and expect <= set(pairs["difference"])
-                # a run with no seed made yet (FedLPA on a GPU study after its default moved) has no column
-                col = runs.get("FedLPA (seeds)", [])
-                seeds = {int(v.rsplit("(", 1)[1].rstrip(")")) for v in col if isinstance(v, str)}
-                assert max(seeds, default=0) == max((by["FedLPA"]["n"] for a in s["alphas"] for by in a["all"].values()
-                                                     if "FedLPA" in by), default=0)
+            # each study's two tables, two more over the seed study's next seeds where those runs exist, then issue
+            # 9's bar per backbone where the study read it
+            for s in studies:
+                for part in (s, s.get("more_seeds")):
+                    if part:
+                        check_backbone_tables(part, next(frames), next(frames))
+                for read in s.get("done_when", {}).values():
+                    table = next(frames)
+                    assert table["target"].tolist() == [x["target"] for x in read["eval_seeds"]]
+                    assert [v.endswith("(met)") for v in table["evaluation seeds"]] == [
+                        x["met"] for x in read["eval_seeds"]]
+            assert next(frames, None) is None
     # a tiny live run (8x8 digits, 1 round, 2 clients): progress, curves and a table, no exception
     rerun(at, t_methods=["simgcd"], t_ds="digits", t_rounds=1, t_clients=2, t_warm=0, t_alpha=100.0)
     at.button(key="t_run").click().run()
