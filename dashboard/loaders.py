@@ -282,6 +282,19 @@ def communities_for(ckey: tuple, k: int, quantile: float, floor: float, markov_t
                             y_visible=c["y_visible"])
 
 
+def communities_routed(ckey: tuple, k: int, quantile: float, floor: float, markov_time, min_share: float,
+                       route=None) -> tuple:
+    """(communities, the first K̂ or None): :func:`communities_for`, then, with ``route`` (a
+    ``lab.gcd.discovery.DiscoveryParams``), FedLPA's coarse route: a client whose communities number at most its
+    ``coarse_k`` is found again at its ``coarse_markov_time`` (its merging of new-class communities by the model's
+    predictions is FedLPA's alone: this page has no trained heads to read). None: the route is off. The page's
+    slider may set a first time at or above the coarse one, which FedLPA's never is: there the route is off too."""
+    com = communities_for(ckey, k, quantile, floor, markov_time, min_share)
+    if route is None or com.markov_time >= route.coarse_markov_time or not route.routes(com.k_est):
+        return com, None
+    return communities_for(ckey, k, quantile, floor, route.coarse_markov_time, min_share), com.k_est
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def community_histogram(ckey: tuple, k: int, quantile: float, floor: float, markov_time, min_share: float):
     """(true class histogram, the communities read as classes) of one client, both normalised: each community's

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from lab.data import tabular  # noqa: E402
+from lab.gcd.discovery import DiscoveryParams  # noqa: E402
 from lab.results import BACKBONE_STUDIES, K_HAT_STUDIES, k_hat_frontier_rows  # noqa: E402
 from lab.utils import LabError  # noqa: E402
 
@@ -115,6 +117,39 @@ def test_communities_page_default_and_extremes():
     ok(rerun(at, nmax=250, mt=0.5, k=1, minc=0.0), charts=3)
     ok(rerun(at, mt=5.0, k=50, minc=0.1), charts=3)
     ok(rerun(at, mt=1.0, k=10, minc=0.02, layout="spring"), charts=3)
+    # FedLPA's coarse route: the page names the clients it found again, each first K̂ within the cutoff
+    ok(rerun(at, route=True, mt=2.0), charts=3)
+    (said,) = [c.value for c in at.caption if c.value.startswith("The route found")]
+    firsts = [int(f) for f in re.findall(r"client \d+: (\d+) →", said)]
+    assert firsts and all(f <= DiscoveryParams().coarse_k for f in firsts)
+    assert f"The route found {len(firsts)} of" in said
+
+
+def test_the_communities_pages_route_is_fedlpas_rule_on_each_client():
+    """The communities page's route (``loaders.communities_routed``) finds a client again at the route's coarse
+    time exactly when its communities number at most the cutoff (``DiscoveryParams.routes``, FedLPA's rule), and
+    keeps the first count; a client above the cutoff, the route off, or a first time not finer than the coarse one
+    keeps its first communities. The cutoff is one client's own count, so a client sits on it and clients sit on
+    both sides."""
+    ckeys = [("digits", "dirichlet", 0.1, 5, 0, c, "pixels", 2000) for c in range(5)]
+    firsts = [loaders.communities_for(ck, 10, 0.5, 0.0, 1.0, 0.02) for ck in ckeys]
+    route = DiscoveryParams(coarse_k=sorted(f.k_est for f in firsts)[2])
+    again = []
+    for ck, first in zip(ckeys, firsts):
+        com, k_first = loaders.communities_routed(ck, 10, 0.5, 0.0, 1.0, 0.02, route)
+        assert loaders.communities_routed(ck, 10, 0.5, 0.0, 1.0, 0.02) == (first, None)
+        if first.k_est <= route.coarse_k:
+            again.append(first.k_est)
+            coarse = loaders.communities_for(ck, 10, 0.5, 0.0, route.coarse_markov_time, 0.02)
+            assert k_first == first.k_est and com.markov_time == route.coarse_markov_time
+            assert np.array_equal(com.labels, coarse.labels)
+        else:
+            assert k_first is None and com is first
+    assert route.coarse_k in again and 0 < len(again) < len(ckeys)
+    # a first time at or above the coarse one (the slider allows it; FedLPA's never is): the route stays off
+    late = loaders.communities_for(ckeys[0], 10, 0.5, 0.0, route.coarse_markov_time, 0.02)
+    assert route.routes(late.k_est)
+    assert loaders.communities_routed(ckeys[0], 10, 0.5, 0.0, route.coarse_markov_time, 0.02, route) == (late, None)
 
 
 @pytest.mark.slow

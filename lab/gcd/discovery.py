@@ -241,6 +241,11 @@ class DiscoveryParams:
     def replace(self, **kw) -> "DiscoveryParams":
         return replace(self, **kw).validate()
 
+    def routes(self, k_est: int) -> bool:
+        """Whether the coarse route discovers a client again: its first discovery counts at most ``coarse_k``
+        categories (the rule :func:`discover` applies; the dashboard's communities page draws it too)."""
+        return self.coarse_k is not None and k_est <= self.coarse_k
+
 
 @dataclass
 class Discovery:
@@ -427,7 +432,7 @@ def discover(features, probs, labelled, y_visible, old_classes, n_heads: int, *,
                                            prefix_features=prefix_features, params=params, seed=seed)
     d = finish(raw_modules(graph, params, seed), f, probs, labelled, y_visible, old_classes, n_heads, params,
                graph, kind)
-    if params.coarse_k is not None and d.k_est <= params.coarse_k:
+    if params.routes(d.k_est):
         # few categories found: a skewed client, which the time that suits a client of many classes over-splits
         coarse = params.replace(markov_time=params.coarse_markov_time, merge_new_cosine=params.coarse_merge_cosine,
                                 coarse_k=None)
