@@ -297,6 +297,17 @@ def done_when_rows(summary: dict) -> list:
     return rows
 
 
+def backbone_done_when_rows(study: dict | None) -> dict:
+    """Issue 9's bar read on each backbone of one of item 7's studies (``gcd_summary.json`` → the study's
+    ``done_when``, made by ``bench/run_gcd_tables.py``'s ``backbone_done_when`` off that machine's runs alone):
+    backbone -> :func:`done_when_rows`, the seed study's columns named for the study's own seeds past the table's
+    (``more_seeds``), which are not the seed study's."""
+    more = ((study or {}).get("more_seeds") or {}).get("seeds")
+    name = f"seeds {min(more)}–{max(more)}" if more else "more seeds"
+    return {n: [{k.replace("seed study", name): v for k, v in r.items()} for r in done_when_rows({"done_when": read})]
+            for n, read in ((study or {}).get("done_when") or {}).items()}
+
+
 def heads_rows(hv: dict | None) -> list:
     """One row per (α, run) of ``bench/run_gcd_tables.py --stage heads`` (``gcd_summary.json`` →
     ``heads_vs_features``), over its evaluation seeds: All of its final models by their heads and by

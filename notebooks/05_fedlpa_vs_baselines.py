@@ -403,7 +403,7 @@ else:
 # `gcd_summary.md` says how many runs are still missing.
 
 # %%
-from lab.results import BACKBONE_STUDIES, backbone_rows
+from lab.results import BACKBONE_STUDIES, backbone_done_when_rows, backbone_rows
 
 studies = {key: summary[key] for key in BACKBONE_STUDIES if summary.get(key) and summary[key]["alphas"]}
 for key, bb_study in list(studies.items())[:1]:        # the backbones' records: the same in every study
@@ -429,9 +429,9 @@ for key, bb_study in studies.items():
     if more := bb_study.get("more_seeds"):      # the seed study's next seeds too, where made (no choice read them)
         print(f"... over more evaluation seeds ({', '.join(map(str, more['seeds']))}), where made:")
         show_backbone_rows(more)
-    for bb, read in bb_study.get("done_when", {}).items():     # issue 9's bar off this machine's runs alone
-        print(f"Issue 9's Done-when on `{bb}`, this study's runs only (seed study: its seeds past the table's):")
-        display(pd.DataFrame(done_when_rows({"done_when": read})))
+    for bb, bars in backbone_done_when_rows(bb_study).items():     # issue 9's bar off this machine's runs alone
+        print(f"Issue 9's Done-when on `{bb}`, this study's runs only:")
+        display(pd.DataFrame(bars))
 if not studies:
     print("no backbone study in the summary: run `bash bench/device_backbone.sh all` on a GPU machine, "
           "then `python bench/run_gcd_tables.py --stage summary`")

@@ -239,6 +239,10 @@ def test_training_page_results_and_a_live_run():
                     assert table["target"].tolist() == [x["target"] for x in read["eval_seeds"]]
                     assert [v.endswith("(met)") for v in table["evaluation seeds"]] == [
                         x["met"] for x in read["eval_seeds"]]
+                    # the study's own further seeds, named as such: they are not the seed study's
+                    more = s.get("more_seeds")
+                    assert not any("seed study" in c for c in table.columns)
+                    assert not more or f"seeds {min(more['seeds'])}–{max(more['seeds'])}" in table.columns
             assert next(frames, None) is None
     # a tiny live run (8x8 digits, 1 round, 2 clients): progress, curves and a table, no exception
     rerun(at, t_methods=["simgcd"], t_ds="digits", t_rounds=1, t_clients=2, t_warm=0, t_alpha=100.0)

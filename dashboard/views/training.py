@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lab.results import (ALPHA_CURVE, BACKBONE_STUDIES, GCD_SUMMARY, K_HAT_STUDIES, backbone_rows, done_when_rows,
-                         group_runs)
+from lab.results import (ALPHA_CURVE, BACKBONE_STUDIES, GCD_SUMMARY, K_HAT_STUDIES, backbone_done_when_rows,
+                         backbone_rows, done_when_rows, group_runs)
 from lab.viz.alpha import accuracy_vs_alpha, client_spread_vs_alpha
 from lab.viz.gcd import (k_hat_direction_scatter, k_hat_frontier, paired_seed_differences, results_bars,
                          training_curves)
@@ -233,11 +233,10 @@ else:
                     st.markdown(f"The same over more evaluation seeds ({', '.join(map(str, more['seeds']))}: the "
                                 "seed study's next ones; no choice read them), where made:")
                     backbone_tables(more)
-                for name, read in bb.get("done_when", {}).items():
-                    st.markdown(f"Issue 9's Done-when on `{name}`, off this study's runs alone (the seed study's "
-                                "columns: its seeds past the table's too), with the oracle prior's and the "
-                                "centralized run in FedLPA's place where made:")
-                    st.dataframe(pd.DataFrame(done_when_rows({"done_when": read})), hide_index=True)
+                for name, bars in backbone_done_when_rows(bb).items():
+                    st.markdown(f"Issue 9's Done-when on `{name}`, off this study's runs alone, with the oracle "
+                                "prior's and the centralized run in FedLPA's place where made:")
+                    st.dataframe(pd.DataFrame(bars), hide_index=True)
             st.caption(f"From `{studies[0][2]}` ({', '.join(f'`{k}`' for k, _, _ in studies)}; `gcd_summary.md`, "
                        "sections Item 7, says which runs are still missing and how far the device alone moves a "
                        "run). All, mean ± std over the evaluation seeds each run has; differences paired per seed; "
