@@ -793,8 +793,8 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                       "study's next ones, `--seeds`; no choice was made on them), the same runs on the same machine, "
                       "where made:", "", *_backbone_all_rows(more["alphas"], labels), "",
                   *_backbone_paired_rows(more["alphas"])]
-    if read := study.get("done_when"):
-        lines += _backbone_done_when_lines(read, more["seeds"] if more else ())
+    if study.get("done_when"):
+        lines += _backbone_done_when_lines(study)
     widest = (more or study)["alphas"]
     if rows := [(f"{e['alpha']:g} | {n}", d) for e in widest for n, d in e.get("k_hat_direction", {}).items()]:
         lines += ["", "Does FedLPA's lead follow the direction of its K̂ misses on each backbone (the seed study's "
@@ -813,26 +813,20 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
     return lines
 
 
-def _backbone_done_when_lines(read: dict, more_seeds: tuple) -> list:
-    """:func:`backbone_done_when`'s reading as a table: one row per backbone and line of issue 9's bar, its value
-    on the evaluation seeds and on ``more_seeds``, and with each run ``lab.results.IN_PLACE_COLUMNS`` names in
-    FedLPA's place (the columns the study has the runs for)."""
-    from lab.results import IN_PLACE_COLUMNS, done_when_rows
+def _backbone_done_when_lines(study: dict) -> list:
+    """:func:`backbone_done_when`'s reading as a table: one row per backbone and line of issue 9's bar, with the
+    columns ``lab.results.backbone_done_when_rows`` gives notebook 05 and the training page."""
+    from lab.results import backbone_done_when_rows
 
-    sets = {"eval_seeds": f"seeds {min(EVAL_SEEDS)}–{max(EVAL_SEEDS)}",
-            "seed_study": f"seeds {min(more_seeds)}–{max(more_seeds)}" if more_seeds else "more seeds"}
-    rows = {n: done_when_rows({"done_when": r}) for n, r in read.items()}
-    cols = [c for c in IN_PLACE_COLUMNS.items() if any(c[1] in r for rs in rows.values() for r in rs)]
-    head = [*sets.values()] + [
-        f"{'oracle prior' if ref == 'oracle' else CENTRAL} in FedLPA's place ({sets[part]})"
-        for (ref, part), _ in cols]
+    rows = backbone_done_when_rows(study)
+    cols = list(dict.fromkeys(c for rs in rows.values() for r in rs for c in r if c not in ("α", "target", "bar")))
     return ["", "Issue 9's Done-when read on each backbone off this machine's runs alone (no wall-time line; a line "
                 "is read over a set of seeds only where every run it reads has each of them), each All line also "
                 "with the oracle prior's run and, where made here, the centralized run (pooled, not federated) in "
                 "FedLPA's place:", "",
-            "| α | backbone | target | bar | " + " | ".join(head) + " |", "|---|---|---|---|" + "---|" * len(head),
-            *[f"| {r['α']:g} | {n} | {r['target']} | {r['bar']} | {r['evaluation seeds']} | {r['seed study']} | "
-              + " | ".join(r.get(c, "—") for _, c in cols) + " |" for n, rs in rows.items() for r in rs]]
+            "| α | backbone | target | bar | " + " | ".join(cols) + " |", "|---|---|---|---|" + "---|" * len(cols),
+            *[f"| {r['α']:g} | {n} | {r['target']} | {r['bar']} | " + " | ".join(r.get(c, "—") for c in cols) + " |"
+              for n, rs in rows.items() for r in rs]]
 
 
 def _backbone_all_rows(alphas: list, labels: list) -> list:
