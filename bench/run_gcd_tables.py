@@ -121,6 +121,7 @@ BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
     dict(folder=BACKBONE_DIR, cpu=BACKBONE_CPU_DIR, title="Item 7: a stronger backbone",
          make="`bash bench/device_backbone.sh tables` on a GPU machine"),
     dict(folder=BACKBONE_2CORE_DIR, cpu=None, labels=(*BACKBONE_RUNS, LIB_DISCOVERY, CENTRAL),
+         more_seeds=SEED_STUDY[len(EVAL_SEEDS):],     # the seed study's seeds, as the tables' supplement reads them
          title="Item 7 on the lab's 2-core CPU machine (no GPU)",
          make="`python bench/run_gcd_tables.py --stage backbone --study backbones_2core --workers 2` on it"),
     dict(folder=BACKBONE_REFS_DIR, cpu=None, labels=REFS_LABELS,
@@ -321,6 +322,12 @@ def discovery_tuned(backbone: str) -> dict:
     """FedLPA's config fields for the discovery its backbone's study chose (:func:`discovery_setting`, both parts)."""
     chosen, ran = discovery_setting(backbone)
     return {**chosen, **ran}
+
+
+def study_more_seeds(where: str) -> tuple:
+    """The seeds past the table's that item 7's study ``where`` may run (``--seeds``) and its summary reads in a
+    table of their own: ``BACKBONE_MORE_SEEDS``, or the study's own (the 2-core study runs the seed study's)."""
+    return BACKBONE_STUDIES[where].get("more_seeds", BACKBONE_MORE_SEEDS)
 
 
 def backbone_runs(backbone: str, labels: tuple | None = None) -> dict:
@@ -599,8 +606,8 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     one machine (``BACKBONE_STUDIES[where]``: its folder of runs). Per backbone: its record (kNN-10 of the frozen
     features, parameters, device); per run: All mean ± std over the seeds it has finished; paired per seed (on the
     seeds both have finished): FedLPA − each other run on that backbone, and each run on it − the same run on the
-    committed one. The same over the evaluation seeds and ``BACKBONE_MORE_SEEDS`` (``more_seeds``) once a run on
-    one of those exists."""
+    committed one. The same over the evaluation seeds and the study's further seeds (:func:`study_more_seeds`;
+    ``more_seeds``) once a run on one of those exists."""
     from lab.gcd.config import BACKBONES
     from lab.utils import data_path
 
@@ -623,12 +630,12 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     cpu_dir = os.path.join(RES, spec["cpu"]) if spec["cpu"] else None
     out["alphas"] = [e for al in TABLE_ALPHAS if (e := _backbone_alpha(best, quick, made, al, EVAL_SEEDS, out_dir,
                                                                        cpu_dir, labels=labels))]
-    more, more_cfgs = EVAL_SEEDS + BACKBONE_MORE_SEEDS, backbone_configs(best, quick, tuple(made), BACKBONE_MORE_SEEDS,
-                                                                          labels=labels)
+    further = study_more_seeds(where)
+    more, more_cfgs = EVAL_SEEDS + further, backbone_configs(best, quick, tuple(made), further, labels=labels)
     if any(load(c, out_dir) for c in more_cfgs):
         out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
-            best, quick, made, al, more, out_dir, None, only_with=BACKBONE_MORE_SEEDS, labels=labels))]}
-    out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels)
+            best, quick, made, al, more, out_dir, None, only_with=further, labels=labels))]}
+    out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels, further)
     out["done_when"] = backbone_done_when(out["alphas"], EVAL_SEEDS,
                                           out.get("more_seeds", {}).get("alphas", []), more)
     if labels:
@@ -674,11 +681,13 @@ def made_elsewhere(out_dir: str, cfgs: list) -> list:
              "equal": int(sum(x == 0 for x in d))} for label, d in moved.items()]
 
 
-def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str, labels: tuple | None = None) -> list:
-    """:func:`warmup_splits` among the runs item 7's study reads from ``out_dir``, each run named by its label."""
+def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str, labels: tuple | None = None,
+                           more_seeds: tuple = BACKBONE_MORE_SEEDS) -> list:
+    """:func:`warmup_splits` among the runs item 7's study reads from ``out_dir`` (on the table's seeds and
+    ``more_seeds``), each run named by its label."""
     label = {run_name(config(m, al, s, quick, **best[m], **extra, backbone=b)): name for b in backbones
              for name, (m, extra) in backbone_runs(b, labels).items() if m in best
-             for al in TABLE_ALPHAS for s in EVAL_SEEDS + BACKBONE_MORE_SEEDS}
+             for al in TABLE_ALPHAS for s in EVAL_SEEDS + more_seeds}
     return [{**g, "runs": sorted(sorted(label[n] for n in w) for w in g["runs"])}
             for g in warmup_splits(out_dir, set(label))]
 
@@ -1243,7 +1252,7 @@ def main():
                     help="--stage backbone: comma-separated pretrained backbones of lab.gcd.config.BACKBONES")
     ap.add_argument("--seeds", default=",".join(map(str, EVAL_SEEDS)),
                     help="--stage backbone: comma-separated evaluation seeds (the table's, or the seed study's "
-                         "next ones: BACKBONE_MORE_SEEDS)")
+                         "next ones: BACKBONE_MORE_SEEDS; on --study backbones_2core, all of the seed study's)")
     ap.add_argument("--alphas", default=",".join(map(str, TABLE_ALPHAS)),
                     help="--stage backbone: comma-separated alphas (a subset of the table's)")
     a = ap.parse_args()
@@ -1264,7 +1273,7 @@ def main():
             ap.error(f"--{name}: comma-separated, each one of {', '.join(map(str, allowed))}")
         return got
 
-    a.seeds = subset("seeds", a.seeds, int, EVAL_SEEDS + BACKBONE_MORE_SEEDS)
+    a.seeds = subset("seeds", a.seeds, int, EVAL_SEEDS + study_more_seeds(a.study))
     a.alphas = subset("alphas", a.alphas, float, TABLE_ALPHAS)
     global RES
     if a.quick:                        # smoke test: keep the real results untouched

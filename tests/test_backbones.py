@@ -392,27 +392,32 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
     assert "--study backbones_2core" in text
     assert "more_seeds" not in study and "Over more evaluation seeds" not in text
 
-    # the seed study's next seeds (``--seeds``) get their own table over all seeds made; the Done-when seeds' stays
-    (more,) = mod.BACKBONE_MORE_SEEDS[:1]
+    # the seed study's next seeds (``--seeds``) get their own table over all seeds made; the Done-when seeds' stays.
+    # The 2-core study's are all of the seed study's (the other studies' the next three): a seed past those three
+    further = mod.study_more_seeds("backbones_2core")
+    assert further == mod.SEED_STUDY[len(mod.EVAL_SEEDS):]
+    assert mod.study_more_seeds("backbones") == mod.BACKBONE_MORE_SEEDS
+    more = further[-1]
     plant("FedLPA", more, 0.70, [3, 3])
-    plant(mod.LIB_DISCOVERY, more, 0.62, [6, 6])
+    plant(mod.LIB_DISCOVERY, more, 0.62, [6, 6], warm=0.49)       # another machine's warm-up there too
     study = mod.backbone_study(best, False, "backbones_2core")
+    assert [g["seed"] for g in study["warmup_splits"]] == [1, more]
     (e,) = study["alphas"]
     assert e["all"]["pretrained-wide"]["FedLPA"]["n"] == 2
     (m,) = study["more_seeds"]["alphas"]
-    assert study["more_seeds"]["seeds"] == [*mod.EVAL_SEEDS, *mod.BACKBONE_MORE_SEEDS]
+    assert study["more_seeds"]["seeds"] == list(mod.SEED_STUDY)
     assert m["all"]["pretrained-wide"]["FedLPA"]["n"] == 3
     assert "FedAvg+GCD" not in m["all"]["pretrained-wide"]      # no run on a new seed: its row would repeat
     lib = next(p for p in m["fedlpa_vs"]["pretrained-wide"] if p["vs"] == mod.LIB_DISCOVERY)
     assert lib["diff"]["values"] == pytest.approx([0.05, 0.06, 0.08])
     assert m["k_hat_within_1"]["pretrained-wide"]["clients"] == 6
     text = "\n".join(mod.backbone_lines(study, "backbones_2core"))
-    assert "Over more evaluation seeds (0, 1, 2, 3, 4, 5" in text and "| +6.3 ± 1.2 | 3/3 |" in text
+    assert "Over more evaluation seeds (0, 1, 2, 3, 4, 5, 6, 7, 8, 9:" in text and "| +6.3 ± 1.2 | 3/3 |" in text
     # the seed study's K̂-direction diagnosis on the seeds of the widest table (more than 2 of FedLPA's runs)
     assert e["k_hat_direction"] == {}
     kd = m["k_hat_direction"]["pretrained-wide"]
-    assert kd["net_overcount"] == {"0": 1, "1": 1, "3": 0}
-    assert [g["seeds"] for g in kd["groups"]] == [[0, 1], [3]]
+    assert kd["net_overcount"] == {"0": 1, "1": 1, str(more): 0}
+    assert [g["seeds"] for g in kd["groups"]] == [[0, 1], [more]]
     assert kd["r"]["FedLPA"] == pytest.approx(np.corrcoef([1, 1, 0], [0.60, 0.61, 0.70])[0, 1])
     assert "| 0.1 | pretrained-wide | over-count: 0, 1 | +1.0 |" in text
 
@@ -424,7 +429,9 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args, names", [(["--alphas", "0.5"], ["--alphas", "0.1, 1.0"]),
-                                         (["--seeds", "1,x"], ["--seeds", "0, 1, 2, 3, 4, 5"])])
+                                         (["--seeds", "1,x"], ["--seeds", "0, 1, 2, 3, 4, 5"]),
+                                         (["--study", "backbones_2core", "--seeds", "10"],
+                                          ["--seeds", "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"])])
 def test_the_backbone_stage_names_a_part_it_cannot_run(args, names, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "run_gcd_tables.py"), "--stage", "backbone", *args,
                         "--out-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=ROOT)

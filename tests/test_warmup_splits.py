@@ -45,7 +45,8 @@ def test_the_tables_runs_share_their_warm_ups_and_item_7_names_the_runs_that_do_
     for where, spec in T.BACKBONE_STUDIES.items():
         backbones = tuple(summary[where]["backbones"])
         assert summary[where]["warmup_splits"] == T.backbone_warmup_splits(
-            T.tuned_best(), False, backbones, str(Path(T.RES) / spec["folder"]), spec.get("labels"))
+            T.tuned_best(), False, backbones, str(Path(T.RES) / spec["folder"]), spec.get("labels"),
+            T.study_more_seeds(where))
     assert {(g["alpha"], g["seed"], g["backbone"]) for g in summary["backbones_2core"]["warmup_splits"]} == {
         (0.1, s, "pretrained-wide") for s in (0, 1, 2)}
     assert all(["FedLPA, oracle prior"] in g["runs"] for g in summary["backbones_2core"]["warmup_splits"])
