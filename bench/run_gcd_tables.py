@@ -61,7 +61,8 @@ CURVE_SEEDS = (0, 1, 2)
 #: evaluation seeds of the seed study (disjoint from TUNING_SEEDS, like EVAL_SEEDS, which it contains)
 SEED_STUDY = tuple(range(10))
 #: item 7's stage may also run the seed study's next seeds (``--stage backbone --seeds``); its summary then adds a
-#: table over the evaluation seeds and these, beside the Done-when seeds' (no choice is made on them)
+#: table over the evaluation seeds and these, beside the Done-when seeds' (no choice is made on them). The 2-core
+#: study runs all of the seed study's (:func:`study_more_seeds`)
 BACKBONE_MORE_SEEDS = SEED_STUDY[len(EVAL_SEEDS):len(EVAL_SEEDS) + 3]
 GRID_SIZE = 5
 LRS = (0.02, 0.05, 0.1, 0.2, 0.5)
@@ -681,10 +682,10 @@ def made_elsewhere(out_dir: str, cfgs: list) -> list:
              "equal": int(sum(x == 0 for x in d))} for label, d in moved.items()]
 
 
-def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str, labels: tuple | None = None,
-                           more_seeds: tuple = BACKBONE_MORE_SEEDS) -> list:
-    """:func:`warmup_splits` among the runs item 7's study reads from ``out_dir`` (on the table's seeds and
-    ``more_seeds``), each run named by its label."""
+def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str, labels: tuple | None,
+                           more_seeds: tuple) -> list:
+    """:func:`warmup_splits` among the runs item 7's study reads from ``out_dir`` (its ``labels``, on the table's
+    seeds and the study's ``more_seeds``: :func:`study_more_seeds`), each run named by its label."""
     label = {run_name(config(m, al, s, quick, **best[m], **extra, backbone=b)): name for b in backbones
              for name, (m, extra) in backbone_runs(b, labels).items() if m in best
              for al in TABLE_ALPHAS for s in EVAL_SEEDS + more_seeds}
