@@ -110,6 +110,9 @@ REFS_LABELS = ("FedLPA", *BACKBONE_REFS)
 BACKBONE_REFS_DIR = "gcd_backbones_refs"
 #: on a backbone whose discovery study chose another setting: FedLPA at the library's (the committed backbone's)
 LIB_DISCOVERY = "FedLPA, committed backbone's discovery"
+#: the seed study's part that splits the oracle's lead over FedLPA in two (told the true heads and K, not the masses:
+#: FedLPA's own), made in the 2-core study on both backbones so that the split is read on the wide one too
+ORACLE_HEADS = "FedLPA, oracle heads, own masses"
 #: the committed backbone's runs on the same machine's CPU (``device_backbone.sh all`` on a GPU machine, while the
 #: GPU pretrains): beside BACKBONE_DIR's GPU runs they show how far the device alone moves a run
 BACKBONE_CPU_DIR = "gcd_backbones_cpu"
@@ -121,10 +124,14 @@ MACHINE_FILE = "machine.json"      # in each folder of item 7's runs: where they
 BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
     dict(folder=BACKBONE_DIR, cpu=BACKBONE_CPU_DIR, title="Item 7: a stronger backbone",
          make="`bash bench/device_backbone.sh tables` on a GPU machine"),
-    dict(folder=BACKBONE_2CORE_DIR, cpu=None, labels=(*BACKBONE_RUNS, LIB_DISCOVERY, CENTRAL),
+    dict(folder=BACKBONE_2CORE_DIR, cpu=None, labels=(*BACKBONE_RUNS, LIB_DISCOVERY, CENTRAL, ORACLE_HEADS),
          more_seeds=SEED_STUDY[len(EVAL_SEEDS):],     # the seed study's seeds, as the tables' supplement reads them
          title="Item 7 on the lab's 2-core CPU machine (no GPU)",
-         make="`python bench/run_gcd_tables.py --stage backbone --study backbones_2core --workers 2` on it"),
+         make="`python bench/run_gcd_tables.py --stage backbone --study backbones_2core --workers 2` on it",
+         note=f"“{ORACLE_HEADS}” is the seed study's run told each client's true heads and K that keeps FedLPA's "
+              "estimated masses on them (`lab.gcd.prior.oracle_prior`, mode support), at FedLPA's discovery on the "
+              "backbone: what the true heads and K add to FedLPA is it − FedLPA (below as FedLPA − it), what the true "
+              "masses add on top is the oracle prior − it."),
     dict(folder=BACKBONE_REFS_DIR, cpu=None, labels=REFS_LABELS,
          title="Item 7, every method: the references (local only, centralized) beside FedLPA on both backbones",
          make="`python bench/run_gcd_tables.py --stage backbone --study backbones_refs --workers 2`",
@@ -337,7 +344,8 @@ def backbone_runs(backbone: str, labels: tuple | None = None) -> dict:
     FedLPA runs (the oracle prior) keep what the study ran with where the library moved after it, so that a later
     default does not re-make them (the oracle's prior and heads are told: discovery gives only its K̂). Every FedLPA
     run of item 7 discovers without the route (``BEFORE_ROUTE``): the study compares the backbones on the runs it
-    made, before the route was adopted. ``labels``: a study's own runs, of these and ``BACKBONE_REFS``."""
+    made, before the route was adopted. ``labels``: a study's own runs, of these, ``BACKBONE_REFS`` and
+    ``ORACLE_HEADS``, which estimates its masses as FedLPA does: at FedLPA's discovery on the backbone."""
     chosen, ran = discovery_setting(backbone)
     own = bool(chosen or ran)          # the backbone's study moved FedLPA off the library's discovery
     ran = {**BEFORE_ROUTE, **ran}
@@ -345,7 +353,10 @@ def backbone_runs(backbone: str, labels: tuple | None = None) -> dict:
                     else extra) for label, (m, extra) in BACKBONE_RUNS.items()}
     lib = (BACKBONE_RUNS["FedLPA"][0], {**BACKBONE_RUNS["FedLPA"][1], **BEFORE_ROUTE})
     runs = {**runs, LIB_DISCOVERY: lib} if own else runs
-    return runs if labels is None else {label: r for label, r in {**runs, **BACKBONE_REFS}.items() if label in labels}
+    if labels is None:
+        return runs
+    heads = (SEED_PARTS[ORACLE_HEADS][0], {**SEED_PARTS[ORACLE_HEADS][1], **ran, **chosen})
+    return {label: r for label, r in {**runs, **BACKBONE_REFS, ORACLE_HEADS: heads}.items() if label in labels}
 
 
 def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS,
@@ -727,9 +738,12 @@ def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()
                                if runs[n].get("FedLPA")},
             "fedlpa_vs": {n: [p for label in a if label != "FedLPA" and "FedLPA" in a
                               for p in [paired(a["FedLPA"], a[label], label)] if p] for n, a in acc.items()},
-            # how far a right prior takes FedLPA on these features: is the target within reach of the backbone?
-            "oracle_vs": {n: [p for label in map(DISPLAY_NAMES.get, BASELINES) if label in a and ORACLE in a
-                              for p in [paired(a[ORACLE], a[label], label)] if p] for n, a in acc.items()},
+            # how far a right prior takes FedLPA on these features: is the target within reach of the backbone? And,
+            # where made, how much of the oracle's lead the true masses give on the true heads (FedLPA − ORACLE_HEADS
+            # above is what the true heads and K give)
+            "oracle_vs": {n: [p for label in (*map(DISPLAY_NAMES.get, BASELINES), ORACLE_HEADS)
+                              if label in a and ORACLE in a for p in [paired(a[ORACLE], a[label], label)] if p]
+                          for n, a in acc.items()},
             "vs_committed": {n: [p for label in acc[n] if label in acc.get(committed, {})
                                  for p in [paired(acc[n][label], acc[committed][label], label)] if p]
                              for n in acc if n != committed},
@@ -854,7 +868,8 @@ def _backbone_all_rows(alphas: list, labels: list) -> list:
 
 
 def _backbone_paired_rows(alphas: list) -> list:
-    """Item 7's paired differences per seed: FedLPA − each run, the oracle prior − each baseline, new − committed."""
+    """Item 7's paired differences per seed: FedLPA − each run, the oracle prior − each baseline (and − the run told
+    the true heads, where made), new − committed."""
     def row(e, n, what, p):
         return (f"| {e['alpha']:g} | {n} | {what} | {100 * p['diff']['mean']:+.1f} ± {_spread(p['diff'])} | "
                 f"{p['ahead']}/{p['diff']['n']} | {p['ratio_to']:.3f} |")

@@ -355,9 +355,9 @@ def backbone_rows(study: dict | None) -> tuple[list, list]:
     """Issue 9 item 7 (``gcd_summary.json`` → ``backbones``, made by ``bench/run_gcd_tables.py --stage summary``).
     Runs: one row per (α, backbone): each core run's All (mean, std over the evaluation seeds it has, their number;
     in [0, 1]) and FedLPA's K̂ within ±1 (share, or None). Differences: one row per paired comparison, per seed:
-    FedLPA − each run and the oracle prior − each federated baseline on one backbone, each run on a new backbone −
-    on the committed one, and the committed backbone's runs on CPU − on GPU (the device alone); std None over one
-    seed (no spread measured)."""
+    FedLPA − each run and the oracle prior − each federated baseline (and − the run told the true heads, where made)
+    on one backbone, each run on a new backbone − on the committed one, and the committed backbone's runs on CPU −
+    on GPU (the device alone); std None over one seed (no spread measured)."""
     if not study:
         return [], []
     runs, diffs = [], []

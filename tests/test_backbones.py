@@ -427,6 +427,48 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
         mod.discovery_tuned("pretrained-wide")
 
 
+def test_the_2core_study_splits_the_oracles_lead_with_a_run_told_the_heads_that_keeps_fedlpas_masses(tmp_path,
+                                                                                                     monkeypatch):
+    """The 2-core study (only it) also makes the seed study's "oracle heads, own masses" on each backbone: told each
+    client's true heads and K, its masses FedLPA's own, at FedLPA's discovery on that backbone (its config is
+    FedLPA's but for the oracle flag), so that FedLPA − it is what the true heads give and the oracle prior − it
+    what the true masses give, both paired per seed."""
+    mod = _tables_script(tmp_path, monkeypatch)
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    (tmp_path / "discovery_study_pretrained-wide.json").write_text(json.dumps({"choice": {"params": {
+        "features": "output", "refine": "confidence", "markov_time": 6.0, "min_labelled_share": 0.5}}}))
+    labels = mod.BACKBONE_STUDIES["backbones_2core"]["labels"]
+    told = mod.SEED_PARTS[mod.ORACLE_HEADS][1]
+    assert told == {"oracle_prior": "support"}
+    for b in ("pretrained", "pretrained-wide"):
+        runs = mod.backbone_runs(b, labels)
+        assert runs[mod.ORACLE_HEADS] == ("fedlpa", {**runs["FedLPA"][1], **told})
+    assert runs["FedLPA"][1]["markov_time"] == 6.0
+    assert mod.ORACLE_HEADS not in mod.backbone_runs("pretrained-wide")                # the GPU study's runs
+    assert mod.ORACLE_HEADS not in mod.backbone_runs("pretrained-wide", mod.REFS_LABELS)
+
+    def plant(label, seed, all_):
+        m, extra = runs[label]
+        cfg = mod.config(m, 0.1, seed, False, **best[m], **extra, backbone="pretrained-wide")
+        (tmp_path / mod.BACKBONE_2CORE_DIR).mkdir(exist_ok=True)
+        (tmp_path / mod.BACKBONE_2CORE_DIR / f"{mod.run_name(cfg)}.json").write_text(json.dumps(
+            {"acc_all": all_, "k_est": [3, 3], "k_true": [3, 3], "config": cfg,
+             "history": [{"round": 1, "acc_all": 0.5}, {"round": 6, "acc_all": all_}]}))
+
+    for seed, (fedlpa, heads, oracle) in enumerate([(0.60, 0.62, 0.70), (0.58, 0.57, 0.72)]):
+        plant("FedLPA", seed, fedlpa)
+        plant(mod.ORACLE_HEADS, seed, heads)
+        plant(mod.ORACLE, seed, oracle)
+    (e,) = mod.backbone_study(best, False, "backbones_2core")["alphas"]
+    by_heads = next(p for p in e["fedlpa_vs"]["pretrained-wide"] if p["vs"] == mod.ORACLE_HEADS)
+    assert by_heads["diff"]["values"] == pytest.approx([-0.02, 0.01])
+    by_masses = next(p for p in e["oracle_vs"]["pretrained-wide"] if p["vs"] == mod.ORACLE_HEADS)
+    assert by_masses["diff"]["values"] == pytest.approx([0.08, 0.15]) and by_masses["ahead"] == 2
+    text = "\n".join(mod.backbone_lines(mod.backbone_study(best, False, "backbones_2core"), "backbones_2core"))
+    assert f"| 0.1 | pretrained-wide | {mod.ORACLE} − {mod.ORACLE_HEADS} | +11.5 ± 3.5 | 2/2 |" in text
+    assert f"| 0.1 | pretrained-wide | FedLPA − {mod.ORACLE_HEADS} | -0.5 ± 1.5 | 1/2 |" in text
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("args, names", [(["--alphas", "0.5"], ["--alphas", "0.1, 1.0"]),
                                          (["--seeds", "1,x"], ["--seeds", "0, 1, 2, 3, 4, 5"]),
