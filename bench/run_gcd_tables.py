@@ -739,8 +739,8 @@ def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()
             "fedlpa_vs": {n: [p for label in a if label != "FedLPA" and "FedLPA" in a
                               for p in [paired(a["FedLPA"], a[label], label)] if p] for n, a in acc.items()},
             # how far a right prior takes FedLPA on these features: is the target within reach of the backbone? And,
-            # where made, how much of the oracle's lead the true masses give on the true heads (FedLPA − ORACLE_HEADS
-            # above is what the true heads and K give)
+            # where made, how much of the oracle's lead the true masses give on the true heads (the true heads and K
+            # give ORACLE_HEADS − FedLPA: its fedlpa_vs row above, sign reversed)
             "oracle_vs": {n: [p for label in (*map(DISPLAY_NAMES.get, BASELINES), ORACLE_HEADS)
                               if label in a and ORACLE in a for p in [paired(a[ORACLE], a[label], label)] if p]
                           for n, a in acc.items()},
