@@ -459,12 +459,13 @@ def test_the_2core_study_splits_the_oracles_lead_with_a_run_told_the_heads_that_
         plant("FedLPA", seed, fedlpa)
         plant(mod.ORACLE_HEADS, seed, heads)
         plant(mod.ORACLE, seed, oracle)
-    (e,) = mod.backbone_study(best, False, "backbones_2core")["alphas"]
+    study = mod.backbone_study(best, False, "backbones_2core")
+    (e,) = study["alphas"]
     by_heads = next(p for p in e["fedlpa_vs"]["pretrained-wide"] if p["vs"] == mod.ORACLE_HEADS)
     assert by_heads["diff"]["values"] == pytest.approx([-0.02, 0.01])
     by_masses = next(p for p in e["oracle_vs"]["pretrained-wide"] if p["vs"] == mod.ORACLE_HEADS)
     assert by_masses["diff"]["values"] == pytest.approx([0.08, 0.15]) and by_masses["ahead"] == 2
-    text = "\n".join(mod.backbone_lines(mod.backbone_study(best, False, "backbones_2core"), "backbones_2core"))
+    text = "\n".join(mod.backbone_lines(study, "backbones_2core"))
     assert f"| 0.1 | pretrained-wide | {mod.ORACLE} − {mod.ORACLE_HEADS} | +11.5 ± 3.5 | 2/2 |" in text
     assert f"| 0.1 | pretrained-wide | FedLPA − {mod.ORACLE_HEADS} | -0.5 ± 1.5 | 1/2 |" in text
 
