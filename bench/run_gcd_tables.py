@@ -177,6 +177,7 @@ def run_one(cfg: dict, out_dir: str, snap: str | None = None):
     from lab.gcd.experiment import run_experiment
 
     r = run_experiment(FedGCDConfig.from_dict(cfg), weights_out=snap)
+    r["machine"] = machine()          # each run says where it was made: a folder's runs may come from several
     path = os.path.join(out_dir, run_name(cfg) + ".json")
     write_json_atomic(path, r)
     return path, r["acc_all"], r["seconds"]
@@ -807,8 +808,10 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
         lines += ["", "Not every run is that machine's, as far as the runs can tell: FedLPA runs that train the same "
                       "warm-up (their configs differ only in fields read at or after the first discovery) evaluate "
                       "differently before it here, so they were made on CPUs that round differently "
-                      "(`run_gcd_tables.warmup_splits`; a run is bit-identical only on one machine, and how far two "
-                      "machines move one run: `oracle_mapping.md`). A paired difference between them carries that:",
+                      "(`run_gcd_tables.warmup_splits`; a run is bit-identical only on one machine, how far two "
+                      "machines move one run: `oracle_mapping.md`, and how far the kernels alone move one on one CPU, "
+                      "with the rounding fingerprint each run made since records: `reproduce_runs.md`). A paired "
+                      "difference between them carries that:",
                   ""]
         lines += [f"- α {g['alpha']:g}, seed {g['seed']}, `{g['backbone']}`: "
                   + " against ".join(" and ".join(f"“{label}”" for label in w) for w in g["runs"]) for g in splits]
@@ -934,14 +937,11 @@ def heads_vs_features(best, out_dir, workers: int, quick: bool) -> dict:
 
 
 def machine() -> dict:
-    """The hardware a stage ran on (re-runs are bit-identical only on the same machine and thread count)."""
-    import platform
+    """The hardware a stage ran on (re-runs are bit-identical only on the same machine and thread count):
+    :func:`lab.machine.machine`, whose ``rounding`` tells apart two CPUs of one name that round differently."""
+    from lab.machine import machine as here
 
-    import torch
-
-    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-                 platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "threads_per_run": 1}
+    return here()
 
 
 def attach_table_runs(hv: dict, best, out_dir, quick: bool) -> dict:
