@@ -123,18 +123,19 @@ def lines(res: dict) -> list:
                        f"`{m['rounding']}` | {100 * e['committed_acc_all']:.2f} | {100 * e['acc_all']:.2f} | "
                        f"{'yes' if e['bit_identical'] else 'no'} | {e['first_round_apart'] or '—'} | {e['seconds']} |")
         out.append("")
-        for cpu, natives in spread(res, run).items():
-            out += [f"On {cpu}, the kernel settings alone move this run's All from {natives[0]:.2f} to "
-                    f"{natives[1]:.2f} ({natives[1] - natives[0]:.2f} points).", ""]
+        for cpu, (lo, hi) in spread(res, run).items():
+            out += [f"On {cpu}, the kernel settings alone move this run's All from {lo:.2f} to {hi:.2f} "
+                    f"({hi - lo:.2f} points).", ""]
     return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS),
-                    help="committed records to make again, as FOLDER/RUN under bench/results (default: one per "
-                         "rounding the committed folders hold)")
-    ap.add_argument("--kernels", nargs="+", choices=list(KERNELS), default=list(KERNELS))
+                    help="committed records to make again, as FOLDER/RUN under bench/results (default: DEFAULT_RUNS, "
+                         "the tables' FedLPA and federated baselines and item 7's FedLPA runs)")
+    ap.add_argument("--kernels", nargs="+", choices=list(KERNELS), default=list(KERNELS),
+                    help="kernel settings to make each run under (default: all of KERNELS)")
     ap.add_argument("--workers", type=int, default=2, help="runs made at once, 1-64")
     ap.add_argument("--one", help=argparse.SUPPRESS)    # a fresh process's single remake (remake())
     a = ap.parse_args(argv)

@@ -62,7 +62,7 @@ CURVE_SEEDS = (0, 1, 2)
 SEED_STUDY = tuple(range(10))
 #: item 7's stage may also run the seed study's next seeds (``--stage backbone --seeds``); its summary then adds a
 #: table over the evaluation seeds and these, beside the Done-when seeds' (no choice is made on them). The 2-core
-#: study runs all of the seed study's (:func:`study_more_seeds`)
+#: and the references studies run all of the seed study's (:func:`study_more_seeds`)
 BACKBONE_MORE_SEEDS = SEED_STUDY[len(EVAL_SEEDS):len(EVAL_SEEDS) + 3]
 GRID_SIZE = 5
 LRS = (0.02, 0.05, 0.1, 0.2, 0.5)
@@ -132,7 +132,7 @@ BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
               "estimated masses on them (`lab.gcd.prior.oracle_prior`, mode support), at FedLPA's discovery on the "
               "backbone: what the true heads and K add to FedLPA is it − FedLPA (below as FedLPA − it), what the true "
               "masses add on top is the oracle prior − it."),
-    dict(folder=BACKBONE_REFS_DIR, cpu=None, labels=REFS_LABELS,
+    dict(folder=BACKBONE_REFS_DIR, cpu=None, labels=REFS_LABELS, more_seeds=SEED_STUDY[len(EVAL_SEEDS):],
          title="Item 7, every method: the references (local only, centralized) beside FedLPA on both backbones",
          make="`python bench/run_gcd_tables.py --stage backbone --study backbones_refs --workers 2`",
          note="Neither reference is federated: *local only* trains each client's model on its own data alone (the "
@@ -335,7 +335,8 @@ def discovery_tuned(backbone: str) -> dict:
 
 def study_more_seeds(where: str) -> tuple:
     """The seeds past the table's that item 7's study ``where`` may run (``--seeds``) and its summary reads in a
-    table of their own: ``BACKBONE_MORE_SEEDS``, or the study's own (the 2-core study runs the seed study's)."""
+    table of their own: ``BACKBONE_MORE_SEEDS``, or the study's own (the 2-core and references studies run the seed
+    study's)."""
     return BACKBONE_STUDIES[where].get("more_seeds", BACKBONE_MORE_SEEDS)
 
 
@@ -1268,7 +1269,8 @@ def main():
                     help="--stage backbone: comma-separated pretrained backbones of lab.gcd.config.BACKBONES")
     ap.add_argument("--seeds", default=",".join(map(str, EVAL_SEEDS)),
                     help="--stage backbone: comma-separated evaluation seeds (the table's, or the seed study's "
-                         "next ones: BACKBONE_MORE_SEEDS; on --study backbones_2core, all of the seed study's)")
+                         "next ones: BACKBONE_MORE_SEEDS; on --study backbones_2core or backbones_refs, all of the "
+                         "seed study's)")
     ap.add_argument("--alphas", default=",".join(map(str, TABLE_ALPHAS)),
                     help="--stage backbone: comma-separated alphas (a subset of the table's)")
     a = ap.parse_args()

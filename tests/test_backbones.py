@@ -397,6 +397,7 @@ def test_fedlpa_on_a_backbone_takes_the_discovery_its_study_chose_there_and_keep
     further = mod.study_more_seeds("backbones_2core")
     assert further == mod.SEED_STUDY[len(mod.EVAL_SEEDS):]
     assert mod.study_more_seeds("backbones") == mod.BACKBONE_MORE_SEEDS
+    assert mod.study_more_seeds("backbones_refs") == further       # the references over the seed study's seeds too
     more = further[-1]
     plant("FedLPA", more, 0.70, [3, 3])
     plant(mod.LIB_DISCOVERY, more, 0.62, [6, 6], warm=0.49)       # another machine's warm-up there too
