@@ -48,6 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lab import results as lab_results
+from lab.machine import machine  # where a stage ran; its rounding tells apart CPUs of one name
 from lab.gcd.methods import ABLATIONS, DISPLAY_NAMES, ORACLE_PARTS, POOLED_REFERENCE
 from lab.utils import repo_root, write_json_atomic
 
@@ -935,14 +936,6 @@ def heads_vs_features(best, out_dir, workers: int, quick: bool) -> dict:
                              "machine": machine(), "runs": runs}, best, out_dir, quick)
     write_json_atomic(heads_path(quick), out)
     return out
-
-
-def machine() -> dict:
-    """The hardware a stage ran on (re-runs are bit-identical only on the same machine and thread count):
-    :func:`lab.machine.machine`, whose ``rounding`` tells apart two CPUs of one name that round differently."""
-    from lab.machine import machine as here
-
-    return here()
 
 
 def attach_table_runs(hv: dict, best, out_dir, quick: bool) -> dict:

@@ -142,15 +142,12 @@ def part_bench(a):
 
 
 def _hardware():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from lab.machine import cpu_model
+
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": dev,
-            "load_average": os.getloadavg(), "torch": torch.__version__, "python": platform.python_version()}
+    return {"cpu": cpu_model() or "unknown", "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "device": dev, "load_average": os.getloadavg(), "torch": torch.__version__,
+            "python": platform.python_version()}
 
 
 # ------------------------------------------------------------------------------------------- summary
