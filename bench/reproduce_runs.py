@@ -42,16 +42,26 @@ KERNELS = {"native": {}, "mkl-avx2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2"},      #
            "avx2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 #: committed backbone, alpha 0.1: the tables' FedLPA and both federated baselines (the baselines were made in earlier
 #: sessions than FedLPA's runs), item 7's references study's FedLPA, and item 7's 2-core study's FedLPA and run told the
-#: heads (whose warm-ups say they were made on CPUs that round apart)
+#: heads (whose warm-ups say they were made on CPUs that round apart), at seed 0 and at seed 6 (its seeds 6-9 were made
+#: in a later session than 0-5). Each one's "made on" is what its remakes found (``reproduce_runs.md``)
 DEFAULT_RUNS = {
     "gcd/fedlpa_a0.1_s0_d5fec0ac196b503e": "The tables' FedLPA (made on an Intel Xeon)",
-    "gcd/simgcd_a0.1_s0_932259465283216c": "The tables' FedAvg+SimGCD (made in an earlier session than their FedLPA)",
-    "gcd/gcd_a0.1_s0_7c85254325a81ba5": "The tables' FedAvg+GCD (made in an earlier session than their FedLPA)",
+    "gcd/simgcd_a0.1_s0_932259465283216c":
+        "The tables' FedAvg+SimGCD (made in an earlier session than their FedLPA, on an AMD EPYC with AVX-512)",
+    "gcd/gcd_a0.1_s0_7c85254325a81ba5":
+        "The tables' FedAvg+GCD (made in an earlier session than their FedLPA, on an AMD EPYC with AVX-512)",
     "gcd_backbones_refs/fedlpa_a0.1_s3_2e1158e8d619ff19":
         "Item 7's references study, FedLPA beside them (seed 3; made on an Intel Xeon)",
-    "gcd_backbones_2core/fedlpa_a0.1_s0_ef0f85c93b29a71d": "Item 7's 2-core study, FedLPA (made on an AMD EPYC)",
+    "gcd_backbones_2core/fedlpa_a0.1_s0_ef0f85c93b29a71d":
+        "Item 7's 2-core study, FedLPA (made on an AMD EPYC with AVX-512)",
     "gcd_backbones_2core/fedlpa_a0.1_s0_4703e0f5b0f26ff9":
-        "Item 7's 2-core study, the run told the heads (an AMD EPYC whose warm-up differs from the run above's)",
+        "Item 7's 2-core study, the run told the heads (made on an AMD EPYC that rounds as one without AVX-512: its "
+        "warm-up differs from the run above's)",
+    "gcd_backbones_2core/fedlpa_a0.1_s6_34805e0a2e69b73c":
+        "Item 7's 2-core study, FedLPA at seed 6 (made on an AMD EPYC that rounds as one without AVX-512)",
+    "gcd_backbones_2core/fedlpa_a0.1_s6_d0ee806bfe4e019f":
+        "Item 7's 2-core study, the run told the heads at seed 6 (made on an AMD EPYC that rounds as one without "
+        "AVX-512)",
 }
 
 
@@ -67,11 +77,9 @@ def one(path: str) -> dict:
     ref = json.load(open(path))
     with tempfile.TemporaryDirectory() as tmp:
         made = json.load(open(T.run_one(ref["config"], tmp)[0]))
-    apart = next((h["round"] for h, g in zip(made["history"], ref["history"]) if h != g), None)
-    if apart is None and len(made["history"]) != len(ref["history"]):
-        apart = min(len(made["history"]), len(ref["history"])) + 1
+    apart = T.first_round_apart(made, ref)
     return {"machine": machine(), "acc_all": made["acc_all"], "committed_acc_all": ref["acc_all"],
-            "bit_identical": apart is None and made["acc_all"] == ref["acc_all"], "first_round_apart": apart,
+            "bit_identical": apart is None, "first_round_apart": apart,
             "seconds": round(made["seconds"], 1)}
 
 

@@ -184,6 +184,17 @@ def run_one(cfg: dict, out_dir: str, snap: str | None = None):
     return path, r["acc_all"], r["seconds"]
 
 
+def first_round_apart(made: dict, ref: dict):
+    """The first round at which two records of one config evaluate differently (every field of a history entry
+    compared, so a last bit counts), or ``None`` where they are the same run bit for bit (their final All too)."""
+    apart = next((h["round"] for h, g in zip(made["history"], ref["history"]) if h != g), None)
+    if apart is None and len(made["history"]) != len(ref["history"]):
+        apart = min(len(made["history"]), len(ref["history"])) + 1
+    if apart is None and made["acc_all"] != ref["acc_all"]:
+        apart = made["history"][-1]["round"] if made["history"] else 1
+    return apart
+
+
 def config(method, alpha, seed, quick, **kw) -> dict:
     from lab.gcd.config import FedGCDConfig
 
@@ -1098,6 +1109,35 @@ def done_when_of(rows: list, walls: dict, study: dict) -> dict:
     return {"eval_seeds": done_when(mean_all, k_hat, walls), "seed_study": done_when(more_all, more_k_hat)}
 
 
+#: the replicate of the tables as they are (``replicate_tables.py --tables now``), read beside the Done-when
+REPLICATE_NOW = "replicate_tables_now"
+
+
+def replicate_now_lines() -> list:
+    """The Done-when verdicts that change where every run the bar reads is made on one machine
+    (``REPLICATE_NOW``'s runs), each with both readings; nothing where that replicate has not been made."""
+    path = os.path.join(RES, REPLICATE_NOW + ".json")
+    if not os.path.exists(path):
+        return []
+    from lab.results import done_when_value
+
+    res = json.load(open(path))
+    m, runs = res["machine"], res["runs"]
+    same = sorted({r["label"] for r in runs if r["bit_identical"]})
+    seeds = {"eval_seeds": f"seeds {min(EVAL_SEEDS)}–{max(EVAL_SEEDS)}",
+             "seed_study": f"seeds {min(SEED_STUDY)}–{max(SEED_STUDY)}"}
+    flips = [f"{f['target']} (α {f['alpha']:g}, {seeds[f['seeds']]}): "
+             f"{done_when_value(f['committed']['value'], f['unit'], f['committed']['met'])} here, "
+             f"{done_when_value(f['replicate']['value'], f['unit'], f['replicate']['met'])} on one machine"
+             for f in res["differ"]]
+    return ["", f"**On one machine.** Every run the bar reads made again on {m['cpu']} (rounding "
+            f"`{m.get('rounding', '?')}`; `{REPLICATE_NOW}.md`), which makes "
+            f"{sum(r['bit_identical'] for r in runs)} of the {len(runs)} committed runs again bit for bit"
+            + (f" ({', '.join(same)}: those were made on its rounding)" if same else "")
+            + ". The verdicts that differ from the table above: "
+            + ("; ".join(flips) if flips else "none") + "."]
+
+
 def done_when_lines(summary: dict, seeds_more: list) -> list:
     """The Done-when table of ``summary["done_when"]``: each line on the evaluation seeds (the issue's bar), on the
     seed study's seeds where it has them, and, on each, with the oracle prior's and the centralized run in FedLPA's
@@ -1114,7 +1154,9 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             "Nothing in training, K̂ or a choice reads evaluation labels or the true K: tests "
             "(`tests/test_gcd_protocol.py`, `tests/test_fedlpa.py`), not these runs, check that line. The runs were "
             "made over several sessions and a run is bit-identical only on its own machine: the same runs made "
-            "again on one machine, and the Done-when read off them, are in `replicate_tables.md`; beside them, in "
+            "again on one machine, and the Done-when read off them, are in `replicate_tables.md` (the tables before "
+            "the route) and `replicate_tables_now.md` (as they are, with the committed runs its machine made again bit "
+            "for bit); beside them, in "
             "`markov_merge.md`, the same lines with FedLPA at the InfoMap partition that study picked on the tuning "
             "clients, and whether it was adopted; in `coarse_route.md`, FedLPA discovering again at a coarser time "
             "where a client counts few categories (the route, adopted by its rule and FedLPA's default since: every "
@@ -1208,7 +1250,7 @@ def summarize(best, out_dir, quick):
                   + ", ".join(f"α = {a}: {v:.2f}×" for a, v in walls.items())]
     study = seed_study(best, out_dir, quick)
     checked = done_when_of(rows, walls, study)
-    lines += done_when_lines({"done_when": checked}, study["seeds"])
+    lines += done_when_lines({"done_when": checked}, study["seeds"]) + ([] if quick else replicate_now_lines())
     lines += seed_study_lines(study)
     suffix = "_quick" if quick else ""
     hv = json.load(open(heads_path(quick))) if os.path.exists(heads_path(quick)) else None

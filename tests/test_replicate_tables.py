@@ -18,24 +18,31 @@ def res(mod):
     return json.loads(Path(mod.JSON).read_text())
 
 
-def test_the_committed_report_is_what_the_run_files_give(mod, res):
-    assert res["machine"] == json.loads((Path(mod.RUN_DIR) / mod.T.MACHINE_FILE).read_text())
-    assert json.loads(json.dumps(mod.record(res["machine"]))) == res
-    assert Path(mod.MD).read_text() == "\n".join(mod.lines(res)) + "\n"
+@pytest.mark.parametrize("which", ["before_route", "now"])
+def test_the_committed_report_is_what_the_run_files_give(mod, which):
+    run_dir, json_path, md_path = mod.paths(which)
+    res = json.loads(Path(json_path).read_text())
+    assert res["which"] == which
+    assert res["machine"] == json.loads((Path(run_dir) / mod.T.MACHINE_FILE).read_text())
+    assert json.loads(json.dumps(mod.record(res["machine"], which))) == res
+    assert Path(md_path).read_text() == "\n".join(mod.lines(res)) + "\n"
 
 
-def test_each_re_made_run_is_a_tables_run_with_its_config(mod):
+@pytest.mark.parametrize("which", ["before_route", "now"])
+def test_each_re_made_run_is_a_tables_run_with_its_config(mod, which):
     """Every run the Done-when reads (FedLPA, both federated baselines and the oracle prior; both alphas; seeds 0-9)
     is in both folders, made from one config (a committed run made before a field was added reads it at the value
-    it ran with)."""
+    it ran with); the replicate of the tables as they are has FedLPA's coarse route, the first one not."""
     from lab.gcd.config import FedGCDConfig
 
-    cfgs = mod.configs()
+    cfgs = mod.configs(fields=mod.REPLICATES[which]["fields"])
     assert {(label, al, s) for label, al, s in cfgs} == {
         (label, al, s) for label in ("FedLPA", "FedAvg+SimGCD", "FedAvg+GCD", "FedLPA, oracle prior")
         for al in (0.1, 1.0) for s in range(10)}
+    routed = {c["coarse_k"] for (label, _, _), c in cfgs.items() if label.startswith("FedLPA")}
+    assert routed == ({None} if which == "before_route" else {7})
     for c in cfgs.values():
-        a, b = mod.T.load_committed(c), mod.T.load(c, mod.RUN_DIR)
+        a, b = mod.T.load_committed(c), mod.T.load(c, mod.paths(which)[0])
         same = [FedGCDConfig.from_dict(x).to_dict() for x in (a["config"], b["config"])]   # late fields filled
         assert same[0] == same[1] == c
     for al in (0.1, 1.0):
@@ -61,3 +68,50 @@ def test_the_committed_reading_is_the_summarys_done_when(mod, res):
         assert json.loads(json.dumps(mod._reading(now, *how))) == summary[name]
         assert res["done_when"]["committed"][name] == json.loads(json.dumps(mod._reading(before, *how)))
         assert res["done_when"]["committed"][name] != summary[name]
+
+
+def test_the_replicate_of_the_tables_as_they_are_reads_the_summarys_done_when_on_its_committed_side(mod):
+    """Its committed side is the tables' runs the summary reads (FedLPA with the coarse route), value for value."""
+    full = json.loads((Path(mod.T.RES) / "gcd_summary.json").read_text())["done_when"]
+    res = json.loads(Path(mod.paths("now")[1]).read_text())
+    for name in mod.SETS:
+        assert res["done_when"]["committed"][name] == [
+            {k: v for k, v in x.items() if not k.startswith("central_")} for x in full[name]]
+
+
+def test_bit_for_bit_means_every_evaluation_and_a_last_bit_counts(mod):
+    """``first_round_apart`` (which the replicate's "bit for bit" column and ``reproduce_runs.py`` read): the same
+    record is one run; an evaluation changed in its last bit parts them at its round, whatever All says; a history
+    cut short parts them after its end."""
+    import math
+
+    run = json.loads(next((Path(mod.T.RES) / "gcd").glob("fedlpa_a0.1_s0_*.json")).read_text())
+    assert mod.T.first_round_apart(run, json.loads(json.dumps(run))) is None
+    bent = json.loads(json.dumps(run))
+    h = bent["history"][2]
+    h["acc_new"] = math.nextafter(h["acc_new"], 1.0)           # All and Old untouched
+    assert bent["acc_all"] == run["acc_all"] and mod.T.first_round_apart(bent, run) == h["round"]
+    short = {**run, "history": run["history"][:-1]}
+    assert mod.T.first_round_apart(short, run) == len(run["history"])
+
+
+def test_a_verdict_differs_only_where_met_turns(mod):
+    """``differ`` lists the lines whose verdict the replicate changes, not those whose value alone moves."""
+    line = lambda al, target, value, met: {"alpha": al, "target": target, "unit": "ratio",  # noqa: E731
+                                           "value": value, "met": met}
+    done = {"committed": {"eval_seeds": [line(0.1, "t", 0.95, True), line(1.0, "u", 0.5, False)], "seed_study": []},
+            "replicate": {"eval_seeds": [line(0.1, "t", 0.88, False), line(1.0, "u", 0.7, False)], "seed_study": []}}
+    assert mod.differ(done) == [{"seeds": "eval_seeds", "alpha": 0.1, "target": "t", "unit": "ratio",
+                                 "committed": {"value": 0.95, "met": True},
+                                 "replicate": {"value": 0.88, "met": False}}]
+
+
+def test_the_summary_says_which_verdicts_one_machine_changes(mod):
+    """gcd_summary.md carries the paragraph ``replicate_now_lines`` writes from the replicate of the tables as they
+    are: how many committed runs it made again bit for bit, and each verdict that differs there, with both values."""
+    res = json.loads(Path(mod.paths("now")[1]).read_text())
+    text = "\n".join(mod.T.replicate_now_lines())
+    assert text and text in (Path(mod.T.RES) / "gcd_summary.md").read_text()
+    assert f"makes {sum(r['bit_identical'] for r in res['runs'])} of the 80 committed runs again" in text
+    for f in res["differ"]:
+        assert f["committed"]["met"] != f["replicate"]["met"] and f["target"] in text
