@@ -55,13 +55,14 @@ DEFAULT_RUNS = {
     "gcd_backbones_2core/fedlpa_a0.1_s0_ef0f85c93b29a71d":
         "Item 7's 2-core study, FedLPA (made on an AMD EPYC with AVX-512)",
     "gcd_backbones_2core/fedlpa_a0.1_s0_4703e0f5b0f26ff9":
-        "Item 7's 2-core study, the run told the heads (made on an AMD EPYC that rounds as one without AVX-512: its "
-        "warm-up differs from the run above's)",
+        "Item 7's 2-core study, the run told the heads (made on an AMD EPYC that rounds as an AVX-512 AMD EPYC "
+        "with every kernel library held to AVX2: its warm-up differs from the run above's)",
     "gcd_backbones_2core/fedlpa_a0.1_s6_34805e0a2e69b73c":
-        "Item 7's 2-core study, FedLPA at seed 6 (made on an AMD EPYC that rounds as one without AVX-512)",
+        "Item 7's 2-core study, FedLPA at seed 6 (made on an AMD EPYC that rounds as an AVX-512 AMD EPYC with every "
+        "kernel library held to AVX2)",
     "gcd_backbones_2core/fedlpa_a0.1_s6_d0ee806bfe4e019f":
-        "Item 7's 2-core study, the run told the heads at seed 6 (made on an AMD EPYC that rounds as one without "
-        "AVX-512)",
+        "Item 7's 2-core study, the run told the heads at seed 6 (made on an AMD EPYC that rounds as an AVX-512 AMD "
+        "EPYC with every kernel library held to AVX2)",
 }
 
 

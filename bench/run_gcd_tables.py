@@ -1127,7 +1127,7 @@ def replicate_now_lines() -> list:
     seeds = {"eval_seeds": f"seeds {min(EVAL_SEEDS)}–{max(EVAL_SEEDS)}",
              "seed_study": f"seeds {min(SEED_STUDY)}–{max(SEED_STUDY)}"}
     flips = [f"{f['target']} (α {f['alpha']:g}, {seeds[f['seeds']]}): "
-             f"{done_when_value(f['committed']['value'], f['unit'], f['committed']['met'])} here, "
+             f"{done_when_value(f['committed']['value'], f['unit'], f['committed']['met'])} in the table, "
              f"{done_when_value(f['replicate']['value'], f['unit'], f['replicate']['met'])} on one machine"
              for f in res["differ"]]
     return ["", f"**On one machine.** Every run the bar reads made again on {m['cpu']} (rounding "
