@@ -145,10 +145,10 @@ def lines(res: dict) -> list:
             out.append(f"| {al:g} | {label} | " + " | ".join(
                 f"{100 * np.mean([r[k] for r in rs]):.1f} ± {100 * np.std([r[k] for r in rs]):.1f}"
                 for k in ("committed", "replicate")) + " | " + ", ".join(f"{x:+.1f}" for x in dd)
-                + f" | {np.mean(np.abs(dd)):.2f} | {sum(r.get('bit_identical', False) for r in rs)} of {len(rs)} |")
+                + f" | {np.mean(np.abs(dd)):.2f} | {sum(r['bit_identical'] for r in rs)} of {len(rs)} |")
     out += ["", f"Re-made − committed over the {len(d)} runs: mean {d.mean():+.2f} points, mean |Δ| "
             f"{np.abs(d).mean():.2f}, at most {np.abs(d).max():.1f}; {int((d == 0).sum())} of them with the same All, "
-            f"{sum(r.get('bit_identical', False) for r in res['runs'])} bit for bit.", "",
+            f"{sum(r['bit_identical'] for r in res['runs'])} bit for bit.", "",
             "The Done-when read off each set (the bar is read on the evaluation seeds; wall ratios: each set's own "
             "runs' seconds, on the evaluation seeds, as the summary reads them):", "",
             f"| α | target | bar | committed, {_seeds(T.EVAL_SEEDS)} | re-made, {_seeds(T.EVAL_SEEDS)} | "

@@ -186,12 +186,11 @@ def run_one(cfg: dict, out_dir: str, snap: str | None = None):
 
 def first_round_apart(made: dict, ref: dict):
     """The first round at which two records of one config evaluate differently (every field of a history entry
-    compared, so a last bit counts), or ``None`` where they are the same run bit for bit (their final All too)."""
+    compared, so a last bit counts), or ``None`` where they are the same run bit for bit (a run's All is read off
+    its history, so equal histories give equal Alls)."""
     apart = next((h["round"] for h, g in zip(made["history"], ref["history"]) if h != g), None)
     if apart is None and len(made["history"]) != len(ref["history"]):
         apart = min(len(made["history"]), len(ref["history"])) + 1
-    if apart is None and made["acc_all"] != ref["acc_all"]:
-        apart = made["history"][-1]["round"] if made["history"] else 1
     return apart
 
 
