@@ -55,9 +55,10 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from lab.results import COMMITTED_BACKBONE as COMMITTED  # noqa: E402
-from lab.utils import repo_root, write_json_atomic, write_text_atomic  # noqa: E402
+from lab.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
-RES = os.path.join(repo_root(), "bench", "results")
+#: beside this script, not under the installed ``lab``'s checkout: run from another checkout, it writes there
+RES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 SNAP_DIR = os.path.join(RES, "discovery_snapshots")
 #: the backbone of ``lab.gcd.config.BACKBONES`` the study runs on (``--backbone``; workers get it by initializer)
 BACKBONE = COMMITTED

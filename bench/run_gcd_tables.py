@@ -50,9 +50,11 @@ from tqdm import tqdm
 from lab import results as lab_results
 from lab.machine import machine  # where a stage ran; its rounding tells apart CPUs of one name
 from lab.gcd.methods import ABLATIONS, DISPLAY_NAMES, ORACLE_PARTS, POOLED_REFERENCE
-from lab.utils import repo_root, write_json_atomic
+from lab.utils import write_json_atomic
 
-RES = os.path.join(repo_root(), "bench", "results")
+#: this script's checkout, not the installed ``lab``'s: run from another checkout, a stage writes its files there
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RES = os.path.join(CHECKOUT, "bench", "results")
 TUNING_SEEDS = (100, 101)
 TUNING_ALPHAS = (0.1, 1.0)
 EVAL_SEEDS = (0, 1, 2)
@@ -272,10 +274,27 @@ def run_all(cfgs: list, out_dir: str, workers: int, desc: str, snapshots: dict |
             bar.write(f"{os.path.basename(path)}: All {acc:.4f} ({secs:.0f}s)")
 
 
-def tune(a, out_dir) -> dict:
-    """Runs the grid of the methods in ``a.methods``; the record's ``best`` covers every method whose grid is
-    complete (so the tables of some methods can start before the others are tuned)."""
-    cfgs = {(m, i): [config(m, al, s, a.quick, **g) for al in TUNING_ALPHAS for s in TUNING_SEEDS]
+def tuning_file(backbone: str, quick: bool = False) -> str:
+    """The tune stage's record on ``backbone``: the committed backbone's is the tables' (``gcd_tuning.json``)."""
+    stem = "gcd_tuning" if backbone == lab_results.COMMITTED_BACKBONE else f"gcd_tuning_{backbone}"
+    return stem + ("_quick.json" if quick else ".json")
+
+
+def tune_extras(backbone: str) -> dict:
+    """Each method's fixed fields in the grid on ``backbone``: none on the committed one; on another, item 7's runs
+    of it (:func:`backbone_runs`: FedLPA at the discovery its study chose there, without the route), so that the
+    learning rate chosen there is the one those runs would take."""
+    if backbone == lab_results.COMMITTED_BACKBONE:
+        return {m: {} for m in TUNE_GRID}
+    runs = {**backbone_runs(backbone), **BACKBONE_REFS}
+    return {m: {**runs[DISPLAY_NAMES[m]][1], "backbone": backbone} for m in TUNE_GRID}
+
+
+def tune(a, out_dir, backbone: str = lab_results.COMMITTED_BACKBONE) -> dict:
+    """Runs the grid of the methods in ``a.methods`` on ``backbone``; the record's ``best`` covers every method whose
+    grid is complete (so the tables of some methods can start before the others are tuned)."""
+    extras = tune_extras(backbone)
+    cfgs = {(m, i): [config(m, al, s, a.quick, **g, **extras[m]) for al in TUNING_ALPHAS for s in TUNING_SEEDS]
             for m, grid in TUNE_GRID.items() for i, g in enumerate(grid)}
     assert all(len(g) == GRID_SIZE for g in TUNE_GRID.values()), "every method gets the same budget"
     run_all([c for (m, _), cs in cfgs.items() if m in a.methods for c in cs], out_dir, a.workers, "tune")
@@ -295,8 +314,68 @@ def tune(a, out_dir) -> dict:
                         "the last 3 evaluations) over those runs. Evaluation seeds never enter."),
            "tuning_seeds": list(TUNING_SEEDS), "tuning_alphas": list(TUNING_ALPHAS), "grid": grid,
            "best": {m: b[0] for m, b in best.items()}}
-    write_json_atomic(os.path.join(RES, "gcd_tuning_quick.json" if a.quick else "gcd_tuning.json"), rec)
+    if backbone != lab_results.COMMITTED_BACKBONE:
+        rec = {"backbone": backbone, "fixed": {m: extras[m] for m in done}, **rec}
+    write_json_atomic(os.path.join(RES, tuning_file(backbone, a.quick)), rec)
     return rec["best"]
+
+
+def backbone_tuning(best: dict, backbone: str = "pretrained-wide") -> dict | None:
+    """The tune stage's record on ``backbone`` (``--stage tune --backbone``) beside the committed backbone's grid
+    (``best``: the tables' choice): each method's mean All per learning rate on both, its choice on each, and the
+    run files made of a grid not complete yet. ``None`` where that grid was never started."""
+    folder = os.path.join(RES, tuning_file(backbone)[:-len(".json")])
+    if not os.path.isdir(folder):
+        return None
+    rec_path = os.path.join(RES, tuning_file(backbone))
+    rec = json.load(open(rec_path)) if os.path.exists(rec_path) else {"grid": [], "best": {}}
+    committed = json.load(open(os.path.join(RES, tuning_file(lab_results.COMMITTED_BACKBONE))))["grid"]
+    per_method = len(LRS) * len(TUNING_SEEDS) * len(TUNING_ALPHAS)
+    made = {m: sum(f.startswith(f"{m}_a") for f in os.listdir(folder)) for m in TUNE_GRID}
+    mach = os.path.join(folder, MACHINE_FILE)
+    return {"backbone": backbone, "machine": json.load(open(mach)) if os.path.exists(mach) else None,
+            "grid": {m: {g["lr"]: g["acc_all"] for g in rec["grid"] if g["method"] == m} for m in rec["best"]},
+            "committed_grid": {m: {g["lr"]: g["acc_all"] for g in committed if g["method"] == m} for m in TUNE_GRID},
+            "best": rec["best"], "committed_best": best,
+            "incomplete": {m: [n, per_method] for m, n in made.items() if m not in rec["best"]}}
+
+
+def backbone_tuning_lines(bt: dict | None) -> list:
+    if bt is None:
+        return []
+    b, m = bt["backbone"], bt["machine"] or {}
+    lines = ["", f"## Item 7: the learning-rate grid on `{b}` (tuning seeds only)", "",
+             f"The tables' grid (the same {GRID_SIZE} learning rates for every method, each run on the tuning seeds "
+             f"{', '.join(map(str, TUNING_SEEDS))} at α {' and '.join(f'{x:g}' for x in TUNING_ALPHAS)}; the choice is "
+             f"the highest mean All) run on `{b}`, each method as item 7 runs it there (`tune_extras`: FedLPA at the "
+             f"discovery its study chose there, without the route), on one machine (`{tuning_file(b)[:-5]}/`: "
+             f"{m.get('cpu', 'an unrecorded CPU')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}, rounding "
+             f"`{m.get('rounding', '?')}`). Mean "
+             "All over a setting's runs, points; the choice in bold; in brackets the same setting on the committed "
+             "backbone (`gcd_tuning.json`, the tables' grid). No table reads this grid: it is what moving the tables "
+             "to this backbone would start from (`python bench/run_gcd_tables.py --stage tune --backbone "
+             f"{b} --workers 2`)."]
+    if bt["grid"]:
+        lines += ["", "| method | " + " | ".join(f"lr {lr:g}" for lr in LRS) + f" | chosen on `{b}` | chosen on the "
+                  "committed backbone | item 7's runs of it are at its choice |", "|---|" + "---|" * (len(LRS) + 3)]
+    for meth, grid in bt["grid"].items():
+        here, there = bt["best"][meth]["lr"], bt["committed_best"][meth]["lr"]
+        cells = [(f"**{100 * grid[lr]:.1f}**" if lr == here else f"{100 * grid[lr]:.1f}")
+                 + f" ({100 * bt['committed_grid'][meth][lr]:.1f})" for lr in LRS]
+        lines.append(f"| {DISPLAY_NAMES[meth]} | " + " | ".join(cells) + f" | {here:g} | {there:g} | "
+                     + ("yes" if here == there else "no: they would be made again at its choice") + " |")
+    ends = [(DISPLAY_NAMES[k], c["lr"]) for k, c in bt["best"].items() if c["lr"] in (LRS[0], LRS[-1])]
+    if ends:
+        ends = ", ".join(f"{k} ({lr:g}, the grid's {'lowest' if lr == LRS[0] else 'highest'})" for k, lr in ends)
+        lines += ["", f"At an end of the grid: {ends}. Where a federated method's choice sits at an end, "
+                  "the tables' protocol widens the grid for every method before a choice counts (`bench/README.md`, "
+                  "item 2), so on this backbone these choices are not final."]
+    if bt["incomplete"]:
+        lines += ["", "Not complete yet (run files made / a grid's runs), so not chosen: "
+                  + ", ".join(f"{DISPLAY_NAMES[k]} {n}/{of}" for k, (n, of) in bt["incomplete"].items())
+                  + f" (`--stage tune --backbone {b} --methods "
+                  + ",".join(bt["incomplete"]) + "` resumes it)."]
+    return lines
 
 
 def table_configs(best, quick, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS, seeds=EVAL_SEEDS) -> list:
@@ -1257,6 +1336,8 @@ def summarize(best, out_dir, quick):
     backbones = {where: backbone_study(best, quick, where) for where in BACKBONE_STUDIES}
     lines += heads_lines(hv) + readout_lines(readout)
     lines += [line for where, study in backbones.items() for line in backbone_lines(study, where)]
+    tuning_wide = None if quick else backbone_tuning(best)
+    lines += backbone_tuning_lines(tuning_wide)
     with open(os.path.join(RES, f"gcd_summary{suffix}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     write_json_atomic(os.path.join(RES, f"gcd_summary{suffix}.json"),
@@ -1264,7 +1345,7 @@ def summarize(best, out_dir, quick):
                        "rows": rows, "paired": paired, "wall_ratio_fedlpa_simgcd": walls,
                        "done_when": checked,
                        "seed_study": study, "heads_vs_features": hv, "readout_study": readout,
-                       **backbones})
+                       **backbones, "backbone_tuning": tuning_wide})
     print("\n".join(lines))
 
 
@@ -1301,6 +1382,10 @@ def main():
                          "machine's), backbones_refs (local only and centralized beside FedLPA)")
     ap.add_argument("--backbones", default="pretrained,pretrained-wide",
                     help="--stage backbone: comma-separated pretrained backbones of lab.gcd.config.BACKBONES")
+    ap.add_argument("--backbone", default=lab_results.COMMITTED_BACKBONE,
+                    help="--stage tune: the pretrained backbone whose grid to run (default: the committed one, the "
+                         "tables'); another one's runs go to gcd_tuning_<name>/ and its choice to "
+                         "gcd_tuning_<name>.json, leaving the tables' tuning as it is")
     ap.add_argument("--seeds", default=",".join(map(str, EVAL_SEEDS)),
                     help="--stage backbone: comma-separated evaluation seeds (the table's, or the seed study's "
                          "next ones: BACKBONE_MORE_SEEDS; on --study backbones_2core or backbones_refs, all of the "
@@ -1325,6 +1410,11 @@ def main():
             ap.error(f"--{name}: comma-separated, each one of {', '.join(map(str, allowed))}")
         return got
 
+    if not BACKBONES.get(a.backbone):
+        ap.error(f"--backbone: one of {', '.join(n for n, b in BACKBONES.items() if b)}")
+    if a.backbone != lab_results.COMMITTED_BACKBONE and a.stage != "tune":
+        ap.error(f"--backbone: only --stage tune runs on another backbone than {lab_results.COMMITTED_BACKBONE} "
+                 "(item 7's runs: --stage backbone --backbones)")
     a.seeds = subset("seeds", a.seeds, int, EVAL_SEEDS + study_more_seeds(a.study))
     a.alphas = subset("alphas", a.alphas, float, TABLE_ALPHAS)
     global RES
@@ -1335,11 +1425,22 @@ def main():
     out_dir = a.out_dir or os.path.join(RES, "gcd")
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.time()
+    if a.backbone != lab_results.COMMITTED_BACKBONE:    # the grid on another backbone: run files and its choice only
+        from lab.utils import data_path
+
+        if not os.path.exists(w := data_path(BACKBONES[a.backbone].stem + ".safetensors")):
+            ap.error(f"--backbone: {a.backbone}'s weights {w} are missing; make them with "
+                     f"`{BACKBONES[a.backbone].make}`")
+        tdir = a.out_dir or os.path.join(RES, tuning_file(a.backbone)[:-len(".json")])
+        os.makedirs(tdir, exist_ok=True)
+        write_json_atomic(os.path.join(tdir, MACHINE_FILE), machine())
+        tune(a, tdir, a.backbone)
+        return
     best = tune(a, out_dir) if a.stage in ("tune", "all") else tuned_best(a.quick)
     if a.stage in ("tables", "all"):
         snaps = {} if a.quick else {
             run_name(config(m, al, s, False, **best[m])):
-                os.path.join(repo_root(), "data", "snapshots", f"{m}_alpha{al:g}_seed{s}.safetensors")
+                os.path.join(CHECKOUT, "data", "snapshots", f"{m}_alpha{al:g}_seed{s}.safetensors")
             for m, al, s in SNAPSHOTS if m in best}
         run_all(table_configs(best, a.quick, a.methods), out_dir, a.workers, "tables", snaps)
     if a.stage in ("curve", "all"):

@@ -678,3 +678,82 @@ def test_picked_levers_follow_their_criterion_on_the_tuning_clients_only():
     assert committed["fields"]["prior_rule"] == DiscoveryParams().prior == committed["study_choice"]["prior"]
     for label in (lv.CLAIM_LABEL, lv.TV_LABEL, lv.EM_LABEL):
         assert lv.LEVERS[label][0] == pick[label]["fields"]
+
+
+def test_the_gcd_stages_write_beside_their_script_not_under_the_installed_labs_checkout(tmp_path):
+    """Run from another checkout than the one ``lab`` is installed from, a stage writes its results (and the tables'
+    snapshots) into the script's own checkout, not into the installed one."""
+    for rel in ("bench/run_gcd_tables.py", "bench/discovery_study.py"):
+        (tmp_path / "bench").mkdir(exist_ok=True)
+        (tmp_path / rel).write_text((ROOT / rel).read_text())
+        spec = importlib.util.spec_from_file_location(Path(rel).stem + "_elsewhere", tmp_path / rel)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        assert Path(mod.RES) == tmp_path / "bench" / "results", rel
+        if rel == "bench/run_gcd_tables.py":       # where the tables stage writes the snapshots under data/
+            assert Path(mod.CHECKOUT) == tmp_path
+
+
+def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables_tuning_alone(tmp_path,
+                                                                                              monkeypatch):
+    """``--stage tune --backbone pretrained-wide``: every method's grid point is item 7's run of that backbone at
+    that learning rate (FedLPA at the discovery its study chose there), so the committed runs at the tables' rates
+    are points of it; the choice is each complete grid's own argmax, written to the backbone's file only."""
+    mod = _tables_script(tmp_path, monkeypatch)
+    wide = "pretrained-wide"
+    (tmp_path / f"discovery_study_{wide}.json").write_text(
+        (ROOT / "bench" / "results" / f"discovery_study_{wide}.json").read_text())
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    extras = mod.tune_extras(wide)
+    name = {m: mod.run_name(mod.config(m, 0.1, 0, False, **best[m], **extras[m])) for m in mod.TUNE_GRID}
+    made = {m: [d for d in ("gcd_backbones_2core", "gcd_backbones_refs")
+                if (ROOT / "bench" / "results" / d / f"{name[m]}.json").exists()] for m in mod.TUNE_GRID}
+    assert all(made.values()), made
+    assert mod.tune_extras("pretrained") == {m: {} for m in mod.TUNE_GRID}
+    # a planted argmax per method: SimGCD's off the committed backbone's choice, FedLPA's on it
+    peak = {**{m: mod.LRS[0] for m in mod.TUNE_GRID}, "fedlpa": best["fedlpa"]["lr"]}
+    assert best["simgcd"]["lr"] != peak["simgcd"]
+
+    def fake_run_all(cfgs, out_dir, workers, desc):
+        for c in cfgs:
+            assert c["backbone"] == wide and c["seed"] in mod.TUNING_SEEDS, c
+            acc = 0.6 - abs(np.log(c["lr"] / peak[c["method"]])) / 10 + c["seed"] / 1e4
+            (Path(out_dir) / f"{mod.run_name(c)}.json").write_text(
+                json.dumps({"acc_all": acc, "alpha": c["alpha"], "seed": c["seed"], "config": c}))
+
+    monkeypatch.setattr(mod, "run_all", fake_run_all)
+    runs = tmp_path / f"gcd_tuning_{wide}"
+    runs.mkdir()
+    got = mod.tune(SimpleNamespace(methods=("simgcd", "fedlpa"), quick=False, workers=1), str(runs), wide)
+    rec = json.loads((tmp_path / f"gcd_tuning_{wide}.json").read_text())
+    assert got == rec["best"] == {m: {"lr": peak[m]} for m in ("simgcd", "fedlpa")}      # the others not complete
+    assert rec["backbone"] == wide and rec["fixed"]["fedlpa"] == extras["fedlpa"]
+    per_method = mod.GRID_SIZE * len(mod.TUNING_SEEDS) * len(mod.TUNING_ALPHAS)
+    assert len(list(runs.iterdir())) == 2 * per_method
+    assert not (tmp_path / "gcd_tuning.json").exists()
+    # the summary's section: each complete grid beside the committed one, and whether item 7's runs are at its choice
+    (tmp_path / "gcd_tuning.json").write_text((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())
+    bt = mod.backbone_tuning(best, wide)
+    text = "\n".join(mod.backbone_tuning_lines(bt))
+    simgcd = next(line for line in text.splitlines() if line.startswith("| FedAvg+SimGCD |"))
+    assert simgcd.split(" | ")[1].startswith("**61.0** (") and simgcd.count("**") == 2   # lr 0.02: the first cell
+    assert simgcd.endswith(f"| {peak['simgcd']:g} | {best['simgcd']['lr']:g} | no: they would be made again at "
+                           "its choice |")
+    fedlpa = next(line for line in text.splitlines() if line.startswith("| FedLPA |"))
+    assert fedlpa.endswith(f"| {peak['fedlpa']:g} | {best['fedlpa']['lr']:g} | yes |")
+    assert f"FedAvg+GCD 0/{per_method}" in text and "--methods gcd,local,central" in text
+    ends = next(line for line in text.splitlines() if line.startswith("At an end of the grid:"))
+    assert f"FedAvg+SimGCD ({mod.LRS[0]:g}, the grid's lowest)" in ends and "FedLPA" not in ends
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, names", [(["--stage", "tables", "--backbone", "pretrained-wide"],
+                                          ["--backbone", "--stage tune"]),
+                                         (["--stage", "tune", "--backbone", "wide"],
+                                          ["--backbone", "pretrained-wide"])])
+def test_the_tune_stage_names_a_backbone_it_cannot_tune_on(args, names, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run_gcd_tables.py"), *args,
+                        "--out-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert all(n in r.stderr.strip().splitlines()[-1] for n in names)
+    assert not list(tmp_path.iterdir())
