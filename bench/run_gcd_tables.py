@@ -213,7 +213,7 @@ def config(method, alpha, seed, quick, **kw) -> dict:
 
 def tuned_best(quick: bool = False) -> dict:
     """Each method's setting chosen by the tune stage (``gcd_tuning.json``'s "best"), as the tables run it."""
-    return json.load(open(os.path.join(RES, "gcd_tuning_quick.json" if quick else "gcd_tuning.json")))["best"]
+    return json.load(open(os.path.join(RES, tuning_file(lab_results.COMMITTED_BACKBONE, quick))))["best"]
 
 
 def load(cfg: dict, out_dir: str):
@@ -280,6 +280,11 @@ def tuning_file(backbone: str, quick: bool = False) -> str:
     return stem + ("_quick.json" if quick else ".json")
 
 
+def tuning_dir(backbone: str) -> str:
+    """The folder of the tune stage's runs on a backbone other than the committed one (``gcd_tuning_<name>``)."""
+    return tuning_file(backbone)[:-len(".json")]
+
+
 def tune_extras(backbone: str) -> dict:
     """Each method's fixed fields in the grid on ``backbone``: none on the committed one; on another, item 7's runs
     of it (:func:`backbone_runs`: FedLPA at the discovery its study chose there, without the route), so that the
@@ -324,7 +329,7 @@ def backbone_tuning(best: dict, backbone: str = "pretrained-wide") -> dict | Non
     """The tune stage's record on ``backbone`` (``--stage tune --backbone``) beside the committed backbone's grid
     (``best``: the tables' choice): each method's mean All per learning rate on both, its choice on each, and the
     run files made of a grid not complete yet. ``None`` where that grid was never started."""
-    folder = os.path.join(RES, tuning_file(backbone)[:-len(".json")])
+    folder = os.path.join(RES, tuning_dir(backbone))
     if not os.path.isdir(folder):
         return None
     rec_path = os.path.join(RES, tuning_file(backbone))
@@ -348,7 +353,7 @@ def backbone_tuning_lines(bt: dict | None) -> list:
              f"The tables' grid (the same {GRID_SIZE} learning rates for every method, each run on the tuning seeds "
              f"{', '.join(map(str, TUNING_SEEDS))} at α {' and '.join(f'{x:g}' for x in TUNING_ALPHAS)}; the choice is "
              f"the highest mean All) run on `{b}`, each method as item 7 runs it there (`tune_extras`: FedLPA at the "
-             f"discovery its study chose there, without the route), on one machine (`{tuning_file(b)[:-5]}/`: "
+             f"discovery its study chose there, without the route), on one machine (`{tuning_dir(b)}/`: "
              f"{m.get('cpu', 'an unrecorded CPU')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}, rounding "
              f"`{m.get('rounding', '?')}`). Mean "
              "All over a setting's runs, points; the choice in bold; in brackets the same setting on the committed "
@@ -1425,13 +1430,16 @@ def main():
     out_dir = a.out_dir or os.path.join(RES, "gcd")
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.time()
-    if a.backbone != lab_results.COMMITTED_BACKBONE:    # the grid on another backbone: run files and its choice only
+    def need_weights(flag, names):
         from lab.utils import data_path
 
-        if not os.path.exists(w := data_path(BACKBONES[a.backbone].stem + ".safetensors")):
-            ap.error(f"--backbone: {a.backbone}'s weights {w} are missing; make them with "
-                     f"`{BACKBONES[a.backbone].make}`")
-        tdir = a.out_dir or os.path.join(RES, tuning_file(a.backbone)[:-len(".json")])
+        for b in names:
+            if not os.path.exists(w := data_path(BACKBONES[b].stem + ".safetensors")):
+                ap.error(f"--{flag}: {b}'s weights {w} are missing; make them with `{BACKBONES[b].make}`")
+
+    if a.backbone != lab_results.COMMITTED_BACKBONE:    # the grid on another backbone: run files and its choice only
+        need_weights("backbone", (a.backbone,))
+        tdir = a.out_dir or os.path.join(RES, tuning_dir(a.backbone))
         os.makedirs(tdir, exist_ok=True)
         write_json_atomic(os.path.join(tdir, MACHINE_FILE), machine())
         tune(a, tdir, a.backbone)
@@ -1450,11 +1458,7 @@ def main():
     if a.stage in ("heads", "all"):
         heads_vs_features(best, out_dir, a.workers, a.quick)
     if a.stage == "backbone":          # run files only: a partial run rewrites no summary
-        from lab.utils import data_path
-
-        for b in a.backbones:
-            if not os.path.exists(w := data_path(BACKBONES[b].stem + ".safetensors")):
-                ap.error(f"--backbones: {b}'s weights {w} are missing; make them with `{BACKBONES[b].make}`")
+        need_weights("backbones", a.backbones)
         study = BACKBONE_STUDIES[a.study]
         bdir = a.out_dir or os.path.join(RES, study["folder"])
         import torch
