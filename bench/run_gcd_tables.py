@@ -72,6 +72,15 @@ LRS = (0.02, 0.05, 0.1, 0.2, 0.5)
 #: the same grid for every method: the learning rate (FedLPA's design — discovery rule, LPA form and weight,
 #: discovery once after warm-up — was fixed beforehand on tuning seeds: bench/README.md)
 TUNE_GRID = {m: [dict(lr=lr) for lr in LRS] for m in ("simgcd", "gcd", "fedlpa", "local", "central")}
+#: the grid on another backbone, where it differs from ``LRS``: on ``pretrained-wide`` FedAvg+SimGCD's choice sat at
+#: the lowest rate and FedLPA's at the highest, so the rule of bench/README.md (item 2) widened it one rung each side
+#: for every method (the same budget for all)
+BACKBONE_LRS = {"pretrained-wide": (0.01,) + LRS + (1.0,)}
+
+
+def tune_grid(backbone: str) -> dict:
+    """Every method's grid on ``backbone``: ``TUNE_GRID``'s, over that backbone's learning rates."""
+    return {m: [dict(lr=lr) for lr in BACKBONE_LRS.get(backbone, LRS)] for m in TUNE_GRID}
 #: trained models the notebooks and dashboard draw (data/snapshots/<method>_alpha<a>_seed<s>.safetensors)
 SNAPSHOTS = {("fedlpa", 0.1, 0), ("simgcd", 0.1, 0)}
 ABLATION_ALPHAS = TABLE_ALPHAS          # strong skew, where LPA is meant to matter, and alpha = 1
@@ -297,81 +306,99 @@ def tune_extras(backbone: str) -> dict:
 
 def tune(a, out_dir, backbone: str = lab_results.COMMITTED_BACKBONE) -> dict:
     """Runs the grid of the methods in ``a.methods`` on ``backbone``; the record's ``best`` covers every method whose
-    grid is complete (so the tables of some methods can start before the others are tuned)."""
-    extras = tune_extras(backbone)
+    grid is complete (so the tables of some methods can start before the others are tuned), and its ``grid`` every
+    setting whose runs are all made (so a grid being widened shows the points it has)."""
+    extras, tune_g = tune_extras(backbone), tune_grid(backbone)
     cfgs = {(m, i): [config(m, al, s, a.quick, **g, **extras[m]) for al in TUNING_ALPHAS for s in TUNING_SEEDS]
-            for m, grid in TUNE_GRID.items() for i, g in enumerate(grid)}
-    assert all(len(g) == GRID_SIZE for g in TUNE_GRID.values()), "every method gets the same budget"
+            for m, grid in tune_g.items() for i, g in enumerate(grid)}
+    size = len(tune_g["fedlpa"])
+    assert all(len(g) == size for g in tune_g.values()), "every method gets the same budget"
     run_all([c for (m, _), cs in cfgs.items() if m in a.methods for c in cs], out_dir, a.workers, "tune")
-    done = {m for m in TUNE_GRID if all(load(c, out_dir) for (m2, _), cs in cfgs.items() if m2 == m for c in cs)}
+    made = {k for k, cs in cfgs.items() if all(load(c, out_dir) for c in cs)}
+    done = {m for m in tune_g if all((m, i) in made for i in range(size))}
     grid, best = [], {}
     for (m, i), cs in cfgs.items():
-        if m not in done:
+        if (m, i) not in made:
             continue
         rs = [load(c, out_dir) for c in cs]
-        row = {"method": m, **TUNE_GRID[m][i], "acc_all": float(np.mean([r["acc_all"] for r in rs])),
+        row = {"method": m, **tune_g[m][i], "acc_all": float(np.mean([r["acc_all"] for r in rs])),
                "runs": {f"a{r['alpha']:g}_s{r['seed']}": r["acc_all"] for r in rs}}
         grid.append(row)
-        if m not in best or row["acc_all"] > best[m][1]:
-            best[m] = (TUNE_GRID[m][i], row["acc_all"])
-    rec = {"protocol": (f"same budget ({GRID_SIZE} settings) per method; each setting run on tuning seeds "
+        if m in done and (m not in best or row["acc_all"] > best[m][1]):
+            best[m] = (tune_g[m][i], row["acc_all"])
+    rec = {"protocol": (f"same budget ({size} settings) per method; each setting run on tuning seeds "
                         f"{list(TUNING_SEEDS)} at alpha {list(TUNING_ALPHAS)}; best = highest mean All (mean of "
                         "the last 3 evaluations) over those runs. Evaluation seeds never enter."),
            "tuning_seeds": list(TUNING_SEEDS), "tuning_alphas": list(TUNING_ALPHAS), "grid": grid,
            "best": {m: b[0] for m, b in best.items()}}
     if backbone != lab_results.COMMITTED_BACKBONE:
-        rec = {"backbone": backbone, "fixed": {m: extras[m] for m in done}, **rec}
+        rec = {"backbone": backbone, "lrs": list(BACKBONE_LRS.get(backbone, LRS)),
+               "fixed": {m: extras[m] for m in sorted({m for m, _ in made})}, **rec}
     write_json_atomic(os.path.join(RES, tuning_file(backbone, a.quick)), rec)
     return rec["best"]
 
 
 def backbone_tuning(best: dict, backbone: str = "pretrained-wide") -> dict | None:
     """The tune stage's record on ``backbone`` (``--stage tune --backbone``) beside the committed backbone's grid
-    (``best``: the tables' choice): each method's mean All per learning rate on both, its choice on each, and the
-    run files made of a grid not complete yet. ``None`` where that grid was never started."""
+    (``best``: the tables' choice): each method's mean All per learning rate made on both, its choice on each, and
+    the run files made of a grid not complete yet. ``None`` where that grid was never started."""
     folder = os.path.join(RES, tuning_dir(backbone))
     if not os.path.isdir(folder):
         return None
     rec_path = os.path.join(RES, tuning_file(backbone))
     rec = json.load(open(rec_path)) if os.path.exists(rec_path) else {"grid": [], "best": {}}
     committed = json.load(open(os.path.join(RES, tuning_file(lab_results.COMMITTED_BACKBONE))))["grid"]
-    per_method = len(LRS) * len(TUNING_SEEDS) * len(TUNING_ALPHAS)
-    made = {m: sum(f.startswith(f"{m}_a") for f in os.listdir(folder)) for m in TUNE_GRID}
+    lrs, extras, files = BACKBONE_LRS.get(backbone, LRS), tune_extras(backbone), set(os.listdir(folder))
+    # counted by name: the centralized run is one run at both alpha
+    want = {m: {run_name(config(m, al, s, False, **g, **extras[m])) for g in grid for al in TUNING_ALPHAS
+                for s in TUNING_SEEDS} for m, grid in tune_grid(backbone).items()}
     mach = os.path.join(folder, MACHINE_FILE)
-    return {"backbone": backbone, "machine": json.load(open(mach)) if os.path.exists(mach) else None,
-            "grid": {m: {g["lr"]: g["acc_all"] for g in rec["grid"] if g["method"] == m} for m in rec["best"]},
+    return {"backbone": backbone, "machine": json.load(open(mach)) if os.path.exists(mach) else None, "lrs": lrs,
+            "grid": {m: {g["lr"]: g["acc_all"] for g in rec["grid"] if g["method"] == m} for m in TUNE_GRID
+                     if any(g["method"] == m for g in rec["grid"])},
             "committed_grid": {m: {g["lr"]: g["acc_all"] for g in committed if g["method"] == m} for m in TUNE_GRID},
             "best": rec["best"], "committed_best": best,
-            "incomplete": {m: [n, per_method] for m, n in made.items() if m not in rec["best"]}}
+            "incomplete": {m: [sum(f"{n}.json" in files for n in names), len(names)] for m, names in want.items()
+                           if m not in rec["best"]}}
 
 
 def backbone_tuning_lines(bt: dict | None) -> list:
     if bt is None:
         return []
-    b, m = bt["backbone"], bt["machine"] or {}
+    b, m, lrs = bt["backbone"], bt["machine"] or {}, bt["lrs"]
+    widened = [lr for lr in lrs if lr not in LRS]
     lines = ["", f"## Item 7: the learning-rate grid on `{b}` (tuning seeds only)", "",
-             f"The tables' grid (the same {GRID_SIZE} learning rates for every method, each run on the tuning seeds "
+             f"The tables' grid (the same {len(lrs)} learning rates for every method, each run on the tuning seeds "
              f"{', '.join(map(str, TUNING_SEEDS))} at α {' and '.join(f'{x:g}' for x in TUNING_ALPHAS)}; the choice is "
              f"the highest mean All) run on `{b}`, each method as item 7 runs it there (`tune_extras`: FedLPA at the "
              f"discovery its study chose there, without the route), on one machine (`{tuning_dir(b)}/`: "
              f"{m.get('cpu', 'an unrecorded CPU')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}, rounding "
              f"`{m.get('rounding', '?')}`). Mean "
              "All over a setting's runs, points; the choice in bold; in brackets the same setting on the committed "
-             "backbone (`gcd_tuning.json`, the tables' grid). No table reads this grid: it is what moving the tables "
-             "to this backbone would start from (`python bench/run_gcd_tables.py --stage tune --backbone "
-             f"{b} --workers 2`)."]
+             "backbone (`gcd_tuning.json`, the tables' grid; — where that grid has no such point). No table reads "
+             "this grid: it is what moving the tables to this backbone would start from (`python "
+             f"bench/run_gcd_tables.py --stage tune --backbone {b} --workers 2`)."]
+    if widened:
+        lines += ["", f"The grid here is the committed one ({', '.join(f'{x:g}' for x in LRS)}) widened by "
+                  f"{' and '.join(f'{x:g}' for x in widened)} for every method (`BACKBONE_LRS`): on its first "
+                  f"{len(LRS)} points a federated method's choice sat at an end, and the protocol widens the grid "
+                  "for every method before a choice counts (`bench/README.md`, item 2). A method is chosen only "
+                  "once every point of its grid is made (— marks a point not made yet)."]
     if bt["grid"]:
-        lines += ["", "| method | " + " | ".join(f"lr {lr:g}" for lr in LRS) + f" | chosen on `{b}` | chosen on the "
-                  "committed backbone | item 7's runs of it are at its choice |", "|---|" + "---|" * (len(LRS) + 3)]
+        lines += ["", "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + f" | chosen on `{b}` | chosen on the "
+                  "committed backbone | item 7's runs of it are at its choice |", "|---|" + "---|" * (len(lrs) + 3)]
     for meth, grid in bt["grid"].items():
-        here, there = bt["best"][meth]["lr"], bt["committed_best"][meth]["lr"]
-        cells = [(f"**{100 * grid[lr]:.1f}**" if lr == here else f"{100 * grid[lr]:.1f}")
-                 + f" ({100 * bt['committed_grid'][meth][lr]:.1f})" for lr in LRS]
-        lines.append(f"| {DISPLAY_NAMES[meth]} | " + " | ".join(cells) + f" | {here:g} | {there:g} | "
-                     + ("yes" if here == there else "no: they would be made again at its choice") + " |")
-    ends = [(DISPLAY_NAMES[k], c["lr"]) for k, c in bt["best"].items() if c["lr"] in (LRS[0], LRS[-1])]
+        here, there = bt["best"].get(meth, {}).get("lr"), bt["committed_best"][meth]["lr"]
+        cells = [("—" if lr not in grid else f"**{100 * grid[lr]:.1f}**" if lr == here else f"{100 * grid[lr]:.1f}")
+                 + " (" + (f"{100 * bt['committed_grid'][meth][lr]:.1f}" if lr in bt["committed_grid"][meth]
+                           else "—") + ")" for lr in lrs]
+        verdict = ("not yet (its grid is not complete)" if here is None else "yes" if here == there
+                   else "no: they would be made again at its choice")
+        lines.append(f"| {DISPLAY_NAMES[meth]} | " + " | ".join(cells)
+                     + f" | {'—' if here is None else f'{here:g}'} | {there:g} | {verdict} |")
+    ends = [(DISPLAY_NAMES[k], c["lr"]) for k, c in bt["best"].items() if c["lr"] in (lrs[0], lrs[-1])]
     if ends:
-        ends = ", ".join(f"{k} ({lr:g}, the grid's {'lowest' if lr == LRS[0] else 'highest'})" for k, lr in ends)
+        ends = ", ".join(f"{k} ({lr:g}, the grid's {'lowest' if lr == lrs[0] else 'highest'})" for k, lr in ends)
         lines += ["", f"At an end of the grid: {ends}. Where a federated method's choice sits at an end, "
                   "the tables' protocol widens the grid for every method before a choice counts (`bench/README.md`, "
                   "item 2), so on this backbone these choices are not final."]

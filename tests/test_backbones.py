@@ -710,8 +710,12 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
                 if (ROOT / "bench" / "results" / d / f"{name[m]}.json").exists()] for m in mod.TUNE_GRID}
     assert all(made.values()), made
     assert mod.tune_extras("pretrained") == {m: {} for m in mod.TUNE_GRID}
-    # a planted argmax per method: SimGCD's off the committed backbone's choice, FedLPA's on it
-    peak = {**{m: mod.LRS[0] for m in mod.TUNE_GRID}, "fedlpa": best["fedlpa"]["lr"]}
+    # a planted argmax per method: SimGCD's at the widened grid's lowest point, FedLPA's on the committed choice
+    lrs = [g["lr"] for g in mod.tune_grid(wide)["fedlpa"]]
+    assert lrs == sorted(lrs) and lrs[0] < mod.LRS[0] and lrs[-1] > mod.LRS[-1] and set(mod.LRS) < set(lrs)
+    assert all([g["lr"] for g in grid] == lrs for grid in mod.tune_grid(wide).values())
+    assert mod.tune_grid("pretrained") == mod.TUNE_GRID
+    peak = {**{m: lrs[0] for m in mod.TUNE_GRID}, "fedlpa": best["fedlpa"]["lr"]}
     assert best["simgcd"]["lr"] != peak["simgcd"]
 
     def fake_run_all(cfgs, out_dir, workers, desc):
@@ -724,26 +728,36 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
     monkeypatch.setattr(mod, "run_all", fake_run_all)
     runs = tmp_path / f"gcd_tuning_{wide}"
     runs.mkdir()
+    # FedAvg+GCD half made: its lowest points only (a grid being widened), the best of them its last
+    fake_run_all([mod.config("gcd", al, s, False, lr=lr, **extras["gcd"]) for lr in lrs[:3]
+                  for al in mod.TUNING_ALPHAS for s in mod.TUNING_SEEDS], runs, 1, "")
     got = mod.tune(SimpleNamespace(methods=("simgcd", "fedlpa"), quick=False, workers=1), str(runs), wide)
     rec = json.loads((tmp_path / f"gcd_tuning_{wide}.json").read_text())
     assert got == rec["best"] == {m: {"lr": peak[m]} for m in ("simgcd", "fedlpa")}      # the others not complete
-    assert rec["backbone"] == wide and rec["fixed"]["fedlpa"] == extras["fedlpa"]
-    per_method = mod.GRID_SIZE * len(mod.TUNING_SEEDS) * len(mod.TUNING_ALPHAS)
-    assert len(list(runs.iterdir())) == 2 * per_method
+    assert rec["backbone"] == wide and rec["fixed"]["fedlpa"] == extras["fedlpa"] and rec["lrs"] == lrs
+    assert sorted(g["lr"] for g in rec["grid"] if g["method"] == "gcd") == lrs[:3]
+    per_method = len(lrs) * len(mod.TUNING_SEEDS) * len(mod.TUNING_ALPHAS)
+    assert len(list(runs.iterdir())) == 2 * per_method + per_method * 3 // len(lrs)
     assert not (tmp_path / "gcd_tuning.json").exists()
-    # the summary's section: each complete grid beside the committed one, and whether item 7's runs are at its choice
+    # the summary's section: each grid beside the committed one, and whether item 7's runs are at its choice
     (tmp_path / "gcd_tuning.json").write_text((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())
     bt = mod.backbone_tuning(best, wide)
     text = "\n".join(mod.backbone_tuning_lines(bt))
     simgcd = next(line for line in text.splitlines() if line.startswith("| FedAvg+SimGCD |"))
-    assert simgcd.split(" | ")[1].startswith("**61.0** (") and simgcd.count("**") == 2   # lr 0.02: the first cell
+    assert simgcd.split(" | ")[1] == "**61.0** (—)" and simgcd.count("**") == 2        # lr 0.01: the first cell
+    assert simgcd.split(" | ")[2].endswith(f"({100 * bt['committed_grid']['simgcd'][mod.LRS[0]]:.1f})")
     assert simgcd.endswith(f"| {peak['simgcd']:g} | {best['simgcd']['lr']:g} | no: they would be made again at "
                            "its choice |")
     fedlpa = next(line for line in text.splitlines() if line.startswith("| FedLPA |"))
     assert fedlpa.endswith(f"| {peak['fedlpa']:g} | {best['fedlpa']['lr']:g} | yes |")
-    assert f"FedAvg+GCD 0/{per_method}" in text and "--methods gcd,local,central" in text
+    gcd = next(line for line in text.splitlines() if line.startswith("| FedAvg+GCD |")).split(" | ")
+    assert "**" not in "".join(gcd) and [c.startswith("—") for c in gcd[1:len(lrs) + 1]] == [False] * 3 + [True] * 4
+    assert gcd[len(lrs) + 1:len(lrs) + 2] == ["—"] and gcd[-1] == "not yet (its grid is not complete) |"
+    assert (f"FedAvg+GCD {per_method * 3 // len(lrs)}/{per_method}, local only 0/{per_method}, centralized "
+            f"0/{per_method // len(mod.TUNING_ALPHAS)}") in text and "--methods gcd,local,central" in text
+    assert f"widened by {lrs[0]:g} and {lrs[-1]:g} for every method" in text
     ends = next(line for line in text.splitlines() if line.startswith("At an end of the grid:"))
-    assert f"FedAvg+SimGCD ({mod.LRS[0]:g}, the grid's lowest)" in ends and "FedLPA" not in ends
+    assert f"FedAvg+SimGCD ({lrs[0]:g}, the grid's lowest)" in ends and "FedLPA" not in ends
 
 
 @pytest.mark.slow
