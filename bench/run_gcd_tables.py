@@ -1454,9 +1454,6 @@ def main():
         import tempfile
 
         RES = tempfile.mkdtemp(prefix="gcd_quick_")
-    out_dir = a.out_dir or os.path.join(RES, "gcd")
-    os.makedirs(out_dir, exist_ok=True)
-    t0 = time.time()
     def need_weights(flag, names):
         from lab.utils import data_path
 
@@ -1464,8 +1461,15 @@ def main():
             if not os.path.exists(w := data_path(BACKBONES[b].stem + ".safetensors")):
                 ap.error(f"--{flag}: {b}'s weights {w} are missing; make them with `{BACKBONES[b].make}`")
 
-    if a.backbone != lab_results.COMMITTED_BACKBONE:    # the grid on another backbone: run files and its choice only
+    # before any folder is made: a refused run leaves nothing behind
+    if a.backbone != lab_results.COMMITTED_BACKBONE:
         need_weights("backbone", (a.backbone,))
+    if a.stage == "backbone":
+        need_weights("backbones", a.backbones)
+    out_dir = a.out_dir or os.path.join(RES, "gcd")
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.time()
+    if a.backbone != lab_results.COMMITTED_BACKBONE:    # the grid on another backbone: run files and its choice only
         tdir = a.out_dir or os.path.join(RES, tuning_dir(a.backbone))
         os.makedirs(tdir, exist_ok=True)
         write_json_atomic(os.path.join(tdir, MACHINE_FILE), machine())
@@ -1485,7 +1489,6 @@ def main():
     if a.stage in ("heads", "all"):
         heads_vs_features(best, out_dir, a.workers, a.quick)
     if a.stage == "backbone":          # run files only: a partial run rewrites no summary
-        need_weights("backbones", a.backbones)
         study = BACKBONE_STUDIES[a.study]
         bdir = a.out_dir or os.path.join(RES, study["folder"])
         import torch

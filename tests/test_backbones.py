@@ -764,10 +764,19 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
 @pytest.mark.parametrize("args, names", [(["--stage", "tables", "--backbone", "pretrained-wide"],
                                           ["--backbone", "--stage tune"]),
                                          (["--stage", "tune", "--backbone", "wide"],
-                                          ["--backbone", "pretrained-wide"])])
+                                          ["--backbone", "pretrained-wide"]),
+                                         # with no weights (an empty LAB_DATA_DIR): the flag, the file, the command
+                                         (["--stage", "tune", "--backbone", "pretrained-wide"],
+                                          ["--backbone", "backbone_simclr_wide.safetensors", "are missing",
+                                           "device_backbone.sh"]),
+                                         (["--stage", "backbone", "--backbones", "pretrained-wide"],
+                                          ["--backbones", "backbone_simclr_wide.safetensors", "are missing"])])
 def test_the_tune_stage_names_a_backbone_it_cannot_tune_on(args, names, tmp_path):
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    env = {**os.environ, **({"LAB_DATA_DIR": str(empty)} if "are missing" in names else {})}
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "run_gcd_tables.py"), *args,
-                        "--out-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=ROOT)
+                        "--out-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert all(n in r.stderr.strip().splitlines()[-1] for n in names)
-    assert not list(tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["no_data"] and not list(empty.iterdir())   # nothing written
