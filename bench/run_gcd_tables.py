@@ -396,12 +396,18 @@ def backbone_tuning_lines(bt: dict | None) -> list:
                    else "no: they would be made again at its choice")
         lines.append(f"| {DISPLAY_NAMES[meth]} | " + " | ".join(cells)
                      + f" | {'—' if here is None else f'{here:g}'} | {there:g} | {verdict} |")
-    ends = [(DISPLAY_NAMES[k], c["lr"]) for k, c in bt["best"].items() if c["lr"] in (lrs[0], lrs[-1])]
-    if ends:
-        ends = ", ".join(f"{k} ({lr:g}, the grid's {'lowest' if lr == lrs[0] else 'highest'})" for k, lr in ends)
+    def at_end(methods):
+        return ", ".join(f"{DISPLAY_NAMES[k]} ({c['lr']:g}, the grid's {'lowest' if c['lr'] == lrs[0] else 'highest'})"
+                         for k, c in bt["best"].items() if k in methods and c["lr"] in (lrs[0], lrs[-1]))
+
+    if ends := at_end(("fedlpa",) + BASELINES):
         lines += ["", f"At an end of the grid: {ends}. Where a federated method's choice sits at an end, "
                   "the tables' protocol widens the grid for every method before a choice counts (`bench/README.md`, "
                   "item 2), so on this backbone these choices are not final."]
+    if ends := at_end(set(TUNE_GRID) - {"fedlpa", *BASELINES}):
+        lines += ["", f"A reference at an end of the grid: {ends}. The protocol widens the grid for a federated "
+                  "method's end only: a reference is no method being compared (as local only's top-end choice on "
+                  "the committed backbone, `bench/README.md`, item 2)."]
     if bt["incomplete"]:
         lines += ["", "Not complete yet (run files made / a grid's runs), so not chosen: "
                   + ", ".join(f"{DISPLAY_NAMES[k]} {n}/{of}" for k, (n, of) in bt["incomplete"].items())

@@ -731,13 +731,14 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
     # FedAvg+GCD half made: its lowest points only (a grid being widened), the best of them its last
     fake_run_all([mod.config("gcd", al, s, False, lr=lr, **extras["gcd"]) for lr in lrs[:3]
                   for al in mod.TUNING_ALPHAS for s in mod.TUNING_SEEDS], runs, 1, "")
-    got = mod.tune(SimpleNamespace(methods=("simgcd", "fedlpa"), quick=False, workers=1), str(runs), wide)
+    chosen = ("simgcd", "fedlpa", "local")
+    got = mod.tune(SimpleNamespace(methods=chosen, quick=False, workers=1), str(runs), wide)
     rec = json.loads((tmp_path / f"gcd_tuning_{wide}.json").read_text())
-    assert got == rec["best"] == {m: {"lr": peak[m]} for m in ("simgcd", "fedlpa")}      # the others not complete
+    assert got == rec["best"] == {m: {"lr": peak[m]} for m in chosen}      # the others not complete
     assert rec["backbone"] == wide and rec["fixed"]["fedlpa"] == extras["fedlpa"] and rec["lrs"] == lrs
     assert sorted(g["lr"] for g in rec["grid"] if g["method"] == "gcd") == lrs[:3]
     per_method = len(lrs) * len(mod.TUNING_SEEDS) * len(mod.TUNING_ALPHAS)
-    assert len(list(runs.iterdir())) == 2 * per_method + per_method * 3 // len(lrs)
+    assert len(list(runs.iterdir())) == len(chosen) * per_method + per_method * 3 // len(lrs)
     assert not (tmp_path / "gcd_tuning.json").exists()
     # the summary's section: each grid beside the committed one, and whether item 7's runs are at its choice
     (tmp_path / "gcd_tuning.json").write_text((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())
@@ -753,11 +754,14 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
     gcd = next(line for line in text.splitlines() if line.startswith("| FedAvg+GCD |")).split(" | ")
     assert "**" not in "".join(gcd) and [c.startswith("—") for c in gcd[1:len(lrs) + 1]] == [False] * 3 + [True] * 4
     assert gcd[len(lrs) + 1:len(lrs) + 2] == ["—"] and gcd[-1] == "not yet (its grid is not complete) |"
-    assert (f"FedAvg+GCD {per_method * 3 // len(lrs)}/{per_method}, local only 0/{per_method}, centralized "
-            f"0/{per_method // len(mod.TUNING_ALPHAS)}") in text and "--methods gcd,local,central" in text
+    assert (f"FedAvg+GCD {per_method * 3 // len(lrs)}/{per_method}, centralized "
+            f"0/{per_method // len(mod.TUNING_ALPHAS)}") in text and "--methods gcd,central" in text
     assert f"widened by {lrs[0]:g} and {lrs[-1]:g} for every method" in text
+    # a federated method's end asks for a wider grid, a reference's does not
     ends = next(line for line in text.splitlines() if line.startswith("At an end of the grid:"))
-    assert f"FedAvg+SimGCD ({lrs[0]:g}, the grid's lowest)" in ends and "FedLPA" not in ends
+    assert f"FedAvg+SimGCD ({lrs[0]:g}, the grid's lowest)." in ends and "FedLPA" not in ends and "local" not in ends
+    ref = next(line for line in text.splitlines() if line.startswith("A reference at an end of the grid:"))
+    assert f": local only ({lrs[0]:g}, the grid's lowest)." in ref and "SimGCD (" not in ref
 
 
 @pytest.mark.slow
