@@ -338,6 +338,14 @@ def tune(a, out_dir, backbone: str = lab_results.COMMITTED_BACKBONE) -> dict:
     return rec["best"]
 
 
+def per_alpha(grid: list, method: str, lr: float) -> dict:
+    """A grid point's mean All at each tuning alpha (over the tuning seeds; the centralized run, one run at every
+    alpha, is filed under the first)."""
+    runs = next(g["runs"] for g in grid if g["method"] == method and g["lr"] == lr)
+    return {al: float(np.mean([v for k, v in runs.items() if k.startswith(f"a{al:g}_")]
+                              or list(runs.values()))) for al in TUNING_ALPHAS}
+
+
 def backbone_tuning(best: dict, backbone: str = "pretrained-wide") -> dict | None:
     """The tune stage's record on ``backbone`` (``--stage tune --backbone``) beside the committed backbone's grid
     (``best``: the tables' choice): each method's mean All per learning rate made on both, its choice on each, and
@@ -358,6 +366,8 @@ def backbone_tuning(best: dict, backbone: str = "pretrained-wide") -> dict | Non
                      if any(g["method"] == m for g in rec["grid"])},
             "committed_grid": {m: {g["lr"]: g["acc_all"] for g in committed if g["method"] == m} for m in TUNE_GRID},
             "best": rec["best"], "committed_best": best,
+            "per_alpha": {m: per_alpha(rec["grid"], m, c["lr"]) for m, c in rec["best"].items()},
+            "committed_per_alpha": {m: per_alpha(committed, m, c["lr"]) for m, c in best.items()},
             "incomplete": {m: [sum(f"{n}.json" in files for n in names), len(names)] for m, names in want.items()
                            if m not in rec["best"]}}
 
@@ -396,6 +406,24 @@ def backbone_tuning_lines(bt: dict | None) -> list:
                    else "no: they would be made again at its choice")
         lines.append(f"| {DISPLAY_NAMES[meth]} | " + " | ".join(cells)
                      + f" | {'—' if here is None else f'{here:g}'} | {there:g} | {verdict} |")
+    if bt["per_alpha"]:
+        fed = [k for k in ("fedlpa",) + BASELINES if k in bt["per_alpha"]]
+        lines += ["", "Each method at its choice, per α: the mean All of the tuning seeds at that α, on this backbone "
+                  "and, in brackets, on the committed one at its own choice. These seeds chose the rates, so every "
+                  "number here is a tuning reading, optimistic for every method alike, and no verdict of the bar: "
+                  "the tables' evaluation seeds were not run on this grid.", "",
+                  "| at its choice | " + " | ".join(f"α {al:g}" for al in TUNING_ALPHAS) + " |",
+                  "|---|" + "---|" * len(TUNING_ALPHAS)]
+        rows = [(DISPLAY_NAMES[k], bt["per_alpha"][k], bt["committed_per_alpha"][k]) for k in bt["per_alpha"]]
+        if "fedlpa" in fed:
+            rows += [(f"FedLPA − {DISPLAY_NAMES[k]}",
+                      {al: bt["per_alpha"]["fedlpa"][al] - bt["per_alpha"][k][al] for al in TUNING_ALPHAS},
+                      {al: bt["committed_per_alpha"]["fedlpa"][al] - bt["committed_per_alpha"][k][al]
+                       for al in TUNING_ALPHAS}) for k in fed if k != "fedlpa"]
+        lines += [f"| {name} | " + " | ".join(f"{100 * here[al]:+.1f} ({100 * there[al]:+.1f})" if "−" in name
+                                              else f"{100 * here[al]:.1f} ({100 * there[al]:.1f})"
+                                              for al in TUNING_ALPHAS) + " |" for name, here, there in rows]
+
     def at_end(methods):
         return ", ".join(f"{DISPLAY_NAMES[k]} ({c['lr']:g}, the grid's {'lowest' if c['lr'] == lrs[0] else 'highest'})"
                          for k, c in bt["best"].items() if k in methods and c["lr"] in (lrs[0], lrs[-1]))

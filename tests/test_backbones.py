@@ -721,7 +721,8 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
     def fake_run_all(cfgs, out_dir, workers, desc):
         for c in cfgs:
             assert c["backbone"] == wide and c["seed"] in mod.TUNING_SEEDS, c
-            acc = 0.6 - abs(np.log(c["lr"] / peak[c["method"]])) / 10 + c["seed"] / 1e4
+            acc = 0.6 - abs(np.log(c["lr"] / peak[c["method"]])) / 10 + c["seed"] / 1e4 + (c["alpha"] == 1) / 50 \
+                + (c["method"] == "fedlpa") / 100
             (Path(out_dir) / f"{mod.run_name(c)}.json").write_text(
                 json.dumps({"acc_all": acc, "alpha": c["alpha"], "seed": c["seed"], "config": c}))
 
@@ -745,7 +746,7 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
     bt = mod.backbone_tuning(best, wide)
     text = "\n".join(mod.backbone_tuning_lines(bt))
     simgcd = next(line for line in text.splitlines() if line.startswith("| FedAvg+SimGCD |"))
-    assert simgcd.split(" | ")[1] == "**61.0** (—)" and simgcd.count("**") == 2        # lr 0.01: the first cell
+    assert simgcd.split(" | ")[1] == "**62.0** (—)" and simgcd.count("**") == 2        # lr 0.01: the first cell
     assert simgcd.split(" | ")[2].endswith(f"({100 * bt['committed_grid']['simgcd'][mod.LRS[0]]:.1f})")
     assert simgcd.endswith(f"| {peak['simgcd']:g} | {best['simgcd']['lr']:g} | no: they would be made again at "
                            "its choice |")
@@ -757,6 +758,18 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
     assert (f"FedAvg+GCD {per_method * 3 // len(lrs)}/{per_method}, centralized "
             f"0/{per_method // len(mod.TUNING_ALPHAS)}") in text and "--methods gcd,central" in text
     assert f"widened by {lrs[0]:g} and {lrs[-1]:g} for every method" in text
+    # each choice per alpha, beside the committed backbone's at its own choice (α 1 planted 2 points up, FedLPA 1)
+    ours = {r.split(" | ")[0]: r.split(" | ")[1:] for r in text.split("| at its choice |")[1].splitlines()[2:]
+            if r.startswith("| ")}
+    committed = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["grid"]
+    there = {m: [100 * np.mean([v for k, v in g["runs"].items() if k.startswith(f"a{al:g}_")])
+                 for al in mod.TUNING_ALPHAS] for m in chosen
+             for g in committed if g["method"] == m and g["lr"] == best[m]["lr"]}
+    assert ours["| FedAvg+SimGCD"] == [f"61.0 ({there['simgcd'][0]:.1f})", f"63.0 ({there['simgcd'][1]:.1f}) |"]
+    assert ours["| local only"][1] == f"63.0 ({there['local'][1]:.1f}) |"
+    assert ours["| FedLPA − FedAvg+SimGCD"] == [f"+1.0 ({there['fedlpa'][0] - there['simgcd'][0]:+.1f})",
+                                               f"+1.0 ({there['fedlpa'][1] - there['simgcd'][1]:+.1f}) |"]
+    assert set(ours) == {"| FedAvg+SimGCD", "| FedLPA", "| local only", "| FedLPA − FedAvg+SimGCD"}
     # a federated method's end asks for a wider grid, a reference's does not
     ends = next(line for line in text.splitlines() if line.startswith("At an end of the grid:"))
     assert f"FedAvg+SimGCD ({lrs[0]:g}, the grid's lowest)." in ends and "FedLPA" not in ends and "local" not in ends
