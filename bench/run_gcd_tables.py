@@ -130,6 +130,8 @@ ORACLE_HEADS = "FedLPA, oracle heads, own masses"
 BACKBONE_CPU_DIR = "gcd_backbones_cpu"
 #: the same runs, both backbones, on the lab's 2-core CPU machine (where the committed tables are made)
 BACKBONE_2CORE_DIR = "gcd_backbones_2core"
+#: item 7's runs at each backbone's own tuned learning rates (``--stage tune --backbone``), on the 2-core machine
+BACKBONE_TUNED_DIR = "gcd_backbones_tuned"
 MACHINE_FILE = "machine.json"      # in each folder of item 7's runs: where they were made
 #: item 7's studies, one per machine (key in gcd_summary.json -> its folder of runs, the folder of the committed
 #: backbone's runs on the same machine's CPU (the device alone), how to make what is missing, the md heading)
@@ -153,7 +155,18 @@ BACKBONE_STUDIES = dict(zip(lab_results.BACKBONE_STUDIES, (
               "again here, at the same config as in the sections above, so that FedLPA − each reference is paired "
               "on one machine; the federated baselines and the oracle prior on the wide backbone are in those "
               "sections, made on other machines (a run moves a few points from one CPU to another: "
-              "`oracle_mapping.md`), so read them beside these, not paired with them.")), strict=True))
+              "`oracle_mapping.md`), so read them beside these, not paired with them."),
+    dict(folder=BACKBONE_TUNED_DIR, cpu=None, labels=(*BACKBONE_RUNS, CENTRAL), tuned=True,
+         more_seeds=SEED_STUDY[len(EVAL_SEEDS):],
+         title="Item 7 at each backbone's own learning rates (the lab's 2-core CPU machine)",
+         make="`python bench/run_gcd_tables.py --stage backbone --study backbones_tuned --workers 2`",
+         note="Each backbone's runs take the learning rates chosen on it: the committed backbone's the tables' "
+              "(`gcd_tuning.json`), the wide backbone's its own grid's (`gcd_tuning_pretrained-wide.json`, section "
+              "\"Item 7: the learning-rate grid on `pretrained-wide`\"), so each method is read at its own tuned "
+              "setting on each backbone, as the issue's Done-when reads it. A method whose grid on a backbone is "
+              "not complete is not run there. Where a method's rate is the same on both grids its runs share "
+              "their names with the 2-core study's, and are made again here, on one machine with the rest.")),
+    strict=True))
 #: FedLPA's runs of ``gcd/`` (tuning grid, tables, curve, seed study) from before ``merge_new_cosine`` became its
 #: default (``bench/kest_anatomy.py``'s pick): the tables no longer read them; the levers' re-tune and the anatomy's
 #: test compare with them
@@ -251,7 +264,7 @@ def warmup_splits(out_dir: str, names=None) -> list:
     from lab.gcd.config import DISCOVERY_FIELDS, FedGCDConfig
 
     groups = {}
-    for f in sorted(os.listdir(out_dir)):
+    for f in sorted(os.listdir(out_dir) if os.path.isdir(out_dir) else []):     # a study not started: none
         if not f.startswith("fedlpa_") or not f.endswith(".json") or (names is not None and f[:-5] not in names):
             continue
         r = json.load(open(os.path.join(out_dir, f)))
@@ -517,12 +530,24 @@ def backbone_runs(backbone: str, labels: tuple | None = None) -> dict:
     return {label: r for label, r in {**runs, **BACKBONE_REFS, ORACLE_HEADS: heads}.items() if label in labels}
 
 
+def backbone_best(best: dict, backbone: str, tuned: bool = False) -> dict:
+    """The settings a study's runs on ``backbone`` take: the tables' (``best``, chosen on the committed backbone),
+    or, in a study ``tuned`` per backbone, the choices of that backbone's own grid (``--stage tune --backbone``), of
+    the methods whose grid there is complete (a method not chosen there is not run there)."""
+    if not tuned or backbone == lab_results.COMMITTED_BACKBONE:
+        return best
+    path = os.path.join(RES, tuning_file(backbone))
+    return json.load(open(path))["best"] if os.path.exists(path) else {}
+
+
 def backbone_configs(best, quick, backbones, seeds=EVAL_SEEDS, methods=tuple(TUNE_GRID), alphas=TABLE_ALPHAS,
-                     labels: tuple | None = None) -> list:
+                     labels: tuple | None = None, tuned: bool = False) -> list:
     """``backbone_runs`` of ``methods`` on each of ``backbones`` at every alpha and seed (once each: a centralized
-    run is the same at every alpha); seed-major, so a run cut short has both backbones on its first seeds."""
-    cfgs = [config(m, al, s, quick, **best[m], **extra, backbone=b) for s in seeds for al in alphas
-            for b in backbones for m, extra in backbone_runs(b, labels).values() if m in best and m in methods]
+    run is the same at every alpha), at :func:`backbone_best`'s settings; seed-major, so a run cut short has both
+    backbones on its first seeds."""
+    rate = {b: backbone_best(best, b, tuned) for b in backbones}
+    cfgs = [config(m, al, s, quick, **rate[b][m], **extra, backbone=b) for s in seeds for al in alphas
+            for b in backbones for m, extra in backbone_runs(b, labels).values() if m in rate[b] and m in methods]
     return list({run_name(c): c for c in cfgs}.values())
 
 
@@ -782,7 +807,7 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
     from lab.utils import data_path
 
     spec = BACKBONE_STUDIES[where]
-    out_dir, made, labels = os.path.join(RES, spec["folder"]), {}, spec.get("labels")
+    out_dir, made, labels, tuned = os.path.join(RES, spec["folder"]), {}, spec.get("labels"), spec.get("tuned", False)
     for name, bb in BACKBONES.items():
         rec = data_path(bb.stem + ".json") if bb else None
         if rec and os.path.exists(rec):
@@ -793,19 +818,20 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
         for name in made:
             made[name]["knn10"] = frozen_knn(name)
     mpath = os.path.join(out_dir, MACHINE_FILE)
-    cfgs = backbone_configs(best, quick, tuple(made), labels=labels)
+    cfgs = backbone_configs(best, quick, tuple(made), labels=labels, tuned=tuned)
     out = {"backbones": made, "machine": json.load(open(mpath)) if os.path.exists(mpath) else None, "alphas": [],
            "runs_missing": sum(load(c, out_dir) is None for c in cfgs), "runs_expected": len(cfgs),
            "folder": spec["folder"], "make": spec["make"], "title": spec["title"]}
     cpu_dir = os.path.join(RES, spec["cpu"]) if spec["cpu"] else None
     out["alphas"] = [e for al in TABLE_ALPHAS if (e := _backbone_alpha(best, quick, made, al, EVAL_SEEDS, out_dir,
-                                                                       cpu_dir, labels=labels))]
+                                                                       cpu_dir, labels=labels, tuned=tuned))]
     further = study_more_seeds(where)
-    more, more_cfgs = EVAL_SEEDS + further, backbone_configs(best, quick, tuple(made), further, labels=labels)
+    more, more_cfgs = EVAL_SEEDS + further, backbone_configs(best, quick, tuple(made), further, labels=labels,
+                                                             tuned=tuned)
     if any(load(c, out_dir) for c in more_cfgs):
         out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
-            best, quick, made, al, more, out_dir, None, only_with=further, labels=labels))]}
-    out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels, further)
+            best, quick, made, al, more, out_dir, None, only_with=further, labels=labels, tuned=tuned))]}
+    out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels, further, tuned)
     out["done_when"] = backbone_done_when(out["alphas"], EVAL_SEEDS,
                                           out.get("more_seeds", {}).get("alphas", []), more)
     if labels:
@@ -852,23 +878,25 @@ def made_elsewhere(out_dir: str, cfgs: list) -> list:
 
 
 def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str, labels: tuple | None,
-                           more_seeds: tuple) -> list:
+                           more_seeds: tuple, tuned: bool = False) -> list:
     """:func:`warmup_splits` among the runs item 7's study reads from ``out_dir`` (its ``labels``, on the table's
     seeds and the study's ``more_seeds``: :func:`study_more_seeds`), each run named by its label."""
-    label = {run_name(config(m, al, s, quick, **best[m], **extra, backbone=b)): name for b in backbones
-             for name, (m, extra) in backbone_runs(b, labels).items() if m in best
+    rate = {b: backbone_best(best, b, tuned) for b in backbones}
+    label = {run_name(config(m, al, s, quick, **rate[b][m], **extra, backbone=b)): name for b in backbones
+             for name, (m, extra) in backbone_runs(b, labels).items() if m in rate[b]
              for al in TABLE_ALPHAS for s in EVAL_SEEDS + more_seeds}
     return [{**g, "runs": sorted(sorted(label[n] for n in w) for w in g["runs"])}
             for g in warmup_splits(out_dir, set(label))]
 
 
-def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=(), labels=None) -> dict | None:
+def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=(), labels=None,
+                    tuned=False) -> dict | None:
     """One alpha of :func:`backbone_study` over ``seeds`` (None when no new backbone has a run there); with
     ``only_with``, only the runs made on one of those seeds (a run the extra seeds left out would repeat its row)."""
-    committed = lab_results.COMMITTED_BACKBONE
+    committed, rate = lab_results.COMMITTED_BACKBONE, {n: backbone_best(best, n, tuned) for n in made}
     runs = {n: {label: {s: r for s in seeds
-                        for r in [load(config(m, al, s, quick, **best[m], **extra, backbone=n), out_dir)] if r}
-                for label, (m, extra) in backbone_runs(n, labels).items() if m in best} for n in made}
+                        for r in [load(config(m, al, s, quick, **rate[n][m], **extra, backbone=n), out_dir)] if r}
+                for label, (m, extra) in backbone_runs(n, labels).items() if m in rate[n]} for n in made}
     for rs in runs.values():    # FedAvg+GCD's records also score the pooled clustering of its features: a reference
         if gcd := rs.get(DISPLAY_NAMES["gcd"]):
             rs[POOLED_REFERENCE] = {s: {"acc_all": r["pooled_reference"]["acc_all"]} for s, r in gcd.items()
@@ -925,6 +953,10 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                      "on the committed backbone (`bash bench/device_backbone.sh all`: both in one call of a GPU "
                      "machine).")
     if not study["alphas"]:
+        if study.get("runs_expected") and study["runs_missing"] == study["runs_expected"]:
+            lines.append(f"Not started: {study['make']} makes its {study['runs_expected']} runs on the evaluation "
+                         f"seeds (`{study['folder']}/`)."
+                         + (f" {note}" if (note := BACKBONE_STUDIES[where].get("note")) else ""))
         return lines
     if study.get("runs_missing"):
         lines.append(f"{study['runs_missing']} of the {study['runs_expected']} runs below are not made yet (a paired "
@@ -946,8 +978,10 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
     labels = list(dict.fromkeys(label for e in study["alphas"] for by in e["all"].values() for label in by))
     tuned = {n: discovery_tuned(n) for n in study["backbones"]}
     lines += ["", "All, mean ± std over the evaluation seeds a run has finished (their number in brackets), every "
-                  f"run made on the same machine (`{study.get('folder', BACKBONE_DIR)}/`: {made_on}), at the learning "
-                  "rate tuned on the committed backbone; FedLPA at the discovery setting chosen on the backbone's "
+                  f"run made on the same machine (`{study.get('folder', BACKBONE_DIR)}/`: {made_on}), "
+                  + ("at the learning rates tuned on each backbone (below)" if BACKBONE_STUDIES[where].get("tuned")
+                     else "at the learning rate tuned on the committed backbone")
+                  + "; FedLPA at the discovery setting chosen on the backbone's "
                   "tuning seeds (`bench/discovery_study.py --backbone`)"
                   + "".join(f"; on `{n}`: {', '.join(f'{k} {v}' for k, v in t.items())}" for n, t in tuned.items() if t)
                   + "; every FedLPA run here, on both backbones, discovers without the coarse route (these runs were "
@@ -1531,8 +1565,8 @@ def main():
         os.makedirs(bdir, exist_ok=True)    # the machine first: a call cut short still says where its runs ran
         write_json_atomic(os.path.join(bdir, MACHINE_FILE), {**machine(), "gpu": gpu,
                                                              "lab_device": os.environ.get("LAB_DEVICE")})
-        run_all(backbone_configs(best, a.quick, a.backbones, a.seeds, a.methods, a.alphas, study.get("labels")),
-                bdir, a.workers, "backbones")
+        run_all(backbone_configs(best, a.quick, a.backbones, a.seeds, a.methods, a.alphas, study.get("labels"),
+                                 study.get("tuned", False)), bdir, a.workers, "backbones")
         return
     summarize(best, out_dir, a.quick)
     summarize_curve(best, out_dir, a.quick)

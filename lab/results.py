@@ -29,9 +29,9 @@ RESULTS_DIR = os.path.join(repo_root(), "bench", "results")
 GCD_SUMMARY = "gcd_summary.json"
 DISCOVERY_STUDY = "discovery_study.json"
 #: item 7's studies in ``gcd_summary.json``, one per machine its runs were made on (the H200 machine, the lab's
-#: 2-core CPU machine, and the references beside FedLPA on another 2-core one): ``bench/run_gcd_tables.py``'s
-#: ``BACKBONE_STUDIES``; rows: :func:`backbone_rows`
-BACKBONE_STUDIES = ("backbones", "backbones_2core", "backbones_refs")
+#: 2-core CPU machine, the references beside FedLPA on another 2-core one, and each backbone at its own tuned
+#: learning rates on the 2-core one): ``bench/run_gcd_tables.py``'s ``BACKBONE_STUDIES``; rows: :func:`backbone_rows`
+BACKBONE_STUDIES = ("backbones", "backbones_2core", "backbones_refs", "backbones_tuned")
 COMMITTED_BACKBONE = "pretrained"      # of lab.gcd.config.BACKBONES: the library's discovery defaults were chosen on it
 ALPHA_CURVE = "gcd_alpha_curve.json"
 DP_FILES = ("dp_tuned_curve.json", "dp_privacy_utility.json")   # first that exists wins

@@ -395,7 +395,8 @@ else:
 # the discovery setting chosen on each backbone's tuning seeds (`bench/results/discovery_study_pretrained-wide.md`;
 # the run at the committed backbone's setting beside it). One study per machine: the H200 machine, the lab's
 # 2-core CPU machine, and the references (local only: each client alone; centralized: all data pooled) beside FedLPA
-# on a 2-core machine of their own; runs are compared only within one. The lines to read are *FedLPA − each baseline* and *FedLPA,
+# on a 2-core machine of their own, and each backbone at the learning rates tuned on it (a study of the 2-core
+# machine, shown once made); runs are compared only within one. The lines to read are *FedLPA − each baseline* and *FedLPA,
 # oracle prior − FedAvg+GCD*: where the latter is positive, a right prior would put FedLPA ahead on those features.
 # Where a study made the federated baselines and the centralized run, issue 9's bar is read on each backbone off
 # that study's runs alone, with the oracle prior's and the centralized run in FedLPA's place.

@@ -797,3 +797,47 @@ def test_the_tune_stage_names_a_backbone_it_cannot_tune_on(args, names, tmp_path
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert all(n in r.stderr.strip().splitlines()[-1] for n in names)
     assert [p.name for p in tmp_path.iterdir()] == ["no_data"] and not list(empty.iterdir())   # nothing written
+
+
+def test_the_study_at_each_backbones_own_rates_runs_the_grids_choices(tmp_path, monkeypatch):
+    """``--study backbones_tuned``: on the wide backbone each run is that backbone's grid point at its choice (a run
+    at a tuning seed is the grid's own file), on the committed backbone the 2-core study's run; a method whose grid
+    there is not complete is not run there; the other studies keep the tables' rates on every backbone."""
+    mod = _tables_script(tmp_path, monkeypatch)
+    wide, committed = "pretrained-wide", "pretrained"
+    for f in (f"discovery_study_{wide}.json", f"gcd_tuning_{wide}.json"):
+        (tmp_path / f).write_text((ROOT / "bench" / "results" / f).read_text())
+    best = json.loads((ROOT / "bench" / "results" / "gcd_tuning.json").read_text())["best"]
+    spec = mod.BACKBONE_STUDIES["backbones_tuned"]
+    assert spec["tuned"] and spec["folder"] == mod.BACKBONE_TUNED_DIR
+    assert "backbones_tuned" in mod.lab_results.BACKBONE_STUDIES
+    wide_best = json.loads((tmp_path / f"gcd_tuning_{wide}.json").read_text())["best"]
+    assert wide_best["simgcd"] != best["simgcd"] and wide_best["fedlpa"] != best["fedlpa"]
+
+    def cfgs(study, backbone, seeds=mod.EVAL_SEEDS):
+        return mod.backbone_configs(best, False, (backbone,), seeds, labels=mod.BACKBONE_STUDIES[study]["labels"],
+                                    tuned=mod.BACKBONE_STUDIES[study].get("tuned", False))
+
+    grid_runs = {f.name[:-5] for f in (ROOT / "bench" / "results" / f"gcd_tuning_{wide}").glob("*_a*.json")}
+    at_tuning = cfgs("backbones_tuned", wide, mod.TUNING_SEEDS)
+    federated = [c for c in at_tuning if not c.get("oracle_prior") and c["method"] != "central"]
+    assert {c["method"] for c in federated} == {"fedlpa", "simgcd", "gcd"}
+    assert all(c["lr"] == wide_best[c["method"]]["lr"] for c in at_tuning)
+    assert {mod.run_name(c) for c in federated} <= grid_runs          # the grid's own runs at its choices
+    assert ("central" in wide_best) == any(c["method"] == "central" for c in at_tuning)
+    # the committed backbone: the 2-core study's runs, at the tables' rates
+    same = {mod.run_name(c) for c in cfgs("backbones_2core", committed) if c["method"] in best}
+    assert {mod.run_name(c) for c in cfgs("backbones_tuned", committed)} <= same
+    # the other studies: the tables' rates on the wide backbone too
+    assert {c["lr"] for c in cfgs("backbones_2core", wide) if c["method"] == "simgcd"} == {best["simgcd"]["lr"]}
+    # a method not chosen on the wide backbone is not run there
+    rec = json.loads((tmp_path / f"gcd_tuning_{wide}.json").read_text())
+    rec["best"].pop("simgcd")
+    (tmp_path / f"gcd_tuning_{wide}.json").write_text(json.dumps(rec))
+    assert "simgcd" not in {c["method"] for c in cfgs("backbones_tuned", wide)}
+    assert "simgcd" in {c["method"] for c in cfgs("backbones_tuned", committed)}
+    # not started: its section says what makes it
+    text = "\n".join(mod.backbone_lines({"backbones": {committed: {}, wide: {}}, "alphas": [], "runs_missing": 9,
+                                         "runs_expected": 9, "folder": spec["folder"], "make": spec["make"]},
+                                        "backbones_tuned"))
+    assert f"Not started: {spec['make']} makes its 9 runs" in text and "own grid's" in text

@@ -208,8 +208,9 @@ else:
                         "pretrained on a GPU) beside the committed one: the same runs on both, on one machine; "
                         "FedLPA at the discovery setting chosen on each backbone's tuning seeds. Where *oracle "
                         "prior − a federated baseline* turns positive, a right prior would put FedLPA ahead on "
-                        "those features. The last study adds the references (local only: each client alone; "
-                        "centralized: all data pooled) beside FedLPA on a machine of their own.")
+                        "those features. One study adds the references (local only: each client alone; "
+                        "centralized: all data pooled) beside FedLPA on a machine of their own; another runs each "
+                        "backbone at the learning rates tuned on it.")
 
             def backbone_tables(part):
                 bb_runs, bb_diffs = backbone_rows(part)
