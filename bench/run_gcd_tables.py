@@ -76,11 +76,6 @@ TUNE_GRID = {m: [dict(lr=lr) for lr in LRS] for m in ("simgcd", "gcd", "fedlpa",
 #: the lowest rate and FedLPA's at the highest, so the rule of bench/README.md (item 2) widened it one rung each side
 #: for every method (the same budget for all)
 BACKBONE_LRS = {"pretrained-wide": (0.01,) + LRS + (1.0,)}
-
-
-def tune_grid(backbone: str) -> dict:
-    """Every method's grid on ``backbone``: ``TUNE_GRID``'s, over that backbone's learning rates."""
-    return {m: [dict(lr=lr) for lr in BACKBONE_LRS.get(backbone, LRS)] for m in TUNE_GRID}
 #: trained models the notebooks and dashboard draw (data/snapshots/<method>_alpha<a>_seed<s>.safetensors)
 SNAPSHOTS = {("fedlpa", 0.1, 0), ("simgcd", 0.1, 0)}
 ABLATION_ALPHAS = TABLE_ALPHAS          # strong skew, where LPA is meant to matter, and alpha = 1
@@ -296,6 +291,11 @@ def run_all(cfgs: list, out_dir: str, workers: int, desc: str, snapshots: dict |
             bar.write(f"{os.path.basename(path)}: All {acc:.4f} ({secs:.0f}s)")
 
 
+def tune_grid(backbone: str) -> dict:
+    """Every method's grid on ``backbone``: ``TUNE_GRID``'s, over that backbone's learning rates."""
+    return {m: [dict(lr=lr) for lr in BACKBONE_LRS.get(backbone, LRS)] for m in TUNE_GRID}
+
+
 def tuning_file(backbone: str, quick: bool = False) -> str:
     """The tune stage's record on ``backbone``: the committed backbone's is the tables' (``gcd_tuning.json``)."""
     stem = "gcd_tuning" if backbone == lab_results.COMMITTED_BACKBONE else f"gcd_tuning_{backbone}"
@@ -326,6 +326,7 @@ def tune(a, out_dir, backbone: str = lab_results.COMMITTED_BACKBONE) -> dict:
             for m, grid in tune_g.items() for i, g in enumerate(grid)}
     size = len(tune_g["fedlpa"])
     assert all(len(g) == size for g in tune_g.values()), "every method gets the same budget"
+    assert size == GRID_SIZE or backbone in BACKBONE_LRS, "the tables' grid has GRID_SIZE points"
     run_all([c for (m, _), cs in cfgs.items() if m in a.methods for c in cs], out_dir, a.workers, "tune")
     made = {k for k, cs in cfgs.items() if all(load(c, out_dir) for c in cs)}
     done = {m for m in tune_g if all((m, i) in made for i in range(size))}
@@ -352,11 +353,12 @@ def tune(a, out_dir, backbone: str = lab_results.COMMITTED_BACKBONE) -> dict:
 
 
 def per_alpha(grid: list, method: str, lr: float) -> dict:
-    """A grid point's mean All at each tuning alpha (over the tuning seeds; the centralized run, one run at every
-    alpha, is filed under the first)."""
+    """A grid point's mean All at each tuning alpha, over the tuning seeds (the centralized run is one run at every
+    alpha, filed under the first: :func:`config`)."""
     runs = next(g["runs"] for g in grid if g["method"] == method and g["lr"] == lr)
-    return {al: float(np.mean([v for k, v in runs.items() if k.startswith(f"a{al:g}_")]
-                              or list(runs.values()))) for al in TUNING_ALPHAS}
+    return {al: float(np.mean([v for k, v in runs.items()
+                               if k.startswith(f"a{TABLE_ALPHAS[0] if method == 'central' else al:g}_")]))
+            for al in TUNING_ALPHAS}
 
 
 def backbone_tuning(best: dict, backbone: str = "pretrained-wide") -> dict | None:

@@ -770,6 +770,10 @@ def test_the_grid_on_another_backbone_runs_item_7s_configs_and_leaves_the_tables
     assert ours["| FedLPA − FedAvg+SimGCD"] == [f"+1.0 ({there['fedlpa'][0] - there['simgcd'][0]:+.1f})",
                                                f"+1.0 ({there['fedlpa'][1] - there['simgcd'][1]:+.1f}) |"]
     assert set(ours) == {"| FedAvg+SimGCD", "| FedLPA", "| local only", "| FedLPA − FedAvg+SimGCD"}
+    # the centralized run is one run at every alpha: both columns read its runs
+    central = next(g["runs"] for g in committed if g["method"] == "central" and g["lr"] == best["central"]["lr"])
+    assert mod.per_alpha(committed, "central", best["central"]["lr"]) == {
+        al: float(np.mean(list(central.values()))) for al in mod.TUNING_ALPHAS}
     # a federated method's end asks for a wider grid, a reference's does not
     ends = next(line for line in text.splitlines() if line.startswith("At an end of the grid:"))
     assert f"FedAvg+SimGCD ({lrs[0]:g}, the grid's lowest)." in ends and "FedLPA" not in ends and "local" not in ends
