@@ -425,8 +425,9 @@ def backbone_tuning_lines(bt: dict | None) -> list:
         fed = [k for k in ("fedlpa",) + BASELINES if k in bt["per_alpha"]]
         lines += ["", "Each method at its choice, per α: the mean All of the tuning seeds at that α, on this backbone "
                   "and, in brackets, on the committed one at its own choice. These seeds chose the rates, so every "
-                  "number here is a tuning reading, optimistic for every method alike, and no verdict of the bar: "
-                  "the tables' evaluation seeds were not run on this grid.", "",
+                  "number here is a tuning reading, optimistic for every method alike, and no verdict of the bar, "
+                  "which is read on the evaluation seeds (section \"Item 7 at each backbone's own learning "
+                  "rates\").", "",
                   "| at its choice | " + " | ".join(f"α {al:g}" for al in TUNING_ALPHAS) + " |",
                   "|---|" + "---|" * len(TUNING_ALPHAS)]
         rows = [(DISPLAY_NAMES[k], bt["per_alpha"][k], bt["committed_per_alpha"][k]) for k in bt["per_alpha"]]
