@@ -317,13 +317,19 @@ def tune_extras(backbone: str) -> dict:
     return {m: {**runs[DISPLAY_NAMES[m]][1], "backbone": backbone} for m in TUNE_GRID}
 
 
+def tune_configs(backbone: str, quick: bool = False) -> dict:
+    """The tune stage's runs on ``backbone``: (method, grid index) -> that point's config at every tuning alpha and
+    seed, each method as :func:`tune_extras` fixes it there."""
+    extras = tune_extras(backbone)
+    return {(m, i): [config(m, al, s, quick, **g, **extras[m]) for al in TUNING_ALPHAS for s in TUNING_SEEDS]
+            for m, grid in tune_grid(backbone).items() for i, g in enumerate(grid)}
+
+
 def tune(a, out_dir, backbone: str = lab_results.COMMITTED_BACKBONE) -> dict:
     """Runs the grid of the methods in ``a.methods`` on ``backbone``; the record's ``best`` covers every method whose
     grid is complete (so the tables of some methods can start before the others are tuned), and its ``grid`` every
     setting whose runs are all made (so a grid being widened shows the points it has)."""
-    extras, tune_g = tune_extras(backbone), tune_grid(backbone)
-    cfgs = {(m, i): [config(m, al, s, a.quick, **g, **extras[m]) for al in TUNING_ALPHAS for s in TUNING_SEEDS]
-            for m, grid in tune_g.items() for i, g in enumerate(grid)}
+    extras, tune_g, cfgs = tune_extras(backbone), tune_grid(backbone), tune_configs(backbone, a.quick)
     size = len(tune_g["fedlpa"])
     assert all(len(g) == size for g in tune_g.values()), "every method gets the same budget"
     assert size == GRID_SIZE or backbone in BACKBONE_LRS, "the tables' grid has GRID_SIZE points"
@@ -371,10 +377,9 @@ def backbone_tuning(best: dict, backbone: str = "pretrained-wide") -> dict | Non
     rec_path = os.path.join(RES, tuning_file(backbone))
     rec = json.load(open(rec_path)) if os.path.exists(rec_path) else {"grid": [], "best": {}}
     committed = json.load(open(os.path.join(RES, tuning_file(lab_results.COMMITTED_BACKBONE))))["grid"]
-    lrs, extras, files = BACKBONE_LRS.get(backbone, LRS), tune_extras(backbone), set(os.listdir(folder))
-    # counted by name: the centralized run is one run at both alpha
-    want = {m: {run_name(config(m, al, s, False, **g, **extras[m])) for g in grid for al in TUNING_ALPHAS
-                for s in TUNING_SEEDS} for m, grid in tune_grid(backbone).items()}
+    lrs, files, want = BACKBONE_LRS.get(backbone, LRS), set(os.listdir(folder)), {m: set() for m in TUNE_GRID}
+    for (m, _), cs in tune_configs(backbone).items():    # counted by name: the centralized run is one at both alpha
+        want[m] |= {run_name(c) for c in cs}
     mach = os.path.join(folder, MACHINE_FILE)
     return {"backbone": backbone, "machine": json.load(open(mach)) if os.path.exists(mach) else None, "lrs": lrs,
             "grid": {m: {g["lr"]: g["acc_all"] for g in rec["grid"] if g["method"] == m} for m in TUNE_GRID
@@ -430,15 +435,14 @@ def backbone_tuning_lines(bt: dict | None) -> list:
                   "rates\").", "",
                   "| at its choice | " + " | ".join(f"α {al:g}" for al in TUNING_ALPHAS) + " |",
                   "|---|" + "---|" * len(TUNING_ALPHAS)]
-        rows = [(DISPLAY_NAMES[k], bt["per_alpha"][k], bt["committed_per_alpha"][k]) for k in bt["per_alpha"]]
-        if "fedlpa" in fed:
+        rows = [(DISPLAY_NAMES[k], bt["per_alpha"][k], bt["committed_per_alpha"][k], "") for k in bt["per_alpha"]]
+        if "fedlpa" in fed:       # differences carry their sign
             rows += [(f"FedLPA − {DISPLAY_NAMES[k]}",
                       {al: bt["per_alpha"]["fedlpa"][al] - bt["per_alpha"][k][al] for al in TUNING_ALPHAS},
                       {al: bt["committed_per_alpha"]["fedlpa"][al] - bt["committed_per_alpha"][k][al]
-                       for al in TUNING_ALPHAS}) for k in fed if k != "fedlpa"]
-        lines += [f"| {name} | " + " | ".join(f"{100 * here[al]:+.1f} ({100 * there[al]:+.1f})" if "−" in name
-                                              else f"{100 * here[al]:.1f} ({100 * there[al]:.1f})"
-                                              for al in TUNING_ALPHAS) + " |" for name, here, there in rows]
+                       for al in TUNING_ALPHAS}, "+") for k in fed if k != "fedlpa"]
+        lines += [f"| {name} | " + " | ".join(f"{100 * here[al]:{sign}.1f} ({100 * there[al]:{sign}.1f})"
+                                              for al in TUNING_ALPHAS) + " |" for name, here, there, sign in rows]
 
     def at_end(methods):
         return ", ".join(f"{DISPLAY_NAMES[k]} ({c['lr']:g}, the grid's {'lowest' if c['lr'] == lrs[0] else 'highest'})"
