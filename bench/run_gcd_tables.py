@@ -291,9 +291,14 @@ def run_all(cfgs: list, out_dir: str, workers: int, desc: str, snapshots: dict |
             bar.write(f"{os.path.basename(path)}: All {acc:.4f} ({secs:.0f}s)")
 
 
+def grid_lrs(backbone: str) -> tuple:
+    """The learning rates of ``backbone``'s grid: ``LRS``, widened where ``BACKBONE_LRS`` says."""
+    return BACKBONE_LRS.get(backbone, LRS)
+
+
 def tune_grid(backbone: str) -> dict:
-    """Every method's grid on ``backbone``: ``TUNE_GRID``'s, over that backbone's learning rates."""
-    return {m: [dict(lr=lr) for lr in BACKBONE_LRS.get(backbone, LRS)] for m in TUNE_GRID}
+    """Every method's grid on ``backbone``: ``TUNE_GRID``'s, over :func:`grid_lrs`."""
+    return {m: [dict(lr=lr) for lr in grid_lrs(backbone)] for m in TUNE_GRID}
 
 
 def tuning_file(backbone: str, quick: bool = False) -> str:
@@ -352,7 +357,7 @@ def tune(a, out_dir, backbone: str = lab_results.COMMITTED_BACKBONE) -> dict:
            "tuning_seeds": list(TUNING_SEEDS), "tuning_alphas": list(TUNING_ALPHAS), "grid": grid,
            "best": {m: b[0] for m, b in best.items()}}
     if backbone != lab_results.COMMITTED_BACKBONE:
-        rec = {"backbone": backbone, "lrs": list(BACKBONE_LRS.get(backbone, LRS)),
+        rec = {"backbone": backbone, "lrs": list(grid_lrs(backbone)),
                "fixed": {m: extras[m] for m in sorted({m for m, _ in made})}, **rec}
     write_json_atomic(os.path.join(RES, tuning_file(backbone, a.quick)), rec)
     return rec["best"]
@@ -377,7 +382,7 @@ def backbone_tuning(best: dict, backbone: str = "pretrained-wide") -> dict | Non
     rec_path = os.path.join(RES, tuning_file(backbone))
     rec = json.load(open(rec_path)) if os.path.exists(rec_path) else {"grid": [], "best": {}}
     committed = json.load(open(os.path.join(RES, tuning_file(lab_results.COMMITTED_BACKBONE))))["grid"]
-    lrs, files, want = BACKBONE_LRS.get(backbone, LRS), set(os.listdir(folder)), {m: set() for m in TUNE_GRID}
+    lrs, files, want = grid_lrs(backbone), set(os.listdir(folder)), {m: set() for m in TUNE_GRID}
     for (m, _), cs in tune_configs(backbone).items():    # counted by name: the centralized run is one at both alpha
         want[m] |= {run_name(c) for c in cs}
     mach = os.path.join(folder, MACHINE_FILE)
