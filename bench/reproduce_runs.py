@@ -70,25 +70,56 @@ def record_path(run: str) -> str:
     return os.path.join(T.RES, run + ".json")
 
 
-def one(path: str) -> dict:
+class _Through(Exception):
+    """Raised by a remake's round callback once it has made the rounds asked for."""
+
+
+def one(path: str, through: int | None = None) -> dict:
     """In this process (its kernels as its environment set them): the record at ``path`` made again from its config
-    in a scratch folder, compared with it, and this process's machine."""
+    in a scratch folder, compared with it, and this process's machine. With ``through``, only its first ``through``
+    rounds are made (its config unchanged, so each evaluation is the full run's) and compared with the record's:
+    enough to tell which rounding made it, at a fraction of the cost; ``acc_all`` is then None."""
     from lab.machine import machine
 
     ref = json.load(open(path))
-    with tempfile.TemporaryDirectory() as tmp:
-        made = json.load(open(T.run_one(ref["config"], tmp)[0]))
+    if through is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            made = json.load(open(T.run_one(ref["config"], tmp)[0]))
+        seconds, acc = made["seconds"], made["acc_all"]
+    else:
+        import time
+
+        import torch
+
+        from lab.gcd.config import FedGCDConfig
+        from lab.gcd.experiment import run_experiment
+
+        torch.set_num_threads(1)            # as T.run_one trains
+        rows, t0 = [], time.time()
+
+        def on_round(rnd, rounds, row):
+            rows.append(row)
+            if rnd >= through:
+                raise _Through
+
+        try:
+            run_experiment(FedGCDConfig.from_dict(ref["config"]), on_round=on_round)
+        except _Through:
+            pass
+        made, ref = {"history": rows}, {**ref, "history": [h for h in ref["history"] if h["round"] <= through]}
+        seconds, acc = time.time() - t0, None
     apart = T.first_round_apart(made, ref)
-    return {"machine": machine(), "acc_all": made["acc_all"], "committed_acc_all": ref["acc_all"],
-            "bit_identical": apart is None, "first_round_apart": apart,
-            "seconds": round(made["seconds"], 1)}
+    return {"machine": machine(), "acc_all": acc, "committed_acc_all": ref["acc_all"],
+            "bit_identical": apart is None, "first_round_apart": apart, "seconds": round(seconds, 1),
+            **({"through": through} if through is not None else {})}
 
 
-def remake(path: str, kernels: str) -> dict:
+def remake(path: str, kernels: str, through: int | None = None) -> dict:
     """:func:`one` in a fresh Python process under ``KERNELS[kernels]`` (the settings are read when torch loads)."""
     env = {**os.environ, **KERNELS[kernels]}
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", path], env=env, capture_output=True,
-                         text=True, check=False)
+    extra = ["--through", str(through)] if through is not None else []
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", path, *extra], env=env,
+                         capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"making {path} again under {kernels} kernels failed:\n{out.stderr[-2000:]}")
     return {"kernels": kernels, **json.loads(out.stdout.strip().splitlines()[-1])}
@@ -147,9 +178,10 @@ def main(argv=None):
                     help="kernel settings to make each run under (default: all of KERNELS)")
     ap.add_argument("--workers", type=int, default=2, help="runs made at once, 1-64")
     ap.add_argument("--one", help=argparse.SUPPRESS)    # a fresh process's single remake (remake())
+    ap.add_argument("--through", type=int, default=None, help=argparse.SUPPRESS)   # ... of its first rounds only
     a = ap.parse_args(argv)
     if a.one:
-        print(json.dumps(one(a.one)))
+        print(json.dumps(one(a.one, a.through)))
         return
     try:
         check_range("--workers", a.workers, 1, 64, integer=True)

@@ -250,25 +250,34 @@ AFTER_WARMUP = ("oracle_prior", "oracle_assign", "lpa_weight", "lpa_form", "lpa_
                 "use_lpa")
 
 
-def warmup_splits(out_dir: str, names=None) -> list:
-    """Where one folder holds runs of more than one machine: the groups of its FedLPA runs (of ``names``, or all)
-    that train the same warm-up (configs equal but for the discovery fields and ``AFTER_WARMUP``) yet whose
-    evaluations up to the first discovery differ. Training is bit-identical only on one machine, so a paired
-    difference between two such runs is not one machine's. Each: alpha, seed, backbone, and the run names, one
-    sorted list per distinct warm-up."""
+def warmup_groups(out_dir: str, names=None, prefixes=("fedlpa_",)) -> dict:
+    """The runs of ``out_dir`` (of ``names``, or all; of the methods whose run names start with ``prefixes``) by
+    warm-up: config but for the discovery fields and ``AFTER_WARMUP`` -> the evaluations through the warm-up ->
+    the run names that made them. On one machine each config has one warm-up; runs under one key and one warm-up
+    trained it alike."""
     from lab.gcd.config import DISCOVERY_FIELDS, FedGCDConfig
 
     groups = {}
     for f in sorted(os.listdir(out_dir) if os.path.isdir(out_dir) else []):     # a study not started: none
-        if not f.startswith("fedlpa_") or not f.endswith(".json") or (names is not None and f[:-5] not in names):
+        if not f.startswith(prefixes) or not f.endswith(".json") or (names is not None and f[:-5] not in names):
             continue
         r = json.load(open(os.path.join(out_dir, f)))
         c = FedGCDConfig.from_dict(r["config"]).to_dict()
         key = json.dumps({k: v for k, v in c.items() if k not in (*DISCOVERY_FIELDS, *AFTER_WARMUP)}, sort_keys=True)
         warm = tuple(h["acc_all"] for h in r["history"] if h["round"] <= c["warmup_rounds"])
         groups.setdefault(key, {}).setdefault(warm, []).append(f[:-len(".json")])
+    return groups
+
+
+def warmup_splits(out_dir: str, names=None) -> list:
+    """Where one folder holds runs of more than one machine: the groups of its FedLPA runs (of ``names``, or all)
+    that train the same warm-up (configs equal but for the discovery fields and ``AFTER_WARMUP``) yet whose
+    evaluations up to the first discovery differ. Training is bit-identical only on one machine, so a paired
+    difference between two such runs is not one machine's. Each: alpha, seed, backbone, and the run names, one
+    sorted list per distinct warm-up."""
     return [{**{f: json.loads(k)[f] for f in ("alpha", "seed", "backbone")},
-             "runs": sorted(sorted(v) for v in g.values())} for k, g in groups.items() if len(g) > 1]
+             "runs": sorted(sorted(v) for v in g.values())}
+            for k, g in warmup_groups(out_dir, names).items() if len(g) > 1]
 
 
 def run_all(cfgs: list, out_dir: str, workers: int, desc: str, snapshots: dict | None = None):
@@ -844,6 +853,7 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
         out["more_seeds"] = {"seeds": list(more), "alphas": [e for al in TABLE_ALPHAS if (e := _backbone_alpha(
             best, quick, made, al, more, out_dir, None, only_with=further, labels=labels, tuned=tuned))]}
     out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels, further, tuned)
+    out["rounding_map"] = None if quick else rounding_map_reading(where)
     out["done_when"] = backbone_done_when(out["alphas"], EVAL_SEEDS,
                                           out.get("more_seeds", {}).get("alphas", []), more)
     if labels:
@@ -889,14 +899,39 @@ def made_elsewhere(out_dir: str, cfgs: list) -> list:
              "equal": int(sum(x == 0 for x in d))} for label, d in moved.items()]
 
 
+def rounding_map_reading(where: str) -> dict | None:
+    """``bench/rounding_map.py``'s measure of which rounding made each of the study's runs (None: not made): per
+    label, its runs by rounding; the cells (backbone, alpha, seed) whose runs all share one."""
+    path = os.path.join(RES, f"rounding_map_{where}.json")
+    if not os.path.exists(path):
+        return None
+    res = json.load(open(path))
+    by_label, cells = {}, {}
+    for g in res["groups"]:
+        for label in g["labels"]:
+            r = by_label.setdefault(label, {})
+            r[g["rounding"] or "none"] = r.get(g["rounding"] or "none", 0) + 1
+        cells.setdefault((g["backbone"], g["alpha"], g["seed"]), set()).add(g["rounding"])
+    return {"seeds": res["seeds"], "cpu": res["machine"]["cpu"], "kernel_roundings": res["kernel_roundings"],
+            "runs": sum(len(g["runs"]) for g in res["groups"]), "by_label": by_label, "cells": len(cells),
+            "one_rounding": sum(len(v) == 1 and None not in v for v in cells.values())}
+
+
+def backbone_labels(best, quick, backbones: tuple, labels: tuple | None, more_seeds: tuple,
+                    tuned: bool = False) -> dict:
+    """Run name -> its label, for every run item 7's study reads (its ``labels`` on ``backbones``, at each alpha of
+    the table, on the table's seeds and ``more_seeds``)."""
+    rate = {b: backbone_best(best, b, tuned) for b in backbones}
+    return {run_name(config(m, al, s, quick, **rate[b][m], **extra, backbone=b)): name for b in backbones
+            for name, (m, extra) in backbone_runs(b, labels).items() if m in rate[b]
+            for al in TABLE_ALPHAS for s in EVAL_SEEDS + more_seeds}
+
+
 def backbone_warmup_splits(best, quick, backbones: tuple, out_dir: str, labels: tuple | None,
                            more_seeds: tuple, tuned: bool = False) -> list:
     """:func:`warmup_splits` among the runs item 7's study reads from ``out_dir`` (its ``labels``, on the table's
     seeds and the study's ``more_seeds``: :func:`study_more_seeds`), each run named by its label."""
-    rate = {b: backbone_best(best, b, tuned) for b in backbones}
-    label = {run_name(config(m, al, s, quick, **rate[b][m], **extra, backbone=b)): name for b in backbones
-             for name, (m, extra) in backbone_runs(b, labels).items() if m in rate[b]
-             for al in TABLE_ALPHAS for s in EVAL_SEEDS + more_seeds}
+    label = backbone_labels(best, quick, backbones, labels, more_seeds, tuned)
     return [{**g, "runs": sorted(sorted(label[n] for n in w) for w in g["runs"])}
             for g in warmup_splits(out_dir, set(label))]
 
@@ -1018,6 +1053,17 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                   ""]
         lines += [f"- α {g['alpha']:g}, seed {g['seed']}, `{g['backbone']}`: "
                   + " against ".join(" and ".join(f"“{label}”" for label in w) for w in g["runs"]) for g in splits]
+    if rm := study.get("rounding_map"):
+        named = {r: k for k, r in rm["kernel_roundings"].items()}
+        lines += ["", f"Measured by remake (`bench/rounding_map.py`, `rounding_map_{where}.md`): every warm-up "
+                      f"group of the runs on seeds {', '.join(map(str, rm['seeds']))} ({rm['runs']} runs)"
+                      " made again through "
+                      f"its warm-up on the {rm['cpu']}, under its kernel settings, until one made it bit for bit. "
+                      f"**{rm['one_rounding']} of {rm['cells']} cells** (backbone, α, seed) hold runs of one "
+                      "rounding only; a paired difference elsewhere carries two machines'. Runs by rounding:", ""]
+        lines += [f"- {label}: " + ", ".join(f"{n} under none of the settings tried" if r == "none" else
+                                            f"{n} `{r}`" + (f" ({named[r]})" if r in named else "")
+                                            for r, n in sorted(c.items())) for label, c in rm["by_label"].items()]
     if more := study.get("more_seeds"):
         lines += ["", f"Over more evaluation seeds ({', '.join(map(str, more['seeds']))}: the table's and the seed "
                       "study's next ones, `--seeds`; no choice was made on them), the same runs on the same machine, "

@@ -1,0 +1,105 @@
+"""bench/rounding_map.py: each warm-up group of a study's runs made again through its warm-up until one kernel setting
+makes it bit for bit; and the remake through a round it rests on (bench/reproduce_runs.py's ``through``)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.machine import machine
+from tests.test_backbones import _script
+from tests.test_warmup_splits import _run
+
+
+@pytest.fixture(scope="module")
+def mod():
+    return _script("bench/rounding_map.py")
+
+
+@pytest.fixture(scope="module")
+def record(mod, tmp_path_factory):
+    """A quick FedLPA run (digits, 2 rounds) made here, standing for a committed record."""
+    d = tmp_path_factory.mktemp("committed")
+    return mod.T.run_one(mod.T.config("fedlpa", 0.1, 0, True, lr=0.2), str(d))[0]
+
+
+def test_a_remake_through_a_round_compares_that_many_rounds_and_no_more(mod, record, tmp_path):
+    e = mod.R.remake(record, "native", through=1)
+    assert e["bit_identical"] and e["through"] == 1 and e["acc_all"] is None and e["machine"] == machine()
+    r = json.loads(Path(record).read_text())
+    r["history"][1]["acc_new"] += 1e-12                     # the last bit of round 2's evaluation: past round 1
+    Path(changed := tmp_path / "changed.json").write_text(json.dumps(r))
+    assert mod.R.remake(str(changed), "native", through=1)["bit_identical"]
+    e = mod.R.remake(str(changed), "native", through=2)
+    assert not e["bit_identical"] and e["first_round_apart"] == 2
+
+
+def test_warm_up_groups_hold_runs_of_one_warm_up_and_each_baseline_alone(mod, tmp_path):
+    T = mod.T
+    base = _run(T, tmp_path, [0.5, 0.6, 0.7])
+    oracle = _run(T, tmp_path, [0.5, 0.6, 0.9], oracle_prior=True)       # after the warm-up only: one group
+    split = _run(T, tmp_path, [0.5, 0.61, 0.7], lpa_weight=1.0)          # the same config's other warm-up
+    simgcd = _run(T, tmp_path, [0.5, 0.6, 0.7], method="simgcd")         # the same numbers, another method
+    assert sorted(sum((list(g.values()) for g in T.warmup_groups(str(tmp_path)).values()), [])) == sorted(
+        [sorted([base, oracle]), [split]])                                # FedLPA's only, by default
+    got = sorted(sorted(v) for g in T.warmup_groups(str(tmp_path), prefixes=mod.PREFIXES).values()
+                 for v in g.values())
+    assert got == sorted([sorted([base, oracle]), [split], [simgcd]])
+
+
+def test_a_call_resumes_only_the_tries_of_a_machine_that_rounds_as_this_one(mod):
+    fresh = [{"made_again": "a", "tries": []}, {"made_again": "b", "tries": []}]
+    t = {"kernels": "native", "machine": {"rounding": "x"}, "bit_identical": True}
+    old = {"groups": [{"made_again": "a", "made_on": "x", "tries": [t]}, {"made_again": "b", "made_on": "y",
+                                                                          "tries": [t]}]}
+    got = mod.resume(fresh, old, "x")
+    assert got[0]["tries"] == [t] and got[1]["tries"] == [] and mod.rounding(got[0]) == "x"
+    assert mod.rounding(got[1]) is None
+
+
+def test_the_committed_map_is_the_studys_runs_as_they_are_and_what_its_rows_give(mod):
+    jpath, mpath = mod.paths("backbones_2core")
+    res = json.loads(Path(jpath).read_text())
+    assert Path(mpath).read_text() == "\n".join(mod.lines(res))
+    fresh = mod.groups(res["study"], tuple(res["seeds"]))
+    assert [g["runs"] for g in res["groups"]] == [g["runs"] for g in fresh]     # the runs the study reads now
+    folder = Path(mod.T.RES) / res["folder"]
+    for g in res["groups"]:
+        warm = {json.dumps([h for h in json.loads((folder / f"{n}.json").read_text())["history"]
+                            if h["round"] <= g["through"]]) for n in g["runs"]}
+        assert len(warm) == 1 and g["made_again"] in g["runs"]          # one warm-up, evaluation for evaluation
+        assert sum(t["bit_identical"] for t in g["tries"]) <= 1          # a fingerprint tells roundings apart
+        assert all(t["machine"]["rounding"] == res["kernel_roundings"][t["kernels"]] for t in g["tries"])
+    assert all(c["mapped"] for c in mod.cells(res))
+
+
+@pytest.mark.parametrize("argv, says", [(["--workers", "0"], "--workers"), (["--seeds", "x"], "--seeds"),
+                                        (["--seeds", "99"], "--seeds: backbones_2core has no run on seeds 99")])
+def test_bad_input_names_the_parameter_and_writes_nothing(mod, monkeypatch, tmp_path, capsys, argv, says):
+    monkeypatch.setattr(mod, "paths", lambda study: (str(tmp_path / "r.json"), str(tmp_path / "r.md")))
+    with pytest.raises(SystemExit) as ex:
+        mod.main(argv)
+    assert ex.value.code == 2 and says in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_the_summary_reads_the_map_as_its_groups_give_it(mod):
+    jpath, _ = mod.paths("backbones_2core")
+    res = json.loads(Path(jpath).read_text())
+    got = mod.T.rounding_map_reading("backbones_2core")
+    assert all(g["rounding"] == mod.rounding(g) for g in res["groups"])           # the stored field is the tries'
+    counts = {}
+    for g in res["groups"]:
+        for label in g["labels"]:
+            counts.setdefault(label, {}).setdefault(g["rounding"] or "none", 0)
+            counts[label][g["rounding"] or "none"] += 1
+    assert got["by_label"] == counts and got["runs"] == sum(len(g["runs"]) for g in res["groups"])
+    assert got["one_rounding"] == sum(c["one_rounding"] for c in mod.cells(res)) and got["cells"] == len(mod.cells(res))
+    summary = json.loads((Path(mod.T.RES) / "gcd_summary.json").read_text())
+    assert summary["backbones_2core"]["rounding_map"] == got
+    assert f"**{got['one_rounding']} of {got['cells']} cells**" in (Path(mod.T.RES) / "gcd_summary.md").read_text()
+    # a pair is read on one rounding only where both of its runs were made again bit for bit under one setting
+    runs = mod.by_run(res)
+    for p in mod.paired(res):
+        for s in p["seeds_one"]:
+            one = {r for lab, b, al, seed, r in runs.values() if seed == s and b == p["backbone"]
+                   and lab in ("FedLPA", p["other"]) and (al == p["alpha"] or lab == mod.T.CENTRAL)}
+            assert len(one) == 1 and None not in one
