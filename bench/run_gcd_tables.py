@@ -1024,8 +1024,12 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                if m else "machine not recorded")
     labels = list(dict.fromkeys(label for e in study["alphas"] for by in e["all"].values() for label in by))
     tuned = {n: discovery_tuned(n) for n in study["backbones"]}
+    rm = study.get("rounding_map")
+    two = rm and rm["one_rounding"] < rm["cells"]     # a CPU of one name that rounded two ways (measured below)
     lines += ["", "All, mean ± std over the evaluation seeds a run has finished (their number in brackets), every "
-                  f"run made on the same machine (`{study.get('folder', BACKBONE_DIR)}/`: {made_on}), "
+                  f"run made on {'CPUs of one name' if two else 'the same machine'} "
+                  f"(`{study.get('folder', BACKBONE_DIR)}/`: {made_on}"
+                  + ("; two roundings, measured below" if two else "") + "), "
                   + ("at the learning rates tuned on each backbone (below)" if BACKBONE_STUDIES[where].get("tuned")
                      else "at the learning rate tuned on the committed backbone")
                   + "; FedLPA at the discovery setting chosen on the backbone's "
@@ -1053,20 +1057,21 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                   ""]
         lines += [f"- α {g['alpha']:g}, seed {g['seed']}, `{g['backbone']}`: "
                   + " against ".join(" and ".join(f"“{label}”" for label in w) for w in g["runs"]) for g in splits]
-    if rm := study.get("rounding_map"):
+    if rm:
         named = {r: k for k, r in rm["kernel_roundings"].items()}
         lines += ["", f"Measured by remake (`bench/rounding_map.py`, `rounding_map_{where}.md`): every warm-up "
                       f"group of the runs on seeds {', '.join(map(str, rm['seeds']))} ({rm['runs']} runs)"
                       " made again through "
                       f"its warm-up on the {rm['cpu']}, under its kernel settings, until one made it bit for bit. "
-                      f"**{rm['one_rounding']} of {rm['cells']} cells** (backbone, α, seed) hold runs of one "
-                      "rounding only; a paired difference elsewhere carries two machines'. Runs by rounding:", ""]
+                      f"**{rm['one_rounding']} of {rm['cells']} cells** (backbone, α, seed; the centralized run, "
+                      "which α does not change, counted under α 0.1) hold runs of one rounding only; a paired "
+                      "difference elsewhere carries two machines'. Runs by rounding:", ""]
         lines += [f"- {label}: " + ", ".join(f"{n} under none of the settings tried" if r == "none" else
                                             f"{n} `{r}`" + (f" ({named[r]})" if r in named else "")
                                             for r, n in sorted(c.items())) for label, c in rm["by_label"].items()]
     if more := study.get("more_seeds"):
         lines += ["", f"Over more evaluation seeds ({', '.join(map(str, more['seeds']))}: the table's and the seed "
-                      "study's next ones, `--seeds`; no choice was made on them), the same runs on the same machine, "
+                      "study's next ones, `--seeds`; no choice was made on them), the same runs, made as above, "
                       "where made:", "", *_backbone_all_rows(more["alphas"], labels), "",
                   *_backbone_paired_rows(more["alphas"])]
     if study.get("done_when"):
