@@ -13,8 +13,9 @@ group no setting here makes was made on a machine that rounds as none of them.
     python bench/rounding_map.py [--study backbones_2core] [--seeds 0,1,2,3,4,5] [--kernels native avx2] [--workers 2]
 
 Writes ``bench/results/rounding_map_<study>.json`` after every remake (a call resumes where the last one stopped,
-on a machine of the same rounding) and ``.md`` from it, with each seed's runs by rounding: a paired difference
-between two runs of one seed is one machine's only where both share one.
+on a machine of the same rounding, and keeps the groups of seeds it was not given) and ``.md`` from it, with each
+seed's runs by rounding: a paired difference between two runs of one seed is one machine's only where both share
+one.
 """
 from __future__ import annotations
 
@@ -64,7 +65,11 @@ def groups(study: str, seeds: tuple) -> list:
             out.append({"backbone": k["backbone"], "alpha": k["alpha"], "seed": k["seed"], "method": k["method"],
                         "runs": names, "labels": [labels[n] for n in names], "made_again": names[0],
                         "through": k["warmup_rounds"], "tries": []})
-    return sorted(out, key=lambda g: (g["backbone"], g["alpha"], g["seed"], g["method"], g["runs"]))
+    return sorted(out, key=order)
+
+
+def order(g: dict) -> tuple:
+    return g["backbone"], g["alpha"], g["seed"], g["method"], g["runs"]
 
 
 def rounding(g: dict):
@@ -104,6 +109,14 @@ def resume(fresh: list, old: dict | None, here: str) -> list:
     """``fresh`` groups with the tries an earlier call on a machine of rounding ``here`` made of the same run."""
     tried = {g["made_again"]: g["tries"] for g in (old or {}).get("groups", []) if g.get("made_on") == here}
     return [{**g, "tries": tried.get(g["made_again"], [])} for g in fresh]
+
+
+def merged(fresh: list, old: dict | None, seeds: tuple, here: str) -> tuple:
+    """(seeds, groups) of the map after a call on ``seeds``: ``fresh`` (resumed, made on ``here``) for those seeds,
+    and an earlier call's groups of every other seed kept as they were, so that a map grows seed by seed."""
+    kept = [g for g in (old or {}).get("groups", []) if g["seed"] not in seeds]
+    made = [{**g, "made_on": here} for g in resume(fresh, old, here)]
+    return sorted(set(seeds) | {g["seed"] for g in kept}), sorted(kept + made, key=order)
 
 
 def cells(res: dict) -> list:
@@ -186,10 +199,11 @@ def main(argv=None):
     if not fresh:
         ap.error(f"--seeds: {a.study} has no run on seeds {a.seeds}")
     old = json.load(open(jpath)) if os.path.exists(jpath) else None
+    all_seeds, all_groups = merged(fresh, old, seeds, here["rounding"])
     res = {"what": "each warm-up group's run made again through its warm-up, per kernel setting, until bit for bit",
-           "study": a.study, "folder": T.BACKBONE_STUDIES[a.study]["folder"], "seeds": list(seeds), "machine": here,
+           "study": a.study, "folder": T.BACKBONE_STUDIES[a.study]["folder"], "seeds": all_seeds, "machine": here,
            "kernel_roundings": (old or {}).get("kernel_roundings", {}) if (old or {}).get("machine") == here else {},
-           "groups": [{**g, "made_on": here["rounding"]} for g in resume(fresh, old, here["rounding"])]}
+           "groups": all_groups}
 
     def save():
         for g in res["groups"]:        # stored, so that the summary reads it without this module

@@ -50,6 +50,16 @@ def test_a_call_resumes_only_the_tries_of_a_machine_that_rounds_as_this_one(mod)
     assert mod.rounding(got[1]) is None
 
 
+def test_a_call_on_other_seeds_keeps_the_map_of_the_seeds_it_was_not_given(mod):
+    g = lambda seed, run, tries: {"backbone": "b", "alpha": 0.1, "seed": seed, "method": "fedlpa",  # noqa: E731
+                                  "runs": [run], "made_again": run, "tries": tries, "made_on": "x"}
+    t = {"kernels": "native", "machine": {"rounding": "x"}, "bit_identical": True}
+    old = {"groups": [g(0, "r0", [t]), g(6, "r6", [t])]}
+    seeds, groups = mod.merged([g(6, "r6", []), g(7, "r7", [])], old, (6, 7), "x")
+    assert seeds == [0, 6, 7] and [x["runs"] for x in groups] == [["r0"], ["r6"], ["r7"]]
+    assert [x["tries"] for x in groups] == [[t], [t], []]      # seed 0 kept, seed 6 resumed, seed 7 to make
+
+
 def test_the_committed_map_is_the_studys_runs_as_they_are_and_what_its_rows_give(mod):
     jpath, mpath = mod.paths("backbones_2core")
     res = json.loads(Path(jpath).read_text())
