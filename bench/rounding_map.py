@@ -134,7 +134,7 @@ def cells(res: dict) -> list:
 
 
 def lines(res: dict) -> list:
-    fp = {k: r for k, r in res.get("kernel_roundings", {}).items()}
+    fp = res.get("kernel_roundings", {})
     out = [f"# Which rounding made each run of `{res['folder']}`", "",
            "Made by `bench/rounding_map.py` (its docstring says how) on "
            f"{res['machine']['cpu']} ({res['machine']['cores']} cores, torch {res['machine']['torch']}), whose "
