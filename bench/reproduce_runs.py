@@ -74,17 +74,18 @@ class _Through(Exception):
     """Raised by a remake's round callback once it has made the rounds asked for."""
 
 
-def one(path: str, through: int | None = None) -> dict:
+def one(path: str, through: int | None = None, out_dir: str | None = None) -> dict:
     """In this process (its kernels as its environment set them): the record at ``path`` made again from its config
-    in a scratch folder, compared with it, and this process's machine. With ``through``, only its first ``through``
-    rounds are made (its config unchanged, so each evaluation is the full run's) and compared with the record's:
-    enough to tell which rounding made it, at a fraction of the cost; ``acc_all`` is then None."""
+    in a scratch folder (or kept in ``out_dir``, under its own name), compared with it, and this process's machine.
+    With ``through``, only its first ``through`` rounds are made (its config unchanged, so each evaluation is the
+    full run's) and compared with the record's: enough to tell which rounding made it, at a fraction of the cost;
+    ``acc_all`` is then None."""
     from lab.machine import machine
 
     ref = json.load(open(path))
     if through is None:
         with tempfile.TemporaryDirectory() as tmp:
-            made = json.load(open(T.run_one(ref["config"], tmp)[0]))
+            made = json.load(open(T.run_one(ref["config"], out_dir or tmp)[0]))
         seconds, acc = made["seconds"], made["acc_all"]
     else:
         import time
@@ -114,10 +115,10 @@ def one(path: str, through: int | None = None) -> dict:
             **({"through": through} if through is not None else {})}
 
 
-def remake(path: str, kernels: str, through: int | None = None) -> dict:
+def remake(path: str, kernels: str, through: int | None = None, out_dir: str | None = None) -> dict:
     """:func:`one` in a fresh Python process under ``KERNELS[kernels]`` (the settings are read when torch loads)."""
     env = {**os.environ, **KERNELS[kernels]}
-    extra = ["--through", str(through)] if through is not None else []
+    extra = (["--through", str(through)] if through is not None else []) + (["--out", out_dir] if out_dir else [])
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", path, *extra], env=env,
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -179,9 +180,10 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2, help="runs made at once, 1-64")
     ap.add_argument("--one", help=argparse.SUPPRESS)    # a fresh process's single remake (remake())
     ap.add_argument("--through", type=int, default=None, help=argparse.SUPPRESS)   # ... of its first rounds only
+    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)                 # ... kept in this folder
     a = ap.parse_args(argv)
     if a.one:
-        print(json.dumps(one(a.one, a.through)))
+        print(json.dumps(one(a.one, a.through, a.out)))
         return
     try:
         check_range("--workers", a.workers, 1, 64, integer=True)

@@ -854,6 +854,7 @@ def backbone_study(best, quick, where: str = "backbones") -> dict:
             best, quick, made, al, more, out_dir, None, only_with=further, labels=labels, tuned=tuned))]}
     out["warmup_splits"] = backbone_warmup_splits(best, quick, tuple(made), out_dir, labels, further, tuned)
     out["rounding_map"] = None if quick else rounding_map_reading(where)
+    out["one_rounding"] = None if quick else one_rounding_reading(where)
     out["done_when"] = backbone_done_when(out["alphas"], EVAL_SEEDS,
                                           out.get("more_seeds", {}).get("alphas", []), more)
     if labels:
@@ -915,6 +916,38 @@ def rounding_map_reading(where: str) -> dict | None:
     return {"seeds": res["seeds"], "cpu": res["machine"]["cpu"], "kernel_roundings": res["kernel_roundings"],
             "runs": sum(len(g["runs"]) for g in res["groups"]), "by_label": by_label, "cells": len(cells),
             "one_rounding": sum(len(v) == 1 and None not in v for v in cells.values())}
+
+
+#: the differences of ``bench/one_rounding.py``'s reading that issue 9's lines read on each backbone (x, y): FedLPA,
+#: the oracle prior and the centralized run against each federated baseline, and the oracle's lead split in two
+ONE_ROUNDING_LINES = (("FedLPA", "FedAvg+GCD"), ("FedLPA", "FedAvg+SimGCD"), (ORACLE, "FedAvg+GCD"),
+                      (ORACLE, "FedAvg+SimGCD"), (CENTRAL, "FedAvg+GCD"), (CENTRAL, "FedAvg+SimGCD"),
+                      (ORACLE_HEADS, "FedLPA"), (ORACLE, ORACLE_HEADS))
+
+
+def one_rounding_reading(where: str) -> dict | None:
+    """``bench/one_rounding.py``'s reading of the study on one rounding (None: not made): how many runs it made
+    again, and per backbone and alpha the differences of :data:`ONE_ROUNDING_LINES` and FedLPA / the oracle prior,
+    on FedLPA's rounding and as committed."""
+    path = os.path.join(RES, f"one_rounding_{where}.json")
+    if not os.path.exists(path):
+        return None
+    res = json.load(open(path))
+    want = {(b, a) for b, a in ONE_ROUNDING_LINES}
+    by = {}
+    for r in res["reading"]["rows"]:
+        if (r["x"], r["y"]) in want:
+            by.setdefault((r["backbone"], r["alpha"]), []).append(
+                {"x": r["x"], "y": r["y"], **{k: r[k] and {f: r[k][f] for f in ("mean", "ahead", "seeds")}
+                                              for k in ("one_rounding", "committed")}})
+    for m in res["reading"]["means"]:
+        if "ratio" in (m["committed"] or {}):
+            by.setdefault((m["backbone"], m["alpha"]), []).append(
+                {"x": "FedLPA", "y": ORACLE, "ratio": True, "one_rounding": m["one_rounding"],
+                 "committed": m["committed"]})
+    return {"made": sum(m["acc_all"] is not None for m in res["made"]), "to_make": len(res["made"]),
+            "seeds": res["seeds"], "cpu": res["machine"]["cpu"],
+            "cells": [{"backbone": b, "alpha": a, "lines": v} for (b, a), v in sorted(by.items())]}
 
 
 def backbone_labels(best, quick, backbones: tuple, labels: tuple | None, more_seeds: tuple,
@@ -985,6 +1018,17 @@ def _backbone_alpha(best, quick, made, al, seeds, out_dir, cpu_dir, only_with=()
                                                    [b for b in map(DISPLAY_NAMES.get, BASELINES) if b in a])
                                 for n, a in acc.items() if len(runs[n].get("FedLPA", {})) > 2
                                 and (labels is None or {DISPLAY_NAMES[b] for b in BASELINES} & set(labels))}}
+
+
+def _one_rounding_line(x: dict) -> str:
+    def val(v):
+        if v is None:
+            return "not made"
+        n = f"{len(v['seeds'])} seeds"
+        return f"{v['ratio']:.3f}× ({n})" if x.get("ratio") else f"{v['mean']:+.1f}, {v['ahead']}/{n} ahead"
+    q = lambda label: f"“{label}”" if "," in label else label  # noqa: E731
+    what = f"{q(x['x'])} {'/' if x.get('ratio') else '−'} {q(x['y'])}"
+    return f"{what} {val(x['one_rounding'])} ({val(x['committed'])})"
 
 
 def backbone_lines(study: dict, where: str = "backbones") -> list:
@@ -1069,6 +1113,14 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
         lines += [f"- {label}: " + ", ".join(f"{n} under none of the settings tried" if r == "none" else
                                             f"{n} `{r}`" + (f" ({named[r]})" if r in named else "")
                                             for r, n in sorted(c.items())) for label, c in rm["by_label"].items()]
+    if one := study.get("one_rounding"):
+        lines += ["", f"Read on one rounding (`bench/one_rounding.py`, `one_rounding_{where}.md`): **{one['made']} of "
+                      f"the {one['to_make']} runs** the map puts on another rounding than their cell's FedLPA made "
+                      f"again in full on FedLPA's, from their recorded configs, on the {one['cpu']} (the committed "
+                      "runs kept). Over seeds " + ", ".join(map(str, one["seeds"])) + ", paired per seed, every pair "
+                      "on FedLPA's rounding (as committed in brackets):", ""]
+        lines += [f"- `{c['backbone']}`, α {c['alpha']:g}: " + "; ".join(_one_rounding_line(x) for x in c["lines"])
+                  for c in one["cells"]]
     if more := study.get("more_seeds"):
         lines += ["", f"Over more evaluation seeds ({', '.join(map(str, more['seeds']))}: the table's and the seed "
                       "study's next ones, `--seeds`; no choice was made on them), the same runs, made as above, "
