@@ -35,13 +35,12 @@ import run_gcd_tables as T  # noqa: E402
 from lab.utils import check_range, write_json_atomic, write_text_atomic  # noqa: E402
 
 FEDLPA = T.DISPLAY_NAMES["fedlpa"]
-FEDERATED = tuple(T.DISPLAY_NAMES[b] for b in T.BASELINES)
-#: differences read beside FedLPA − each run: the oracle prior's and the centralized run's lead over each federated
-#: baseline (issue 9's lines with them in FedLPA's place), what the true heads and K add to FedLPA, and what the true
-#: masses add on top of them (the seed study's split of the oracle's lead)
-OTHERS = tuple((x, b, f"{x} − {b}") for x in (T.ORACLE, T.CENTRAL) for b in FEDERATED) + (
-    (T.ORACLE_HEADS, FEDLPA, "true heads and K (oracle heads − FedLPA)"),
-    (T.ORACLE, T.ORACLE_HEADS, "true masses on them (oracle prior − oracle heads)"))
+#: what each split of the oracle's lead is (the other pairs of ``run_gcd_tables.IN_PLACE_PAIRS`` read as x − y)
+SPLIT_NAMES = {(T.ORACLE_HEADS, FEDLPA): "true heads and K (oracle heads − FedLPA)",
+               (T.ORACLE, T.ORACLE_HEADS): "true masses on them (oracle prior − oracle heads)"}
+#: differences read beside FedLPA − each run: issue 9's lines with the oracle prior or the centralized run in FedLPA's
+#: place, and the oracle's lead split in two
+OTHERS = tuple((x, y, SPLIT_NAMES.get((x, y), f"{x} − {y}")) for x, y in T.IN_PLACE_PAIRS)
 
 
 def paths(study: str) -> tuple:

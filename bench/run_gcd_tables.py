@@ -918,11 +918,13 @@ def rounding_map_reading(where: str) -> dict | None:
             "one_rounding": sum(len(v) == 1 and None not in v for v in cells.values())}
 
 
-#: the differences of ``bench/one_rounding.py``'s reading that issue 9's lines read on each backbone (x, y): FedLPA,
-#: the oracle prior and the centralized run against each federated baseline, and the oracle's lead split in two
-ONE_ROUNDING_LINES = (("FedLPA", "FedAvg+GCD"), ("FedLPA", "FedAvg+SimGCD"), (ORACLE, "FedAvg+GCD"),
-                      (ORACLE, "FedAvg+SimGCD"), (CENTRAL, "FedAvg+GCD"), (CENTRAL, "FedAvg+SimGCD"),
-                      (ORACLE_HEADS, "FedLPA"), (ORACLE, ORACLE_HEADS))
+#: issue 9's lines with another run in FedLPA's place (the oracle prior, the centralized run: each − every federated
+#: baseline) and the oracle's lead split in two (the true heads and K, then the true masses on them): ``(x, y)``, x − y
+IN_PLACE_PAIRS = tuple((x, DISPLAY_NAMES[b]) for x in (ORACLE, CENTRAL) for b in BASELINES) + (
+    (ORACLE_HEADS, DISPLAY_NAMES["fedlpa"]), (ORACLE, ORACLE_HEADS))
+#: the differences of ``bench/one_rounding.py``'s reading that the summary shows per backbone: FedLPA − each federated
+#: baseline, then :data:`IN_PLACE_PAIRS`
+ONE_ROUNDING_LINES = tuple((DISPLAY_NAMES["fedlpa"], DISPLAY_NAMES[b]) for b in BASELINES) + IN_PLACE_PAIRS
 
 
 def one_rounding_reading(where: str) -> dict | None:
