@@ -111,30 +111,35 @@ def committed(rmap: dict) -> dict:
     return out
 
 
+def _at(cells: dict, b: str, a: float, label: str) -> dict:
+    """seed -> ``label``'s All at (b, a), on the seeds ``cells`` has it."""
+    return {s: c[label] for (bb, aa, s), c in sorted(cells.items()) if (bb, aa) == (b, a) and label in c}
+
+
+def _pair(cells: dict, b: str, a: float, x: str, y: str) -> tuple:
+    """(the seeds both x and y have at (b, a), ``run_gcd_tables._paired`` of x − y on them or None)."""
+    xs, ys = _at(cells, b, a, x), _at(cells, b, a, y)
+    common = [s for s in xs if s in ys]
+    return common, (T._paired(xs, ys, common, y) if common else None)
+
+
 def pair(cells: dict, b: str, a: float, x: str, y: str) -> dict | None:
     """x − y per seed where both are in ``cells`` at (b, a): seeds, mean, population std, seeds x is ahead."""
-    d = {s: v[x] - v[y] for (bb, aa, s), v in sorted(cells.items()) if (bb, aa) == (b, a) and x in v and y in v}
-    if not d:
-        return None
-    v = np.array(list(d.values()))
-    return {"seeds": list(d), "per_seed": [round(float(x), 2) for x in v], "mean": float(v.mean()),
-            "std": float(v.std()), "ahead": int((v > 0).sum())}
+    common, p = _pair(cells, b, a, x, y)
+    return p and {"seeds": common, "per_seed": [round(v, 2) for v in p["diff"]["values"]],
+                  "mean": p["diff"]["mean"], "std": p["diff"]["std"], "ahead": p["ahead"]}
 
 
 def stats(cells: dict, b: str, a: float, label: str) -> dict | None:
     """``label``'s All at (b, a) over the seeds ``cells`` has it: seeds, mean, population std."""
-    v = {s: c[label] for (bb, aa, s), c in sorted(cells.items()) if (bb, aa) == (b, a) and label in c}
-    return {"seeds": list(v), "mean": float(np.mean(list(v.values()))), "std": float(np.std(list(v.values())))} \
-        if v else None
+    v = _at(cells, b, a, label)
+    return {"seeds": list(v), **{k: T._stats(list(v.values()))[k] for k in ("mean", "std")}} if v else None
 
 
 def ratio(cells: dict, b: str, a: float) -> dict | None:
     """FedLPA's mean All over the oracle prior's, on the seeds both have (issue 9's "≥ 0.9 × the oracle")."""
-    common = [s for (bb, aa, s), c in sorted(cells.items()) if (bb, aa) == (b, a) and FEDLPA in c and T.ORACLE in c]
-    if not common:
-        return None
-    m = lambda label: float(np.mean([cells[(b, a, s)][label] for s in common]))  # noqa: E731
-    return {"seeds": common, "ratio": m(FEDLPA) / m(T.ORACLE)}
+    common, p = _pair(cells, b, a, FEDLPA, T.ORACLE)
+    return p and {"seeds": common, "ratio": p["ratio_to"]}
 
 
 def reading(rmap: dict, made: dict) -> dict:
