@@ -29,10 +29,17 @@ reads. Its column "bit for bit" says which committed runs were made on a machine
 (``reproduce_runs.py`` found the tables' FedLPA made on an Intel Xeon and their baselines on an AMD EPYC), so that
 on such a machine the replicate reads the issue's bar with FedLPA paired to the committed baselines on one rounding.
 
+``--roundings`` makes no run: it reads the bar on each rounding that holds every run the bar reads, gathered from
+the committed tables and both replicates (``ROUNDING_SOURCES``), each run's rounding as measured: by
+``rounding_map.py``'s maps of ``gcd/`` and ``gcd_replicate/`` (``--study tables``, ``--study replicate``), or by
+the run's own record where it has one. A replicate is one machine's set; such a set is one rounding's, whichever
+session made each run, and sets of two roundings say how much of a verdict is the machine's.
+
     python bench/replicate_tables.py --workers 2
     python bench/replicate_tables.py --tables now --workers 2
+    python bench/replicate_tables.py --roundings
 
-Writes ``bench/results/replicate_tables[_now].json`` and ``bench/results/replicate_tables[_now].md``.
+Writes ``bench/results/replicate_tables[_now|_roundings].json`` and ``.md``.
 """
 from __future__ import annotations
 
@@ -85,7 +92,9 @@ def configs(seeds=T.SEED_STUDY, fields=T.BEFORE_ROUTE) -> dict:
 def _reading(runs: dict, seeds, walls: bool = True) -> list:
     """``run_gcd_tables.done_when`` on one set of runs ((label, alpha, seed) -> run record) over ``seeds``, as the
     summary reads it: with the wall ratios on the evaluation seeds (``walls``), without them on the seed study."""
-    acc = {al: {label: float(np.mean([runs[label, al, s]["acc_all"] for s in seeds])) for label in LABELS}
+    refs = tuple(label for label in (T.CENTRAL,) if all((label, al, s) in runs for al in T.TABLE_ALPHAS
+                                                         for s in seeds))   # read in FedLPA's place where held
+    acc = {al: {label: float(np.mean([runs[label, al, s]["acc_all"] for s in seeds])) for label in LABELS + refs}
            for al in T.TABLE_ALPHAS}
     lpa, sim = T.DISPLAY_NAMES["fedlpa"], T.DISPLAY_NAMES["simgcd"]
     k_hat = {al: T._k_hat_within_1([runs[lpa, al, s] for s in seeds])["share"] for al in T.TABLE_ALPHAS}
@@ -110,13 +119,28 @@ def record(machine: dict, which: str = "before_route") -> dict:
     return {"machine": machine, "which": which, "runs": runs, "done_when": done, "differ": differ(done)}
 
 
-def differ(done: dict) -> list:
-    """The Done-when lines whose verdict the replicate's runs change, per set of seeds: each with both readings."""
-    rep = {(name, x["alpha"], x["target"]): x for name in SETS for x in done["replicate"][name]}
-    return [{"seeds": name, "alpha": x["alpha"], "target": x["target"], "unit": x["unit"],
-             **{side: {k: y[k] for k in ("value", "met")} for side, y in (("committed", x), ("replicate", r))}}
-            for name in SETS for x in done["committed"][name]
-            if (r := rep.get((name, x["alpha"], x["target"]))) is not None and r["met"] != x["met"]]
+#: the runs each All line is also read with in FedLPA's place (``run_gcd_tables.done_when``'s fields)
+IN_PLACE_NAMES = T.IN_PLACE_NAMES
+IN_PLACE = tuple(IN_PLACE_NAMES)
+
+
+def differ(done: dict, in_place: tuple = ()) -> list:
+    """The Done-when lines whose verdict the replicate's runs change, per set of seeds: each with both readings;
+    with ``in_place``, the lines read with those runs in FedLPA's place (where both sides read it), each named."""
+    rep = {(name, x["alpha"], x["target"]): x for name in SETS for x in done["replicate"].get(name, [])}
+    out = []
+    for p in in_place or (None,):
+        f = (lambda k: f"{p}_{k}") if p else (lambda k: k)  # noqa: E731
+        for name in SETS:
+            for x in done["committed"].get(name, []):
+                r = rep.get((name, x["alpha"], x["target"]))
+                if r is None or None in (x.get(f("met")), r.get(f("met"))) or r[f("met")] == x[f("met")]:
+                    continue
+                out.append({"seeds": name, "alpha": x["alpha"], "target": x["target"], "unit": x["unit"],
+                            **({"in_place": p} if p else {}),
+                            **{side: {k: y[f(k)] for k in ("value", "met")} for side, y in (("committed", x),
+                                                                                           ("replicate", r))}})
+    return out
 
 
 def _seeds(seeds) -> str:
@@ -165,17 +189,153 @@ def lines(res: dict) -> list:
     return out
 
 
+#: where runs of the bar's configs were made, read by ``--roundings``: each folder's name in the report, its folder,
+#: and the rounding map that measured its runs (``rounding_map_<name>.json``; None: only the runs' own records)
+ROUNDING_SOURCES = (("the tables", "gcd", "tables"), ("the first replicate", "gcd_replicate", "replicate"),
+                    ("the replicate of the tables as they are", "gcd_replicate_now", None),
+                    ("item 7's references study", "gcd_backbones_refs", "backbones_refs"),
+                    ("item 7's study at each backbone's own rates", "gcd_backbones_tuned", None),
+                    ("item 7's 2-core study", "gcd_backbones_2core", "backbones_2core"))
+ROUNDINGS = "replicate_tables_roundings"
+
+
+def run_roundings(folder: str, rmap) -> tuple[dict, dict]:
+    """(run name -> rounding, rounding -> the CPU that showed it) of ``folder``'s runs whose rounding is measured:
+    by the rounding map ``rmap`` where it made the run again bit for bit, else by the run's own record (the runs
+    made since ``lab.machine`` carry one)."""
+    out, cpus = {}, {}
+    for f in sorted(os.listdir(os.path.join(T.RES, folder))):
+        r = json.load(open(os.path.join(T.RES, folder, f))) if f.endswith(".json") else {}
+        if (fp := (r.get("machine") or {}).get("rounding")) and "config" in r:
+            out[f[:-len(".json")]], cpus[fp] = fp, r["machine"]["cpu"]
+    path = os.path.join(T.RES, f"rounding_map_{rmap}.json")
+    if rmap is not None and os.path.exists(path):
+        m = json.load(open(path))
+        for g in m["groups"]:
+            if g["rounding"]:
+                out.update(dict.fromkeys(g["runs"], g["rounding"]))
+                cpus[g["rounding"]] = m["machine"]["cpu"]
+    return out, cpus
+
+
+def bar_configs(seeds=T.SEED_STUDY) -> dict:
+    """(label, alpha, seed) -> config of every run the bar reads (the tables as they are), with the centralized run
+    the summary reads in FedLPA's place (one config per seed, listed under both alphas)."""
+    (m, extra), best = next(iter(T.SEED_REFS.values())), T.tuned_best()
+    return {**configs(seeds, fields={}), **{(T.CENTRAL, al, s): T.config(m, al, s, False, **best[m], **extra)
+                                            for s in seeds for al in T.TABLE_ALPHAS}}
+
+
+def rounding_sets() -> dict:
+    """Rounding -> {"cpu", "runs": (label, alpha, seed) -> (source, run record)}: every run of :func:`bar_configs`
+    found on that rounding. A config two sources hold on one rounding is one run bit for bit; the first source of
+    ``ROUNDING_SOURCES`` gives it."""
+    cfgs, sets = bar_configs(), {}
+    for source, folder, rmap in ROUNDING_SOURCES:
+        fps, cpus = run_roundings(folder, rmap)
+        for key, cfg in cfgs.items():
+            if (fp := fps.get(T.run_name(cfg))) is not None:
+                st = sets.setdefault(fp, {"cpu": cpus[fp], "runs": {}})
+                st["runs"].setdefault(key, (source, T.load(cfg, os.path.join(T.RES, folder))))
+    return sets
+
+
+def rounding_record() -> dict:
+    """The bar read on each rounding that holds every run it reads (on the evaluation seeds, and on the seed study's
+    where it holds those too), beside the committed reading; the wall lines are left to the table (a rounding does
+    not make a run slower, and a set gathered from several sessions would read their speeds)."""
+    committed = {k: T.load_committed(c) for k, c in bar_configs().items()}
+    done_c = {name: _reading(committed, seeds, False) for name, (seeds, _) in SETS.items()}
+    out = []
+    for fp, st in sorted(rounding_sets().items()):
+        runs = {k: rec for k, (_, rec) in st["runs"].items()}
+        have = {name: all((label, al, s) in runs for label in LABELS for al in T.TABLE_ALPHAS for s in seeds)
+                for name, (seeds, _) in SETS.items()}
+        done = {name: _reading(runs, seeds, False) for name, (seeds, _) in SETS.items() if have[name]}
+        src = {}                 # runs per label and source (the centralized run, under both alphas, once)
+        for (label, _, _), (source, rec) in sorted(st["runs"].items()):
+            src.setdefault(label, {}).setdefault(source, set()).add(T.run_name(rec["config"]))
+        src = {label: {source: len(n) for source, n in by.items()} for label, by in src.items()}
+        both = {"committed": {n: done_c[n] for n in done}, "replicate": done}
+        out.append({"rounding": fp, "cpu": st["cpu"], "from": src, "complete": have, "done_when": done,
+                    "differ": differ(both), "differ_in_place": differ(both, IN_PLACE)})
+    return {"sources": [list(x) for x in ROUNDING_SOURCES], "committed": done_c, "roundings": out}
+
+
+def rounding_lines(res: dict) -> list:
+    read = [r for r in res["roundings"] if r["done_when"]]
+    out = ["# Issue 9's bar on one rounding", "",
+           "Made by `bench/replicate_tables.py --roundings` (why: its docstring), from runs already made: every run "
+           "the bar reads (the tables' configs as they are: FedLPA, the federated baselines and the oracle prior, "
+           f"both α, {_seeds(T.SEED_STUDY)}) gathered by the rounding it was made on, from "
+           + ", ".join(f"{s} (`{f}/`, " + (f"`rounding_map_{m}.md`" if m else "each run's record") + ")"
+                       for s, f, m in res["sources"])
+           + ". A rounding is read where it holds every run of a set of seeds. The wall lines are the table's (a "
+           "rounding does not make a run slower).", "",
+           "| rounding | CPU | runs found, and where from | read |", "|---|---|---|---|"]
+    for r in res["roundings"]:
+        src = "; ".join(f"{label}: " + ", ".join(f"{n} from {s}" for s, n in by.items())
+                        for label, by in r["from"].items())
+        seeds = [_seeds(SETS[n][0]) for n, ok in r["complete"].items() if ok]
+        out.append(f"| `{r['rounding']}` | {r['cpu']} | {src} | {', '.join(seeds) or 'no: runs missing'} |")
+    head = [f"committed, {_seeds(SETS[n][0])}" for n in SETS]
+    cols = [(r, n) for r in read for n in SETS if n in r["done_when"]]
+    sets = [res["committed"][n] for n in SETS] + [r["done_when"][n] for r, n in cols]
+    got = [{(x["alpha"], x["target"]): x for x in xs} for xs in sets]
+    header = lambda first: ["| α | target | " + first + "bar | " + " | ".join(  # noqa: E731
+        head + [f"`{r['rounding']}`, {_seeds(SETS[n][0])}" for r, n in cols]) + " |",
+        "|---|---|" + "---|" * (len(head) + len(cols) + 1 + bool(first))]
+
+    def cell(g, p):
+        v = g and g.get(f"{p}_value" if p else "value")
+        return "—" if v is None else done_when_value(v, g["unit"], g[f"{p}_met" if p else "met"])
+
+    out += ["", "The Done-when read off each (means over seeds; the committed runs mix roundings):", "",
+            *header("")]
+    for x in res["committed"]["eval_seeds"]:
+        key = (x["alpha"], x["target"])
+        out.append(f"| {x['alpha']:g} | {x['target']} | {done_when_bar(x['bar'], x['unit'])} | "
+                   + " | ".join(cell(g.get(key), None) for g in got) + " |")
+    out += ["", "Each All line read with another run in FedLPA's place (the oracle prior; the centralized run, pooled "
+            "and not federated, where the set holds it on every seed):", "", *header("in FedLPA's place | ")]
+    for p in IN_PLACE:
+        for x in res["committed"]["eval_seeds"]:
+            if x.get(f"{p}_value") is not None:
+                key = (x["alpha"], x["target"])
+                out.append(f"| {x['alpha']:g} | {x['target']} | {IN_PLACE_NAMES[p]} | "
+                           f"{done_when_bar(x['bar'], x['unit'])} | "
+                           + " | ".join(cell(g.get(key), p) for g in got) + " |")
+    out.append("")
+    for r in read:
+        flips = [f"{f['target']}" + (f" with {IN_PLACE_NAMES[f['in_place']]} in FedLPA's place" if "in_place" in f
+                                     else "") + f" (α {f['alpha']:g}, {_seeds(SETS[f['seeds']][0])})"
+                 for f in r["differ"] + r["differ_in_place"]]
+        out.append(f"Verdicts that differ from the committed runs on `{r['rounding']}` ({r['cpu']}): "
+                   + ("; ".join(flips) if flips else "none") + ".")
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", type=int, default=1, help="runs made at once, 1-64")
     ap.add_argument("--tables", choices=list(REPLICATES), default="before_route",
                     help="which tables to make again: before FedLPA's coarse route (the first replicate, "
                          "gcd_replicate/) or as they are now (gcd_replicate_now/)")
+    ap.add_argument("--roundings", action="store_true",
+                    help="make no run: read the bar on each rounding that holds every run it reads (the tables' and "
+                         "both replicates' runs, by the rounding maps and the runs' records)")
     a = ap.parse_args(argv)
     try:
         check_range("--workers", a.workers, 1, 64, integer=True)
     except ValueError as e:
         ap.error(str(e))
+    if a.roundings:
+        json_path, md_path = (os.path.join(T.RES, ROUNDINGS + ext) for ext in (".json", ".md"))
+        res = rounding_record()
+        write_json_atomic(json_path, res)
+        write_text_atomic(md_path, "\n".join(rounding_lines(res)) + "\n")
+        print(f"wrote {json_path} and {md_path}")
+        return
     run_dir, json_path, md_path = paths(a.tables)
     T.run_all(list(configs(fields=REPLICATES[a.tables]["fields"]).values()), run_dir, a.workers,
               "tables' runs again")

@@ -12,6 +12,11 @@ group no setting here makes was made on a machine that rounds as none of them.
 
     python bench/rounding_map.py [--study backbones_2core] [--seeds 0,1,2,3,4,5] [--kernels native avx2] [--workers 2]
 
+The runs issue 9's bar reads are mapped the same way (``BAR_MAPS``): ``--study tables`` the committed runs the
+Done-when reads (``gcd/``: FedLPA, the federated baselines, the oracle prior and the centralized run, seeds 0-9),
+``--study replicate`` the first replicate's (``gcd_replicate/``, ``replicate_tables.py``), whose baselines are the
+tables' configs; ``replicate_tables.py --roundings`` reads the bar on each rounding that holds all of its runs.
+
 Writes ``bench/results/rounding_map_<study>.json`` after every remake (a call resumes where the last one stopped,
 on a machine of the same rounding, and keeps the groups of seeds it was not given) and ``.md`` from it, with each
 seed's runs by rounding: a paired difference between two runs of one seed is one machine's only where both share
@@ -36,18 +41,44 @@ from lab.utils import check_range, write_json_atomic, write_text_atomic  # noqa:
 
 #: the run-name prefixes of every method item 7's studies make
 PREFIXES = ("fedlpa_", "simgcd_", "gcd_", "central_", "local_")
+#: the folders of runs issue 9's bar reads, mapped as a study is: each with the fields its configs carry beside the
+#: tuned ones (``replicate_tables.REPLICATES``) and whether it holds the centralized run the bar reads in FedLPA's place
+BAR_MAPS = {"tables": dict(folder="gcd", fields={}, central=True),
+            "replicate": dict(folder="gcd_replicate", fields=T.BEFORE_ROUTE, central=False)}
 
 
 def paths(study: str) -> tuple:
     return tuple(os.path.join(T.RES, f"rounding_map_{study}{ext}") for ext in (".json", ".md"))
 
 
+def folder_of(study: str) -> str:
+    """The folder of runs (under ``bench/results``) that ``study`` (item 7's or ``BAR_MAPS``') names."""
+    return (BAR_MAPS.get(study) or T.BACKBONE_STUDIES[study])["folder"]
+
+
+def bar_names(study: str, seeds: tuple) -> dict:
+    """Run name -> label of every run issue 9's bar reads (``replicate_tables.configs``) that ``BAR_MAPS[study]``
+    holds on ``seeds``, with the centralized run where it holds that (one per seed: alpha does not change it)."""
+    import replicate_tables as RT
+
+    spec, best = BAR_MAPS[study], T.tuned_best()
+    names = {T.run_name(c): label for (label, _, _), c in RT.configs(seeds, spec["fields"]).items()}
+    if spec["central"]:
+        (m, extra), = T.SEED_REFS.values()
+        names.update({T.run_name(T.config(m, T.TABLE_ALPHAS[0], s, False, **best[m], **extra)): T.CENTRAL
+                      for s in seeds})
+    return names
+
+
 def study_labels(study: str, seeds: tuple) -> dict:
     """Run name -> label of every run ``study`` reads on ``seeds`` (the study's own seeds, as its summary reads)."""
-    spec = T.BACKBONE_STUDIES[study]
-    names = T.backbone_labels(T.tuned_best(), False, ("pretrained", "pretrained-wide"), spec.get("labels"),
-                              T.study_more_seeds(study), spec.get("tuned", False))
-    folder = os.path.join(T.RES, spec["folder"])
+    folder = os.path.join(T.RES, folder_of(study))
+    if study in BAR_MAPS:
+        names = bar_names(study, seeds)
+    else:
+        spec = T.BACKBONE_STUDIES[study]
+        names = T.backbone_labels(T.tuned_best(), False, ("pretrained", "pretrained-wide"), spec.get("labels"),
+                                  T.study_more_seeds(study), spec.get("tuned", False))
     return {n: lab for n, lab in names.items() if os.path.exists(os.path.join(folder, n + ".json"))
             and json.load(open(os.path.join(folder, n + ".json")))["config"]["seed"] in seeds}
 
@@ -56,7 +87,7 @@ def groups(study: str, seeds: tuple) -> list:
     """The study's runs on ``seeds`` by warm-up (:func:`run_gcd_tables.warmup_groups`), each with its labels and
     the run to make again (its first by name)."""
     labels = study_labels(study, seeds)
-    folder = os.path.join(T.RES, T.BACKBONE_STUDIES[study]["folder"])
+    folder = os.path.join(T.RES, folder_of(study))
     out = []
     for key, by_warm in T.warmup_groups(folder, set(labels), PREFIXES).items():
         k = json.loads(key)
@@ -179,8 +210,9 @@ def lines(res: dict) -> list:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", default="backbones_2core", choices=[k for k, v in T.BACKBONE_STUDIES.items()
-                                                                   if v.get("labels")],
-                    help="item 7's study whose runs to map (its runs name their labels)")
+                                                                   if v.get("labels")] + list(BAR_MAPS),
+                    help="item 7's study whose runs to map (its runs name their labels), or the runs issue 9's bar "
+                         "reads (tables: gcd/; replicate: gcd_replicate/)")
     ap.add_argument("--seeds", default="0,1,2,3,4,5", help="comma-separated seeds of the study to map")
     ap.add_argument("--kernels", nargs="+", choices=list(R.KERNELS), default=["native", "avx2"],
                     help="kernel settings to try, in order, until one makes a group's run bit for bit")
@@ -201,7 +233,7 @@ def main(argv=None):
     old = json.load(open(jpath)) if os.path.exists(jpath) else None
     all_seeds, all_groups = merged(fresh, old, seeds, here["rounding"])
     res = {"what": "each warm-up group's run made again through its warm-up, per kernel setting, until bit for bit",
-           "study": a.study, "folder": T.BACKBONE_STUDIES[a.study]["folder"], "seeds": all_seeds, "machine": here,
+           "study": a.study, "folder": folder_of(a.study), "seeds": all_seeds, "machine": here,
            "kernel_roundings": (old or {}).get("kernel_roundings", {}) if (old or {}).get("machine") == here else {},
            "groups": all_groups}
 

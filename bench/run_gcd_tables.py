@@ -1110,8 +1110,9 @@ def backbone_lines(study: dict, where: str = "backbones") -> list:
                       " made again through "
                       f"its warm-up on the {rm['cpu']}, under its kernel settings, until one made it bit for bit. "
                       f"**{rm['one_rounding']} of {rm['cells']} cells** (backbone, α, seed; the centralized run, "
-                      "which α does not change, counted under α 0.1) hold runs of one rounding only; a paired "
-                      "difference elsewhere carries two machines'. Runs by rounding:", ""]
+                      "which α does not change, counted under α 0.1) hold runs of one rounding only"
+                      + ("; a paired difference elsewhere carries two machines'" if two else "")
+                      + ". Runs by rounding:", ""]
         lines += [f"- {label}: " + ", ".join(f"{n} under none of the settings tried" if r == "none" else
                                             f"{n} `{r}`" + (f" ({named[r]})" if r in named else "")
                                             for r, n in sorted(c.items())) for label, c in rm["by_label"].items()]
@@ -1404,33 +1405,43 @@ def done_when_of(rows: list, walls: dict, study: dict) -> dict:
     return {"eval_seeds": done_when(mean_all, k_hat, walls), "seed_study": done_when(more_all, more_k_hat)}
 
 
-#: the replicate of the tables as they are (``replicate_tables.py --tables now``), read beside the Done-when
-REPLICATE_NOW = "replicate_tables_now"
+#: the bar read on each rounding that holds every run it reads (``replicate_tables.py --roundings``), read beside the
+#: Done-when
+ROUNDINGS = "replicate_tables_roundings"
+#: the runs an All line is also read with in FedLPA's place, as the rounding reading names them
+IN_PLACE_NAMES = {"oracle": "the oracle prior", "central": "the centralized run"}
 
 
-def replicate_now_lines() -> list:
-    """The Done-when verdicts that change where every run the bar reads is made on one machine
-    (``REPLICATE_NOW``'s runs), each with both readings; nothing where that replicate has not been made."""
-    path = os.path.join(RES, REPLICATE_NOW + ".json")
+def roundings_lines() -> list:
+    """The Done-when verdicts that change where every run the bar reads is one rounding's (``ROUNDINGS``: per
+    rounding, where its runs come from), each with both readings; nothing where that reading has not been made."""
+    path = os.path.join(RES, ROUNDINGS + ".json")
     if not os.path.exists(path):
         return []
     from lab.results import done_when_value
 
     res = json.load(open(path))
-    m, runs = res["machine"], res["runs"]
-    same = sorted({r["label"] for r in runs if r["bit_identical"]})
     seeds = {"eval_seeds": f"seeds {min(EVAL_SEEDS)}–{max(EVAL_SEEDS)}",
              "seed_study": f"seeds {min(SEED_STUDY)}–{max(SEED_STUDY)}"}
-    flips = [f"{f['target']} (α {f['alpha']:g}, {seeds[f['seeds']]}): "
-             f"{done_when_value(f['committed']['value'], f['unit'], f['committed']['met'])} in the table, "
-             f"{done_when_value(f['replicate']['value'], f['unit'], f['replicate']['met'])} on one machine"
-             for f in res["differ"]]
-    return ["", f"**On one machine.** Every run the bar reads made again on {m['cpu']} (rounding "
-            f"`{m.get('rounding', '?')}`; `{REPLICATE_NOW}.md`), which makes "
-            f"{sum(r['bit_identical'] for r in runs)} of the {len(runs)} committed runs again bit for bit"
-            + (f" ({', '.join(same)}: those were made on its rounding)" if same else "")
-            + ". The verdicts that differ from the table above: "
-            + ("; ".join(flips) if flips else "none") + "."]
+    read = [r for r in res["roundings"] if r["done_when"]]
+    parts = []
+    for r in read:
+        src = {}
+        for label, by in r["from"].items():
+            src.setdefault(" and ".join(by), []).append(label)
+        flips = [f"{f['target']}" + (f" with {IN_PLACE_NAMES[f['in_place']]} in FedLPA's place" if "in_place" in f
+                                     else "") + f" (α {f['alpha']:g}, {seeds[f['seeds']]}): "
+                 f"{done_when_value(f['committed']['value'], f['unit'], f['committed']['met'])} in the table, "
+                 f"{done_when_value(f['replicate']['value'], f['unit'], f['replicate']['met'])} there"
+                 for f in r["differ"] + r["differ_in_place"]]
+        read_on = " and ".join(seeds[n] for n, ok in r["complete"].items() if ok)
+        parts.append(f"on `{r['rounding']}` ({r['cpu']}, read on {read_on}: " + "; ".join(
+            " and ".join(f"“{label}”" for label in labels) + f" from {where}" for where, labels in src.items())
+                     + "), " + ("; ".join(flips) if flips else "none"))
+    return ["", "**On one rounding.** The runs the bar reads, gathered by the rounding each was made on (measured by "
+                f"remake or by its record: `{ROUNDINGS}.md`), hold every run of a set of seeds on {len(read)} "
+                f"rounding{'s' * (len(read) != 1)}. The verdicts that differ from the table above: "
+                + "; ".join(parts) + "."]
 
 
 def done_when_lines(summary: dict, seeds_more: list) -> list:
@@ -1451,7 +1462,8 @@ def done_when_lines(summary: dict, seeds_more: list) -> list:
             "made over several sessions and a run is bit-identical only on its own machine: the same runs made "
             "again on one machine, and the Done-when read off them, are in `replicate_tables.md` (the tables before "
             "the route) and `replicate_tables_now.md` (as they are, with the committed runs its machine made again bit "
-            "for bit); beside them, in "
+            f"for bit), and the lines read on each rounding that holds every run they read in `{ROUNDINGS}.md` "
+            "(below); beside them, in "
             "`markov_merge.md`, the same lines with FedLPA at the InfoMap partition that study picked on the tuning "
             "clients, and whether it was adopted; in `coarse_route.md`, FedLPA discovering again at a coarser time "
             "where a client counts few categories (the route, adopted by its rule and FedLPA's default since: every "
@@ -1545,7 +1557,7 @@ def summarize(best, out_dir, quick):
                   + ", ".join(f"α = {a}: {v:.2f}×" for a, v in walls.items())]
     study = seed_study(best, out_dir, quick)
     checked = done_when_of(rows, walls, study)
-    lines += done_when_lines({"done_when": checked}, study["seeds"]) + ([] if quick else replicate_now_lines())
+    lines += done_when_lines({"done_when": checked}, study["seeds"]) + ([] if quick else roundings_lines())
     lines += seed_study_lines(study)
     suffix = "_quick" if quick else ""
     hv = json.load(open(heads_path(quick))) if os.path.exists(heads_path(quick)) else None

@@ -7,6 +7,8 @@ import pytest
 
 from tests.test_backbones import _script
 
+ROUNDINGS = "replicate_tables_roundings"
+
 
 @pytest.fixture(scope="module")
 def mod():
@@ -106,12 +108,60 @@ def test_a_verdict_differs_only_where_met_turns(mod):
                                  "replicate": {"value": 0.88, "met": False}}]
 
 
-def test_the_summary_says_which_verdicts_one_machine_changes(mod):
-    """gcd_summary.md carries the paragraph ``replicate_now_lines`` writes from the replicate of the tables as they
-    are: how many committed runs it made again bit for bit, and each verdict that differs there, with both values."""
-    res = json.loads(Path(mod.paths("now")[1]).read_text())
-    text = "\n".join(mod.T.replicate_now_lines())
+def _roundings():
+    return json.loads((Path(_script("bench/replicate_tables.py").T.RES) / f"{ROUNDINGS}.json").read_text())
+
+
+def test_the_roundings_report_is_what_the_runs_and_the_maps_give(mod):
+    res = _roundings()
+    assert json.loads(json.dumps(mod.rounding_record())) == res
+    assert (Path(mod.T.RES) / f"{ROUNDINGS}.md").read_text() == "\n".join(mod.rounding_lines(res)) + "\n"
+    for r in res["roundings"]:               # each run of a set is its config's, found where the set says
+        for (label, al, s), (source, rec) in mod.rounding_sets()[r["rounding"]]["runs"].items():
+            assert mod.T.run_name(rec["config"]) == mod.T.run_name(mod.bar_configs()[label, al, s])
+            folder, rmap = next((f, m) for x, f, m in mod.ROUNDING_SOURCES if x == source)
+            assert mod.run_roundings(folder, rmap)[0][mod.T.run_name(rec["config"])] == r["rounding"]
+
+
+def test_a_rounding_is_read_only_where_every_run_was_measured_on_it(mod, monkeypatch):
+    """A run whose rounding the maps or its record put elsewhere leaves its rounding's set: the set's reading of the
+    seeds that run belongs to goes, the rest stays; a rounding holding one run is read nowhere."""
+    real, cfgs = mod.run_roundings, mod.configs(fields={})
+    fp, st = next((fp, st) for fp, st in mod.rounding_sets().items() if set(cfgs) <= set(st["runs"]))
+    key = ("FedLPA", 0.1, 5)                     # a seed of the seed study's, not the evaluation seeds'
+    name = mod.T.run_name(cfgs[key])
+
+    def moved(folder, rmap):
+        fps, cpus = real(folder, rmap)
+        return {n: ("elsewhere" if n == name else r) for n, r in fps.items()}, {**cpus, "elsewhere": "a CPU"}
+
+    monkeypatch.setattr(mod, "run_roundings", moved)
+    got = {r["rounding"]: r for r in mod.rounding_record()["roundings"]}
+    assert got[fp]["complete"] == {"eval_seeds": True, "seed_study": False}
+    assert list(got[fp]["done_when"]) == ["eval_seeds"] and got["elsewhere"]["done_when"] == {}
+    assert got["elsewhere"]["from"] == {"FedLPA": {st["runs"][key][0]: 1}}
+
+
+def test_the_rounding_of_the_replicate_of_the_tables_as_they_are_reads_as_that_replicate(mod):
+    """The rounding of the replicate of the tables as they are holds every run that replicate made, so it reads as
+    that replicate (the wall lines aside)."""
+    now = json.loads(Path(mod.paths("now")[1]).read_text())
+    r = next(r for r in _roundings()["roundings"] if r["rounding"] == now["machine"]["rounding"])
+    assert all(r["complete"].values())
+    for name in mod.SETS:
+        assert [{k: v for k, v in x.items() if not k.startswith("central_")} for x in r["done_when"][name]] == [
+            x for x in now["done_when"]["replicate"][name] if "wall" not in x["target"]]   # the replicate has none
+
+
+def test_the_summary_says_which_verdicts_each_rounding_changes(mod):
+    """gcd_summary.md carries the paragraph ``roundings_lines`` writes: each rounding read, where its runs come from,
+    and each verdict that differs there, with both values."""
+    res = _roundings()
+    text = "\n".join(mod.T.roundings_lines())
     assert text and text in (Path(mod.T.RES) / "gcd_summary.md").read_text()
-    assert f"makes {sum(r['bit_identical'] for r in res['runs'])} of the 80 committed runs again" in text
-    for f in res["differ"]:
-        assert f["committed"]["met"] != f["replicate"]["met"] and f["target"] in text
+    read = [r for r in res["roundings"] if r["done_when"]]
+    assert f"hold every run of a set of seeds on {len(read)} rounding" in text
+    for r in read:
+        assert f"on `{r['rounding']}` ({r['cpu']}, read on " in text
+        for f in r["differ"]:
+            assert f["committed"]["met"] != f["replicate"]["met"] and f["target"] in text

@@ -60,8 +60,9 @@ def test_a_call_on_other_seeds_keeps_the_map_of_the_seeds_it_was_not_given(mod):
     assert [x["tries"] for x in groups] == [[t], [t], []]      # seed 0 kept, seed 6 resumed, seed 7 to make
 
 
-def test_the_committed_map_is_the_studys_runs_as_they_are_and_what_its_rows_give(mod):
-    jpath, mpath = mod.paths("backbones_2core")
+@pytest.mark.parametrize("study", ["backbones_2core", "backbones_refs", "tables", "replicate"])
+def test_the_committed_map_is_the_studys_runs_as_they_are_and_what_its_rows_give(mod, study):
+    jpath, mpath = mod.paths(study)
     res = json.loads(Path(jpath).read_text())
     assert Path(mpath).read_text() == "\n".join(mod.lines(res))
     fresh = mod.groups(res["study"], tuple(res["seeds"]))
@@ -76,6 +77,26 @@ def test_the_committed_map_is_the_studys_runs_as_they_are_and_what_its_rows_give
     assert all(c["mapped"] for c in mod.cells(res))
 
 
+def test_the_bar_maps_hold_every_run_the_bar_reads_and_the_tables_their_centralized_run(mod):
+    """``--study tables``: the tables' runs as they are (FedLPA with its coarse route) and one centralized run per
+    seed; ``--study replicate``: the first replicate's (FedLPA without it). Every one is a run of its folder, and
+    FedLPA and the oracle prior of one alpha and seed train one warm-up."""
+    seeds = tuple(range(10))
+    for study, central in (("tables", 10), ("replicate", 0)):
+        names = mod.bar_names(study, seeds)
+        labels = sorted(set(names.values()))
+        assert {lab: list(names.values()).count(lab) for lab in labels} == {
+            **{lab: 20 for lab in ("FedAvg+GCD", "FedAvg+SimGCD", "FedLPA", "FedLPA, oracle prior")},
+            **({mod.T.CENTRAL: central} if central else {})}
+        folder = Path(mod.T.RES) / mod.folder_of(study)
+        assert all((folder / f"{n}.json").exists() for n in names)
+        routed = {json.loads((folder / f"{n}.json").read_text())["config"].get("coarse_k") for n, lab in
+                  names.items() if lab == "FedLPA"}
+        assert routed == ({7} if study == "tables" else {None})
+        lpa = [g for g in mod.groups(study, seeds) if g["method"] == "fedlpa"]
+        assert len(lpa) == 20 and all(sorted(g["labels"]) == ["FedLPA", "FedLPA, oracle prior"] for g in lpa)
+
+
 @pytest.mark.parametrize("argv, says", [(["--workers", "0"], "--workers"), (["--seeds", "x"], "--seeds"),
                                         (["--seeds", "99"], "--seeds: backbones_2core has no run on seeds 99")])
 def test_bad_input_names_the_parameter_and_writes_nothing(mod, monkeypatch, tmp_path, capsys, argv, says):
@@ -85,10 +106,11 @@ def test_bad_input_names_the_parameter_and_writes_nothing(mod, monkeypatch, tmp_
     assert ex.value.code == 2 and says in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
-def test_the_summary_reads_the_map_as_its_groups_give_it(mod):
-    jpath, _ = mod.paths("backbones_2core")
+@pytest.mark.parametrize("study", ["backbones_2core", "backbones_refs"])
+def test_the_summary_reads_the_map_as_its_groups_give_it(mod, study):
+    jpath, _ = mod.paths(study)
     res = json.loads(Path(jpath).read_text())
-    got = mod.T.rounding_map_reading("backbones_2core")
+    got = mod.T.rounding_map_reading(study)
     assert all(g["rounding"] == mod.rounding(g) for g in res["groups"])           # the stored field is the tries'
     counts = {}
     for g in res["groups"]:
@@ -98,11 +120,11 @@ def test_the_summary_reads_the_map_as_its_groups_give_it(mod):
     assert got["by_label"] == counts and got["runs"] == sum(len(g["runs"]) for g in res["groups"])
     assert got["one_rounding"] == sum(c["one_rounding"] for c in mod.cells(res)) and got["cells"] == len(mod.cells(res))
     summary = json.loads((Path(mod.T.RES) / "gcd_summary.json").read_text())
-    assert summary["backbones_2core"]["rounding_map"] == got
+    assert summary[study]["rounding_map"] == got
     text = (Path(mod.T.RES) / "gcd_summary.md").read_text()
     assert f"**{got['one_rounding']} of {got['cells']} cells**" in text
     # the study's opening line says "the same machine" only where every cell is one rounding
-    assert ("made on CPUs of one name (`gcd_backbones_2core/`" in text) == (got["one_rounding"] < got["cells"])
+    assert (f"made on CPUs of one name (`{res['folder']}/`" in text) == (got["one_rounding"] < got["cells"])
     # a pair is read on one rounding only where both of its runs were made again bit for bit under one setting
     runs = mod.by_run(res)
     for p in mod.paired(res):
