@@ -30,10 +30,10 @@ reads. Its column "bit for bit" says which committed runs were made on a machine
 on such a machine the replicate reads the issue's bar with FedLPA paired to the committed baselines on one rounding.
 
 ``--roundings`` makes no run: it reads the bar on each rounding that holds every run the bar reads, gathered from
-the committed tables and both replicates (``ROUNDING_SOURCES``), each run's rounding as measured: by
-``rounding_map.py``'s maps of ``gcd/`` and ``gcd_replicate/`` (``--study tables``, ``--study replicate``), or by
-the run's own record where it has one. A replicate is one machine's set; such a set is one rounding's, whichever
-session made each run, and sets of two roundings say how much of a verdict is the machine's.
+the committed tables, both replicates and item 7's studies that made some of the same configs (``ROUNDING_SOURCES``),
+each run's rounding as measured: by ``rounding_map.py``'s maps (``--study tables``, ``--study replicate``, item 7's
+studies), or by the run's own record where it has one. A replicate is one machine's set; such a set is one
+rounding's, whichever session made each run, and sets of two roundings say how much of a verdict is the machine's.
 
     python bench/replicate_tables.py --workers 2
     python bench/replicate_tables.py --tables now --workers 2
@@ -266,7 +266,8 @@ def rounding_lines(res: dict) -> list:
     read = [r for r in res["roundings"] if r["done_when"]]
     out = ["# Issue 9's bar on one rounding", "",
            "Made by `bench/replicate_tables.py --roundings` (why: its docstring), from runs already made: every run "
-           "the bar reads (the tables' configs as they are: FedLPA, the federated baselines and the oracle prior, "
+           "the bar reads (the tables' configs as they are: FedLPA, the federated baselines, the oracle prior and the "
+           "centralized run read in FedLPA's place, "
            f"both α, {_seeds(T.SEED_STUDY)}) gathered by the rounding it was made on, from "
            + ", ".join(f"{s} (`{f}/`, " + (f"`rounding_map_{m}.md`" if m else "each run's record") + ")"
                        for s, f, m in res["sources"])
