@@ -218,12 +218,14 @@ def run_roundings(folder: str, rmap) -> tuple[dict, dict]:
     return out, cpus
 
 
-def bar_configs(seeds=T.SEED_STUDY) -> dict:
-    """(label, alpha, seed) -> config of every run the bar reads (the tables as they are), with the centralized run
-    the summary reads in FedLPA's place (one config per seed, listed under both alphas)."""
+def bar_configs(seeds=T.SEED_STUDY, fields=None, central: bool = True) -> dict:
+    """(label, alpha, seed) -> config of every run the bar reads (:func:`configs`; ``fields`` None: the tables as
+    they are), with the centralized run the summary reads in FedLPA's place (``central``; one config per seed,
+    listed under both alphas)."""
     (m, extra), best = next(iter(T.SEED_REFS.values())), T.tuned_best()
-    return {**configs(seeds, fields={}), **{(T.CENTRAL, al, s): T.config(m, al, s, False, **best[m], **extra)
-                                            for s in seeds for al in T.TABLE_ALPHAS}}
+    refs = {(T.CENTRAL, al, s): T.config(m, al, s, False, **best[m], **extra) for s in seeds
+            for al in T.TABLE_ALPHAS} if central else {}
+    return {**configs(seeds, fields={} if fields is None else fields), **refs}
 
 
 def rounding_sets() -> dict:
@@ -308,9 +310,7 @@ def rounding_lines(res: dict) -> list:
                            + " | ".join(cell(g.get(key), p) for g in got) + " |")
     out.append("")
     for r in read:
-        flips = [f"{f['target']}" + (f" with {IN_PLACE_NAMES[f['in_place']]} in FedLPA's place" if "in_place" in f
-                                     else "") + f" (α {f['alpha']:g}, {_seeds(SETS[f['seeds']][0])})"
-                 for f in r["differ"] + r["differ_in_place"]]
+        flips = [T.flip_line(f, _seeds(SETS[f["seeds"]][0])) for f in r["differ"] + r["differ_in_place"]]
         out.append(f"Verdicts that differ from the committed runs on `{r['rounding']}` ({r['cpu']}): "
                    + ("; ".join(flips) if flips else "none") + ".")
     return out

@@ -57,17 +57,12 @@ def folder_of(study: str) -> str:
 
 
 def bar_names(study: str, seeds: tuple) -> dict:
-    """Run name -> label of every run issue 9's bar reads (``replicate_tables.configs``) that ``BAR_MAPS[study]``
+    """Run name -> label of every run issue 9's bar reads (``replicate_tables.bar_configs``) that ``BAR_MAPS[study]``
     holds on ``seeds``, with the centralized run where it holds that (one per seed: alpha does not change it)."""
     import replicate_tables as RT
 
-    spec, best = BAR_MAPS[study], T.tuned_best()
-    names = {T.run_name(c): label for (label, _, _), c in RT.configs(seeds, spec["fields"]).items()}
-    if spec["central"]:
-        (m, extra), = T.SEED_REFS.values()
-        names.update({T.run_name(T.config(m, T.TABLE_ALPHAS[0], s, False, **best[m], **extra)): T.CENTRAL
-                      for s in seeds})
-    return names
+    spec = BAR_MAPS[study]
+    return {T.run_name(c): label for (label, _, _), c in RT.bar_configs(seeds, spec["fields"], spec["central"]).items()}
 
 
 def study_labels(study: str, seeds: tuple) -> dict:

@@ -1412,6 +1412,13 @@ ROUNDINGS = "replicate_tables_roundings"
 IN_PLACE_NAMES = {"oracle": "the oracle prior", "central": "the centralized run"}
 
 
+def flip_line(f: dict, seeds: str) -> str:
+    """A Done-when line whose verdict differs (``replicate_tables.differ``), named: its target, the run in FedLPA's
+    place if any, its alpha and ``seeds``."""
+    return (f"{f['target']}" + (f" with {IN_PLACE_NAMES[f['in_place']]} in FedLPA's place" if "in_place" in f else "")
+            + f" (α {f['alpha']:g}, {seeds})")
+
+
 def roundings_lines() -> list:
     """The Done-when verdicts that change where every run the bar reads is one rounding's (``ROUNDINGS``: per
     rounding, where its runs come from), each with both readings; nothing where that reading has not been made."""
@@ -1429,8 +1436,7 @@ def roundings_lines() -> list:
         src = {}
         for label, by in r["from"].items():
             src.setdefault(" and ".join(by), []).append(label)
-        flips = [f"{f['target']}" + (f" with {IN_PLACE_NAMES[f['in_place']]} in FedLPA's place" if "in_place" in f
-                                     else "") + f" (α {f['alpha']:g}, {seeds[f['seeds']]}): "
+        flips = [flip_line(f, seeds[f["seeds"]]) + ": "
                  f"{done_when_value(f['committed']['value'], f['unit'], f['committed']['met'])} in the table, "
                  f"{done_when_value(f['replicate']['value'], f['unit'], f['replicate']['met'])} there"
                  for f in r["differ"] + r["differ_in_place"]]
