@@ -18,9 +18,9 @@ Done-when reads (``gcd/``: FedLPA, the federated baselines, the oracle prior and
 tables' configs; ``replicate_tables.py --roundings`` reads the bar on each rounding that holds all of its runs.
 
 Writes ``bench/results/rounding_map_<study>.json`` after every remake (a call resumes where the last one stopped,
-on a machine of the same rounding, and keeps the groups of seeds it was not given) and ``.md`` from it, with each
-seed's runs by rounding: a paired difference between two runs of one seed is one machine's only where both share
-one.
+remakes only the seeds it is given and keeps the others' groups; a map is one machine's, so a call on a machine
+that rounds otherwise than the map's refuses it) and ``.md`` from it, with each seed's runs by rounding: a paired
+difference between two runs of one seed is one machine's only where both share one.
 """
 from __future__ import annotations
 
@@ -226,6 +226,12 @@ def main(argv=None):
     if not fresh:
         ap.error(f"--seeds: {a.study} has no run on seeds {a.seeds}")
     old = json.load(open(jpath)) if os.path.exists(jpath) else None
+    if old and old["machine"]["rounding"] != here["rounding"]:
+        # a map is one machine's: its tries name kernel settings, which round otherwise on another CPU, and this
+        # call would replace the seeds it is given (or, for the others, head their groups with this machine's name)
+        ap.error(f"--study: {os.path.relpath(jpath)} was made on {old['machine']['cpu']}, native rounding "
+                 f"{old['machine']['rounding']}; this machine rounds as {here['rounding']}. Extend it on a machine "
+                 "that rounds as the map's, or move the map aside to start this machine's own")
     all_seeds, all_groups = merged(fresh, old, seeds, here["rounding"])
     res = {"what": "each warm-up group's run made again through its warm-up, per kernel setting, until bit for bit",
            "study": a.study, "folder": folder_of(a.study), "seeds": all_seeds, "machine": here,
@@ -239,7 +245,8 @@ def main(argv=None):
         write_text_atomic(mpath, "\n".join(lines(res)))
 
     for k in a.kernels:
-        todo = [g for g in res["groups"] if rounding(g) is None and k not in {t["kernels"] for t in g["tries"]}]
+        todo = [g for g in res["groups"] if g["seed"] in seeds and rounding(g) is None
+                and k not in {t["kernels"] for t in g["tries"]}]
         with ThreadPoolExecutor(a.workers) as ex, tqdm(total=len(todo), desc=f"warm-ups made again ({k})",
                                                        unit="run") as bar:
             futs = {ex.submit(R.remake, R.record_path(os.path.join(res["folder"], g["made_again"])), k,

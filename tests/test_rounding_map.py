@@ -60,6 +60,50 @@ def test_a_call_on_other_seeds_keeps_the_map_of_the_seeds_it_was_not_given(mod):
     assert [x["tries"] for x in groups] == [[t], [t], []]      # seed 0 kept, seed 6 resumed, seed 7 to make
 
 
+def _old_map(mod, seeds, rounding):
+    """A map of the references study's runs on ``seeds``, none made again yet, as a machine of ``rounding`` left it."""
+    here = {**machine(), "rounding": rounding}
+    return {"study": "backbones_refs", "folder": mod.folder_of("backbones_refs"), "seeds": list(seeds),
+            "machine": here, "kernel_roundings": {}, "groups": [{**g, "made_on": rounding}
+                                                               for g in mod.groups("backbones_refs", seeds)]}
+
+
+def _no_remake(calls):
+    def remake(path, kernels, through):
+        calls.append(Path(path).name)
+        return {"kernels": kernels, "machine": machine(), "bit_identical": False, "first_round_apart": 1,
+                "seconds": 0.0}
+    return remake
+
+
+def test_a_call_on_a_map_made_on_a_machine_that_rounds_otherwise_refuses_it_and_writes_nothing(mod, monkeypatch,
+                                                                                                tmp_path, capsys):
+    jpath, mpath = tmp_path / "r.json", tmp_path / "r.md"
+    jpath.write_text(json.dumps(_old_map(mod, (0,), "elsewhere")))
+    before, calls = jpath.read_bytes(), []
+    monkeypatch.setattr(mod, "paths", lambda study: (str(jpath), str(mpath)))
+    monkeypatch.setattr(mod.R, "remake", _no_remake(calls))
+    with pytest.raises(SystemExit) as ex:
+        mod.main(["--study", "backbones_refs", "--seeds", "0", "--kernels", "native"])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and "--study" in err and "native rounding elsewhere" in err
+    assert machine()["rounding"] in err
+    assert jpath.read_bytes() == before and not mpath.exists() and calls == []
+
+
+def test_a_call_remakes_only_the_seeds_it_is_given(mod, monkeypatch, tmp_path):
+    jpath, mpath = tmp_path / "r.json", tmp_path / "r.md"
+    jpath.write_text(json.dumps(_old_map(mod, (1,), machine()["rounding"])))    # seed 1: kept, none made yet
+    calls = []
+    monkeypatch.setattr(mod, "paths", lambda study: (str(jpath), str(mpath)))
+    monkeypatch.setattr(mod.R, "remake", _no_remake(calls))
+    mod.main(["--study", "backbones_refs", "--seeds", "0", "--kernels", "native"])
+    res = json.loads(jpath.read_text())
+    seed_of = {g["made_again"] + ".json": g["seed"] for g in res["groups"]}
+    assert res["seeds"] == [0, 1] and calls and {seed_of[c] for c in calls} == {0}
+    assert all(g["tries"] == [] for g in res["groups"] if g["seed"] == 1)
+
+
 @pytest.mark.parametrize("study", ["backbones_2core", "backbones_refs", "tables", "replicate"])
 def test_the_committed_map_is_the_studys_runs_as_they_are_and_what_its_rows_give(mod, study):
     jpath, mpath = mod.paths(study)
