@@ -32,8 +32,10 @@ on such a machine the replicate reads the issue's bar with FedLPA paired to the 
 ``--roundings`` makes no run: it reads the bar on each rounding that holds every run the bar reads, gathered from
 the committed tables, both replicates and item 7's studies that made some of the same configs (``ROUNDING_SOURCES``),
 each run's rounding as measured: by ``rounding_map.py``'s maps (``--study tables``, ``--study replicate``, item 7's
-studies), or by the run's own record where it has one. A replicate is one machine's set; such a set is one
-rounding's, whichever session made each run, and sets of two roundings say how much of a verdict is the machine's.
+studies), by ``reproduce_runs.py``'s rows that made a run again bit for bit on any machine (so a run another CPU
+makes again there joins its rounding), or by the run's own record where it has one. A replicate is one machine's
+set; such a set is one rounding's, whichever session made each run, and sets of two roundings say how much of a
+verdict is the machine's.
 
     python bench/replicate_tables.py --workers 2
     python bench/replicate_tables.py --tables now --workers 2
@@ -51,6 +53,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reproduce_runs as R  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
 from lab.results import done_when_bar, done_when_value  # noqa: E402
@@ -201,13 +204,17 @@ ROUNDINGS = "replicate_tables_roundings"
 
 def run_roundings(folder: str, rmap) -> tuple[dict, dict]:
     """(run name -> rounding, rounding -> the CPU that showed it) of ``folder``'s runs whose rounding is measured:
-    by the rounding map ``rmap`` where it made the run again bit for bit, else by the run's own record (the runs
-    made since ``lab.machine`` carry one)."""
+    by the rounding map ``rmap`` where it made the run again bit for bit, else by a row of ``reproduce_runs.json``
+    that made it again bit for bit, else by the run's own record (the runs made since ``lab.machine`` carry one)."""
     out, cpus = {}, {}
     for f in sorted(os.listdir(os.path.join(T.RES, folder))):
         r = json.load(open(os.path.join(T.RES, folder, f))) if f.endswith(".json") else {}
         if (fp := (r.get("machine") or {}).get("rounding")) and "config" in r:
             out[f[:-len(".json")]], cpus[fp] = fp, r["machine"]["cpu"]
+    for row in json.load(open(R.JSON))["rows"] if os.path.exists(R.JSON) else []:
+        if row["bit_identical"] and row["run"].startswith(folder + "/"):   # made again in full, on any machine
+            out[row["run"][len(folder) + 1:]], cpus[row["machine"]["rounding"]] = (row["machine"]["rounding"],
+                                                                                    row["machine"]["cpu"])
     path = os.path.join(T.RES, f"rounding_map_{rmap}.json")
     if rmap is not None and os.path.exists(path):
         m = json.load(open(path))

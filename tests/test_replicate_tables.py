@@ -142,6 +142,26 @@ def test_a_rounding_is_read_only_where_every_run_was_measured_on_it(mod, monkeyp
     assert got["elsewhere"]["from"] == {"FedLPA": {st["runs"][key][0]: 1}}
 
 
+def test_a_run_made_again_bit_for_bit_by_reproduce_runs_joins_that_rounding_and_one_that_parts_does_not(
+        mod, monkeypatch, tmp_path):
+    """The tables' centralized run on seed 5 is in no map and has no record of its machine: a row of
+    ``reproduce_runs.json`` that made it again bit for bit on some machine measures it; a row that parted does not."""
+    central = mod.T.run_name(mod.bar_configs()[mod.T.CENTRAL, 0.1, 5])
+    other = mod.T.run_name(mod.bar_configs()["FedAvg+GCD", 0.1, 5])
+    row = lambda run, fp, same: {"run": f"gcd/{run}", "machine": {"cpu": "a CPU", "rounding": fp},  # noqa: E731
+                                 "bit_identical": same}
+    path = tmp_path / "reproduce_runs.json"
+    monkeypatch.setattr(mod.R, "JSON", str(path))
+    path.write_text(json.dumps({"rows": []}))
+    before = mod.run_roundings("gcd", "tables")[0]
+    assert central not in before
+    path.write_text(json.dumps({"rows": [row(central, "made-here", True), row(other, "parted", False),
+                                         row(central, "elsewhere", False)]}))
+    got, cpus = mod.run_roundings("gcd", "tables")
+    assert got[central] == "made-here" and cpus["made-here"] == "a CPU" and "parted" not in cpus
+    assert {n: r for n, r in got.items() if n != central} == before
+
+
 def test_the_rounding_of_the_replicate_of_the_tables_as_they_are_reads_as_that_replicate(mod):
     """The rounding of the replicate of the tables as they are holds every run that replicate made, so it reads as
     that replicate (the wall lines aside)."""
