@@ -123,8 +123,7 @@ def record(machine: dict, which: str = "before_route") -> dict:
 
 
 #: the runs each All line is also read with in FedLPA's place (``run_gcd_tables.done_when``'s fields)
-IN_PLACE_NAMES = T.IN_PLACE_NAMES
-IN_PLACE = tuple(IN_PLACE_NAMES)
+IN_PLACE = tuple(T.IN_PLACE_NAMES)
 
 
 def differ(done: dict, in_place: tuple = ()) -> list:
@@ -199,7 +198,6 @@ ROUNDING_SOURCES = (("the tables", "gcd", "tables"), ("the first replicate", "gc
                     ("item 7's references study", "gcd_backbones_refs", "backbones_refs"),
                     ("item 7's study at each backbone's own rates", "gcd_backbones_tuned", None),
                     ("item 7's 2-core study", "gcd_backbones_2core", "backbones_2core"))
-ROUNDINGS = "replicate_tables_roundings"
 
 
 def run_roundings(folder: str, rmap) -> tuple[dict, dict]:
@@ -312,7 +310,7 @@ def rounding_lines(res: dict) -> list:
         for x in res["committed"]["eval_seeds"]:
             if x.get(f"{p}_value") is not None:
                 key = (x["alpha"], x["target"])
-                out.append(f"| {x['alpha']:g} | {x['target']} | {IN_PLACE_NAMES[p]} | "
+                out.append(f"| {x['alpha']:g} | {x['target']} | {T.IN_PLACE_NAMES[p]} | "
                            f"{done_when_bar(x['bar'], x['unit'])} | "
                            + " | ".join(cell(g.get(key), p) for g in got) + " |")
     out.append("")
@@ -330,15 +328,16 @@ def main(argv=None):
                     help="which tables to make again: before FedLPA's coarse route (the first replicate, "
                          "gcd_replicate/) or as they are now (gcd_replicate_now/)")
     ap.add_argument("--roundings", action="store_true",
-                    help="make no run: read the bar on each rounding that holds every run it reads (the tables' and "
-                         "both replicates' runs, by the rounding maps and the runs' records)")
+                    help="make no run: read the bar on each rounding that holds every run it reads (gathered from "
+                         "ROUNDING_SOURCES' folders by the rounding maps, reproduce_runs.py's rows and the runs' "
+                         "records)")
     a = ap.parse_args(argv)
     try:
         check_range("--workers", a.workers, 1, 64, integer=True)
     except ValueError as e:
         ap.error(str(e))
     if a.roundings:
-        json_path, md_path = (os.path.join(T.RES, ROUNDINGS + ext) for ext in (".json", ".md"))
+        json_path, md_path = (os.path.join(T.RES, T.ROUNDINGS + ext) for ext in (".json", ".md"))
         res = rounding_record()
         write_json_atomic(json_path, res)
         write_text_atomic(md_path, "\n".join(rounding_lines(res)) + "\n")

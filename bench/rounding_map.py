@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replicate_tables as RT  # noqa: E402
 import reproduce_runs as R  # noqa: E402
 import run_gcd_tables as T  # noqa: E402
 
@@ -59,8 +60,6 @@ def folder_of(study: str) -> str:
 def bar_names(study: str, seeds: tuple) -> dict:
     """Run name -> label of every run issue 9's bar reads (``replicate_tables.bar_configs``) that ``BAR_MAPS[study]``
     holds on ``seeds``, with the centralized run where it holds that (one per seed: alpha does not change it)."""
-    import replicate_tables as RT
-
     spec = BAR_MAPS[study]
     return {T.run_name(c): label for (label, _, _), c in RT.bar_configs(seeds, spec["fields"], spec["central"]).items()}
 
